@@ -1,0 +1,114 @@
+//! Typed broker configuration. The binary layers defaults, a TOML file,
+//! `RUNNEL_*` environment variables and flags into one of these.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// When appended data is forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsyncPolicy {
+    /// `acks=all` produces are answered only after an fsync covering them
+    /// (shared between concurrent producers).
+    Always,
+    /// A background task fsyncs every `fsync_interval_ms`; nothing waits.
+    Interval,
+    /// Leave flushing to the operating system.
+    Never,
+}
+
+/// One named listener: where it binds and what address it hands to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub listen: SocketAddr,
+    /// `host:port` returned in Metadata to clients connected through this
+    /// listener. Defaults to the bound address.
+    #[serde(default)]
+    pub advertise: Option<String>,
+}
+
+impl ListenerConfig {
+    /// Parses `NAME=HOST:PORT[@ADVERTISED_HOST:PORT]`.
+    pub fn parse(spec: &str) -> Result<ListenerConfig, String> {
+        let (name, rest) = spec.split_once('=').ok_or_else(|| format!("listener `{spec}` must look like NAME=HOST:PORT[@ADVERTISED_HOST:PORT]"))?;
+        let (listen, advertise) = match rest.split_once('@') {
+            Some((listen, advertise)) => (listen, Some(advertise.to_string())),
+            None => (rest, None),
+        };
+        let listen = listen.parse().map_err(|e| format!("listener `{name}`: bad address `{listen}`: {e}"))?;
+        if let Some(advertise) = &advertise {
+            split_host_port(advertise)?;
+        }
+        Ok(ListenerConfig { name: name.to_string(), listen, advertise })
+    }
+}
+
+/// Splits `host:port`, accepting bracketed IPv6 hosts.
+pub fn split_host_port(addr: &str) -> Result<(String, u16), String> {
+    let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("`{addr}` must be HOST:PORT"))?;
+    let port = port.parse().map_err(|_| format!("`{addr}`: bad port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{addr}`: empty host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Everything the broker needs to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub listeners: Vec<ListenerConfig>,
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics (`num.partitions`).
+    pub num_partitions: i32,
+    /// Largest request frame accepted (`socket.request.max.bytes`).
+    pub socket_request_max_bytes: usize,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: u64,
+    /// How often retention runs (`log.retention.check.interval.ms`).
+    pub retention_check_interval_ms: u64,
+    /// Broker-wide defaults for topic configs, keyed by topic config name
+    /// (`retention.ms = "3600000"`); reported with source STATIC_BROKER_CONFIG.
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("runnel-data"),
+            listeners: vec![ListenerConfig {
+                name: "PLAINTEXT".to_string(),
+                listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+                advertise: None,
+            }],
+            auto_create_topics: true,
+            num_partitions: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 1000,
+            retention_check_interval_ms: 300_000,
+            topic_defaults: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_spec_with_advertised_address() {
+        let l = ListenerConfig::parse("DOCKER=0.0.0.0:29092@broker:29092").unwrap();
+        assert_eq!(l.name, "DOCKER");
+        assert_eq!(l.listen.port(), 29092);
+        assert_eq!(l.advertise.as_deref(), Some("broker:29092"));
+        assert!(ListenerConfig::parse("nope").is_err());
+        assert!(ListenerConfig::parse("A=1.2.3.4:1@host").is_err());
+    }
+}

@@ -1,0 +1,72 @@
+//! The one place where runnel's errors become Kafka error codes.
+
+use kafka_protocol::error::ResponseError;
+use runnel_log::{BatchError, LogError};
+
+use crate::state::TopicError;
+use crate::topic_config::ConfigError;
+
+/// A Kafka error code with an optional message for responses that carry one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaError {
+    pub code: ResponseError,
+    pub message: Option<String>,
+}
+
+impl KafkaError {
+    pub fn new(code: ResponseError, message: impl Into<String>) -> KafkaError {
+        KafkaError { code, message: Some(message.into()) }
+    }
+
+    pub fn bare(code: ResponseError) -> KafkaError {
+        KafkaError { code, message: None }
+    }
+
+    pub fn code(&self) -> i16 {
+        self.code.code()
+    }
+}
+
+impl From<&BatchError> for KafkaError {
+    fn from(e: &BatchError) -> Self {
+        let code = match e {
+            BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+            BatchError::CrcMismatch | BatchError::Truncated | BatchError::BadLength(_) => ResponseError::CorruptMessage,
+            BatchError::BadRecordCount { .. } | BatchError::UnexpectedControlBatch => ResponseError::InvalidRecord,
+            BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        };
+        KafkaError::new(code, e.to_string())
+    }
+}
+
+impl From<&LogError> for KafkaError {
+    fn from(e: &LogError) -> Self {
+        match e {
+            LogError::Batch(b) => b.into(),
+            LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange, e.to_string()),
+            LogError::Io(_) => KafkaError::new(ResponseError::KafkaStorageError, e.to_string()),
+        }
+    }
+}
+
+impl From<&ConfigError> for KafkaError {
+    fn from(e: &ConfigError) -> Self {
+        KafkaError::new(ResponseError::InvalidConfig, e.to_string())
+    }
+}
+
+impl From<&TopicError> for KafkaError {
+    fn from(e: &TopicError) -> Self {
+        let code = match e {
+            TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::Config(c) => return c.into(),
+            TopicError::Log(l) => return l.into(),
+            TopicError::Io(_) => ResponseError::KafkaStorageError,
+        };
+        KafkaError::new(code, e.to_string())
+    }
+}

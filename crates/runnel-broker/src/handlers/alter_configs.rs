@@ -1,0 +1,42 @@
+//! AlterConfigs: replace a topic's overrides wholesale (the legacy API;
+//! IncrementalAlterConfigs patches them).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::str_bytes;
+use crate::error::KafkaError;
+use crate::request::RequestContext;
+
+pub fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let response = AlterConfigsResourceResponse::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
+            let changes: Vec<(String, Option<String>)> = resource.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+            let outcome = match resource.resource_type {
+                RESOURCE_TOPIC => {
+                    if let Some((name, _)) = changes.iter().find(|(_, v)| v.is_none()) {
+                        Err(KafkaError::new(ResponseError::InvalidConfig, format!("config `{name}` has a null value")))
+                    } else {
+                        ctx.state.alter_topic_configs(resource.resource_name.as_str(), &changes, false, request.validate_only).map_err(|e| KafkaError::from(&e))
+                    }
+                }
+                RESOURCE_BROKER => Err(broker_configs_are_static()),
+                other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+            };
+            match outcome {
+                Ok(()) => response,
+                Err(error) => response.with_error_code(error.code()).with_error_message(error.message.map(str_bytes)),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub(crate) fn broker_configs_are_static() -> KafkaError {
+    KafkaError::new(ResponseError::InvalidRequest, "broker configs are static: set them in runnel's config file or flags and restart")
+}

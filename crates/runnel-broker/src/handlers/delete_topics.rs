@@ -1,0 +1,35 @@
+//! DeleteTopics, by name or (v6+) by topic id.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+
+use super::{str_bytes, topic_name};
+use crate::error::KafkaError;
+use crate::request::RequestContext;
+
+pub fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut targets: Vec<(Option<String>, uuid::Uuid)> = request.topic_names.iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect();
+    targets.extend(request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)));
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let name = name.or_else(|| ctx.state.topic_by_id(id).map(|t| t.name.clone()));
+            let version = ctx.api_version;
+            let result = DeletableTopicResult::default().with_topic_id(id);
+            let Some(name) = name else {
+                return result.with_error_code(ResponseError::UnknownTopicId.code());
+            };
+            let result = result.with_name(Some(topic_name(name.clone())));
+            match ctx.state.delete_topic(&name) {
+                Ok(topic) if version >= 6 => result.with_topic_id(topic.id),
+                Ok(_) => result,
+                Err(e) => {
+                    let error = KafkaError::from(&e);
+                    result.with_error_code(error.code()).with_error_message(error.message.filter(|_| version >= 5).map(str_bytes))
+                }
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

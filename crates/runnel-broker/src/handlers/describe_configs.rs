@@ -1,0 +1,135 @@
+//! DescribeConfigs for topics (with sources: topic, broker, default) and
+//! for the broker itself.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+use super::str_bytes;
+use crate::request::RequestContext;
+use crate::topic_config::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+struct Entry {
+    name: String,
+    value: String,
+    source: ConfigSource,
+    config_type: ConfigType,
+    doc: &'static str,
+    /// Lower-precedence values, most specific first.
+    synonyms: Vec<(String, String, ConfigSource)>,
+}
+
+pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = request
+        .resources
+        .into_iter()
+        .map(|resource| describe(ctx, resource, request.include_synonyms, request.include_documentation))
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonyms: bool, docs: bool) -> DescribeConfigsResult {
+    let version = ctx.api_version;
+    let synonyms = synonyms && version >= 1;
+    let docs = docs && version >= 3;
+    let result = DescribeConfigsResult::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
+    let entries = match resource.resource_type {
+        RESOURCE_TOPIC => match ctx.state.topic(resource.resource_name.as_str()) {
+            Some(topic) => topic_entries(&topic.overrides(), &ctx.state.config.topic_defaults),
+            None => {
+                return result
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_error_message(Some(str_bytes(format!("topic `{}` does not exist", resource.resource_name.as_str()))))
+            }
+        },
+        RESOURCE_BROKER => {
+            let name = resource.resource_name.as_str();
+            if !name.is_empty() && name != ctx.state.node_id.to_string() {
+                return result
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!("unknown broker `{name}`; this broker is {}", ctx.state.node_id))));
+            }
+            broker_entries(ctx)
+        }
+        other => {
+            return result
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(str_bytes(format!("resource type {other} is not supported"))))
+        }
+    };
+    let wanted = resource.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+    let configs = entries
+        .into_iter()
+        .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.name)))
+        .map(|e| {
+            let mut out = DescribeConfigsResourceResult::default().with_name(str_bytes(e.name)).with_value(Some(str_bytes(e.value)));
+            out = match version {
+                0 => out.with_is_default(e.source == ConfigSource::Default),
+                1 | 2 => out.with_config_source(e.source as i8),
+                _ => out.with_config_source(e.source as i8).with_config_type(e.config_type as i8),
+            };
+            if synonyms {
+                out = out.with_synonyms(
+                    e.synonyms
+                        .into_iter()
+                        .map(|(name, value, source)| {
+                            DescribeConfigsSynonym::default().with_name(str_bytes(name)).with_value(Some(str_bytes(value))).with_source(source as i8)
+                        })
+                        .collect(),
+                );
+            }
+            if docs {
+                out = out.with_documentation(Some(str_bytes(e.doc)));
+            }
+            out
+        })
+        .collect();
+    result.with_configs(configs)
+}
+
+fn topic_entries(topic: &std::collections::BTreeMap<String, String>, broker: &std::collections::BTreeMap<String, String>) -> Vec<Entry> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let (value, source) = topic_config::resolve(def, topic, broker);
+            let mut synonyms = Vec::new();
+            if let Some(v) = topic.get(def.name) {
+                synonyms.push((def.name.to_string(), v.clone(), ConfigSource::Topic));
+            }
+            if let Some(v) = broker.get(def.name) {
+                synonyms.push((def.broker_name.to_string(), v.clone(), ConfigSource::StaticBroker));
+            }
+            synonyms.push((def.broker_name.to_string(), def.default.to_string(), ConfigSource::Default));
+            Entry { name: def.name.to_string(), value: value.to_string(), source, config_type: def.config_type, doc: def.doc, synonyms }
+        })
+        .collect()
+}
+
+fn broker_entries(ctx: &RequestContext<'_>) -> Vec<Entry> {
+    let config = &ctx.state.config;
+    let mut entries: Vec<Entry> = TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let (value, source) = match config.topic_defaults.get(def.name) {
+                Some(v) => (v.clone(), ConfigSource::StaticBroker),
+                None => (def.default.to_string(), ConfigSource::Default),
+            };
+            Entry { name: def.broker_name.to_string(), value: value.clone(), source, config_type: def.config_type, doc: def.doc, synonyms: vec![(def.broker_name.to_string(), value, source)] }
+        })
+        .collect();
+    let fixed = [
+        ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigType::Boolean, "create topics on first use"),
+        ("num.partitions", config.num_partitions.to_string(), ConfigType::Int, "partitions of auto-created topics"),
+        ("socket.request.max.bytes", config.socket_request_max_bytes.to_string(), ConfigType::Int, "largest request accepted"),
+        ("node.id", ctx.state.node_id.to_string(), ConfigType::Int, "this broker's id"),
+        ("log.dirs", config.data_dir.display().to_string(), ConfigType::String, "where partition logs live"),
+    ];
+    for (name, value, config_type, doc) in fixed {
+        entries.push(Entry { name: name.to_string(), value: value.clone(), source: ConfigSource::StaticBroker, config_type, doc, synonyms: vec![(name.to_string(), value, ConfigSource::StaticBroker)] });
+    }
+    entries
+}

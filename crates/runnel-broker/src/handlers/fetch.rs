@@ -1,0 +1,114 @@
+//! Fetch: whole batches straight from the segments, with long polling on
+//! `max_wait_ms`/`min_bytes` and the `max_bytes` limits.
+//!
+//! Fetch sessions are not kept: every response has session id 0, so
+//! clients send full fetch requests, which the protocol allows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use runnel_log::LogError;
+use tokio::time::Instant;
+
+use crate::error::KafkaError;
+use crate::request::RequestContext;
+use crate::state::{Partition, Topic};
+
+/// Longest wait honoured, whatever the client asks for.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+enum Resolved {
+    Found(Arc<Topic>),
+    Missing(ResponseError),
+}
+
+pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+    let version = ctx.api_version;
+    let uses_topic_ids = version >= 13;
+    let topics: Vec<Resolved> = request
+        .topics
+        .iter()
+        .map(|t| {
+            let topic = if uses_topic_ids { ctx.state.topic_by_id(t.topic_id) } else { ctx.state.topic(&t.topic.0) };
+            match topic {
+                Some(topic) => Resolved::Found(topic),
+                None if uses_topic_ids => Resolved::Missing(ResponseError::UnknownTopicId),
+                None => Resolved::Missing(ResponseError::UnknownTopicOrPartition),
+            }
+        })
+        .collect();
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if request.max_bytes <= 0 { usize::MAX } else { request.max_bytes as usize };
+    loop {
+        // Register for wake-ups before reading, so an append that lands
+        // between the read and the wait is not missed.
+        let appended = ctx.state.appended.notified();
+        let (responses, total, any_error) = read_all(&request, &topics, max_bytes, version);
+        let now = Instant::now();
+        if total >= min_bytes.max(1) || any_error || now >= deadline {
+            return FetchResponse::default().with_session_id(0).with_responses(responses);
+        }
+        let _ = tokio::time::timeout(deadline - now, appended).await;
+    }
+}
+
+fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for (fetch_topic, resolved) in request.topics.iter().zip(topics) {
+        let partitions = fetch_topic
+            .partitions
+            .iter()
+            .map(|p| {
+                let data = PartitionData::default().with_partition_index(p.partition).with_preferred_read_replica(BrokerId(-1));
+                // Fields a version lacks must stay at their defaults.
+                let lso = |offset: i64| if version >= 4 { offset } else { -1 };
+                let log_start = |offset: i64| if version >= 5 { offset } else { -1 };
+                let partition = match resolved {
+                    Resolved::Found(topic) => topic.partition(p.partition).ok_or(ResponseError::UnknownTopicOrPartition),
+                    Resolved::Missing(code) => Err(*code),
+                };
+                let partition = match partition {
+                    Ok(partition) => partition,
+                    Err(code) => {
+                        any_error = true;
+                        return data.with_error_code(code.code()).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1);
+                    }
+                };
+                let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+                match read_partition(&partition, p.fetch_offset, budget, total == 0) {
+                    Ok((records, start, end)) => {
+                        total += records.len();
+                        data.with_high_watermark(end).with_last_stable_offset(lso(end)).with_log_start_offset(log_start(start)).with_records(Some(records))
+                    }
+                    Err(e) => {
+                        any_error = true;
+                        let bounds = partition.log.bounds();
+                        data.with_error_code(KafkaError::from(&e).code())
+                            .with_high_watermark(bounds.log_end_offset)
+                            .with_last_stable_offset(lso(bounds.log_end_offset))
+                            .with_log_start_offset(log_start(bounds.log_start_offset))
+                    }
+                }
+            })
+            .collect();
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(fetch_topic.topic.clone())
+                .with_topic_id(fetch_topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (responses, total, any_error)
+}
+
+fn read_partition(partition: &Partition, offset: i64, budget: usize, first: bool) -> Result<(bytes::Bytes, i64, i64), LogError> {
+    let chunk = partition.log.read(offset, budget, first)?;
+    Ok((chunk.bytes, chunk.log_start_offset, chunk.log_end_offset))
+}

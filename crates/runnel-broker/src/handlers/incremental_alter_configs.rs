@@ -1,0 +1,80 @@
+//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on a topic's
+//! overrides.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+
+use super::alter_configs::broker_configs_are_static;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::str_bytes;
+use crate::error::KafkaError;
+use crate::request::RequestContext;
+use crate::topic_config::{self, ConfigType};
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+pub fn handle(ctx: &RequestContext<'_>, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let response = AlterConfigsResourceResponse::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
+            let outcome = match resource.resource_type {
+                RESOURCE_TOPIC => changes(ctx, resource.resource_name.as_str(), &resource.configs).and_then(|changes| {
+                    ctx.state.alter_topic_configs(resource.resource_name.as_str(), &changes, true, request.validate_only).map_err(|e| KafkaError::from(&e))
+                }),
+                RESOURCE_BROKER => Err(broker_configs_are_static()),
+                other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+            };
+            match outcome {
+                Ok(()) => response,
+                Err(error) => response.with_error_code(error.code()).with_error_message(error.message.map(str_bytes)),
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Turns operations into set/delete changes against the current values.
+fn changes(
+    ctx: &RequestContext<'_>,
+    topic: &str,
+    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+) -> Result<Vec<(String, Option<String>)>, KafkaError> {
+    let current = ctx.state.topic(topic).map(|t| t.overrides()).unwrap_or_default();
+    let defaults = &ctx.state.config.topic_defaults;
+    configs
+        .iter()
+        .map(|c| {
+            let name = c.name.to_string();
+            let value = c.value.as_ref().map(|v| v.to_string());
+            match c.config_operation {
+                SET => Ok((name, Some(value.unwrap_or_default()))),
+                DELETE => Ok((name, None)),
+                APPEND | SUBTRACT => {
+                    let def = topic_config::find(&name).ok_or_else(|| KafkaError::new(ResponseError::InvalidConfig, format!("unknown topic config `{name}`")))?;
+                    if def.config_type != ConfigType::List {
+                        return Err(KafkaError::new(ResponseError::InvalidConfig, format!("`{name}` is not a list; use SET")));
+                    }
+                    let (existing, _) = topic_config::resolve(def, &current, defaults);
+                    let mut items: Vec<String> = existing.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                    for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        if c.config_operation == APPEND {
+                            if !items.iter().any(|i| i == item) {
+                                items.push(item.to_string());
+                            }
+                        } else {
+                            items.retain(|i| i != item);
+                        }
+                    }
+                    Ok((name, Some(items.join(","))))
+                }
+                other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("unknown config operation {other}"))),
+            }
+        })
+        .collect()
+}

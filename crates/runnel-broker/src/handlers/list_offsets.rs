@@ -1,0 +1,83 @@
+//! ListOffsets: earliest, latest, max timestamp (KIP-734) and the first
+//! offset at or after a timestamp.
+//!
+//! Finding a timestamp needs the records of one batch, so this handler (not
+//! the produce or fetch path) decodes that single batch.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+
+use crate::error::KafkaError;
+use crate::request::RequestContext;
+use crate::state::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = ctx.state.topic(&t.name.0);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    match lookup(&partition, p.timestamp) {
+                        Ok((timestamp, offset)) => match ctx.api_version {
+                            0 => response.with_old_style_offsets(if offset >= 0 { vec![offset] } else { vec![] }),
+                            1..=3 => response.with_timestamp(timestamp).with_offset(offset),
+                            _ => response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(0),
+                        },
+                        Err(e) => response.with_error_code(e.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Returns `(timestamp, offset)`; `(-1, -1)` when no record qualifies.
+fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), KafkaError> {
+    let bounds = partition.log.bounds();
+    let log_err = |e: runnel_log::LogError| KafkaError::from(&e);
+    match target {
+        LATEST => Ok((-1, bounds.log_end_offset)),
+        EARLIEST | EARLIEST_LOCAL => Ok((-1, bounds.log_start_offset)),
+        MAX_TIMESTAMP => match partition.log.batch_with_max_timestamp().map_err(log_err)? {
+            None => Ok((-1, -1)),
+            Some(batch) => {
+                let records = decode(batch)?;
+                let best = records.iter().filter(|(_, o)| *o >= bounds.log_start_offset).max_by_key(|(ts, o)| (*ts, -*o));
+                Ok(best.copied().unwrap_or((-1, -1)))
+            }
+        },
+        t if t >= 0 => match partition.log.batch_for_timestamp(t).map_err(log_err)? {
+            None => Ok((-1, -1)),
+            Some(batch) => {
+                let records = decode(batch)?;
+                let hit = records.iter().find(|(ts, o)| *ts >= t && *o >= bounds.log_start_offset);
+                Ok(hit.copied().unwrap_or((-1, -1)))
+            }
+        },
+        other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("unknown special timestamp {other}"))),
+    }
+}
+
+/// `(timestamp, offset)` of every record in one batch.
+fn decode(mut batch: Bytes) -> Result<Vec<(i64, i64)>, KafkaError> {
+    let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
+    Ok(set.records.iter().map(|r| (r.timestamp, r.offset)).collect())
+}

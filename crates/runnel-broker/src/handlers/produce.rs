@@ -1,0 +1,171 @@
+//! Produce: validate batches by header and checksum, check idempotent
+//! sequences, append as bytes, and answer per `acks`.
+//!
+//! Records are never decoded here: a batch is checked (magic, lengths,
+//! count, CRC-32C), stamped with its base offset and written as is.
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use runnel_log::batch::{self, BatchHeader};
+use runnel_log::BatchError;
+
+use super::str_bytes;
+use crate::config::FsyncPolicy;
+use crate::error::KafkaError;
+use crate::producers::SequenceVerdict;
+use crate::request::RequestContext;
+use crate::state::{now_ms, Partition, Topic};
+
+/// Answers a produce request; `None` for `acks=0`, which gets no response.
+pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut pending_flushes = Vec::new();
+    for topic_data in request.topic_data {
+        let name = topic_data.name.0.to_string();
+        let topic = ctx.state.get_or_auto_create(&name);
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let index = data.index;
+            let outcome = match (&topic, acks) {
+                (_, a) if !(-1..=1).contains(&a) => Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {a}"))),
+                (Err(e), _) => Err(KafkaError::from(e)),
+                (Ok(topic), _) => match topic.partition(index) {
+                    None => Err(KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` has no partition {index}"))),
+                    Some(partition) => append(ctx, topic, &partition, data),
+                },
+            };
+            let response = PartitionProduceResponse::default().with_index(index);
+            let version = ctx.api_version;
+            partition_responses.push(match outcome {
+                Ok(done) => {
+                    if let Some(end) = done.flush_to {
+                        if let Ok(topic) = &topic {
+                            if let Some(partition) = topic.partition(index) {
+                                pending_flushes.push((partition, end, partition_responses.len(), responses.len()));
+                            }
+                        }
+                    }
+                    response
+                        .with_base_offset(done.base_offset)
+                        .with_log_append_time_ms(if version >= 2 { done.log_append_time } else { -1 })
+                        .with_log_start_offset(if version >= 5 { done.log_start_offset } else { -1 })
+                }
+                Err(error) => {
+                    if error.code != ResponseError::UnknownTopicOrPartition {
+                        tracing::debug!(topic = %name, partition = index, error = ?error, "produce rejected");
+                    }
+                    response
+                        .with_error_code(error.code())
+                        .with_error_message(error.message.filter(|_| version >= 8).map(str_bytes))
+                        .with_base_offset(-1)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(-1)
+                }
+            });
+        }
+        responses.push(TopicProduceResponse::default().with_name(topic_data.name).with_partition_responses(partition_responses));
+    }
+    ctx.state.appended.notify_waiters();
+    if acks == -1 {
+        for (partition, end, partition_slot, topic_slot) in pending_flushes {
+            if let Err(e) = partition.log.flush_to(end).await {
+                tracing::error!(partition = partition.index, error = %e, "fsync failed; produce not acknowledged");
+                let error = KafkaError::from(&e);
+                let slot = &mut responses[topic_slot].partition_responses[partition_slot];
+                slot.error_code = error.code();
+                slot.error_message = error.message.filter(|_| ctx.api_version >= 8).map(str_bytes);
+                slot.base_offset = -1;
+            }
+        }
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+struct Appended {
+    base_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+    /// Set when the caller must fsync up to this offset before answering.
+    flush_to: Option<i64>,
+}
+
+fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: PartitionProduceData) -> Result<Appended, KafkaError> {
+    let records = data.records.ok_or_else(|| KafkaError::new(ResponseError::CorruptMessage, "produce request carries no records"))?;
+    let settings = topic.settings();
+    let ranges = batch::split(&records).map_err(|e| KafkaError::from(&e))?;
+    let mut headers = Vec::with_capacity(ranges.len());
+    for range in &ranges {
+        let bytes = &records[range.clone()];
+        if bytes.len() > settings.max_message_bytes {
+            return Err(KafkaError::from(&BatchError::TooLarge { size: bytes.len(), max: settings.max_message_bytes }));
+        }
+        let header = batch::validate(bytes).map_err(|e| KafkaError::from(&e))?;
+        if header.is_control() {
+            return Err(KafkaError::from(&BatchError::UnexpectedControlBatch));
+        }
+        if header.is_transactional() {
+            return Err(KafkaError::new(ResponseError::InvalidRecord, "transactional produce is not supported yet"));
+        }
+        headers.push(header);
+    }
+    let now = now_ms();
+    let log_append_time = settings.log_append_time.then_some(now);
+    let mut producers = partition.producers.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(duplicate) = check_sequences(&producers, &headers)? {
+        // The original may still be waiting for its fsync: a retry is
+        // acknowledged no sooner than the first attempt would have been.
+        let bounds = partition.log.bounds();
+        let flush_to = (ctx.state.config.fsync == FsyncPolicy::Always).then_some(bounds.log_end_offset);
+        return Ok(Appended { base_offset: duplicate, log_append_time: -1, log_start_offset: bounds.log_start_offset, flush_to });
+    }
+    let mut payload = BytesMut::from(&records[..]);
+    let appended = partition
+        .log
+        .append(&mut payload, &mut headers, log_append_time, now)
+        .map_err(|e| KafkaError::from(&e))?;
+    for header in &headers {
+        producers.record(header);
+    }
+    drop(producers);
+    let flush_to = (ctx.state.config.fsync == FsyncPolicy::Always).then_some(appended.last_offset + 1);
+    Ok(Appended {
+        base_offset: appended.base_offset,
+        log_append_time: log_append_time.unwrap_or(-1),
+        log_start_offset: appended.log_start_offset,
+        flush_to,
+    })
+}
+
+/// Returns the original base offset when the request is a retry of
+/// batches already in the log.
+fn check_sequences(producers: &crate::producers::ProducerStates, headers: &[BatchHeader]) -> Result<Option<i64>, KafkaError> {
+    for (i, header) in headers.iter().enumerate() {
+        match producers.check(header) {
+            SequenceVerdict::Append => {}
+            SequenceVerdict::Duplicate { base_offset } if headers.len() == 1 && i == 0 => return Ok(Some(base_offset)),
+            SequenceVerdict::Duplicate { .. } => {
+                return Err(KafkaError::new(ResponseError::DuplicateSequenceNumber, "a retried batch arrived together with new ones"));
+            }
+            SequenceVerdict::OutOfOrder { expected } => {
+                return Err(KafkaError::new(
+                    ResponseError::OutOfOrderSequenceNumber,
+                    format!("producer {} sent sequence {}, expected {expected}", header.producer_id, header.base_sequence),
+                ));
+            }
+            SequenceVerdict::Fenced { current_epoch } => {
+                return Err(KafkaError::new(
+                    ResponseError::InvalidProducerEpoch,
+                    format!("producer {} epoch {} is older than {current_epoch}", header.producer_id, header.producer_epoch),
+                ));
+            }
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,21 @@
+//! runnel-broker: the Kafka wire-protocol broker.
+//!
+//! Layering, outermost first: `server` (listeners, one task per
+//! connection) → `frame` (length-prefixed frames) → `request` (header,
+//! version negotiation, dispatch) → `handlers` (one file per Kafka API) →
+//! `state` (topics, partitions, producer state) → `runnel_log` (storage).
+//! Errors become Kafka error codes only in `error`.
+
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod handlers;
+pub mod producers;
+pub mod request;
+pub mod server;
+pub mod state;
+pub mod topic_config;
+
+pub use config::{BrokerConfig, FsyncPolicy, ListenerConfig};
+pub use server::{bind, run, Listener};
+pub use state::BrokerState;

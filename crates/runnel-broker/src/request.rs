@@ -1,0 +1,139 @@
+//! From a frame to a response: header parsing, version negotiation and
+//! dispatch to the one handler per API in `handlers/`.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::handlers;
+use crate::server::Listener;
+use crate::state::BrokerState;
+
+/// The APIs runnel serves and their version ranges (Apache Kafka 3.7's).
+/// ApiVersions advertises exactly this table.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 9),
+    (ApiKey::Fetch, 0, 15),
+    (ApiKey::ListOffsets, 0, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
+    (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The version range runnel serves for `api_key`, if any.
+pub fn supported_range(api_key: i16) -> Option<(ApiKey, i16, i16)> {
+    SUPPORTED_APIS.iter().copied().find(|(key, _, _)| *key as i16 == api_key)
+}
+
+/// What a handler knows about the request it serves.
+pub struct RequestContext<'a> {
+    pub state: &'a Arc<BrokerState>,
+    pub listener: &'a Listener,
+    pub api_version: i16,
+}
+
+/// Why a request could not be answered; the connection is closed, as
+/// Apache Kafka does for requests it cannot parse.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request of {0} bytes is too short for a header")]
+    TooShort(usize),
+    #[error("unsupported API key {api_key} version {api_version}")]
+    Unsupported { api_key: i16, api_version: i16 },
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Malformed { api: ApiKey, version: i16, reason: String },
+    #[error("could not encode response: {0}")]
+    Encode(String),
+}
+
+/// A request's outcome: bytes to write (a whole frame), or nothing for
+/// `acks=0` produces.
+pub type Reply = Option<Bytes>;
+
+/// Parses one frame, runs its handler and encodes the response frame.
+pub async fn handle_frame(state: &Arc<BrokerState>, listener: &Listener, mut frame: Bytes) -> Result<Reply, RequestError> {
+    if frame.len() < 8 {
+        return Err(RequestError::TooShort(frame.len()));
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let api_version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Some((key, min, max)) = supported_range(api_key) else {
+        return Err(RequestError::Unsupported { api_key, api_version });
+    };
+    if api_version < min || api_version > max {
+        if key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 so any client can read the error and
+            // the versions we do support.
+            let response = handlers::api_versions::unsupported_version_response();
+            return encode_response(ResponseKind::ApiVersions(response), correlation_id, 0, 0).map(Some);
+        }
+        return Err(RequestError::Unsupported { api_key, api_version });
+    }
+    let malformed = |reason: String| RequestError::Malformed { api: key, version: api_version, reason };
+    let header_version = key.request_header_version(api_version);
+    RequestHeader::decode(&mut frame, header_version).map_err(|e| malformed(e.to_string()))?;
+    let request = RequestKind::decode(key, &mut frame, api_version).map_err(|e| malformed(e.to_string()))?;
+    if frame.has_remaining() {
+        tracing::debug!(api = ?key, version = api_version, trailing = frame.remaining(), "ignoring trailing request bytes");
+    }
+    let ctx = RequestContext { state, listener, api_version };
+    let Some(response) = dispatch(&ctx, request).await else { return Ok(None) };
+    let response_header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(api_version) };
+    encode_response(response, correlation_id, api_version, response_header_version).map(Some)
+}
+
+async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Option<ResponseKind> {
+    use handlers::*;
+    Some(match request {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r)),
+        RequestKind::Produce(r) => return produce::handle(ctx, r).await.map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(ctx, r)),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(ctx, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(ctx, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(ctx, r)),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(ctx, r)),
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(ctx, r)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r)),
+        other => {
+            // Unreachable while SUPPORTED_APIS and this match agree; answer
+            // by closing rather than panicking if they ever do not.
+            tracing::error!(request = ?std::mem::discriminant(&other), "request passed version check but has no handler");
+            return None;
+        }
+    })
+}
+
+fn encode_response(response: ResponseKind, correlation_id: i32, version: i16, header_version: i16) -> Result<Bytes, RequestError> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header.encode(&mut buf, header_version).map_err(|e| RequestError::Encode(e.to_string()))?;
+    response.encode(&mut buf, version).map_err(|e| RequestError::Encode(e.to_string()))?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// An error code for every partition of a request that failed as a whole.
+pub fn error_code(error: ResponseError) -> i16 {
+    error.code()
+}

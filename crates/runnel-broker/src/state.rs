@@ -1,0 +1,490 @@
+//! Broker state: cluster identity, the topic registry and its durable
+//! metadata, and each partition's log and producer state.
+//!
+//! Handlers take locks here only to copy out `Arc`s; no lock is held
+//! across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use runnel_log::{LogError, OpenMode, PartitionLog};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::producers::ProducerStates;
+use crate::topic_config::{self, ConfigError, TopicSettings};
+
+/// Milliseconds since the Unix epoch, the unit of every Kafka timestamp.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Errors from topic administration.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("invalid topic name `{0}`: use 1-249 of [a-zA-Z0-9._-], not `.` or `..`")]
+    InvalidName(String),
+    #[error("topic `{0}` already exists")]
+    AlreadyExists(String),
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("replication factor {0} is not possible on a single broker; use 1 or -1")]
+    InvalidReplicationFactor(i16),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("metadata I/O failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Checks a topic name against Kafka's rules.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let legal = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if legal {
+        Ok(())
+    } else {
+        Err(TopicError::InvalidName(name.to_string()))
+    }
+}
+
+/// One partition: its log and the idempotent-producer state guarding it.
+#[derive(Debug)]
+pub struct Partition {
+    pub index: i32,
+    pub log: PartitionLog,
+    /// Held across the sequence check and the append, so that the two are
+    /// atomic for a producer.
+    pub producers: Mutex<ProducerStates>,
+}
+
+/// A topic and its partitions.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    overrides: RwLock<BTreeMap<String, String>>,
+    settings: RwLock<TopicSettings>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+}
+
+impl Topic {
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        read(&self.partitions).clone()
+    }
+
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        usize::try_from(index).ok().and_then(|i| read(&self.partitions).get(i).cloned())
+    }
+
+    pub fn partition_count(&self) -> usize {
+        read(&self.partitions).len()
+    }
+
+    pub fn overrides(&self) -> BTreeMap<String, String> {
+        read(&self.overrides).clone()
+    }
+
+    pub fn settings(&self) -> TopicSettings {
+        read(&self.settings).clone()
+    }
+
+    /// Internal topics are hidden from `topic list` unless asked for.
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("__")
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicRecord {
+    id: Uuid,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MetaRecord {
+    cluster_id: String,
+    node_id: i32,
+    /// Producer ids below this may have been handed out already.
+    producer_id_reserved: i64,
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
+const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct BrokerState {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub node_id: i32,
+    topics: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Serialises topic creation, deletion and alteration.
+    admin: Mutex<()>,
+    next_producer_id: AtomicI64,
+    producer_id_reserved: AtomicI64,
+    /// Woken on every append, so long-polling fetches return promptly.
+    pub appended: Notify,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let file = std::fs::File::create(&tmp)?;
+        io::Write::write_all(&mut &file, bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl BrokerState {
+    /// Loads (or initialises) the data directory: cluster identity, topics
+    /// and their logs. After an unclean shutdown each partition's newest
+    /// segment is checksummed and a torn tail truncated.
+    pub fn open(config: BrokerConfig) -> Result<BrokerState, TopicError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(data_dir.join("topics"))?;
+        let meta_path = data_dir.join("meta.json");
+        let mut meta = match std::fs::read(&meta_path) {
+            Ok(bytes) => serde_json::from_slice::<MetaRecord>(&bytes).map_err(io::Error::other)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => MetaRecord {
+                cluster_id: cluster_id_from(Uuid::new_v4()),
+                node_id: 1,
+                producer_id_reserved: 0,
+            },
+            Err(e) => return Err(e.into()),
+        };
+        let next_producer_id = meta.producer_id_reserved;
+        meta.producer_id_reserved += PRODUCER_ID_BLOCK;
+        write_atomically(&meta_path, &serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?)?;
+
+        let marker = data_dir.join(CLEAN_SHUTDOWN);
+        let mode = if marker.exists() { OpenMode::Trusted } else { OpenMode::Recover };
+        let _ = std::fs::remove_file(&marker);
+
+        let state = BrokerState {
+            config,
+            cluster_id: meta.cluster_id,
+            node_id: meta.node_id,
+            topics: RwLock::new(HashMap::new()),
+            admin: Mutex::new(()),
+            next_producer_id: AtomicI64::new(next_producer_id),
+            producer_id_reserved: AtomicI64::new(meta.producer_id_reserved),
+            appended: Notify::new(),
+        };
+        let now = now_ms();
+        let mut topics = HashMap::new();
+        for entry in std::fs::read_dir(data_dir.join("topics"))? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else { continue };
+            let record: TopicRecord = serde_json::from_slice(&std::fs::read(&path)?).map_err(io::Error::other)?;
+            let topic = state.open_topic(name, record, mode, now)?;
+            topics.insert(name.to_string(), Arc::new(topic));
+        }
+        *write(&state.topics) = topics;
+        Ok(state)
+    }
+
+    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.config.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    fn open_partition(&self, topic: &str, index: i32, settings: &TopicSettings, mode: OpenMode, now: i64) -> Result<Partition, TopicError> {
+        let log = PartitionLog::open(&self.partition_dir(topic, index), settings.log.clone(), mode, now)?;
+        let mut producers = ProducerStates::default();
+        for header in log.recent_batch_headers()? {
+            producers.record(&header);
+        }
+        Ok(Partition { index, log, producers: Mutex::new(producers) })
+    }
+
+    fn open_topic(&self, name: &str, record: TopicRecord, mode: OpenMode, now: i64) -> Result<Topic, TopicError> {
+        let settings = TopicSettings::resolve(&record.configs, &self.config.topic_defaults);
+        let partitions = (0..record.partitions)
+            .map(|i| self.open_partition(name, i, &settings, mode, now).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Topic {
+            name: name.to_string(),
+            id: record.id,
+            overrides: RwLock::new(record.configs),
+            settings: RwLock::new(settings),
+            partitions: RwLock::new(partitions),
+        })
+    }
+
+    fn persist_topic(&self, topic: &Topic) -> Result<(), TopicError> {
+        let record = TopicRecord { id: topic.id, partitions: topic.partition_count() as i32, configs: topic.overrides() };
+        let path = self.config.data_dir.join("topics").join(format!("{}.json", topic.name));
+        write_atomically(&path, &serde_json::to_vec_pretty(&record).map_err(io::Error::other)?)?;
+        Ok(())
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        read(&self.topics).get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        read(&self.topics).values().find(|t| t.id == id).cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut all: Vec<_> = read(&self.topics).values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Validates a topic creation request without performing it.
+    pub fn check_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        validate_topic_name(name)?;
+        if self.topic(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        if partitions == 0 || partitions < -1 {
+            return Err(TopicError::InvalidPartitions(format!("number of partitions must be positive, got {partitions}")));
+        }
+        if partitions > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!("{partitions} partitions is more than this broker allows (100000)")));
+        }
+        if replication_factor != -1 && replication_factor != 1 {
+            return Err(TopicError::InvalidReplicationFactor(replication_factor));
+        }
+        for (key, value) in configs {
+            topic_config::validate(key, Some(value))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a topic durably. `partitions == -1` means `num.partitions`.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _admin = lock(&self.admin);
+        self.check_new_topic(name, partitions, replication_factor, &configs)?;
+        let partitions = if partitions == -1 { self.config.num_partitions.max(1) } else { partitions };
+        let record = TopicRecord { id: Uuid::new_v4(), partitions, configs };
+        let topic = Arc::new(self.open_topic(name, record, OpenMode::Recover, now_ms())?);
+        self.persist_topic(&topic)?;
+        write(&self.topics).insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Returns the topic, creating it if auto-creation is on.
+    pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        if let Some(topic) = self.topic(name) {
+            return Ok(topic);
+        }
+        if !self.config.auto_create_topics {
+            return Err(TopicError::UnknownTopic(name.to_string()));
+        }
+        match self.create_topic(name, -1, -1, BTreeMap::new()) {
+            Err(TopicError::AlreadyExists(_)) => self.topic(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string())),
+            other => other,
+        }
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _admin = lock(&self.admin);
+        let topic = write(&self.topics).remove(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        std::fs::remove_file(self.config.data_dir.join("topics").join(format!("{name}.json")))?;
+        for partition in topic.partitions() {
+            partition.log.delete()?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+        let _admin = lock(&self.admin);
+        let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        let current = topic.partition_count() as i32;
+        if count <= current {
+            return Err(TopicError::InvalidPartitions(format!("topic `{name}` has {current} partitions; the new count must be larger, got {count}")));
+        }
+        if count > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!("{count} partitions is more than this broker allows (100000)")));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let settings = topic.settings();
+        let now = now_ms();
+        let added = (current..count)
+            .map(|i| self.open_partition(name, i, &settings, OpenMode::Recover, now).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        write(&topic.partitions).extend(added);
+        self.persist_topic(&topic)?;
+        Ok(())
+    }
+
+    /// Replaces (`incremental == false`) or patches a topic's overrides.
+    /// `changes` maps a name to `Some(value)` to set or `None` to delete.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+        incremental: bool,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = lock(&self.admin);
+        let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        let mut overrides = if incremental { topic.overrides() } else { BTreeMap::new() };
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    topic_config::validate(key, Some(value))?;
+                    overrides.insert(key.clone(), value.clone());
+                }
+                None => {
+                    if topic_config::find(key).is_none() {
+                        return Err(ConfigError::Unknown(key.clone()).into());
+                    }
+                    overrides.remove(key);
+                }
+            }
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let settings = TopicSettings::resolve(&overrides, &self.config.topic_defaults);
+        for partition in topic.partitions() {
+            partition.log.set_config(settings.log.clone());
+        }
+        *write(&topic.overrides) = overrides;
+        *write(&topic.settings) = settings;
+        self.persist_topic(&topic)?;
+        Ok(())
+    }
+
+    /// Hands out a fresh producer id, reserving ids on disk in blocks so
+    /// none is reused after a restart.
+    pub fn allocate_producer_id(&self) -> Result<i64, TopicError> {
+        let id = self.next_producer_id.fetch_add(1, Ordering::SeqCst);
+        let _admin = lock(&self.admin);
+        if id >= self.producer_id_reserved.load(Ordering::SeqCst) {
+            let reserved = id + PRODUCER_ID_BLOCK;
+            let meta = MetaRecord { cluster_id: self.cluster_id.clone(), node_id: self.node_id, producer_id_reserved: reserved };
+            write_atomically(&self.config.data_dir.join("meta.json"), &serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?)?;
+            self.producer_id_reserved.store(reserved, Ordering::SeqCst);
+        }
+        Ok(id)
+    }
+
+    /// Applies retention to every partition.
+    pub fn enforce_retention(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                match partition.log.enforce_retention(now) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(topic = %topic.name, partition = partition.index, segments = n, "retention deleted segments"),
+                    Err(e) => tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "retention failed"),
+                }
+            }
+        }
+    }
+
+    /// Fsyncs every partition (interval fsync policy, shutdown).
+    pub fn sync_all(&self) {
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                if let Err(e) = partition.log.sync() {
+                    tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "fsync failed");
+                }
+            }
+        }
+    }
+
+    /// Flushes everything and leaves a marker so the next start can trust
+    /// the segments without checksumming them.
+    pub fn shutdown(&self) {
+        self.sync_all();
+        if let Err(e) = std::fs::write(self.config.data_dir.join(CLEAN_SHUTDOWN), b"") {
+            tracing::warn!(error = %e, "could not write clean-shutdown marker");
+        }
+    }
+}
+
+/// Kafka cluster ids are 22-character URL-safe base64 of a UUID.
+fn cluster_id_from(uuid: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid.as_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in bytes {
+        acc = (acc << 8) | b as u32;
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_name_rules() {
+        for ok in ["rides_json", "a.b-c_1", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "has space", "slash/y", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_id_is_22_chars() {
+        assert_eq!(cluster_id_from(Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(cluster_id_from(Uuid::new_v4()).len(), 22);
+    }
+}

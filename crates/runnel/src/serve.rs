@@ -1,0 +1,201 @@
+//! `runnel serve`: layer the configuration (defaults, TOML file,
+//! `RUNNEL_*` environment, flags), start the broker, stop cleanly on
+//! Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use runnel_broker::{BrokerConfig, BrokerState, FsyncPolicy, ListenerConfig};
+use serde::Deserialize;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file; flags and RUNNEL_* variables override it.
+    #[arg(long, env = "RUNNEL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where topics and their logs are stored [default: ./runnel-data].
+    #[arg(long, env = "RUNNEL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the default Kafka listener [default: 127.0.0.1:9092].
+    #[arg(long, env = "RUNNEL_KAFKA_LISTEN")]
+    kafka_listen: Option<std::net::SocketAddr>,
+    /// Address clients are told to use for the default listener
+    /// [default: the bound address].
+    #[arg(long, env = "RUNNEL_KAFKA_ADVERTISE")]
+    kafka_advertise: Option<String>,
+    /// Extra named listener, NAME=HOST:PORT[@ADVERTISED_HOST:PORT];
+    /// repeatable (e.g. DOCKER=0.0.0.0:29092@broker:29092).
+    #[arg(long = "listener", env = "RUNNEL_LISTENERS", value_delimiter = ',')]
+    listeners: Vec<String>,
+    /// Partitions of auto-created topics (num.partitions).
+    #[arg(long, env = "RUNNEL_NUM_PARTITIONS")]
+    num_partitions: Option<i32>,
+    /// Create topics when clients first use them (auto.create.topics.enable).
+    #[arg(long, env = "RUNNEL_AUTO_CREATE_TOPICS")]
+    auto_create_topics: Option<bool>,
+    /// When writes are fsynced: `always` answers acks=all only after fsync.
+    #[arg(long, env = "RUNNEL_FSYNC", value_enum)]
+    fsync: Option<FsyncArg>,
+    /// Period of the background fsync with `--fsync interval`.
+    #[arg(long, env = "RUNNEL_FSYNC_INTERVAL_MS")]
+    fsync_interval_ms: Option<u64>,
+    /// How often retention deletes old segments.
+    #[arg(long, env = "RUNNEL_RETENTION_CHECK_INTERVAL_MS")]
+    retention_check_interval_ms: Option<u64>,
+    /// Largest request accepted (socket.request.max.bytes).
+    #[arg(long, env = "RUNNEL_SOCKET_REQUEST_MAX_BYTES")]
+    socket_request_max_bytes: Option<usize>,
+    /// Broker-wide default for a topic config, KEY=VALUE; repeatable.
+    #[arg(long = "topic-default", env = "RUNNEL_TOPIC_DEFAULTS", value_delimiter = ',')]
+    topic_defaults: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FsyncArg {
+    Always,
+    Interval,
+    Never,
+}
+
+/// The TOML file's shape: one table per service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    broker: BrokerConfig,
+}
+
+impl ServeArgs {
+    /// Defaults, then the file, then environment and flags (clap has
+    /// already merged those two, flags winning).
+    fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).with_context(|| format!("parsing config file {}", path.display()))?.broker
+            }
+            None => BrokerConfig::default(),
+        };
+        if let Some(dir) = self.data_dir {
+            config.data_dir = dir;
+        }
+        if self.kafka_listen.is_some() || self.kafka_advertise.is_some() {
+            let default = config.listeners.first().cloned().unwrap_or_else(|| BrokerConfig::default().listeners.remove(0));
+            let listener = ListenerConfig {
+                name: default.name,
+                listen: self.kafka_listen.unwrap_or(default.listen),
+                advertise: self.kafka_advertise.or(default.advertise),
+            };
+            if config.listeners.is_empty() {
+                config.listeners.push(listener);
+            } else {
+                config.listeners[0] = listener;
+            }
+        }
+        for spec in &self.listeners {
+            let listener = ListenerConfig::parse(spec).map_err(anyhow::Error::msg)?;
+            config.listeners.retain(|l| l.name != listener.name);
+            config.listeners.push(listener);
+        }
+        if let Some(n) = self.num_partitions {
+            config.num_partitions = n;
+        }
+        if let Some(on) = self.auto_create_topics {
+            config.auto_create_topics = on;
+        }
+        if let Some(fsync) = self.fsync {
+            config.fsync = match fsync {
+                FsyncArg::Always => FsyncPolicy::Always,
+                FsyncArg::Interval => FsyncPolicy::Interval,
+                FsyncArg::Never => FsyncPolicy::Never,
+            };
+        }
+        if let Some(ms) = self.fsync_interval_ms {
+            config.fsync_interval_ms = ms;
+        }
+        if let Some(ms) = self.retention_check_interval_ms {
+            config.retention_check_interval_ms = ms;
+        }
+        if let Some(bytes) = self.socket_request_max_bytes {
+            config.socket_request_max_bytes = bytes;
+        }
+        for spec in &self.topic_defaults {
+            let (key, value) = spec.split_once('=').with_context(|| format!("--topic-default `{spec}` must be KEY=VALUE"))?;
+            config.topic_defaults.insert(key.to_string(), value.to_string());
+        }
+        validate(&config)?;
+        Ok(config)
+    }
+}
+
+fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
+    if config.listeners.is_empty() {
+        bail!("at least one listener is required");
+    }
+    if config.num_partitions < 1 {
+        bail!("num_partitions must be at least 1, got {}", config.num_partitions);
+    }
+    for (key, value) in &config.topic_defaults {
+        runnel_broker::topic_config::validate(key, Some(value)).with_context(|| "invalid topic default")?;
+    }
+    let mut names: Vec<_> = config.listeners.iter().map(|l| &l.name).collect();
+    names.sort();
+    names.dedup();
+    if names.len() != config.listeners.len() {
+        bail!("listener names must be unique");
+    }
+    Ok(())
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let started = std::time::Instant::now();
+        let data_dir = config.data_dir.clone();
+        let listeners = runnel_broker::bind(&config.listeners).await?;
+        let state = tokio::task::spawn_blocking(move || BrokerState::open(config))
+            .await?
+            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+        let state = Arc::new(state);
+        for (_, l) in &listeners {
+            tracing::info!(listener = %l.name, bind = %l.local_addr, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");
+        }
+        tracing::info!(
+            cluster_id = %state.cluster_id,
+            node_id = state.node_id,
+            data_dir = %data_dir.display(),
+            topics = state.topics().len(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            "runnel ready"
+        );
+        runnel_broker::run(state, listeners, shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
