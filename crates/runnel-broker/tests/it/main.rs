@@ -1,1 +1,6 @@
-fn main(){}
+//! Broker scenarios against real clients (librdkafka through the `rdkafka`
+//! crate) and raw sockets. Every test starts its own broker on port 0.
+
+mod clients;
+mod raw;
+mod support;

@@ -1,0 +1,245 @@
+//! librdkafka (the `rdkafka` crate) against the broker.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use rdkafka::admin::{AlterConfig, NewPartitions, ResourceSpecifier};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_keeps_keys_values_headers_and_timestamps() {
+    let broker = TestBroker::start().await;
+    let producer = producer(&broker.bootstrap, &[("acks", "all")]);
+    let timestamp = 1_700_000_123_456;
+    for i in 0..10 {
+        let headers = OwnedHeaders::new().insert(Header { key: "trace", value: Some(format!("t{i}").as_bytes()) });
+        let key = format!("k{i}");
+        let value = format!("value {i}");
+        let delivery = producer
+            .send(FutureRecord::to("round-trip").key(&key).payload(&value).headers(headers).timestamp(timestamp + i), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!((delivery.partition, delivery.offset), (0, i));
+    }
+    let bootstrap = broker.bootstrap.clone();
+    let messages = blocking(move || consume(&bootstrap, "round-trip", 0, 0, 10)).await;
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m.offset(), i as i64);
+        assert_eq!(m.key(), Some(format!("k{i}").as_bytes()));
+        assert_eq!(payload(m), format!("value {i}"));
+        assert_eq!(m.timestamp(), Timestamp::CreateTime(timestamp + i as i64));
+        let header = m.headers().unwrap().get(0);
+        assert_eq!((header.key, header.value), ("trace", Some(format!("t{i}").as_bytes())));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_compression_codec_round_trips() {
+    let broker = TestBroker::start().await;
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        let producer = producer(&broker.bootstrap, &[("compression.type", codec), ("linger.ms", "20")]);
+        let sends: Vec<_> = (0..200)
+            .map(|i| {
+                let value = format!("{codec} record {i} {}", "x".repeat(i % 50));
+                let producer = producer.clone();
+                let topic = topic.clone();
+                async move { producer.send(FutureRecord::<(), _>::to(&topic).payload(&value), Duration::from_secs(10)).await.unwrap() }
+            })
+            .collect();
+        futures_join(sends).await;
+        let bootstrap = broker.bootstrap.clone();
+        let t = topic.clone();
+        let messages = blocking(move || consume(&bootstrap, &t, 0, 0, 200)).await;
+        let offsets: Vec<i64> = messages.iter().map(|m| m.offset()).collect();
+        assert_eq!(offsets, (0..200).collect::<Vec<_>>(), "{codec}");
+        assert!(payload(&messages[7]).starts_with(&format!("{codec} record")));
+    }
+}
+
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futures.len());
+    for f in futures {
+        out.push(f.await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyed_records_stick_to_one_partition_and_spread_across_many() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker.bootstrap, "keyed", 6, &[]).await;
+    let producer = producer(&broker.bootstrap, &[]);
+    let mut by_key: HashMap<String, HashSet<i32>> = HashMap::new();
+    for i in 0..120 {
+        let key = format!("zone-{}", i % 24);
+        let delivery = producer.send(FutureRecord::to("keyed").key(&key).payload("ride"), Duration::from_secs(10)).await.unwrap();
+        by_key.entry(key).or_default().insert(delivery.partition);
+    }
+    assert!(by_key.values().all(|p| p.len() == 1), "a key always maps to one partition");
+    let used: HashSet<i32> = by_key.values().flatten().copied().collect();
+    assert!(used.len() >= 4, "24 keys should spread over most of 6 partitions, used {used:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topics_are_auto_created_with_num_partitions() {
+    let broker = TestBroker::start_with(|c| c.num_partitions = 3).await;
+    let producer = producer(&broker.bootstrap, &[]);
+    producer.send(FutureRecord::<(), _>::to("auto-made").payload("x"), Duration::from_secs(10)).await.unwrap();
+    let topic = broker.state.topic("auto-made").expect("auto-created");
+    assert_eq!(topic.partition_count(), 3);
+
+    let strict = TestBroker::start_with(|c| c.auto_create_topics = false).await;
+    let producer = crate::support::producer(&strict.bootstrap, &[("message.timeout.ms", "1500")]);
+    let result = producer.send(FutureRecord::<(), _>::to("never-made").payload("x"), Duration::from_secs(5)).await;
+    assert!(result.is_err(), "produce to an unknown topic must fail without auto-create");
+    assert!(strict.state.topic("never-made").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_admin_create_describe_alter_grow_delete_records_and_delete() {
+    let broker = TestBroker::start().await;
+    let admin = admin(&broker.bootstrap);
+    let options = admin_options();
+    create_topic(&broker.bootstrap, "admin-t", 2, &[("retention.ms", "60000"), ("cleanup.policy", "delete")]).await;
+
+    let described = admin.describe_configs([&ResourceSpecifier::Topic("admin-t")], &options).await.unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    let retention = resource.get("retention.ms").unwrap();
+    assert_eq!(retention.value.as_deref(), Some("60000"));
+    assert_eq!(retention.source, rdkafka::admin::ConfigSource::DynamicTopic);
+    let segment = resource.get("segment.bytes").unwrap();
+    assert_eq!(segment.source, rdkafka::admin::ConfigSource::Default);
+
+    let alter = AlterConfig::new(ResourceSpecifier::Topic("admin-t")).set("retention.ms", "120000");
+    admin.alter_configs([&alter], &options).await.unwrap().into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    assert_eq!(broker.state.topic("admin-t").unwrap().settings().log.retention_ms, 120_000);
+
+    let bad = AlterConfig::new(ResourceSpecifier::Topic("admin-t")).set("no.such.config", "1");
+    // rdkafka drops per-resource errors of AlterConfigs (the raw tests check
+    // the code); here we check that nothing was applied.
+    admin.alter_configs([&bad], &options).await.unwrap();
+    let overrides = broker.state.topic("admin-t").unwrap().overrides();
+    assert_eq!(overrides.get("retention.ms").map(String::as_str), Some("120000"));
+    assert!(!overrides.contains_key("no.such.config"));
+
+    admin.create_partitions([&NewPartitions::new("admin-t", 5)], &options).await.unwrap().into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    assert_eq!(broker.state.topic("admin-t").unwrap().partition_count(), 5);
+
+    let producer = producer(&broker.bootstrap, &[]);
+    for _ in 0..10 {
+        producer.send(FutureRecord::<(), _>::to("admin-t").partition(0).payload("x"), Duration::from_secs(10)).await.unwrap();
+    }
+    let mut before = TopicPartitionList::new();
+    before.add_partition_offset("admin-t", 0, Offset::Offset(6)).unwrap();
+    admin.delete_records(&before, &options).await.unwrap();
+    assert_eq!(broker.state.topic("admin-t").unwrap().partition(0).unwrap().log.bounds().log_start_offset, 6);
+
+    admin.delete_topics(&["admin-t"], &options).await.unwrap().into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    assert!(broker.state.topic("admin-t").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_topic_creations_get_errors() {
+    let broker = TestBroker::start().await;
+    let admin = admin(&broker.bootstrap);
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let cases = [
+        NewTopic::new("bad name!", 1, TopicReplication::Fixed(1)),
+        NewTopic::new("ok-name", 1, TopicReplication::Fixed(3)),
+        NewTopic::new("cfg", 1, TopicReplication::Fixed(1)).set("retention.ms", "soon"),
+        NewTopic::new("cfg2", 1, TopicReplication::Fixed(1)).set("made.up", "1"),
+    ];
+    for topic in &cases {
+        let result = admin.create_topics([topic], &admin_options()).await.unwrap().remove(0);
+        assert!(result.is_err(), "{} should be refused", topic.name);
+    }
+    assert!(broker.state.topics().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after() {
+    let broker = TestBroker::start().await;
+    let producer = producer(&broker.bootstrap, &[("linger.ms", "0")]);
+    let base = 1_700_000_000_000i64;
+    for i in 0..20 {
+        producer
+            .send(FutureRecord::<(), _>::to("times").payload("x").timestamp(base + i * 1000), Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let bootstrap = broker.bootstrap.clone();
+    let found = blocking(move || {
+        let consumer: BaseConsumer = client_config(&bootstrap, &[("group.id", "times")]).create().unwrap();
+        let mut query = TopicPartitionList::new();
+        query.add_partition_offset("times", 0, Offset::Offset(base + 7_500)).unwrap();
+        let at = consumer.offsets_for_times(query, Duration::from_secs(10)).unwrap();
+        let mut late = TopicPartitionList::new();
+        late.add_partition_offset("times", 0, Offset::Offset(base + 999_999)).unwrap();
+        let after = consumer.offsets_for_times(late, Duration::from_secs(10)).unwrap();
+        let (low, high) = consumer.fetch_watermarks("times", 0, Duration::from_secs(10)).unwrap();
+        (at.elements()[0].offset(), after.elements()[0].offset(), low, high)
+    })
+    .await;
+    assert_eq!(found.0, Offset::Offset(8));
+    assert_eq!(found.1, Offset::End);
+    assert_eq!((found.2, found.3), (0, 20));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotent_producer_writes_each_record_once_in_order() {
+    let broker = TestBroker::start().await;
+    let producer = producer(&broker.bootstrap, &[("enable.idempotence", "true"), ("linger.ms", "2")]);
+    let mut sends = Vec::new();
+    for i in 0..500 {
+        let producer = producer.clone();
+        sends.push(tokio::spawn(async move {
+            producer.send(FutureRecord::<(), _>::to("idem").payload(&format!("{i}")), Duration::from_secs(10)).await.unwrap()
+        }));
+    }
+    for send in sends {
+        send.await.unwrap();
+    }
+    let bootstrap = broker.bootstrap.clone();
+    let messages = blocking(move || consume(&bootstrap, "idem", 0, 0, 500)).await;
+    let values: HashSet<String> = messages.iter().map(payload).collect();
+    assert_eq!(values.len(), 500);
+    assert_eq!(broker.state.topic("idem").unwrap().partition(0).unwrap().log.bounds().log_end_offset, 500);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_poll_returns_as_soon_as_data_arrives() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker.bootstrap, "poll", 1, &[]).await;
+    let bootstrap = broker.bootstrap.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client_config(&bootstrap, &[("group.id", "poll"), ("fetch.wait.max.ms", "5000")]).create().unwrap();
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset("poll", 0, Offset::Beginning).unwrap();
+        consumer.assign(&assignment).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                return (std::time::Instant::now(), payload(&m.detach()));
+            }
+            assert!(std::time::Instant::now() < deadline, "message never arrived");
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent_at = std::time::Instant::now();
+    producer(&broker.bootstrap, &[]).send(FutureRecord::<(), _>::to("poll").payload("wake"), Duration::from_secs(10)).await.unwrap();
+    let (received_at, value) = reader.await.unwrap();
+    assert_eq!(value, "wake");
+    assert!(received_at.duration_since(sent_at) < Duration::from_millis(1500), "a waiting fetch must wake on new data");
+}
