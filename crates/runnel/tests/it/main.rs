@@ -1,0 +1,6 @@
+//! The `runnel` binary as users run it: flags, config layering, listeners,
+//! restarts, and crash safety under `kill -9`.
+
+mod crash;
+mod serve;
+mod support;
