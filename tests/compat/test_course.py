@@ -1,0 +1,75 @@
+"""The course's JSON producer and consumer, as written in the course, against
+runnel: 266 NYC taxi rides to `rides_json` and back, field for field."""
+import csv
+import json
+from decimal import Decimal
+from datetime import datetime
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from conftest import DATA
+
+
+class Ride:
+    """The course's ride record: typed fields parsed from one CSV row."""
+
+    def __init__(self, arr):
+        self.vendor_id = int(arr[0])
+        self.tpep_pickup_datetime = datetime.strptime(arr[1], "%Y-%m-%d %H:%M:%S")
+        self.tpep_dropoff_datetime = datetime.strptime(arr[2], "%Y-%m-%d %H:%M:%S")
+        self.passenger_count = int(arr[3])
+        self.trip_distance = Decimal(arr[4])
+        self.rate_code_id = int(arr[5])
+        self.store_and_fwd_flag = arr[6]
+        self.pu_location_id = int(arr[7])
+        self.do_location_id = int(arr[8])
+        self.payment_type = arr[9]
+        self.fare_amount = Decimal(arr[10])
+        self.extra = Decimal(arr[11])
+        self.mta_tax = Decimal(arr[12])
+        self.tip_amount = Decimal(arr[13])
+        self.tolls_amount = Decimal(arr[14])
+        self.improvement_surcharge = Decimal(arr[15])
+        self.total_amount = Decimal(arr[16])
+        self.congestion_surcharge = Decimal(arr[17])
+
+
+def read_rides():
+    with open(DATA / "rides.csv") as f:
+        reader = csv.reader(f)
+        next(reader)
+        return [Ride(row) for row in reader]
+
+
+def test_course_json_producer_and_consumer(broker):
+    rides = read_rides()
+    assert len(rides) == 266
+    producer = KafkaProducer(
+        bootstrap_servers=[broker.bootstrap],
+        key_serializer=lambda key: str(key).encode(),
+        value_serializer=lambda x: json.dumps(x.__dict__, default=str).encode("utf-8"),
+    )
+    offsets = []
+    for ride in rides:
+        record = producer.send(topic="rides_json", key=ride.pu_location_id, value=ride)
+        offsets.append(record.get().offset)
+    assert offsets == list(range(266))
+
+    consumer = KafkaConsumer(
+        "rides_json",
+        bootstrap_servers=[broker.bootstrap],
+        auto_offset_reset="earliest",
+        key_deserializer=lambda key: int(key.decode("utf-8")),
+        value_deserializer=lambda x: json.loads(x.decode("utf-8")),
+        consumer_timeout_ms=10000,
+    )
+    received = []
+    for message in consumer:
+        received.append(message)
+        if len(received) == 266:
+            break
+    consumer.close()
+    assert len(received) == 266
+    for ride, message in zip(rides, received):
+        assert message.key == ride.pu_location_id
+        assert message.value == json.loads(json.dumps(ride.__dict__, default=str))
