@@ -119,3 +119,37 @@ fn unframe_xerial(buf: &mut Bytes) -> anyhow::Result<Bytes> {
     }
     Ok(Bytes::from(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xerial(blocks: &[&[u8]]) -> Vec<u8> {
+        let mut out = XERIAL_MAGIC.to_vec();
+        out.extend_from_slice(&1i32.to_be_bytes());
+        out.extend_from_slice(&1i32.to_be_bytes());
+        for block in blocks {
+            let compressed = snap::raw::Encoder::new().compress_vec(block).unwrap();
+            out.extend_from_slice(&(compressed.len() as i32).to_be_bytes());
+            out.extend_from_slice(&compressed);
+        }
+        out
+    }
+
+    #[test]
+    fn xerial_framed_snappy_is_unframed_block_by_block() {
+        let mut framed = Bytes::from(xerial(&[b"hello ", b"world"]));
+        assert_eq!(decompress(&mut framed, Compression::Snappy).unwrap(), Bytes::from_static(b"hello world"));
+    }
+
+    #[test]
+    fn damaged_xerial_frames_are_errors_not_panics() {
+        let whole = xerial(&[b"some records"]);
+        for cut in 0..whole.len() {
+            let mut truncated = Bytes::from(whole[..cut].to_vec());
+            let _ = decompress(&mut truncated, Compression::Snappy);
+        }
+        let mut bad_length = Bytes::from([&whole[..16], &i32::MAX.to_be_bytes()[..]].concat());
+        assert!(decompress(&mut bad_length, Compression::Snappy).is_err());
+    }
+}
