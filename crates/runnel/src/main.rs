@@ -1,5 +1,6 @@
 //! The `runnel` binary: one command for every part of the platform.
 
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Start the broker (Kafka protocol on 127.0.0.1:9092 by default).
     Serve(serve::ServeArgs),
+    /// Measure throughput and latency against any Kafka-compatible broker.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
