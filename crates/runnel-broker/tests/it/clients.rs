@@ -243,3 +243,21 @@ async fn long_poll_returns_as_soon_as_data_arrives() {
     assert_eq!(value, "wake");
     assert!(received_at.duration_since(sent_at) < Duration::from_millis(1500), "a waiting fetch must wake on new data");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_deletes_expired_segments_in_the_background() {
+    let broker = TestBroker::start_with(|c| c.retention_check_interval_ms = 50).await;
+    create_topic(&broker.bootstrap, "short-lived", 1, &[("retention.ms", "1000"), ("segment.bytes", "1024")]).await;
+    let producer = producer(&broker.bootstrap, &[("linger.ms", "0")]);
+    let old = rdkafka::util::millis_to_epoch(std::time::SystemTime::now()) - 60_000;
+    for _ in 0..20 {
+        producer.send(FutureRecord::<(), _>::to("short-lived").payload(&[7u8; 200][..]).timestamp(old), Duration::from_secs(10)).await.unwrap();
+    }
+    let partition = broker.state.topic("short-lived").unwrap().partition(0).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while partition.log.bounds().log_start_offset < 20 {
+        assert!(std::time::Instant::now() < deadline, "retention never ran: {:?}", partition.log.bounds());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(partition.log.bounds().log_end_offset, 20);
+}

@@ -375,3 +375,66 @@ async fn every_api_answers_every_supported_version() {
         assert_eq!(response.responses[0].error_code, expected, "delete topics v{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acks_zero_gets_no_response_but_is_stored() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap).await;
+    let frame = client.encode(&produce_request("fire-and-forget", testing::batch(1, &[b"a"]), 0), 9);
+    client.send_raw(&frame).await;
+    // The next answer on this connection belongs to the next request.
+    let response = client.call(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(broker.state.topic("fire-and-forget").unwrap().partition(0).unwrap().log.bounds().log_end_offset, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_offsets_max_timestamp_and_fetch_byte_limits() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap).await;
+    for ts in [5_000i64, 9_000, 7_000] {
+        let big = vec![b'x'; 3000];
+        client.call(&produce_request("limits", testing::batch(ts, &[&big]), 1), 9).await;
+    }
+    let partition = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-3);
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default().with_name(topic("limits")).with_partitions(vec![partition])]);
+    let p = client.call(&request, 8).await.topics[0].partitions[0].clone();
+    assert_eq!((p.offset, p.timestamp), (1, 9_000), "max timestamp is at offset 1");
+
+    let fetch = |partition_max: i32, max_bytes: i32| {
+        FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(0).with_max_bytes(max_bytes).with_topics(vec![FetchTopic::default()
+            .with_topic(topic("limits"))
+            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(partition_max)])])
+    };
+    let batches = |response: FetchResponse| {
+        let records = response.responses[0].partitions[0].records.clone().unwrap_or_default();
+        let mut count = 0;
+        let mut pos = 0;
+        while pos < records.len() {
+            pos += runnel_log::batch::BatchHeader::parse(&records[pos..]).unwrap().size;
+            count += 1;
+        }
+        assert_eq!(pos, records.len(), "only whole batches are returned");
+        count
+    };
+    assert_eq!(batches(client.call(&fetch(1 << 20, 1 << 20), 12).await), 3);
+    assert_eq!(batches(client.call(&fetch(7000, 1 << 20), 12).await), 2, "partition_max_bytes limits");
+    assert_eq!(batches(client.call(&fetch(1 << 20, 7000), 12).await), 2, "max_bytes limits");
+    assert_eq!(batches(client.call(&fetch(10, 10), 12).await), 1, "one oversized batch still comes back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_poll_waits_for_min_bytes_until_max_wait() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap).await;
+    client.call(&produce_request("wait", testing::batch(1, &[b"seed"]), 1), 9).await;
+    let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(300).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+        FetchTopic::default().with_topic(topic("wait")).with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(1).with_partition_max_bytes(1 << 20)]),
+    ]);
+    let started = std::time::Instant::now();
+    let response = client.call(&request, 12).await;
+    assert!(started.elapsed() >= Duration::from_millis(290), "an empty fetch waits for max_wait_ms");
+    assert!(response.responses[0].partitions[0].records.as_ref().is_none_or(|r| r.is_empty()));
+}
