@@ -76,6 +76,15 @@ pub struct BrokerConfig {
     /// Broker-wide defaults for topic configs, keyed by topic config name
     /// (`retention.ms = "3600000"`); reported with source STATIC_BROKER_CONFIG.
     pub topic_defaults: BTreeMap<String, String>,
+    /// `group.initial.rebalance.delay.ms`; 0 suits local use.
+    pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms`
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`
+    pub group_max_session_timeout_ms: i32,
+    /// `offsets.retention.minutes`: committed offsets of groups that stay
+    /// empty this long expire.
+    pub offsets_retention_minutes: i64,
 }
 
 impl Default for BrokerConfig {
@@ -94,6 +103,10 @@ impl Default for BrokerConfig {
             fsync_interval_ms: 1000,
             retention_check_interval_ms: 300_000,
             topic_defaults: BTreeMap::new(),
+            group_initial_rebalance_delay_ms: 0,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 7 * 24 * 60,
         }
     }
 }

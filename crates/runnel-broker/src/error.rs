@@ -1,6 +1,7 @@
 //! The one place where runnel's errors become Kafka error codes.
 
 use kafka_protocol::error::ResponseError;
+use runnel_coordinator::GroupError;
 use runnel_log::{BatchError, LogError};
 
 use crate::state::TopicError;
@@ -69,4 +70,29 @@ impl From<&TopicError> for KafkaError {
         };
         KafkaError::new(code, e.to_string())
     }
+}
+
+impl From<GroupError> for KafkaError {
+    fn from(e: GroupError) -> Self {
+        let code = match e {
+            GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+            GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        };
+        KafkaError::new(code, e.to_string())
+    }
+}
+
+/// The Kafka error code of an optional group error (0 for none).
+pub fn group_code(error: Option<GroupError>) -> i16 {
+    error.map_or(0, |e| KafkaError::from(e).code())
 }

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod groups;
 pub mod handlers;
 pub mod producers;
 pub mod request;

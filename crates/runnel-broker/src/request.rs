@@ -1,6 +1,7 @@
 //! From a frame to a response: header parsing, version negotiation and
 //! dispatch to the one handler per API in `handlers/`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -30,6 +31,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The version range runnel serves for `api_key`, if any.
@@ -42,6 +54,8 @@ pub struct RequestContext<'a> {
     pub state: &'a Arc<BrokerState>,
     pub listener: &'a Listener,
     pub api_version: i16,
+    pub client_id: String,
+    pub peer: SocketAddr,
 }
 
 /// Why a request could not be answered; the connection is closed, as
@@ -63,7 +77,7 @@ pub enum RequestError {
 pub type Reply = Option<Bytes>;
 
 /// Parses one frame, runs its handler and encodes the response frame.
-pub async fn handle_frame(state: &Arc<BrokerState>, listener: &Listener, mut frame: Bytes) -> Result<Reply, RequestError> {
+pub async fn handle_frame(state: &Arc<BrokerState>, listener: &Listener, peer: SocketAddr, mut frame: Bytes) -> Result<Reply, RequestError> {
     if frame.len() < 8 {
         return Err(RequestError::TooShort(frame.len()));
     }
@@ -84,12 +98,13 @@ pub async fn handle_frame(state: &Arc<BrokerState>, listener: &Listener, mut fra
     }
     let malformed = |reason: String| RequestError::Malformed { api: key, version: api_version, reason };
     let header_version = key.request_header_version(api_version);
-    RequestHeader::decode(&mut frame, header_version).map_err(|e| malformed(e.to_string()))?;
+    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| malformed(e.to_string()))?;
     let request = RequestKind::decode(key, &mut frame, api_version).map_err(|e| malformed(e.to_string()))?;
     if frame.has_remaining() {
         tracing::debug!(api = ?key, version = api_version, trailing = frame.remaining(), "ignoring trailing request bytes");
     }
-    let ctx = RequestContext { state, listener, api_version };
+    let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
+    let ctx = RequestContext { state, listener, api_version, client_id, peer };
     let Some(response) = dispatch(&ctx, request).await else { return Ok(None) };
     let response_header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(api_version) };
     encode_response(response, correlation_id, api_version, response_header_version).map(Some)
@@ -113,6 +128,17 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Option<Resp
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(ctx, r)),
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(ctx, r)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r)),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group::handle(ctx, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group::handle(ctx, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(ctx, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(ctx, r)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(ctx, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(ctx, r)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(ctx, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await),
         other => {
             // Unreachable while SUPPORTED_APIS and this match agree; answer
             // by closing rather than panicking if they ever do not.

@@ -57,6 +57,7 @@ pub async fn run(state: Arc<BrokerState>, listeners: Vec<(TcpListener, Listener)
         tasks.spawn(accept_loop(state.clone(), socket, Arc::new(listener)));
     }
     tasks.spawn(retention_loop(state.clone()));
+    tasks.spawn(group_tick_loop(state.clone()));
     if state.config.fsync == FsyncPolicy::Interval {
         tasks.spawn(fsync_loop(state.clone()));
     }
@@ -104,7 +105,7 @@ async fn serve_connection(state: Arc<BrokerState>, listener: Arc<Listener>, stre
                 return;
             }
         };
-        match handle_frame(&state, &listener, frame).await {
+        match handle_frame(&state, &listener, peer, frame).await {
             Ok(Some(response)) => {
                 if writer.write_all(&response).await.is_err() || writer.flush().await.is_err() {
                     return;
@@ -125,6 +126,23 @@ async fn retention_loop(state: Arc<BrokerState>) {
         tokio::time::sleep(period).await;
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || state.enforce_retention()).await;
+    }
+}
+
+/// Drives group timers (session expiry, rebalance deadlines, offset
+/// retention) and tombstones offsets that expired.
+async fn group_tick_loop(state: Arc<BrokerState>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let expired = state.groups.tick();
+        if !expired.is_empty() {
+            let tombstones = expired.iter().map(|key| (key.encode(), None)).collect();
+            if let Err(e) = state.append_internal(crate::groups::OFFSETS_TOPIC, tombstones).await {
+                tracing::warn!(error = %e, "could not tombstone expired offsets");
+            }
+        }
     }
 }
 

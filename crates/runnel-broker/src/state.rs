@@ -16,7 +16,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::config::BrokerConfig;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use runnel_coordinator::{CommittedOffset, OffsetKey};
+
+use crate::config::{BrokerConfig, FsyncPolicy};
+use crate::groups::{Groups, OFFSETS_TOPIC};
 use crate::producers::ProducerStates;
 use crate::topic_config::{self, ConfigError, TopicSettings};
 
@@ -138,6 +143,8 @@ pub struct BrokerState {
     producer_id_reserved: AtomicI64,
     /// Woken on every append, so long-polling fetches return promptly.
     pub appended: Notify,
+    /// The consumer group coordinator.
+    pub groups: Groups,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -192,7 +199,9 @@ impl BrokerState {
         let mode = if marker.exists() { OpenMode::Trusted } else { OpenMode::Recover };
         let _ = std::fs::remove_file(&marker);
 
+        let groups = Groups::new(&config);
         let state = BrokerState {
+            groups,
             config,
             cluster_id: meta.cluster_id,
             node_id: meta.node_id,
@@ -212,7 +221,86 @@ impl BrokerState {
             topics.insert(name.to_string(), Arc::new(topic));
         }
         *write(&state.topics) = topics;
+        if state.topic(OFFSETS_TOPIC).is_none() {
+            let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+            state.create_topic(OFFSETS_TOPIC, 1, 1, configs)?;
+        }
+        state.replay_offsets()?;
         Ok(state)
+    }
+
+    /// Rebuilds committed offsets from `__consumer_offsets`.
+    fn replay_offsets(&self) -> Result<(), TopicError> {
+        let partition = self.topic(OFFSETS_TOPIC).and_then(|t| t.partition(0)).expect("offsets topic exists");
+        let bounds = partition.log.bounds();
+        let mut offset = bounds.log_start_offset;
+        let mut loaded = 0usize;
+        while offset < bounds.log_end_offset {
+            let chunk = partition.log.read(offset, 1 << 20, true)?;
+            if chunk.bytes.is_empty() {
+                break;
+            }
+            let mut pos = 0;
+            while pos < chunk.bytes.len() {
+                let header = runnel_log::batch::BatchHeader::parse(&chunk.bytes[pos..]).map_err(LogError::Batch)?;
+                let mut batch = chunk.bytes.slice(pos..pos + header.size);
+                pos += header.size;
+                offset = header.last_offset() + 1;
+                let Ok(set) = RecordBatchDecoder::decode(&mut batch) else {
+                    tracing::warn!(offset = header.base_offset, "skipping undecodable batch in {OFFSETS_TOPIC}");
+                    continue;
+                };
+                for record in set.records {
+                    let Some(key) = record.key.and_then(OffsetKey::decode) else { continue };
+                    let value = record.value.and_then(CommittedOffset::decode);
+                    self.groups.with(|c, now| c.load_offset(now, key, value));
+                    loaded += 1;
+                }
+            }
+        }
+        if loaded > 0 {
+            tracing::info!(records = loaded, "replayed committed offsets");
+        }
+        Ok(())
+    }
+
+    /// Appends key/value records (`None` is a tombstone) to partition 0 of
+    /// an internal topic and waits until they are durable.
+    pub async fn append_internal(&self, topic: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), TopicError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let partition = self.topic(topic).and_then(|t| t.partition(0)).ok_or_else(|| TopicError::UnknownTopic(topic.to_string()))?;
+        let now = now_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            })
+            .collect();
+        let mut encoded = BytesMut::new();
+        RecordBatchEncoder::encode(&mut encoded, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let mut headers = runnel_log::batch::split(&encoded)
+            .and_then(|ranges| ranges.into_iter().map(|r| runnel_log::batch::validate(&encoded[r])).collect::<Result<Vec<_>, _>>())
+            .map_err(LogError::Batch)?;
+        let appended = partition.log.append(&mut encoded, &mut headers, None, now)?;
+        if self.config.fsync != FsyncPolicy::Never {
+            partition.log.flush_to(appended.last_offset + 1).await?;
+        }
+        Ok(())
     }
 
     fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {

@@ -1,0 +1,137 @@
+//! The I/O shell around the pure group coordinator: a clock, waiting
+//! JoinGroup/SyncGroup callers, and durable offsets in `__consumer_offsets`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use runnel_coordinator::{
+    CoordinatorConfig, Effect, GroupCoordinator, GroupError, JoinRequest, JoinResponse, Millis, OffsetKey, ReplyId, SyncRequest,
+    SyncResponse,
+};
+use tokio::sync::oneshot;
+
+use crate::config::BrokerConfig;
+
+/// The internal topic holding committed offsets (compacted, one partition).
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+enum Waiter {
+    Join(oneshot::Sender<JoinResponse>),
+    Sync(oneshot::Sender<SyncResponse>),
+}
+
+/// Shared access to the coordinator for the group handlers.
+pub struct Groups {
+    coordinator: Mutex<GroupCoordinator>,
+    waiters: Mutex<HashMap<ReplyId, Waiter>>,
+    next_reply: AtomicU64,
+    clock: Instant,
+}
+
+impl std::fmt::Debug for Groups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Groups").finish_non_exhaustive()
+    }
+}
+
+impl Groups {
+    pub fn new(config: &BrokerConfig) -> Groups {
+        let coordinator = GroupCoordinator::new(CoordinatorConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
+            ..CoordinatorConfig::default()
+        });
+        Groups { coordinator: Mutex::new(coordinator), waiters: Mutex::new(HashMap::new()), next_reply: AtomicU64::new(1), clock: Instant::now() }
+    }
+
+    /// Monotonic milliseconds: session timers must not jump with the wall clock.
+    pub fn now(&self) -> Millis {
+        self.clock.elapsed().as_millis() as Millis
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GroupCoordinator> {
+        self.coordinator.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the coordinator; for calls that answer at once.
+    pub fn with<R>(&self, f: impl FnOnce(&mut GroupCoordinator, Millis) -> R) -> R {
+        let now = self.now();
+        f(&mut self.lock(), now)
+    }
+
+    fn reply_id(&self) -> ReplyId {
+        ReplyId(self.next_reply.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn waiters(&self) -> MutexGuard<'_, HashMap<ReplyId, Waiter>> {
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// JoinGroup: resolves when the rebalance completes (or at once).
+    pub async fn join(&self, request: JoinRequest) -> JoinResponse {
+        let (tx, rx) = oneshot::channel();
+        let reply = self.reply_id();
+        self.waiters().insert(reply, Waiter::Join(tx));
+        let member_id = request.member_id.clone();
+        let effects = self.with(|c, now| c.join(now, request, reply));
+        self.deliver(effects);
+        rx.await.unwrap_or_else(|_| JoinResponse {
+            error: Some(GroupError::RebalanceInProgress),
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            skip_assignment: false,
+            member_id,
+            members: Vec::new(),
+        })
+    }
+
+    /// SyncGroup: followers resolve when the leader's assignment arrives.
+    pub async fn sync(&self, request: SyncRequest) -> SyncResponse {
+        let (tx, rx) = oneshot::channel();
+        let reply = self.reply_id();
+        self.waiters().insert(reply, Waiter::Sync(tx));
+        let effects = self.with(|c, now| c.sync(now, request, reply));
+        self.deliver(effects);
+        rx.await.unwrap_or_else(|_| SyncResponse {
+            error: Some(GroupError::RebalanceInProgress),
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Default::default(),
+        })
+    }
+
+    /// Routes ready answers to their waiting callers.
+    pub fn deliver(&self, effects: Vec<Effect>) {
+        if effects.is_empty() {
+            return;
+        }
+        let mut waiters = self.waiters();
+        for effect in effects {
+            match effect {
+                Effect::Join(reply, response) => {
+                    if let Some(Waiter::Join(tx)) = waiters.remove(&reply) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Effect::Sync(reply, response) => {
+                    if let Some(Waiter::Sync(tx)) = waiters.remove(&reply) {
+                        let _ = tx.send(response);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Advances the coordinator's clock; returns offsets that expired.
+    pub fn tick(&self) -> Vec<OffsetKey> {
+        let (effects, expired) = self.with(|c, now| c.tick(now));
+        self.deliver(effects);
+        expired
+    }
+}

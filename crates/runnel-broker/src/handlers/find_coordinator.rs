@@ -1,0 +1,33 @@
+//! FindCoordinator: this broker coordinates every group.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+
+use super::str_bytes;
+use crate::request::RequestContext;
+
+const GROUP_KEY: i8 = 0;
+
+pub fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let node = BrokerId(ctx.state.node_id);
+    let host = str_bytes(ctx.listener.advertised_host.clone());
+    let port = ctx.listener.advertised_port;
+    // Transactions are not implemented, so there is no transaction coordinator.
+    let error = if request.key_type != GROUP_KEY { Some(ResponseError::CoordinatorNotAvailable) } else { None };
+    if ctx.api_version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| match error {
+                Some(e) => Coordinator::default().with_key(key).with_node_id(BrokerId(-1)).with_port(-1).with_error_code(e.code()),
+                None => Coordinator::default().with_key(key).with_node_id(node).with_host(host.clone()).with_port(port),
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match error {
+        Some(e) => FindCoordinatorResponse::default().with_error_code(e.code()).with_node_id(BrokerId(-1)).with_port(-1),
+        None => FindCoordinatorResponse::default().with_node_id(node).with_host(host).with_port(port),
+    }
+}

@@ -1,0 +1,102 @@
+//! OffsetFetch: one group (v0–7) or several (v8+); partitions without a
+//! commit answer offset -1.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use runnel_coordinator::CommittedOffset;
+
+use super::{str_bytes, topic_name};
+use crate::error::group_code;
+use crate::request::RequestContext;
+
+/// `(topic, [(partition, committed)])` for the requested partitions, or
+/// for everything committed when `topics` is `None`.
+type Fetched = Vec<(TopicName, Vec<(i32, Option<CommittedOffset>)>)>;
+
+fn fetch(ctx: &RequestContext<'_>, group_id: &str, topics: Option<Vec<(TopicName, Vec<i32>)>>) -> Result<Fetched, i16> {
+    ctx.state.groups.with(|c, _| c.validate_group_id(group_id)).map_err(|e| group_code(Some(e)))?;
+    let committed: BTreeMap<(String, i32), CommittedOffset> = ctx.state.groups.with(|c, _| c.committed(group_id)).into_iter().collect();
+    Ok(match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let found = partitions.into_iter().map(|p| (p, committed.get(&(name.0.to_string(), p)).cloned())).collect();
+                (name, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+            for ((topic, partition), value) in committed {
+                by_topic.entry(topic).or_default().push((partition, Some(value)));
+            }
+            by_topic.into_iter().map(|(t, ps)| (topic_name(t), ps)).collect()
+        }
+    })
+}
+
+pub fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let version = ctx.api_version;
+    let leader_epoch = |c: &Option<CommittedOffset>| if version >= 5 { c.as_ref().map_or(-1, |c| c.leader_epoch) } else { -1 };
+    if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+                let response = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                match fetch(ctx, &g.group_id.0, topics) {
+                    Err(code) => response.with_error_code(code),
+                    Ok(found) => response.with_topics(
+                        found
+                            .into_iter()
+                            .map(|(name, partitions)| {
+                                OffsetFetchResponseTopics::default().with_name(name).with_partitions(
+                                    partitions
+                                        .into_iter()
+                                        .map(|(p, c)| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
+                                                .with_committed_leader_epoch(leader_epoch(&c))
+                                                .with_metadata(Some(str_bytes(c.map(|c| c.metadata).unwrap_or_default())))
+                                        })
+                                        .collect(),
+                                )
+                            })
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let group_id: GroupId = request.group_id;
+    let topics = request.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    match fetch(ctx, &group_id.0, topics) {
+        Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
+        Err(_) => OffsetFetchResponse::default(),
+        Ok(found) => OffsetFetchResponse::default().with_topics(
+            found
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(p, c)| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
+                                    .with_committed_leader_epoch(leader_epoch(&c))
+                                    .with_metadata(Some(str_bytes(c.map(|c| c.metadata).unwrap_or_default())))
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
