@@ -9,11 +9,37 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::support::{client, Serve};
 
-fn metadata_broker(bootstrap: &str) -> (String, i32) {
-    let consumer: BaseConsumer = client(bootstrap, &[]).create().unwrap();
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).unwrap();
-    let broker = &metadata.brokers()[0];
-    (broker.host().to_string(), broker.port())
+/// The broker address a Metadata request on `addr` returns. Raw protocol,
+/// because a real client would go on to dial the advertised address.
+fn metadata_broker(addr: &str) -> (String, i32) {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Metadata as i16)
+        .with_request_api_version(1)
+        .with_correlation_id(1)
+        .encode(&mut body, 1)
+        .unwrap();
+    MetadataRequest::default().with_topics(Some(vec![])).encode(&mut body, 1).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut response = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut response).unwrap();
+    let mut response = bytes::Bytes::from(response);
+    ResponseHeader::decode(&mut response, 0).unwrap();
+    let metadata = MetadataResponse::decode(&mut response, 1).unwrap();
+    assert_eq!(response.remaining(), 0);
+    let broker = &metadata.brokers[0];
+    (broker.host.to_string(), broker.port)
 }
 
 #[test]
