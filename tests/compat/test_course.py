@@ -73,3 +73,30 @@ def test_course_json_producer_and_consumer(broker):
     for ride, message in zip(rides, received):
         assert message.key == ride.pu_location_id
         assert message.value == json.loads(json.dumps(ride.__dict__, default=str))
+
+
+def test_course_group_consumer_resumes_from_committed_offsets(broker):
+    """The course's JSON consumer: group consumer.group.id.json-example.1,
+    earliest, auto-commit. It reads all 266 rides; run again, it reads none."""
+    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], key_serializer=lambda key: str(key).encode(),
+                             value_serializer=lambda x: json.dumps(x.__dict__, default=str).encode("utf-8"))
+    for ride in read_rides():
+        producer.send(topic="rides_json_grouped", key=ride.pu_location_id, value=ride).get()
+
+    def run_consumer(timeout_ms):
+        consumer = KafkaConsumer(
+            "rides_json_grouped",
+            bootstrap_servers=[broker.bootstrap],
+            auto_offset_reset="earliest",
+            enable_auto_commit=True,
+            key_deserializer=lambda key: int(key.decode("utf-8")),
+            value_deserializer=lambda x: json.loads(x.decode("utf-8")),
+            group_id="consumer.group.id.json-example.1",
+            consumer_timeout_ms=timeout_ms,
+        )
+        rides = [message.value for message in consumer]
+        consumer.close()
+        return rides
+
+    assert len(run_consumer(8000)) == 266
+    assert run_consumer(4000) == []

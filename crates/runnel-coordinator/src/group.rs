@@ -702,8 +702,9 @@ fn join_new_member(group: &mut Group, config: &CoordinatorConfig, now: Millis, r
 }
 
 /// A static member came back with a new member id: fence the old one and,
-/// when nothing changed, hand back the current generation without a
-/// rebalance (KIP-345).
+/// unless its protocols would change the group's, hand back the current
+/// generation without a rebalance (KIP-345). The leader gets the member
+/// list, and with JoinGroup v9+ is told to skip computing an assignment.
 #[allow(clippy::too_many_arguments)]
 fn rejoin_static_member(
     group: &mut Group,
@@ -728,7 +729,6 @@ fn rejoin_static_member(
     if let Some(waiting) = member.awaiting_sync.take() {
         effects.push(Effect::Sync(waiting, SyncResponse::error(GroupError::FencedInstanceId)));
     }
-    let unchanged = member.protocols == request.protocols && member.protocol_type == request.protocol_type;
     let was_leader = group.is_leader(&old_id);
     member.id = new_id.clone();
     member.last_heartbeat = now;
@@ -736,21 +736,25 @@ fn rejoin_static_member(
     member.rebalance_timeout_ms = request.rebalance_timeout_ms;
     member.client_id = request.client_id.clone();
     member.client_host = request.client_host.clone();
+    member.protocols = request.protocols;
+    member.protocol_type = request.protocol_type;
     group.members.insert(new_id.clone(), member);
     group.instances.insert(instance, new_id.clone());
     if was_leader {
         group.leader = Some(new_id.clone());
     }
+    // As in Apache Kafka, a static rejoin only rebalances when it would
+    // change the group's protocol; its metadata may differ (owned
+    // partitions, for instance) without forcing everyone to rejoin.
+    let protocol_unchanged = group.select_protocol() == group.protocol_name;
     match group.state {
-        GroupState::Stable if unchanged && (!was_leader || request.supports_skip_assignment) => {
-            let mut response = group.current_join_response(&new_id, false);
-            response.skip_assignment = was_leader;
+        GroupState::Stable if protocol_unchanged => {
+            let mut response = group.current_join_response(&new_id, was_leader);
+            response.skip_assignment = was_leader && request.supports_skip_assignment;
             effects.push(Effect::Join(reply, response));
         }
         _ => {
             let member = group.members.get_mut(&new_id).expect("inserted");
-            member.protocols = request.protocols;
-            member.protocol_type = request.protocol_type;
             member.awaiting_join = Some(reply);
             if group.state != GroupState::PreparingRebalance {
                 prepare_rebalance(group, now, effects);

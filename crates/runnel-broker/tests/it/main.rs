@@ -2,5 +2,6 @@
 //! crate) and raw sockets. Every test starts its own broker on port 0.
 
 mod clients;
+mod groups;
 mod raw;
 mod support;

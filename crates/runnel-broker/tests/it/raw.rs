@@ -438,3 +438,163 @@ async fn long_poll_waits_for_min_bytes_until_max_wait() {
     assert!(started.elapsed() >= Duration::from_millis(290), "an empty fetch waits for max_wait_ms");
     assert!(response.responses[0].partitions[0].records.as_ref().is_none_or(|r| r.is_empty()));
 }
+
+fn join_request(group: &str, member_id: &str, session_timeout_ms: i32) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_session_timeout_ms(session_timeout_ms)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member_id.to_string()))
+        .with_group_instance_id(None)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x02gs\x00\x00\x00\x00"))])
+}
+
+/// Joins `group` as its only member; returns (member id, generation).
+async fn join_alone(client: &mut RawClient, group: &str, version: i16) -> (String, i32) {
+    let mut response = client.call(&join_request(group, "", 10_000), version).await;
+    if version >= 4 {
+        assert_eq!(response.error_code, ResponseError::MemberIdRequired.code(), "join v{version}");
+        response = client.call(&join_request(group, response.member_id.as_str(), 10_000), version).await;
+    }
+    assert_eq!(response.error_code, 0, "join v{version}");
+    assert_eq!(response.leader, response.member_id);
+    assert_eq!(response.members.len(), 1);
+    (response.member_id.to_string(), response.generation_id)
+}
+
+fn commit_request(group: &str, generation: i32, member: &str, topic_name: &str, offset: i64, metadata: &str) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member.to_string()))
+        .with_group_instance_id(None)
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(topic(topic_name)).with_partitions(vec![
+            offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)
+                .with_committed_metadata(Some(StrBytes::from_string(metadata.to_string()))),
+        ])])
+}
+
+fn commit_error(response: &OffsetCommitResponse) -> i16 {
+    response.topics[0].partitions[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_apis_answer_every_supported_version() {
+    let broker = TestBroker::start().await;
+    crate::support::create_topic(&broker.bootstrap, "gs", 1, &[]).await;
+    let mut client = RawClient::connect(&broker.bootstrap).await;
+    for v in 0..=4 {
+        let request = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))
+        };
+        let response = client.call(&request, v).await;
+        let port = if v >= 4 { response.coordinators[0].port } else { response.port };
+        assert_eq!(port.to_string(), broker.bootstrap.rsplit(':').next().unwrap(), "find coordinator v{v}");
+    }
+    for v in 0..=9i16 {
+        let group = format!("sweep-{v}");
+        let group_id = GroupId(StrBytes::from_string(group.clone()));
+        let (member, generation) = join_alone(&mut client, &group, v).await;
+        let member_bytes = StrBytes::from_string(member.clone());
+        let sync = SyncGroupRequest::default()
+            .with_group_id(group_id.clone())
+            .with_generation_id(generation)
+            .with_member_id(member_bytes.clone())
+            .with_group_instance_id(None)
+            .with_assignments(vec![sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(member_bytes.clone())
+                .with_assignment(Bytes::from_static(b"\x00\x01opaque\xff"))]);
+        let synced = client.call(&sync, v.min(5)).await;
+        assert_eq!((synced.error_code, synced.assignment.as_ref()), (0, &b"\x00\x01opaque\xff"[..]), "sync v{}", v.min(5));
+        let heartbeat = HeartbeatRequest::default().with_group_id(group_id.clone()).with_generation_id(generation).with_member_id(member_bytes.clone()).with_group_instance_id(None);
+        assert_eq!(client.call(&heartbeat, v.min(4)).await.error_code, 0, "heartbeat v{}", v.min(4));
+        // v0 carries no generation or member: a commit from outside group
+        // management, which an active group refuses, so it goes to a group
+        // of its own.
+        let commit_group = if v == 0 { format!("{group}-standalone") } else { group.clone() };
+        let commit = commit_request(&commit_group, generation, &member, "gs", 3 + v as i64, "meta");
+        assert_eq!(commit_error(&client.call(&commit, v).await), 0, "offset commit v{v}");
+        let group_id_for_fetch = GroupId(StrBytes::from_string(commit_group));
+        let committed = if v >= 8 {
+            let request = OffsetFetchRequest::default().with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(group_id_for_fetch.clone())
+                .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default().with_name(topic("gs")).with_partition_indexes(vec![0])]))]);
+            client.call(&request, v).await.groups[0].topics[0].partitions[0].committed_offset
+        } else {
+            let request = OffsetFetchRequest::default()
+                .with_group_id(group_id_for_fetch.clone())
+                .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default().with_name(topic("gs")).with_partition_indexes(vec![0])]));
+            client.call(&request, v).await.topics[0].partitions[0].committed_offset
+        };
+        assert_eq!(committed, 3 + v as i64, "offset fetch v{v}");
+        let described = client.call(&DescribeGroupsRequest::default().with_groups(vec![group_id.clone()]), v.min(5)).await;
+        assert_eq!(described.groups[0].group_state.as_str(), "Stable", "describe groups v{}", v.min(5));
+        assert_eq!(described.groups[0].members[0].member_assignment.as_ref(), b"\x00\x01opaque\xff");
+        let listed = client.call(&ListGroupsRequest::default(), v.min(4)).await;
+        assert!(listed.groups.iter().any(|g| g.group_id == group_id), "list groups v{}", v.min(4));
+        let leave = if v.min(5) >= 3 {
+            LeaveGroupRequest::default().with_group_id(group_id.clone()).with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(member_bytes.clone())])
+        } else {
+            LeaveGroupRequest::default().with_group_id(group_id.clone()).with_member_id(member_bytes.clone())
+        };
+        assert_eq!(client.call(&leave, v.min(5)).await.error_code, 0, "leave group v{}", v.min(5));
+        let deleted = client.call(&DeleteGroupsRequest::default().with_groups_names(vec![group_id.clone()]), v.min(2)).await;
+        assert_eq!(deleted.results[0].error_code, 0, "delete groups v{}", v.min(2));
+    }
+    let commit = commit_request("standalone", -1, "", "gs", 9, "");
+    assert_eq!(commit_error(&client.call(&commit, 8).await), 0);
+    let request = OffsetDeleteRequest::default().with_group_id(GroupId(StrBytes::from_static_str("standalone"))).with_topics(vec![
+        offset_delete_request::OffsetDeleteRequestTopic::default().with_name(topic("gs")).with_partitions(vec![offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+    ]);
+    let response = client.call(&request, 0).await;
+    assert_eq!((response.error_code, response.topics[0].partitions[0].error_code), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_group_requests_get_error_codes_and_leave_state_intact() {
+    let broker = TestBroker::start().await;
+    crate::support::create_topic(&broker.bootstrap, "gt", 1, &[]).await;
+    let mut client = RawClient::connect(&broker.bootstrap).await;
+    let (member, generation) = join_alone(&mut client, "solid", 9).await;
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("solid")))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_group_instance_id(None);
+    client.call(&sync, 5).await;
+    assert_eq!(commit_error(&client.call(&commit_request("solid", generation, &member, "gt", 5, "ok"), 8).await), 0);
+
+    for (group, expected) in [("", ResponseError::InvalidGroupId), (&"g".repeat(300)[..], ResponseError::InvalidGroupId)] {
+        let response = client.call(&join_request(group, "", 10_000), 9).await;
+        assert_eq!(response.error_code, expected.code());
+    }
+    assert_eq!(client.call(&join_request("short", "", 1), 9).await.error_code, ResponseError::InvalidSessionTimeout.code());
+    let cases = [
+        (commit_request("solid", generation, &member, "no-such-topic", 1, ""), ResponseError::UnknownTopicOrPartition),
+        (commit_request("solid", generation - 1, &member, "gt", 1, ""), ResponseError::IllegalGeneration),
+        (commit_request("solid", generation, &member, "gt", 1, &"m".repeat(5000)), ResponseError::OffsetMetadataTooLarge),
+        (commit_request("solid", generation, "stranger", "gt", 1, ""), ResponseError::UnknownMemberId),
+        (commit_request("", -1, "", "gt", 1, ""), ResponseError::InvalidGroupId),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(commit_error(&client.call(&request, 8).await), expected.code(), "{expected:?}");
+    }
+    let heartbeat = HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("solid"))).with_generation_id(generation).with_member_id(StrBytes::from_static_str("stranger"));
+    assert_eq!(client.call(&heartbeat, 4).await.error_code, ResponseError::UnknownMemberId.code());
+    let delete = |name: &'static str| DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str(name))]);
+    assert_eq!(client.call(&delete("solid"), 2).await.results[0].error_code, ResponseError::NonEmptyGroup.code());
+    assert_eq!(client.call(&delete("ghost"), 2).await.results[0].error_code, ResponseError::GroupIdNotFound.code());
+
+    let described = broker.state.groups.with(|c, _| c.describe("solid"));
+    assert_eq!((described.state.as_str(), described.members.len()), ("Stable", 1), "bad requests did not disturb the group");
+    let committed = broker.state.groups.with(|c, _| c.committed("solid"));
+    assert_eq!(committed.len(), 1);
+    assert_eq!(committed[0].1.offset, 5, "rejected commits changed nothing");
+}
