@@ -145,7 +145,7 @@ pub(crate) fn ensure_topic(options: &BenchOptions) -> Result<(), BenchError> {
     let admin: AdminClient<DefaultClientContext> = options.client().create()?;
     let topic = NewTopic::new(&options.topic, options.partitions, TopicReplication::Fixed(1));
     let admin_options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = block_on(admin.create_topics([&topic], &admin_options))?;
+    let results = futures::executor::block_on(admin.create_topics([&topic], &admin_options))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -153,29 +153,6 @@ pub(crate) fn ensure_topic(options: &BenchOptions) -> Result<(), BenchError> {
         }
     }
     Ok(())
-}
-
-/// Drives one future to completion on the current thread; the admin
-/// client's futures need no runtime.
-pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake};
-
-    struct ThreadWaker(std::thread::Thread);
-    impl Wake for ThreadWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Arc::new(ThreadWaker(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park();
-    }
 }
 
 /// A record payload of `size` bytes; its first bytes carry `stamp`.

@@ -108,3 +108,42 @@ async fn garbage_on_a_segment_tail_is_truncated_at_startup() {
         assert_eq!(delivery.offset, 50, "appends continue after the repaired tail");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_offsets_survive_kill_9_and_consumers_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let producer: FutureProducer = client(&serve.bootstrap(), &[]).create().unwrap();
+    for i in 0..10 {
+        producer.send(FutureRecord::<(), _>::to("resumable").payload(&format!("r{i}")), Duration::from_secs(10)).await.unwrap();
+    }
+    drop(producer);
+    let bootstrap = serve.bootstrap();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client(&bootstrap, &[("group.id", "survivors"), ("enable.auto.commit", "false")]).create().unwrap();
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset("resumable", 0, Offset::Offset(6)).unwrap();
+        consumer.commit(&offsets, rdkafka::consumer::CommitMode::Sync).unwrap();
+    })
+    .await
+    .unwrap();
+    serve.kill_9();
+
+    let restarted = Serve::start(dir.path(), &[], &[]);
+    let bootstrap = restarted.bootstrap();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client(&bootstrap, &[("group.id", "survivors"), ("auto.offset.reset", "earliest")]).create().unwrap();
+        consumer.subscribe(&["resumable"]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "the group never resumed");
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let message = message.unwrap();
+                assert_eq!(message.offset(), 6, "the group resumes at its committed offset after a crash");
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -2,5 +2,6 @@
 //! restarts, and crash safety under `kill -9`.
 
 mod crash;
+mod group_cli;
 mod serve;
 mod support;
