@@ -47,6 +47,16 @@ pub struct ServeArgs {
     /// Largest request accepted (socket.request.max.bytes).
     #[arg(long, env = "RUNNEL_SOCKET_REQUEST_MAX_BYTES")]
     socket_request_max_bytes: Option<usize>,
+    /// How long the first rebalance of an empty group waits for more
+    /// members (group.initial.rebalance.delay.ms).
+    #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<i32>,
+    /// Smallest session timeout a consumer may ask for (group.min.session.timeout.ms).
+    #[arg(long, env = "RUNNEL_GROUP_MIN_SESSION_TIMEOUT_MS")]
+    group_min_session_timeout_ms: Option<i32>,
+    /// Committed offsets of groups empty this long expire (offsets.retention.minutes).
+    #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
+    offsets_retention_minutes: Option<i64>,
     /// Broker-wide default for a topic config, KEY=VALUE; repeatable.
     #[arg(long = "topic-default", env = "RUNNEL_TOPIC_DEFAULTS", value_delimiter = ',')]
     topic_defaults: Vec<String>,
@@ -120,6 +130,15 @@ impl ServeArgs {
         if let Some(bytes) = self.socket_request_max_bytes {
             config.socket_request_max_bytes = bytes;
         }
+        if let Some(ms) = self.group_initial_rebalance_delay_ms {
+            config.group_initial_rebalance_delay_ms = ms;
+        }
+        if let Some(ms) = self.group_min_session_timeout_ms {
+            config.group_min_session_timeout_ms = ms;
+        }
+        if let Some(minutes) = self.offsets_retention_minutes {
+            config.offsets_retention_minutes = minutes;
+        }
         for spec in &self.topic_defaults {
             let (key, value) = spec.split_once('=').with_context(|| format!("--topic-default `{spec}` must be KEY=VALUE"))?;
             config.topic_defaults.insert(key.to_string(), value.to_string());
@@ -138,6 +157,12 @@ fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
     }
     for (key, value) in &config.topic_defaults {
         runnel_broker::topic_config::validate(key, Some(value)).with_context(|| "invalid topic default")?;
+    }
+    if config.group_initial_rebalance_delay_ms < 0 || config.group_min_session_timeout_ms < 1 || config.offsets_retention_minutes < 1 {
+        bail!("group timings must be positive");
+    }
+    if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
+        bail!("group_min_session_timeout_ms exceeds group_max_session_timeout_ms");
     }
     let mut names: Vec<_> = config.listeners.iter().map(|l| &l.name).collect();
     names.sort();
