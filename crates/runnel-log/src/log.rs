@@ -84,6 +84,11 @@ struct Inner {
 
 const LOG_START_FILE: &str = "log-start-offset";
 
+/// How much of the newest data is read to rebuild producer state. A
+/// producer silent for longer than this much traffic is treated as new,
+/// which only matters if it retries a batch from before a restart.
+pub const PRODUCER_STATE_SCAN_BYTES: u64 = 16 << 20;
+
 impl Inner {
     fn active(&self) -> &Segment {
         self.segments.values().next_back().expect("a log always has an active segment")
@@ -312,15 +317,18 @@ impl PartitionLog {
         Ok(Some(buf.freeze()))
     }
 
-    /// Headers of the batches in the active segment, oldest first: enough
-    /// for the broker to rebuild recent idempotent-producer state.
+    /// Headers of the newest batches (the last [`PRODUCER_STATE_SCAN_BYTES`]
+    /// of the active segment), oldest first: enough for the broker to
+    /// rebuild idempotent-producer state after a restart without reading
+    /// whole segments.
     pub fn recent_batch_headers(&self) -> Result<Vec<BatchHeader>, LogError> {
-        let (file, end) = {
+        let (file, start, end) = {
             let inner = self.lock();
-            (inner.active().file.clone(), inner.active().size)
+            let active = inner.active();
+            (active.file.clone(), active.batch_start_at_or_before(active.size.saturating_sub(PRODUCER_STATE_SCAN_BYTES)), active.size)
         };
         let mut headers = Vec::new();
-        find_batch(&file, 0, end, |h| {
+        find_batch(&file, start, end, |h| {
             headers.push(*h);
             false
         })?;

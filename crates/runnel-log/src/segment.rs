@@ -238,6 +238,13 @@ impl Segment {
         self.offset_index.floor(relative).map_or(0, |e| e.position as u64)
     }
 
+    /// The last indexed batch boundary at or before byte `position`.
+    pub fn batch_start_at_or_before(&self, position: u64) -> u64 {
+        let entries = self.offset_index.entries();
+        let idx = entries.partition_point(|e| e.position as u64 <= position);
+        idx.checked_sub(1).map_or(0, |i| entries[i].position as u64)
+    }
+
     /// Where to start looking for the first record with a timestamp of at
     /// least `timestamp`.
     pub fn time_scan_start(&self, timestamp: i64) -> u64 {

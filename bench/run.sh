@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The standard benchmark suite: starts a fresh broker on a temporary data
+# directory, runs a fixed set of workloads with `runnel bench` (librdkafka
+# load), and prints a results table with the broker's CPU seconds and peak
+# RSS read from /proc.
+#
+#   bench/run.sh            full suite (several minutes, ~10 GB of disk)
+#   bench/run.sh --smoke    a ~10 second run of every workload, for CI
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+
+if [ "$SMOKE" = 1 ]; then
+  cargo build --quiet -p runnel
+  RUNNEL="$PWD/target/debug/runnel"
+  RECORDS=20000; CONSUME_RECORDS=20000; E2E_SECS=2; E2E_RATE=2000; STARTUP_PARTITIONS=50; RECOVERY_RECORDS=20000
+else
+  cargo build --quiet --release -p runnel
+  RUNNEL="$PWD/target/release/runnel"
+  RECORDS=1000000; CONSUME_RECORDS=2000000; E2E_SECS=20; E2E_RATE=20000; STARTUP_PARTITIONS=1000; RECOVERY_RECORDS=5000000
+fi
+
+WORK="$(mktemp -d)"
+BROKER_PID=""
+cleanup() {
+  [ -n "$BROKER_PID" ] && kill -9 "$BROKER_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now_ms() { date +%s%3N; }
+
+# start_broker DATA_DIR: starts runnel, waits for `ready`, sets BROKER_PID,
+# BOOTSTRAP and READY_MS (time from exec to ready).
+start_broker() {
+  local data="$1" log="$WORK/broker-$(date +%s%N).log" started
+  started=$(now_ms)
+  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 2>"$log" &
+  BROKER_PID=$!
+  for _ in $(seq 1 600); do
+    if grep -q "ready" "$log" 2>/dev/null; then
+      READY_MS=$(( $(now_ms) - started ))
+      BOOTSTRAP=$(grep -o 'bind=[0-9.:]*' "$log" | head -1 | cut -d= -f2)
+      return 0
+    fi
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then cat "$log"; echo "broker died" >&2; exit 1; fi
+    sleep 0.05
+  done
+  echo "broker did not become ready" >&2; exit 1
+}
+
+stop_broker() { kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=""; }
+kill9_broker() { kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=""; }
+
+cpu_seconds() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$BROKER_PID/stat"; }
+rss_mb() { awk -v f="$2" '$1==f {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+json_field() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('-' if v is None else (f'{v:.2f}' if isinstance(v, float) else v))" "$1" "$2"; }
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
+
+bench() { "$RUNNEL" bench "$@" --bootstrap-server "$BOOTSTRAP" --json; }
+
+start_broker "$WORK/data"
+IDLE_RSS=$(rss_mb "$BROKER_PID" VmRSS)
+
+r=$(bench produce --topic w1 --record-size 1024 --records "$RECORDS" --acks 1 --partitions 1 --producers 1)
+row "1. produce 1 KiB, 1 partition, 1 producer, acks=1" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" "-" "≥ 250 MB/s"
+r=$(bench produce --topic w2 --record-size 1024 --records "$RECORDS" --acks -1 --partitions 1 --producers 1)
+row "2. same, acks=-1 (fsync)" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" "-" "≥ 150 MB/s"
+r=$(bench produce --topic w3 --record-size 1024 --records "$RECORDS" --acks -1 --partitions 8 --producers 2)
+row "3. produce 1 KiB, 8 partitions, 2 producers, acks=-1" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" "-" "≥ 150 MB/s"
+bench produce --topic w4 --record-size 1024 --records "$CONSUME_RECORDS" --acks 1 >/dev/null
+r=$(bench consume --topic w4 --record-size 1024 --records "$CONSUME_RECORDS")
+row "4. consume $(( CONSUME_RECORDS / 1000 ))k × 1 KiB already written" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" "-" "≥ 600 MB/s"
+r=$(bench e2e --topic w5 --record-size 1024 --rate "$E2E_RATE" --duration "$E2E_SECS" --acks -1)
+row "5. end-to-end at $(( E2E_RATE / 1000 ))k rec/s (1 KiB), acks=-1" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" \
+    "p50 $(json_field "$r" p50_ms) / p99 $(json_field "$r" p99_ms) / p99.9 $(json_field "$r" p999_ms) ms" "p99 ≤ 10 ms"
+CPU=$(cpu_seconds)
+PEAK=$(rss_mb "$BROKER_PID" VmHWM)
+stop_broker
+
+# 6. Start-up with many partitions on disk.
+start_broker "$WORK/startup"
+for i in $(seq 1 $(( STARTUP_PARTITIONS / 100 ))); do
+  bench produce --topic "many-$i" --partitions 100 --record-size 100 --records 1000 --acks 1 >/dev/null
+done
+[ "$STARTUP_PARTITIONS" -lt 100 ] && bench produce --topic many --partitions "$STARTUP_PARTITIONS" --record-size 100 --records 1000 --acks 1 >/dev/null
+stop_broker
+start_broker "$WORK/startup"
+STARTUP_MS=$READY_MS
+stop_broker
+row "6. idle RSS; start-up with $STARTUP_PARTITIONS partitions" "-" "-" "idle RSS ${IDLE_RSS} MB; ready in ${STARTUP_MS} ms" "≤ 30 MB; ≤ 200 ms"
+
+# 7. Recovery after kill -9 with data on disk.
+start_broker "$WORK/recovery"
+bench produce --topic big --record-size 1024 --records "$RECOVERY_RECORDS" --acks 1 >/dev/null
+DISK=$(du -sm "$WORK/recovery" | cut -f1)
+kill9_broker
+start_broker "$WORK/recovery"
+RECOVERY_MS=$READY_MS
+stop_broker
+row "7. recovery after kill -9 with ${DISK} MB on disk" "-" "-" "ready in ${RECOVERY_MS} ms" "≤ 2 s (5 GB)"
+
+echo "runnel benchmark suite ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
+echo
+echo "| workload | records/s | MB/s | latency / other | target |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "broker during workloads 1–5: ${CPU} CPU seconds, peak RSS ${PEAK} MB"
