@@ -64,7 +64,7 @@ row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
 bench() { "$RUNNEL" bench "$@" --bootstrap-server "$BOOTSTRAP" --json; }
 
 start_broker "$WORK/data"
-IDLE_RSS=$(rss_mb "$BROKER_PID" VmRSS)
+IDLE_RSS=$(rss_mb "$BROKER_PID" VmRSS:)
 
 r=$(bench produce --topic w1 --record-size 1024 --records "$RECORDS" --acks 1 --partitions 1 --producers 1)
 row "1. produce 1 KiB, 1 partition, 1 producer, acks=1" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" "-" "≥ 250 MB/s"
@@ -79,7 +79,7 @@ r=$(bench e2e --topic w5 --record-size 1024 --rate "$E2E_RATE" --duration "$E2E_
 row "5. end-to-end at $(( E2E_RATE / 1000 ))k rec/s (1 KiB), acks=-1" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" \
     "p50 $(json_field "$r" p50_ms) / p99 $(json_field "$r" p99_ms) / p99.9 $(json_field "$r" p999_ms) ms" "p99 ≤ 10 ms"
 CPU=$(cpu_seconds)
-PEAK=$(rss_mb "$BROKER_PID" VmHWM)
+PEAK=$(rss_mb "$BROKER_PID" VmHWM:)
 stop_broker
 
 # 6. Start-up with many partitions on disk.

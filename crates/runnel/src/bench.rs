@@ -37,7 +37,8 @@ struct CommonArgs {
     /// Run for this many seconds instead of a record count.
     #[arg(long)]
     duration: Option<f64>,
-    #[arg(long, default_value = "1")]
+    /// 0, 1, or -1/all.
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
     acks: String,
     /// Partitions of the topic, created if missing.
     #[arg(long, default_value_t = 1)]
