@@ -79,16 +79,7 @@ impl Groups {
         let member_id = request.member_id.clone();
         let effects = self.with(|c, now| c.join(now, request, reply));
         self.deliver(effects);
-        rx.await.unwrap_or_else(|_| JoinResponse {
-            error: Some(GroupError::RebalanceInProgress),
-            generation_id: -1,
-            protocol_type: None,
-            protocol_name: None,
-            leader: String::new(),
-            skip_assignment: false,
-            member_id,
-            members: Vec::new(),
-        })
+        rx.await.unwrap_or_else(|_| JoinResponse::error(GroupError::RebalanceInProgress, member_id))
     }
 
     /// SyncGroup: followers resolve when the leader's assignment arrives.
@@ -98,12 +89,7 @@ impl Groups {
         self.waiters().insert(reply, Waiter::Sync(tx));
         let effects = self.with(|c, now| c.sync(now, request, reply));
         self.deliver(effects);
-        rx.await.unwrap_or_else(|_| SyncResponse {
-            error: Some(GroupError::RebalanceInProgress),
-            protocol_type: None,
-            protocol_name: None,
-            assignment: Default::default(),
-        })
+        rx.await.unwrap_or_else(|_| SyncResponse::error(GroupError::RebalanceInProgress))
     }
 
     /// Routes ready answers to their waiting callers.

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -157,9 +156,4 @@ fn encode_response(response: ResponseKind, correlation_id: i32, version: i16, he
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
-}
-
-/// An error code for every partition of a request that failed as a whole.
-pub fn error_code(error: ResponseError) -> i16 {
-    error.code()
 }

@@ -79,7 +79,8 @@ pub struct JoinResponse {
 }
 
 impl JoinResponse {
-    fn error(error: GroupError, member_id: String) -> JoinResponse {
+    /// A refusal: no generation, no leader, no members.
+    pub fn error(error: GroupError, member_id: String) -> JoinResponse {
         JoinResponse {
             error: Some(error),
             generation_id: -1,
@@ -115,7 +116,8 @@ pub struct SyncResponse {
 }
 
 impl SyncResponse {
-    fn error(error: GroupError) -> SyncResponse {
+    /// A refusal with an empty assignment.
+    pub fn error(error: GroupError) -> SyncResponse {
         SyncResponse { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
     }
 }
@@ -879,7 +881,7 @@ fn maybe_complete_join(group: &mut Group, config: &CoordinatorConfig, now: Milli
     }
     let all_joined = group.members.values().all(|m| m.awaiting_join.is_some()) && group.pending.is_empty();
     let delayed = group.initial_delay_until.is_some_and(|until| now < until && now < group.rebalance_deadline);
-    if !(all_joined && !delayed) && now < group.rebalance_deadline {
+    if (!all_joined || delayed) && now < group.rebalance_deadline {
         return;
     }
     let laggards: Vec<String> = group.members.values().filter(|m| m.awaiting_join.is_none()).map(|m| m.id.clone()).collect();

@@ -14,5 +14,5 @@ mod segment;
 mod sync;
 
 pub use error::{BatchError, LogError};
-pub use log::{segment_file_name, Appended, Bounds, LogConfig, PartitionLog, ReadChunk, SharedLog};
+pub use log::{segment_file_name, Appended, Bounds, LogConfig, PartitionLog, ReadChunk};
 pub use segment::OpenMode;

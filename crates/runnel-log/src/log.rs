@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 
@@ -422,6 +422,3 @@ fn whole_batches_len(buf: &[u8]) -> usize {
 pub fn segment_file_name(base_offset: i64) -> String {
     format!("{}.log", segment::file_stem(base_offset))
 }
-
-/// A cheap handle shared by the broker's partition state.
-pub type SharedLog = Arc<PartitionLog>;

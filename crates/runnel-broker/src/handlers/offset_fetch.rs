@@ -38,9 +38,21 @@ fn fetch(ctx: &RequestContext<'_>, group_id: &str, topics: Option<Vec<(TopicName
     })
 }
 
+/// The v0–7 and v8+ layouts have distinct partition types with the same
+/// fields; this fills either.
+macro_rules! partition_result {
+    ($ty:ty, $partition:expr, $committed:expr, $version:expr) => {{
+        let committed: Option<CommittedOffset> = $committed;
+        <$ty>::default()
+            .with_partition_index($partition)
+            .with_committed_offset(committed.as_ref().map_or(-1, |c| c.offset))
+            .with_committed_leader_epoch(if $version >= 5 { committed.as_ref().map_or(-1, |c| c.leader_epoch) } else { -1 })
+            .with_metadata(Some(str_bytes(committed.map(|c| c.metadata).unwrap_or_default())))
+    }};
+}
+
 pub fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let version = ctx.api_version;
-    let leader_epoch = |c: &Option<CommittedOffset>| if version >= 5 { c.as_ref().map_or(-1, |c| c.leader_epoch) } else { -1 };
     if version >= 8 {
         let groups = request
             .groups
@@ -54,18 +66,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFe
                         found
                             .into_iter()
                             .map(|(name, partitions)| {
-                                OffsetFetchResponseTopics::default().with_name(name).with_partitions(
-                                    partitions
-                                        .into_iter()
-                                        .map(|(p, c)| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
-                                                .with_committed_leader_epoch(leader_epoch(&c))
-                                                .with_metadata(Some(str_bytes(c.map(|c| c.metadata).unwrap_or_default())))
-                                        })
-                                        .collect(),
-                                )
+                                let partitions = partitions.into_iter().map(|(p, c)| partition_result!(OffsetFetchResponsePartitions, p, c, version)).collect();
+                                OffsetFetchResponseTopics::default().with_name(name).with_partitions(partitions)
                             })
                             .collect(),
                     ),
@@ -83,18 +85,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFe
             found
                 .into_iter()
                 .map(|(name, partitions)| {
-                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(
-                        partitions
-                            .into_iter()
-                            .map(|(p, c)| {
-                                OffsetFetchResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(c.as_ref().map_or(-1, |c| c.offset))
-                                    .with_committed_leader_epoch(leader_epoch(&c))
-                                    .with_metadata(Some(str_bytes(c.map(|c| c.metadata).unwrap_or_default())))
-                            })
-                            .collect(),
-                    )
+                    let partitions = partitions.into_iter().map(|(p, c)| partition_result!(OffsetFetchResponsePartition, p, c, version)).collect();
+                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
                 })
                 .collect(),
         ),

@@ -24,7 +24,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochRequest) ->
                     if p.current_leader_epoch > 0 {
                         return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
-                    if p.leader_epoch < 0 || p.leader_epoch > 0 {
+                    if p.leader_epoch != 0 {
                         return result;
                     }
                     let end = partition.log.bounds().log_end_offset;

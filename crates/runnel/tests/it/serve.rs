@@ -62,7 +62,8 @@ fn flags_override_environment_which_overrides_the_config_file() {
     std::fs::write(&file, "[broker]\nnum_partitions = 2\nauto_create_topics = true\n").unwrap();
     let data = dir.path().join("data");
     let config = file.to_str().unwrap();
-    let cases: [(&[&str], &[(&str, &str)], usize); 3] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], usize);
+    let cases: [Case; 3] = [
         (&["--config", config], &[], 2),
         (&["--config", config], &[("RUNNEL_NUM_PARTITIONS", "3")], 3),
         (&["--config", config, "--num-partitions", "4"], &[("RUNNEL_NUM_PARTITIONS", "3")], 4),
