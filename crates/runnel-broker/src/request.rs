@@ -1,7 +1,9 @@
 //! From a frame to a response: header parsing, version negotiation and
 //! dispatch to the one handler per API in `handlers/`.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -71,9 +73,17 @@ pub enum RequestError {
     Encode(String),
 }
 
-/// A request's outcome: bytes to write (a whole frame), or nothing for
-/// `acks=0` produces.
-pub type Reply = Option<Bytes>;
+/// A response frame that may still be waiting (a produce waiting for its
+/// fsync). Connections await these in request order.
+pub type Pending = Pin<Box<dyn Future<Output = Result<Bytes, RequestError>> + Send>>;
+
+/// A request's outcome: the response to write, or nothing for `acks=0`
+/// produces.
+pub type Reply = Option<Pending>;
+
+fn ready(bytes: Result<Bytes, RequestError>) -> Pending {
+    Box::pin(std::future::ready(bytes))
+}
 
 /// Parses one frame, runs its handler and encodes the response frame.
 pub async fn handle_frame(state: &Arc<BrokerState>, listener: &Listener, peer: SocketAddr, mut frame: Bytes) -> Result<Reply, RequestError> {
@@ -91,7 +101,7 @@ pub async fn handle_frame(state: &Arc<BrokerState>, listener: &Listener, peer: S
             // KIP-511: answer in v0 so any client can read the error and
             // the versions we do support.
             let response = handlers::api_versions::unsupported_version_response();
-            return encode_response(ResponseKind::ApiVersions(response), correlation_id, 0, 0).map(Some);
+            return Ok(Some(ready(encode_response(ResponseKind::ApiVersions(response), correlation_id, 0, 0))));
         }
         return Err(RequestError::Unsupported { api_key, api_version });
     }
@@ -104,9 +114,16 @@ pub async fn handle_frame(state: &Arc<BrokerState>, listener: &Listener, peer: S
     }
     let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
     let ctx = RequestContext { state, listener, api_version, client_id, peer };
-    let Some(response) = dispatch(&ctx, request).await else { return Ok(None) };
     let response_header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(api_version) };
-    encode_response(response, correlation_id, api_version, response_header_version).map(Some)
+    if let RequestKind::Produce(produce) = request {
+        let Some(produced) = handlers::produce::handle(&ctx, produce) else { return Ok(None) };
+        return Ok(Some(Box::pin(async move {
+            let response = produced.durable().await;
+            encode_response(ResponseKind::Produce(response), correlation_id, api_version, response_header_version)
+        })));
+    }
+    let Some(response) = dispatch(&ctx, request).await else { return Ok(None) };
+    Ok(Some(ready(encode_response(response, correlation_id, api_version, response_header_version))))
 }
 
 async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Option<ResponseKind> {
@@ -114,7 +131,6 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Option<Resp
     Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r)),
-        RequestKind::Produce(r) => return produce::handle(ctx, r).await.map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, r)),

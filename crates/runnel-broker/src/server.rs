@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::config::{split_host_port, FsyncPolicy, ListenerConfig};
 use crate::frame::{read_frame, FrameError};
-use crate::request::handle_frame;
+use crate::request::{handle_frame, Pending};
 use crate::state::BrokerState;
 
 /// A bound listener and the address it advertises.
@@ -86,38 +87,67 @@ async fn accept_loop(state: Arc<BrokerState>, socket: TcpListener, listener: Arc
     }
 }
 
+/// Responses a connection may have waiting for durability at once; as
+/// with `max.in.flight.requests.per.connection`, later requests are still
+/// read and appended in order while earlier ones wait for their fsync.
+const MAX_PENDING_RESPONSES: usize = 16;
+
 async fn serve_connection(state: Arc<BrokerState>, listener: Arc<Listener>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let (pending_tx, pending_rx) = tokio::sync::mpsc::channel::<Pending>(MAX_PENDING_RESPONSES);
+    let writer = tokio::spawn(write_responses(BufWriter::with_capacity(64 * 1024, writer), pending_rx, peer));
     let max = state.config.socket_request_max_bytes;
     loop {
         let frame = match read_frame(&mut reader, max).await {
             Ok(Some(frame)) => frame,
-            Ok(None) => return,
+            Ok(None) => break,
             Err(FrameError::Io(e)) => {
                 tracing::debug!(%peer, error = %e, "connection error");
-                return;
+                break;
             }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
-                return;
+                break;
             }
         };
         match handle_frame(&state, &listener, peer, frame).await {
-            Ok(Some(response)) => {
-                if writer.write_all(&response).await.is_err() || writer.flush().await.is_err() {
-                    return;
+            Ok(Some(pending)) => {
+                if pending_tx.send(pending).await.is_err() {
+                    break;
                 }
             }
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
-                return;
+                break;
             }
         }
     }
+    // Answer what was already accepted, then close.
+    drop(pending_tx);
+    let _ = writer.await;
+}
+
+/// Writes responses in request order, flushing when none is ready.
+async fn write_responses(mut writer: BufWriter<OwnedWriteHalf>, mut pending: tokio::sync::mpsc::Receiver<Pending>, peer: SocketAddr) {
+    while let Some(next) = pending.recv().await {
+        let bytes = match next.await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                return;
+            }
+        };
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+        if pending.is_empty() && writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.flush().await;
 }
 
 async fn retention_loop(state: Arc<BrokerState>) {

@@ -4,6 +4,8 @@
 //! Records are never decoded here: a batch is checked (magic, lengths,
 //! count, CRC-32C), stamped with its base offset and written as is.
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
@@ -19,8 +21,37 @@ use crate::producers::SequenceVerdict;
 use crate::request::RequestContext;
 use crate::state::{now_ms, Partition, Topic};
 
-/// Answers a produce request; `None` for `acks=0`, which gets no response.
-pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+/// Appended batches whose response may still wait for an fsync.
+pub struct Produced {
+    response: ProduceResponse,
+    /// `(partition, end offset, topic slot, partition slot)` to make durable.
+    flushes: Vec<(Arc<Partition>, i64, usize, usize)>,
+    version: i16,
+}
+
+impl Produced {
+    /// Waits until the appended data is durable (for `acks=all`), and
+    /// turns an fsync failure into an error for that partition.
+    pub async fn durable(mut self) -> ProduceResponse {
+        for (partition, end, topic_slot, partition_slot) in self.flushes {
+            if let Err(e) = partition.log.flush_to(end).await {
+                tracing::error!(partition = partition.index, error = %e, "fsync failed; produce not acknowledged");
+                let error = KafkaError::from(&e);
+                let slot = &mut self.response.responses[topic_slot].partition_responses[partition_slot];
+                slot.error_code = error.code();
+                slot.error_message = error.message.filter(|_| self.version >= 8).map(str_bytes);
+                slot.base_offset = -1;
+            }
+        }
+        self.response
+    }
+}
+
+/// Appends a produce request's batches, in request order, without waiting
+/// for durability; `None` for `acks=0`, which gets no response. The caller
+/// awaits [`Produced::durable`] before answering, so a connection can read
+/// its next request while this one's fsync is in flight.
+pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produced> {
     let acks = request.acks;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut pending_flushes = Vec::new();
@@ -70,22 +101,15 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option
         responses.push(TopicProduceResponse::default().with_name(topic_data.name).with_partition_responses(partition_responses));
     }
     ctx.state.appended.notify_waiters();
-    if acks == -1 {
-        for (partition, end, partition_slot, topic_slot) in pending_flushes {
-            if let Err(e) = partition.log.flush_to(end).await {
-                tracing::error!(partition = partition.index, error = %e, "fsync failed; produce not acknowledged");
-                let error = KafkaError::from(&e);
-                let slot = &mut responses[topic_slot].partition_responses[partition_slot];
-                slot.error_code = error.code();
-                slot.error_message = error.message.filter(|_| ctx.api_version >= 8).map(str_bytes);
-                slot.base_offset = -1;
-            }
-        }
-    }
     if acks == 0 {
         return None;
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    let flushes = if acks == -1 {
+        pending_flushes.into_iter().map(|(partition, end, partition_slot, topic_slot)| (partition, end, topic_slot, partition_slot)).collect()
+    } else {
+        Vec::new()
+    };
+    Some(Produced { response: ProduceResponse::default().with_responses(responses), flushes, version: ctx.api_version })
 }
 
 struct Appended {
