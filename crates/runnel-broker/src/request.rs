@@ -163,8 +163,21 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Option<Resp
     })
 }
 
+/// Roughly how large a response will be. Sizing the buffer up front saves
+/// regrowing (and recopying) it for fetches that carry megabytes.
+fn size_hint(response: &ResponseKind) -> usize {
+    const OVERHEAD: usize = 256;
+    match response {
+        ResponseKind::Fetch(fetch) => {
+            let partitions = fetch.responses.iter().flat_map(|t| &t.partitions);
+            partitions.map(|p| OVERHEAD + p.records.as_ref().map_or(0, |r| r.len())).sum::<usize>() + OVERHEAD
+        }
+        _ => OVERHEAD,
+    }
+}
+
 fn encode_response(response: ResponseKind, correlation_id: i32, version: i16, header_version: i16) -> Result<Bytes, RequestError> {
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(size_hint(&response));
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     header.encode(&mut buf, header_version).map_err(|e| RequestError::Encode(e.to_string()))?;
