@@ -61,7 +61,9 @@ json_field() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.ar
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
 
-bench() { "$RUNNEL" bench "$@" --bootstrap-server "$BOOTSTRAP" --json; }
+# Each workload starts with the previous one's dirty pages written back, so
+# its fsyncs do not pay for another workload's data.
+bench() { sync; "$RUNNEL" bench "$@" --bootstrap-server "$BOOTSTRAP" --json; }
 
 start_broker "$WORK/data"
 IDLE_RSS=$(rss_mb "$BROKER_PID" VmRSS:)
