@@ -1,10 +1,15 @@
-//! runnel-cli: the `runnel` subcommands that act as Kafka clients.
+//! runnel-cli: the `runnel` subcommands that act as Kafka clients: topic,
+//! produce, consume, group and cluster.
 //!
 //! They use librdkafka (the `rdkafka` crate), never broker internals, so
 //! they work unchanged against runnel, Apache Kafka or Redpanda.
 
+pub mod cluster;
+pub mod consume;
 pub mod group;
 mod output;
+pub mod produce;
+pub mod topic;
 
 use std::time::Duration;
 

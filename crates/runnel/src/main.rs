@@ -19,8 +19,23 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Measure throughput and latency against any Kafka-compatible broker.
     Bench(bench::BenchArgs),
+    /// Create, list, describe, alter and delete topics.
+    Topic(runnel_cli::topic::TopicArgs),
+    /// Produce stdin lines, or a CSV file as JSON records.
+    Produce(runnel_cli::produce::ProduceArgs),
+    /// Print records from a topic.
+    Consume(runnel_cli::consume::ConsumeArgs),
     /// Inspect and manage consumer groups on any Kafka-compatible cluster.
     Group(runnel_cli::group::GroupArgs),
+    /// Show brokers, controller, cluster id and API versions.
+    Cluster(runnel_cli::cluster::ClusterArgs),
+    /// Print runnel's version.
+    Version,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Exit codes, as documented in the README.
@@ -32,8 +47,27 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Topic(args) => client_command(runnel_cli::topic::run(args)),
+        Command::Produce(args) => client_command(runnel_cli::produce::run(args).map(summary_to_stderr)),
+        Command::Consume(args) => client_command(runnel_cli::consume::run(args).map(summary_to_stderr)),
         Command::Group(args) => client_command(runnel_cli::group::run(args)),
+        Command::Cluster(args) => client_command(runnel_cli::cluster::run(args)),
+        Command::Version => {
+            println!("runnel {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "runnel", &mut script);
+            client_command(Ok(String::from_utf8_lossy(&script).into_owned()))
+        }
     }
+}
+
+/// Produce and consume keep stdout for records; their summary goes to stderr.
+fn summary_to_stderr(summary: String) -> String {
+    eprint!("{summary}");
+    String::new()
 }
 
 /// Prints a client command's output, or its error and the matching exit code.

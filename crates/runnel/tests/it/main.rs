@@ -1,6 +1,7 @@
 //! The `runnel` binary as users run it: flags, config layering, listeners,
 //! restarts, and crash safety under `kill -9`.
 
+mod cli;
 mod crash;
 mod group_cli;
 mod serve;

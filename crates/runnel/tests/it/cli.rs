@@ -1,0 +1,201 @@
+//! `runnel topic|produce|consume|cluster` driven as a user would, with
+//! what they did checked by a second, independent client (librdkafka).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+use crate::support::{client, Serve};
+
+/// Runs `runnel ARGS` against `bootstrap` with `stdin`; returns (exit code, stdout, stderr).
+fn runnel(bootstrap: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(args)
+        .env("RUNNEL_BROKERS", bootstrap)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (output.status.code().unwrap_or(-1), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+#[track_caller]
+fn ok(result: (i32, String, String)) -> String {
+    assert_eq!(result.0, 0, "runnel failed: {}", result.2);
+    result.1
+}
+
+#[track_caller]
+fn fails(result: (i32, String, String), code: i32, message: &str) {
+    assert_eq!(result.0, code, "expected exit {code}: {}", result.2);
+    assert!(result.2.contains(message), "stderr should mention {message:?}: {}", result.2);
+}
+
+fn rides_csv() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/rides.csv")
+}
+
+/// Every record of a partition as (key, value, timestamp, headers), read by librdkafka.
+fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(Option<String>, String, i64, Vec<(String, String)>)> {
+    let consumer: BaseConsumer = client(bootstrap, &[("group.id", "cli-check")]).create().unwrap();
+    let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while (out.len() as i64) < high {
+        assert!(std::time::Instant::now() < deadline);
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            let headers = m.headers().map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect()).unwrap_or_default();
+            out.push((m.key().map(|k| String::from_utf8_lossy(k).into_owned()), String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(), m.timestamp().to_millis().unwrap(), headers));
+        }
+    }
+    out
+}
+
+#[test]
+fn topic_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    ok(runnel(&b, &["topic", "create", "life", "--partitions", "2", "--config", "retention.ms=3600000"], ""));
+    fails(runnel(&b, &["topic", "create", "life"], ""), 1, "could not create topic life");
+    ok(runnel(&b, &["topic", "create", "life", "--if-not-exists"], ""));
+    fails(runnel(&b, &["topic", "create", "bad", "--config", "retention.ms=soon"], ""), 1, "could not create topic bad");
+    let listed = ok(runnel(&b, &["topic", "list"], ""));
+    assert!(listed.contains("life") && !listed.contains("__consumer_offsets"), "{listed}");
+    assert!(ok(runnel(&b, &["topic", "list", "--internal"], "")).contains("__consumer_offsets"));
+
+    ok(runnel(&b, &["topic", "alter", "life", "--config", "segment.ms=60000"], ""));
+    fails(runnel(&b, &["topic", "alter", "life", "--config", "made.up=1"], ""), 1, "refused made.up=1");
+    ok(runnel(&b, &["topic", "add-partitions", "life", "4"], ""));
+    let described: Value = serde_json::from_str(&ok(runnel(&b, &["topic", "describe", "life", "--json"], ""))).unwrap();
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 4);
+    assert_eq!(described["configs"]["retention.ms"], "3600000", "alter keeps the other overrides");
+    assert_eq!(described["configs"]["segment.ms"], "60000");
+    assert_eq!(described["partitions"][0]["leader"], 1);
+
+    ok(runnel(&b, &["topic", "delete", "life"], ""));
+    fails(runnel(&b, &["topic", "describe", "life"], ""), 1, "topic life does not exist");
+}
+
+#[test]
+fn produce_the_course_csv_as_json_rides() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    let csv = rides_csv();
+    let csv = csv.to_str().unwrap();
+    let (_, _, stderr) = runnel(&b, &["produce", "rides_json", "--csv", csv, "--key", "PULocationID", "--time-column", "tpep_pickup_datetime"], "");
+    assert!(stderr.contains("produced 266 records to rides_json"), "{stderr}");
+    let records = read_all(&b, "rides_json", 0);
+    assert_eq!(records.len(), 266);
+    let (key, value, timestamp, _) = &records[0];
+    assert_eq!(key.as_deref(), Some("238"));
+    let ride: Value = serde_json::from_str(value).unwrap();
+    assert_eq!(ride["VendorID"], 1);
+    assert_eq!(ride["trip_distance"], 1.5);
+    assert_eq!(ride["store_and_fwd_flag"], "N");
+    assert_eq!(ride["tpep_pickup_datetime"], "2020-07-01 00:25:32");
+    assert_eq!(*timestamp, 1_593_563_132_000, "the time column is the record timestamp");
+
+    ok(runnel(&b, &["produce", "limited", "--csv", csv, "--limit", "10"], ""));
+    assert_eq!(read_all(&b, "limited", 0).len(), 10);
+}
+
+#[test]
+fn malformed_input_is_reported_with_its_line_and_never_half_done_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    let csv = dir.path().join("broken.csv");
+    std::fs::write(&csv, "a,b\n1,2\n3\n5,6\n").unwrap();
+    let csv = csv.to_str().unwrap();
+    fails(runnel(&b, &["produce", "stop", "--csv", csv], ""), 1, "line 3");
+    let (code, _, stderr) = runnel(&b, &["produce", "skip", "--csv", csv, "--on-error", "skip"], "");
+    assert_eq!(code, 0);
+    assert!(stderr.contains("skipped") && stderr.contains("line 3") && stderr.contains("produced 2 records"), "{stderr}");
+    fails(runnel(&b, &["produce", "json", "--format", "json"], "{\"ok\": 1}\n{broken\n"), 1, "line 2: invalid JSON");
+    fails(runnel(&b, &["produce", "x", "--csv", "/no/such/file.csv"], ""), 1, "cannot read /no/such/file.csv");
+    fails(runnel("127.0.0.1:1", &["produce", "x", "-X", "socket.connection.setup.timeout.ms=1000"], "a\n"), 3, "unreachable");
+}
+
+#[test]
+fn produce_without_auto_create_needs_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &["--auto-create-topics", "false"], &[]);
+    let b = serve.bootstrap();
+    fails(runnel(&b, &["produce", "fresh"], "a\n"), 1, "topic fresh does not exist (use --create or enable auto-create)");
+    ok(runnel(&b, &["produce", "fresh", "--create"], "a\n"));
+    assert_eq!(read_all(&b, "fresh", 0).len(), 1);
+}
+
+#[test]
+fn stdin_lines_with_keys_and_headers_round_trip_through_consume() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    ok(runnel(&b, &["produce", "lines", "--parse-key", "--key-separator", ":", "--header", "source=cli"], "k1:{\"n\":1}\nk2:{\"n\":2}\nk3:{\"n\":3}\n"));
+    let records = read_all(&b, "lines", 0);
+    assert_eq!(records.iter().map(|r| r.0.clone().unwrap()).collect::<Vec<_>>(), ["k1", "k2", "k3"]);
+    assert_eq!(records[0].3, vec![("source".to_string(), "cli".to_string())]);
+
+    assert_eq!(ok(runnel(&b, &["consume", "lines", "--no-follow", "--print", "{key}@{offset}"], "")), "k1@0\nk2@1\nk3@2\n");
+    assert_eq!(ok(runnel(&b, &["consume", "lines", "--offset", "1", "--count", "1", "--print", "{value}"], "")), "{\"n\":2}\n");
+    assert_eq!(ok(runnel(&b, &["consume", "lines", "--offset", "-1", "--no-follow", "--print", "{key}"], "")), "k3\n");
+    let jsonl = ok(runnel(&b, &["consume", "lines", "--no-follow", "--output", "jsonl", "--format", "json"], ""));
+    let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!((first["key"].as_str(), first["value"]["n"].as_i64(), first["headers"]["source"].as_str()), (Some("k1"), Some(1), Some("cli")));
+
+    // A group consumer commits exactly what it printed, and resumes there.
+    assert_eq!(ok(runnel(&b, &["consume", "lines", "--group", "readers", "--from-beginning", "--count", "2", "--print", "{key}"], "")), "k1\nk2\n");
+    assert_eq!(ok(runnel(&b, &["consume", "lines", "--group", "readers", "--no-follow", "--print", "{key}"], "")), "k3\n");
+    fails(runnel(&b, &["consume", "nowhere", "--no-follow"], ""), 1, "topic nowhere does not exist");
+}
+
+#[test]
+fn a_closed_pipe_ends_consume_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    let many: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+    ok(runnel(&b, &["produce", "long"], &many));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["consume", "long", "--no-follow"])
+        .env("RUNNEL_BROKERS", &b)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit {:?}", output.status);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn cluster_info_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    let info: Value = serde_json::from_str(&ok(runnel(&b, &["cluster", "info", "--json"], ""))).unwrap();
+    assert_eq!(info["cluster_id"].as_str().unwrap().len(), 22);
+    assert_eq!(info["controller"], 1);
+    assert!(info["apis"].as_array().unwrap().iter().any(|a| a[0] == "Produce" && a[1] == 0));
+    assert!(ok(runnel(&b, &["version"], "")).starts_with("runnel "));
+    assert!(ok(runnel(&b, &["completions", "bash"], "")).contains("runnel"));
+}
