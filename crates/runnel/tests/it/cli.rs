@@ -44,8 +44,11 @@ fn rides_csv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/rides.csv")
 }
 
-/// Every record of a partition as (key, value, timestamp, headers), read by librdkafka.
-fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(Option<String>, String, i64, Vec<(String, String)>)> {
+/// A record as librdkafka read it: key, value, timestamp, headers.
+type Seen = (Option<String>, String, i64, Vec<(String, String)>);
+
+/// Every record of a partition, read by librdkafka.
+fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<Seen> {
     let consumer: BaseConsumer = client(bootstrap, &[("group.id", "cli-check")]).create().unwrap();
     let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).unwrap();
     let mut assignment = TopicPartitionList::new();
