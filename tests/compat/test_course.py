@@ -2,12 +2,13 @@
 runnel: 266 NYC taxi rides to `rides_json` and back, field for field."""
 import csv
 import json
+import subprocess
 from decimal import Decimal
 from datetime import datetime
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from conftest import DATA
+from conftest import DATA, runnel_binary
 
 
 class Ride:
@@ -100,3 +101,38 @@ def test_course_group_consumer_resumes_from_committed_offsets(broker):
 
     assert len(run_consumer(8000)) == 266
     assert run_consumer(4000) == []
+
+    described = json.loads(runnel(broker, "group", "describe", "consumer.group.id.json-example.1", "--json"))
+    assert [(p["topic"], p["committed"], p["lag"]) for p in described["partitions"]] == [("rides_json_grouped", 266, 0)]
+
+    for ride in read_rides()[:10]:
+        producer.send(topic="rides_json_grouped", key=ride.pu_location_id, value=ride).get()
+    again = run_consumer(4000)
+    assert [r["pu_location_id"] for r in again] == [r.pu_location_id for r in read_rides()[:10]]
+
+
+def runnel(broker, *args):
+    """Runs the runnel CLI against the test broker; returns its stdout."""
+    result = subprocess.run([runnel_binary(), *args, "-b", broker.bootstrap], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_runnel_csv_load_read_by_kafka_python(broker):
+    """`runnel produce --csv` yields 266 JSON rides keyed by PULocationID,
+    with typed fields, as an independent client sees them."""
+    subprocess.run([runnel_binary(), "produce", "rides_cli", "--csv", str(DATA / "rides.csv"), "--key", "PULocationID",
+                    "-b", broker.bootstrap], check=True, capture_output=True, timeout=60)
+    consumer = KafkaConsumer("rides_cli", bootstrap_servers=[broker.bootstrap], auto_offset_reset="earliest", consumer_timeout_ms=8000)
+    messages = [m for m in consumer]
+    consumer.close()
+    assert len(messages) == 266
+    with open(DATA / "rides.csv") as f:
+        rows = list(csv.DictReader(f))
+    for message, row in zip(messages, rows):
+        assert message.key.decode() == row["PULocationID"]
+        ride = json.loads(message.value)
+        assert ride["PULocationID"] == int(row["PULocationID"])
+        assert ride["trip_distance"] == float(row["trip_distance"])
+        assert ride["store_and_fwd_flag"] == row["store_and_fwd_flag"]
+        assert ride["tpep_pickup_datetime"] == row["tpep_pickup_datetime"]
