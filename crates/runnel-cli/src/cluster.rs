@@ -86,7 +86,7 @@ pub fn run(args: ClusterArgs) -> Result<String, CliError> {
             .map(|k| (ApiKey::try_from(k.api_key).map_or_else(|_| format!("key {}", k.api_key), |a| format!("{a:?}")), k.min_version, k.max_version))
             .collect(),
     };
-    if args.client.json {
+    if args.client.wants_json() {
         return Ok(serde_json::to_string_pretty(&info).expect("serialisable") + "\n");
     }
     let mut out = format!("cluster id {}\ncontroller {}\n\n", info.cluster_id, info.controller);

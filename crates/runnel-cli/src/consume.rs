@@ -47,11 +47,9 @@ pub struct ConsumeArgs {
     #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
     format: ValueFormat,
     /// Template with {key} {value} {topic} {partition} {offset} {timestamp} {headers}.
-    #[arg(long, conflicts_with = "output")]
+    /// (`--output jsonl` instead prints one JSON object per record, with its metadata.)
+    #[arg(long)]
     print: Option<String>,
-    /// jsonl: one JSON object per record, with its metadata.
-    #[arg(long, value_enum)]
-    output: Option<RecordOutput>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,10 +58,6 @@ enum ValueFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum RecordOutput {
-    Jsonl,
-}
 
 /// Parses an RFC 3339 time or a relative one (`-10m`) into epoch millis.
 fn parse_start_time(text: &str) -> Result<i64, CliError> {
@@ -78,6 +72,9 @@ fn parse_start_time(text: &str) -> Result<i64, CliError> {
 /// Consumes until the count, the end (without --follow) or Ctrl-C.
 /// Records go straight to stdout; the returned text is the summary.
 pub fn run(args: ConsumeArgs) -> Result<String, CliError> {
+    if args.print.is_some() && args.client.wants_json() {
+        return Err(CliError::Usage("--print and --output json/jsonl are alternatives; pick one".into()));
+    }
     let follow = args.follow || (!args.no_follow && std::io::stdout().is_terminal());
     let mut config = args.client.config()?;
     config.set("enable.partition.eof", "true").set("auto.offset.reset", if args.from_beginning { "earliest" } else { "latest" });
@@ -196,7 +193,7 @@ fn headers_json(message: &BorrowedMessage<'_>) -> Value {
 
 fn render(args: &ConsumeArgs, message: &BorrowedMessage<'_>, pretty: bool) -> String {
     let timestamp = message.timestamp().to_millis().unwrap_or(-1);
-    if args.output == Some(RecordOutput::Jsonl) {
+    if args.client.wants_json() {
         return json!({
             "topic": message.topic(),
             "partition": message.partition(),

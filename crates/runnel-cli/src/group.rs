@@ -99,7 +99,7 @@ fn list(client: &ClientArgs) -> Result<String, CliError> {
         })
         .collect();
     summaries.sort_by(|a, b| a.group.cmp(&b.group));
-    if client.json {
+    if client.wants_json() {
         return Ok(serde_json::to_string_pretty(&summaries).expect("serialisable") + "\n");
     }
     let rows = summaries.iter().map(|s| vec![s.group.clone(), s.state.clone(), s.members.to_string(), s.protocol.clone()]).collect::<Vec<_>>();
@@ -209,7 +209,7 @@ fn describe(client: &ClientArgs, group: &str) -> Result<String, CliError> {
     }
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     let description = Description { group: group.to_string(), state: info.state().to_string(), protocol: info.protocol().to_string(), members, partitions };
-    if client.json {
+    if client.wants_json() {
         return Ok(serde_json::to_string_pretty(&description).expect("serialisable") + "\n");
     }
     let mut out = format!("group {}  state {}  protocol {}  members {}\n\n", description.group, description.state, description.protocol, description.members.len());
@@ -316,7 +316,7 @@ fn reset_offsets(client: &ClientArgs, reset: &ResetArgs) -> Result<String, CliEr
     if !reset.dry_run {
         consumer.commit(&commit, CommitMode::Sync)?;
     }
-    if client.json {
+    if client.wants_json() {
         return Ok(serde_json::to_string_pretty(&rows).expect("serialisable") + "\n");
     }
     let table_rows: Vec<Vec<String>> = rows

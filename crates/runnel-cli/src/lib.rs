@@ -25,9 +25,28 @@ pub struct ClientArgs {
     /// Extra librdkafka client property, KEY=VALUE; repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE", global = true)]
     pub properties: Vec<String>,
-    /// Print JSON instead of a table.
+    /// Output format: human-readable tables (the default) or JSON for
+    /// scripts; `consume` also takes jsonl, one object per record.
+    #[arg(long, value_enum, global = true)]
+    pub output: Option<OutputFormat>,
+    /// Short for `--output json`.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// What `--output` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Jsonl,
+}
+
+impl ClientArgs {
+    /// True when the user asked for machine-readable output.
+    pub(crate) fn wants_json(&self) -> bool {
+        self.json || matches!(self.output, Some(OutputFormat::Json | OutputFormat::Jsonl))
+    }
 }
 
 /// Why a command failed; the binary prints it and exits non-zero.

@@ -125,7 +125,7 @@ fn list(client: &ClientArgs, internal: bool) -> Result<String, CliError> {
         .map(|t| TopicSummary { topic: t.name().to_string(), partitions: t.partitions().len() })
         .collect();
     topics.sort_by(|a, b| a.topic.cmp(&b.topic));
-    if client.json {
+    if client.wants_json() {
         return Ok(serde_json::to_string_pretty(&topics).expect("serialisable") + "\n");
     }
     let rows: Vec<Vec<String>> = topics.iter().map(|t| vec![t.topic.clone(), t.partitions.to_string()]).collect();
@@ -185,7 +185,7 @@ fn describe(client: &ClientArgs, topic: &str) -> Result<String, CliError> {
         });
     }
     let description = TopicDescription { topic: topic.to_string(), partitions, configs: overrides(&admin, topic)? };
-    if client.json {
+    if client.wants_json() {
         return Ok(serde_json::to_string_pretty(&description).expect("serialisable") + "\n");
     }
     let join = |ids: &[i32]| ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",");

@@ -202,3 +202,18 @@ fn cluster_info_and_version() {
     assert!(ok(runnel(&b, &["version"], "")).starts_with("runnel "));
     assert!(ok(runnel(&b, &["completions", "bash"], "")).contains("runnel"));
 }
+
+#[test]
+fn consume_from_a_time_returns_exactly_the_later_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    let csv = dir.path().join("timed.csv");
+    std::fs::write(&csv, "id,at\n1,2020-07-01 00:00:00\n2,2020-07-01 00:10:00\n3,2020-07-01 00:20:00\n4,2020-07-01 00:30:00\n5,2020-07-01 00:40:00\n").unwrap();
+    ok(runnel(&b, &["produce", "timed", "--csv", csv.to_str().unwrap(), "--time-column", "at"], ""));
+    let later = ok(runnel(&b, &["consume", "timed", "--from-time", "2020-07-01T00:25:00Z", "--no-follow", "--format", "json", "--output", "jsonl"], ""));
+    let ids: Vec<i64> = later.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["value"]["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [4, 5]);
+    assert_eq!(ok(runnel(&b, &["consume", "timed", "--from-time", "-1h", "--no-follow"], "")), "", "nothing is from the last hour");
+    assert_eq!(ok(runnel(&b, &["consume", "timed", "--from-beginning", "--count", "2", "--print", "{offset}"], "")), "0\n1\n");
+}

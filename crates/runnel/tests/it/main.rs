@@ -5,4 +5,6 @@ mod cli;
 mod crash;
 mod group_cli;
 mod serve;
+mod snapshots;
 mod support;
+mod tour;
