@@ -37,7 +37,7 @@ now_ms() { date +%s%3N; }
 start_broker() {
   local data="$1" log="$WORK/broker-$(date +%s%N).log" started
   started=$(now_ms)
-  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 2>"$log" &
+  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 --no-registry 2>"$log" &
   BROKER_PID=$!
   for _ in $(seq 1 600); do
     if grep -q "ready" "$log" 2>/dev/null; then

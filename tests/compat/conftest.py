@@ -31,7 +31,8 @@ class Broker:
         self.data_dir = data_dir
         self.log = []
         self.proc = subprocess.Popen(
-            [runnel_binary(), "serve", "--data-dir", str(data_dir), "--kafka-listen", "127.0.0.1:0", *args],
+            [runnel_binary(), "serve", "--data-dir", str(data_dir), "--kafka-listen", "127.0.0.1:0",
+             "--registry-listen", "127.0.0.1:0", *args],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -39,12 +40,15 @@ class Broker:
         )
         ready = threading.Event()
         self.bootstrap = None
+        self.registry = None
 
         def pump():
             for line in self.proc.stderr:
                 self.log.append(line.rstrip())
                 bind = re.search(r"bind=(\S+)", line)
-                if bind and self.bootstrap is None:
+                if bind and "schema registry" in line:
+                    self.registry = "http://" + bind.group(1)
+                elif bind and self.bootstrap is None:
                     self.bootstrap = bind.group(1)
                 if "ready" in line:
                     ready.set()

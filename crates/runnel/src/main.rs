@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Start the broker (Kafka protocol on 127.0.0.1:9092 by default).
     Serve(serve::ServeArgs),
+    /// Run the Schema Registry alone, against any Kafka cluster.
+    Registry(serve::RegistryArgs),
     /// Measure throughput and latency against any Kafka-compatible broker.
     Bench(bench::BenchArgs),
     /// Create, list, describe, alter and delete topics.
@@ -46,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Registry(args) => serve::run_registry(args),
         Command::Bench(args) => bench::run(args),
         Command::Topic(args) => client_command(runnel_cli::topic::run(args)),
         Command::Produce(args) => client_command(runnel_cli::produce::run(args).map(summary_to_stderr)),

@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// Committed offsets of groups empty this long expire (offsets.retention.minutes).
     #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
     offsets_retention_minutes: Option<i64>,
+    /// Address of the Schema Registry's REST API [default: 127.0.0.1:8081].
+    #[arg(long, env = "RUNNEL_REGISTRY_LISTEN")]
+    registry_listen: Option<std::net::SocketAddr>,
+    /// Do not start the Schema Registry.
+    #[arg(long, env = "RUNNEL_NO_REGISTRY")]
+    no_registry: bool,
     /// Broker-wide default for a topic config, KEY=VALUE; repeatable.
     #[arg(long = "topic-default", env = "RUNNEL_TOPIC_DEFAULTS", value_delimiter = ',')]
     topic_defaults: Vec<String>,
@@ -79,6 +85,11 @@ struct FileConfig {
 impl ServeArgs {
     /// Defaults, then the file, then environment and flags (clap has
     /// already merged those two, flags winning).
+    /// Where the registry listens, unless it is turned off.
+    fn registry_address(&self) -> Option<std::net::SocketAddr> {
+        (!self.no_registry).then(|| self.registry_listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8081))))
+    }
+
     fn into_config(self) -> anyhow::Result<BrokerConfig> {
         let mut config = match &self.config {
             Some(path) => {
@@ -179,6 +190,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let registry_address = args.registry_address();
     let config = args.into_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -192,6 +204,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         for (_, l) in &listeners {
             tracing::info!(listener = %l.name, bind = %l.local_addr, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");
         }
+        // The registry is a Kafka client of this broker, through its first listener.
+        let first = listeners[0].1.local_addr;
+        let bootstrap = if first.ip().is_unspecified() { format!("127.0.0.1:{}", first.port()) } else { first.to_string() };
+        let (stop_broker, broker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let broker = tokio::spawn(runnel_broker::run(state.clone(), listeners, async move {
+            let _ = broker_stopped.await;
+        }));
+        let registry = match registry_address {
+            Some(address) => Some(start_registry(address, &bootstrap).await?),
+            None => None,
+        };
         tracing::info!(
             cluster_id = %state.cluster_id,
             node_id = state.node_id,
@@ -200,7 +223,52 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             startup_ms = started.elapsed().as_millis() as u64,
             "runnel ready"
         );
-        runnel_broker::run(state, listeners, shutdown_signal()).await;
+        shutdown_signal().await;
+        if let Some(registry) = registry {
+            registry.abort();
+        }
+        let _ = stop_broker.send(());
+        broker.await?;
+        Ok(())
+    })
+}
+
+/// Replays `_schemas`, binds the REST API and serves it in the background.
+async fn start_registry(address: std::net::SocketAddr, bootstrap: &str) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let registry = runnel_registry::Registry::open(bootstrap).await.context("starting the schema registry")?;
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} for the schema registry"))?;
+    tracing::info!(bind = %listener.local_addr()?, "schema registry listening");
+    let app = runnel_registry::router(Arc::new(registry));
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "schema registry stopped");
+        }
+    }))
+}
+
+/// `runnel registry`: the Schema Registry alone, against any Kafka cluster.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Kafka bootstrap address.
+    #[arg(long, short = 'b', env = "RUNNEL_BROKERS", default_value = "localhost:9092")]
+    bootstrap_server: String,
+    /// Address of the REST API.
+    #[arg(long, env = "RUNNEL_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: std::net::SocketAddr,
+}
+
+pub fn run_registry(args: RegistryArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let registry = start_registry(args.listen, &args.bootstrap_server).await?;
+        tracing::info!("schema registry ready");
+        shutdown_signal().await;
+        registry.abort();
         Ok(())
     })
 }

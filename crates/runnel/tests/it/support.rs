@@ -13,6 +13,8 @@ pub struct Serve {
     child: Child,
     /// Bound address of each listener, in the order they were logged.
     pub listeners: Vec<(String, String)>,
+    /// Bound address of the Schema Registry, if it runs.
+    pub registry: Option<String>,
     pub log: Vec<String>,
 }
 
@@ -27,6 +29,9 @@ impl Serve {
         if !args.contains(&"--kafka-listen") && !env.iter().any(|(k, _)| *k == "RUNNEL_KAFKA_LISTEN") {
             command.args(["--kafka-listen", "127.0.0.1:0"]);
         }
+        if !args.contains(&"--registry-listen") && !args.contains(&"--no-registry") {
+            command.args(["--registry-listen", "127.0.0.1:0"]);
+        }
         let mut child = command.spawn().expect("spawn runnel");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -40,9 +45,12 @@ impl Serve {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut log = Vec::new();
         let mut listeners = Vec::new();
+        let mut registry = None;
         loop {
             let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("runnel never became ready:\n{}", log.join("\n")));
-            if line.contains("listening") {
+            if line.contains("schema registry listening") {
+                registry = Some(field(&line, "bind"));
+            } else if line.contains("listening") {
                 listeners.push((field(&line, "listener"), field(&line, "bind")));
             }
             let ready = line.contains("ready");
@@ -52,7 +60,7 @@ impl Serve {
             }
         }
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        Serve { child, listeners, log }
+        Serve { child, listeners, registry, log }
     }
 
     pub fn bootstrap(&self) -> String {

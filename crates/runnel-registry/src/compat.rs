@@ -1,0 +1,153 @@
+//! Compatibility levels and the Avro checker. Pure: schemas in, verdicts
+//! and messages out.
+//!
+//! Reading rules are Avro's schema resolution, as implemented by the
+//! `apache-avro` crate: BACKWARD means the new schema can read data
+//! written with the old one; FORWARD, the other way round; FULL, both.
+
+use std::fmt;
+use std::str::FromStr;
+
+use apache_avro::schema_compatibility::SchemaCompatibility;
+use apache_avro::Schema;
+
+/// A subject's (or the registry's) compatibility level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compatibility {
+    None,
+    Backward,
+    BackwardTransitive,
+    Forward,
+    ForwardTransitive,
+    Full,
+    FullTransitive,
+}
+
+impl Compatibility {
+    /// Whether every earlier version is checked, or only the latest.
+    pub fn transitive(self) -> bool {
+        matches!(self, Compatibility::BackwardTransitive | Compatibility::ForwardTransitive | Compatibility::FullTransitive)
+    }
+
+    fn backward(self) -> bool {
+        matches!(self, Compatibility::Backward | Compatibility::BackwardTransitive | Compatibility::Full | Compatibility::FullTransitive)
+    }
+
+    fn forward(self) -> bool {
+        matches!(self, Compatibility::Forward | Compatibility::ForwardTransitive | Compatibility::Full | Compatibility::FullTransitive)
+    }
+}
+
+impl FromStr for Compatibility {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "NONE" => Compatibility::None,
+            "BACKWARD" => Compatibility::Backward,
+            "BACKWARD_TRANSITIVE" => Compatibility::BackwardTransitive,
+            "FORWARD" => Compatibility::Forward,
+            "FORWARD_TRANSITIVE" => Compatibility::ForwardTransitive,
+            "FULL" => Compatibility::Full,
+            "FULL_TRANSITIVE" => Compatibility::FullTransitive,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for Compatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compatibility::None => "NONE",
+            Compatibility::Backward => "BACKWARD",
+            Compatibility::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Compatibility::Forward => "FORWARD",
+            Compatibility::ForwardTransitive => "FORWARD_TRANSITIVE",
+            Compatibility::Full => "FULL",
+            Compatibility::FullTransitive => "FULL_TRANSITIVE",
+        })
+    }
+}
+
+/// Checks `new` against earlier versions (oldest first) at `level`;
+/// returns one message per incompatibility, empty when compatible.
+pub fn check_avro(new: &Schema, earlier: &[(i32, Schema)], level: Compatibility) -> Vec<String> {
+    if level == Compatibility::None {
+        return Vec::new();
+    }
+    let against: &[(i32, Schema)] = if level.transitive() { earlier } else { earlier.last().map_or(&[], std::slice::from_ref) };
+    let mut messages = Vec::new();
+    for (version, old) in against {
+        if level.backward() {
+            if let Err(e) = SchemaCompatibility::can_read(old, new) {
+                messages.push(format!("BACKWARD: the new schema cannot read data written with version {version}: {e}"));
+            }
+        }
+        if level.forward() {
+            if let Err(e) = SchemaCompatibility::can_read(new, old) {
+                messages.push(format!("FORWARD: version {version} cannot read data written with the new schema: {e}"));
+            }
+        }
+    }
+    messages
+}
+
+/// Checks a JSON Schema the same way: BACKWARD means data valid under the
+/// old schema stays valid under the new one. Covers the common cases:
+/// properties added or removed, `required`, open or closed content models
+/// and type changes of a property.
+pub fn check_json(new: &serde_json::Value, earlier: &[(i32, serde_json::Value)], level: Compatibility) -> Vec<String> {
+    if level == Compatibility::None {
+        return Vec::new();
+    }
+    let against: &[(i32, serde_json::Value)] = if level.transitive() { earlier } else { earlier.last().map_or(&[], std::slice::from_ref) };
+    let mut messages = Vec::new();
+    for (version, old) in against {
+        if level.backward() {
+            for problem in json_reader_problems(new, old) {
+                messages.push(format!("BACKWARD: against version {version}: {problem}"));
+            }
+        }
+        if level.forward() {
+            for problem in json_reader_problems(old, new) {
+                messages.push(format!("FORWARD: against version {version}: {problem}"));
+            }
+        }
+    }
+    messages
+}
+
+/// Why data valid under `writer` might be invalid under `reader`.
+fn json_reader_problems(reader: &serde_json::Value, writer: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let props = |s: &Value| s.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let required = |s: &Value| -> Vec<String> { s.get("required").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+    let closed = |s: &Value| s.get("additionalProperties") == Some(&Value::Bool(false));
+    let type_of = |s: &Value| s.get("type").cloned();
+    let mut problems = Vec::new();
+    if let (Some(r), Some(w)) = (type_of(reader), type_of(writer)) {
+        let widening = r == Value::from("number") && w == Value::from("integer");
+        if r != w && !widening {
+            problems.push(format!("TYPE_CHANGED: type {w} became {r}"));
+        }
+    }
+    let (reader_props, writer_props) = (props(reader), props(writer));
+    for name in writer_props.keys() {
+        if !reader_props.contains_key(name) && closed(reader) {
+            problems.push(format!("PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL: {name}"));
+        }
+    }
+    let writer_required = required(writer);
+    for name in required(reader) {
+        if !writer_required.contains(&name) {
+            problems.push(format!("REQUIRED_PROPERTY_ADDED: {name} is required by the reader but optional or absent for the writer"));
+        }
+    }
+    for (name, reader_prop) in &reader_props {
+        match writer_props.get(name) {
+            Some(writer_prop) => problems.extend(json_reader_problems(reader_prop, writer_prop).into_iter().map(|p| format!("{name}: {p}"))),
+            None if !closed(writer) => {}
+            None => {}
+        }
+    }
+    problems
+}
