@@ -12,6 +12,7 @@ use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
+use crate::registry_client::RegistryClient;
 use crate::{ClientArgs, CliError, TIMEOUT};
 
 #[derive(Debug, Args)]
@@ -43,9 +44,12 @@ pub struct ConsumeArgs {
     /// Stop at the end of the topic (the default when piped).
     #[arg(long)]
     no_follow: bool,
-    /// How values are shown: raw text, or JSON (pretty on a terminal).
+    /// How values are shown: raw text, JSON (pretty on a terminal), or Avro
+    /// decoded through the schema registry.
     #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
     format: ValueFormat,
+    #[command(flatten)]
+    registry: crate::registry_client::RegistryArgs,
     /// Template with {key} {value} {topic} {partition} {offset} {timestamp} {headers}.
     /// (`--output jsonl` instead prints one JSON object per record, with its metadata.)
     #[arg(long)]
@@ -56,6 +60,7 @@ pub struct ConsumeArgs {
 enum ValueFormat {
     Raw,
     Json,
+    Avro,
 }
 
 
@@ -120,6 +125,7 @@ pub fn run(args: ConsumeArgs) -> Result<String, CliError> {
     let flag = stop.clone();
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let mut stdout = std::io::stdout().lock();
+    let mut registry: Option<RegistryClient> = None;
     let pretty = std::io::stdout().is_terminal();
     let mut printed = 0u64;
     let mut at_end = std::collections::BTreeSet::new();
@@ -148,7 +154,7 @@ pub fn run(args: ConsumeArgs) -> Result<String, CliError> {
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(message)) => {
                 at_end.remove(&message.partition());
-                let text = render(&args, &message, pretty);
+                let text = render(&args, &mut registry, &message, pretty)?;
                 if writeln!(stdout, "{text}").is_err() {
                     // A closed pipe (`| head`) ends the run quietly.
                     break;
@@ -173,12 +179,16 @@ fn text(bytes: Option<&[u8]>) -> Option<String> {
     bytes.map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
-fn value_json(args: &ConsumeArgs, value: Option<&[u8]>) -> Value {
-    match (args.format, value) {
+fn value_json(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, value: Option<&[u8]>) -> Result<Value, CliError> {
+    Ok(match (args.format, value) {
         (_, None) => Value::Null,
         (ValueFormat::Json, Some(v)) => serde_json::from_slice(v).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(v).into_owned())),
+        (ValueFormat::Avro, Some(v)) => {
+            let client = registry.get_or_insert_with(|| RegistryClient::new(&args.registry));
+            crate::registry_client::decode_avro(client, v)?
+        }
         (ValueFormat::Raw, Some(v)) => Value::String(String::from_utf8_lossy(v).into_owned()),
-    }
+    })
 }
 
 fn headers_json(message: &BorrowedMessage<'_>) -> Value {
@@ -191,28 +201,28 @@ fn headers_json(message: &BorrowedMessage<'_>) -> Value {
     Value::Object(map)
 }
 
-fn render(args: &ConsumeArgs, message: &BorrowedMessage<'_>, pretty: bool) -> String {
+fn render(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, message: &BorrowedMessage<'_>, pretty: bool) -> Result<String, CliError> {
     let timestamp = message.timestamp().to_millis().unwrap_or(-1);
     if args.client.wants_json() {
-        return json!({
+        return Ok(json!({
             "topic": message.topic(),
             "partition": message.partition(),
             "offset": message.offset(),
             "timestamp": timestamp,
             "key": text(message.key()),
-            "value": value_json(args, message.payload()),
+            "value": value_json(args, registry, message.payload())?,
             "headers": headers_json(message),
         })
-        .to_string();
+        .to_string());
     }
     let value = match args.format {
-        ValueFormat::Json => {
-            let v = value_json(args, message.payload());
+        ValueFormat::Json | ValueFormat::Avro => {
+            let v = value_json(args, registry, message.payload())?;
             if pretty { serde_json::to_string_pretty(&v).unwrap_or_default() } else { v.to_string() }
         }
         ValueFormat::Raw => text(message.payload()).unwrap_or_default(),
     };
-    match &args.print {
+    Ok(match &args.print {
         None => value,
         Some(template) => template
             .replace("{key}", &text(message.key()).unwrap_or_default())
@@ -223,7 +233,7 @@ fn render(args: &ConsumeArgs, message: &BorrowedMessage<'_>, pretty: bool) -> St
             .replace("{timestamp}", &timestamp.to_string())
             .replace("{headers}", &headers_json(message).to_string())
             .replace("\\t", "\t"),
-    }
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ pub mod consume;
 pub mod group;
 mod output;
 pub mod produce;
+pub mod registry_client;
+pub mod schema;
 pub mod topic;
 
 use std::time::Duration;

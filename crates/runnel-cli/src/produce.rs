@@ -37,9 +37,18 @@ pub struct ProduceArgs {
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
     compression: String,
-    /// How stdin lines are checked: raw bytes, or JSON that must parse.
+    /// raw bytes; json (each line must parse); avro (JSON lines or CSV
+    /// rows encoded with a registry schema, in Confluent's wire format).
     #[arg(long, value_enum, default_value_t = Format::Raw)]
     format: Format,
+    /// With --format avro: a schema file to register (under --subject).
+    #[arg(long, value_name = "FILE")]
+    schema_file: Option<PathBuf>,
+    /// With --format avro: the registry subject [default: TOPIC-value].
+    #[arg(long)]
+    subject: Option<String>,
+    #[command(flatten)]
+    registry: crate::registry_client::RegistryArgs,
     /// Most records per second.
     #[arg(long)]
     rate: Option<f64>,
@@ -70,6 +79,7 @@ pub struct ProduceArgs {
 enum Format {
     Raw,
     Json,
+    Avro,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,8 +93,34 @@ enum OnError {
 /// One record ready to send.
 struct Outgoing {
     key: Option<String>,
-    value: String,
+    value: Vec<u8>,
     timestamp: Option<i64>,
+}
+
+/// The schema values are encoded with, for `--format avro`.
+struct AvroEncoder {
+    schema: apache_avro::Schema,
+    id: i32,
+}
+
+impl AvroEncoder {
+    fn new(args: &ProduceArgs) -> Result<AvroEncoder, CliError> {
+        let client = crate::registry_client::RegistryClient::new(&args.registry);
+        let subject = args.subject.clone().unwrap_or_else(|| format!("{}-value", args.topic));
+        let (id, text) = match &args.schema_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| CliError::Refused(format!("cannot read {}: {e}", path.display())))?;
+                (client.register(&subject, &text, "AVRO")?, text)
+            }
+            None => client.latest(&subject)?,
+        };
+        let schema = apache_avro::Schema::parse_str(&text).map_err(|e| CliError::Refused(format!("the schema of {subject} is not Avro: {e}")))?;
+        Ok(AvroEncoder { schema, id })
+    }
+
+    fn encode(&self, value: &Value) -> Result<Vec<u8>, String> {
+        crate::registry_client::encode_avro(&self.schema, self.id, value)
+    }
 }
 
 #[derive(Default)]
@@ -129,7 +165,8 @@ pub fn run(args: ProduceArgs) -> Result<String, CliError> {
         .set("compression.type", &args.compression)
         .set("linger.ms", "5")
         .create_with_context(TallyContext(tally.clone()))?;
-    let mut sender = Sender { args: &args, producer: &producer, headers: &headers, sent: 0, started: Instant::now() };
+    let avro = if args.format == Format::Avro { Some(AvroEncoder::new(&args)?) } else { None };
+    let mut sender = Sender { args: &args, producer: &producer, headers: &headers, sent: 0, started: Instant::now(), avro };
     let outcome = match &args.csv {
         Some(path) => produce_csv(&args, path, &mut sender),
         None => produce_lines(&args, &mut sender),
@@ -176,6 +213,7 @@ struct Sender<'a> {
     headers: &'a [(String, String)],
     sent: u64,
     started: Instant,
+    avro: Option<AvroEncoder>,
 }
 
 impl Sender<'_> {
@@ -194,7 +232,7 @@ impl Sender<'_> {
         for (k, v) in self.headers {
             headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
         }
-        let mut base = BaseRecord::<str, str>::to(&self.args.topic).payload(&record.value).headers(headers);
+        let mut base = BaseRecord::<str, [u8]>::to(&self.args.topic).payload(&record.value).headers(headers);
         if let Some(key) = &record.key {
             base = base.key(key);
         }
@@ -244,12 +282,25 @@ fn produce_lines(args: &ProduceArgs, sender: &mut Sender<'_>) -> Result<(), CliE
             }
             (false, _) => (None, line),
         };
-        if args.format == Format::Json {
-            if let Err(e) = serde_json::from_str::<Value>(&value) {
-                bad_input(args, format!("line {}: invalid JSON: {e}", number + 1))?;
-                continue;
-            }
-        }
+        let value = match args.format {
+            Format::Raw => value.into_bytes(),
+            Format::Json | Format::Avro => match serde_json::from_str::<Value>(&value) {
+                Err(e) => {
+                    bad_input(args, format!("line {}: invalid JSON: {e}", number + 1))?;
+                    continue;
+                }
+                Ok(json) => match &sender.avro {
+                    None => value.into_bytes(),
+                    Some(avro) => match avro.encode(&json) {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            bad_input(args, format!("line {}: {e}", number + 1))?;
+                            continue;
+                        }
+                    },
+                },
+            },
+        };
         sender.send(&Outgoing { key, value, timestamp: None })?;
     }
     Ok(())
@@ -321,7 +372,18 @@ fn produce_csv(args: &ProduceArgs, path: &PathBuf, sender: &mut Sender<'_>) -> R
                 }
             },
         };
-        let outgoing = Outgoing { key: key_column.map(|i| record[i].to_string()), value: Value::Object(object).to_string(), timestamp };
+        let object = Value::Object(object);
+        let value = match &sender.avro {
+            None => object.to_string().into_bytes(),
+            Some(avro) => match avro.encode(&object) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    bad_input(args, format!("{} line {line}: {e}", path.display()))?;
+                    continue;
+                }
+            },
+        };
+        let outgoing = Outgoing { key: key_column.map(|i| record[i].to_string()), value, timestamp };
         if args.replay_speed.is_some() {
             rows.push(outgoing);
         } else {

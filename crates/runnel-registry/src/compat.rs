@@ -125,7 +125,7 @@ fn json_reader_problems(reader: &serde_json::Value, writer: &serde_json::Value) 
     let type_of = |s: &Value| s.get("type").cloned();
     let mut problems = Vec::new();
     if let (Some(r), Some(w)) = (type_of(reader), type_of(writer)) {
-        let widening = r == Value::from("number") && w == Value::from("integer");
+        let widening = r == "number" && w == "integer";
         if r != w && !widening {
             problems.push(format!("TYPE_CHANGED: type {w} became {r}"));
         }

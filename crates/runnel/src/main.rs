@@ -29,6 +29,8 @@ enum Command {
     Consume(runnel_cli::consume::ConsumeArgs),
     /// Inspect and manage consumer groups on any Kafka-compatible cluster.
     Group(runnel_cli::group::GroupArgs),
+    /// List, get, register and check schemas in the Schema Registry.
+    Schema(runnel_cli::schema::SchemaArgs),
     /// Show brokers, controller, cluster id and API versions.
     Cluster(runnel_cli::cluster::ClusterArgs),
     /// Print runnel's version.
@@ -55,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         Command::Consume(args) => client_command(runnel_cli::consume::run(args).map(summary_to_stderr)),
         Command::Group(args) => client_command(runnel_cli::group::run(args)),
         Command::Cluster(args) => client_command(runnel_cli::cluster::run(args)),
+        Command::Schema(args) => client_command(runnel_cli::schema::run(args)),
         Command::Version => {
             println!("runnel {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -217,3 +217,51 @@ fn consume_from_a_time_returns_exactly_the_later_records() {
     assert_eq!(ok(runnel(&b, &["consume", "timed", "--from-time", "-1h", "--no-follow"], "")), "", "nothing is from the last hour");
     assert_eq!(ok(runnel(&b, &["consume", "timed", "--from-beginning", "--count", "2", "--print", "{offset}"], "")), "0\n1\n");
 }
+
+#[test]
+fn avro_through_the_registry_and_schema_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let b = serve.bootstrap();
+    let registry = format!("http://{}", serve.registry.clone().expect("the registry runs"));
+    let schema = dir.path().join("ride.avsc");
+    std::fs::write(
+        &schema,
+        r#"{"type":"record","name":"RideRecord","namespace":"com.datatalksclub.taxi","fields":[{"name":"VendorID","type":"int"},{"name":"passenger_count","type":"int"},{"name":"trip_distance","type":"float"},{"name":"payment_type","type":"int"},{"name":"total_amount","type":"float"}]}"#,
+    )
+    .unwrap();
+    let with_registry = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--schema-registry".to_string(), registry.clone()]);
+        all
+    };
+    let run = |args: Vec<String>, stdin: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        runnel(&b, &refs, stdin)
+    };
+    let csv = rides_csv();
+    let (code, _, stderr) = run(with_registry(&["produce", "rides_avro", "--csv", csv.to_str().unwrap(), "--format", "avro", "--schema-file", schema.to_str().unwrap(), "--limit", "5"]), "");
+    assert_eq!(code, 0, "{stderr}");
+    let records = read_all(&b, "rides_avro", 0);
+    assert_eq!(records.len(), 5);
+    let (_, _, stderr) = run(with_registry(&["consume", "rides_avro", "--format", "avro", "--no-follow", "--output", "jsonl"]), "");
+    assert!(stderr.is_empty(), "{stderr}");
+    let out = ok(run(with_registry(&["consume", "rides_avro", "--format", "avro", "--count", "1", "--print", "{value}"]), ""));
+    let first: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!((first["VendorID"].as_i64(), first["payment_type"].as_i64()), (Some(1), Some(2)));
+
+    let listed = ok(run(with_registry(&["schema", "list"]), ""));
+    assert!(listed.lines().any(|l| l.starts_with("rides_avro-value") && l.contains("AVRO")), "{listed}");
+    assert!(ok(run(with_registry(&["schema", "get", "rides_avro-value"]), "")).contains("RideRecord"));
+    assert_eq!(ok(run(with_registry(&["schema", "config", "rides_avro-value"]), "")), "BACKWARD\n");
+    assert!(ok(run(with_registry(&["schema", "check", "rides_avro-value", "--file", schema.to_str().unwrap()]), "")).contains("is compatible"));
+    let changed = dir.path().join("changed.avsc");
+    std::fs::write(&changed, std::fs::read_to_string(&schema).unwrap().replace(r#"{"name":"VendorID","type":"int"}"#, r#"{"name":"VendorID","type":"string"}"#)).unwrap();
+    fails(run(with_registry(&["schema", "check", "rides_avro-value", "--file", changed.to_str().unwrap()]), ""), 1, "not compatible");
+    fails(run(with_registry(&["schema", "register", "rides_avro-value", "--file", changed.to_str().unwrap()]), ""), 1, "error 409");
+    ok(run(with_registry(&["schema", "config", "rides_avro-value", "--level", "none"]), ""));
+    assert!(ok(run(with_registry(&["schema", "register", "rides_avro-value", "--file", changed.to_str().unwrap()]), "")).contains("with id 2"));
+
+    fails(run(with_registry(&["produce", "rides_avro", "--format", "avro", "--subject", "rides_avro-value"]), "{\"VendorID\": 3}\n"), 1, "line 1: does not match the schema");
+    fails(run(with_registry(&["consume", "lines-plain", "--format", "avro", "--no-follow"]), ""), 1, "does not exist");
+}
