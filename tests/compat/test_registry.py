@@ -194,3 +194,27 @@ def test_ids_survive_a_restart(tmp_path):
         assert new not in ids, "ids are never reused"
     finally:
         second.stop()
+
+
+def test_json_schema_serializer_and_runnel_consume(broker):
+    """confluent-kafka's JSONSerializer registers a JSON Schema; runnel's
+    consume decodes what it wrote."""
+    import subprocess
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+    from conftest import runnel_binary
+
+    schema = json.dumps({"type": "object", "title": "Ride", "properties": {"vendor_id": {"type": "integer"}, "total_amount": {"type": "number"}},
+                         "required": ["vendor_id"]})
+    registry = SchemaRegistryClient({"url": broker.registry})
+    serialize = JSONSerializer(schema, registry)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce("rides_json_schema", value=serialize({"vendor_id": 2, "total_amount": 9.3}, SerializationContext("rides_json_schema", MessageField.VALUE)))
+    assert producer.flush(10) == 0
+    latest = registry.get_latest_version("rides_json_schema-value")
+    assert latest.schema.schema_type == "JSON"
+    out = subprocess.run([runnel_binary(), "consume", "rides_json_schema", "--format", "json", "--no-follow", "-b", broker.bootstrap],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert json.loads(out) == {"vendor_id": 2, "total_amount": 9.3}
+    incompatible = json.dumps({"type": "object", "properties": {"vendor_id": {"type": "string"}}})
+    status, body = call(broker, "POST", "/subjects/rides_json_schema-value/versions", {"schema": incompatible, "schemaType": "JSON"})
+    assert status == 409, body

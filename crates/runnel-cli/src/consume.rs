@@ -182,13 +182,24 @@ fn text(bytes: Option<&[u8]>) -> Option<String> {
 fn value_json(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, value: Option<&[u8]>) -> Result<Value, CliError> {
     Ok(match (args.format, value) {
         (_, None) => Value::Null,
-        (ValueFormat::Json, Some(v)) => serde_json::from_slice(v).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(v).into_owned())),
+        (ValueFormat::Json, Some(v)) => serde_json::from_slice(v)
+            .or_else(|_| json_schema_payload(v))
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(v).into_owned())),
         (ValueFormat::Avro, Some(v)) => {
             let client = registry.get_or_insert_with(|| RegistryClient::new(&args.registry));
             crate::registry_client::decode_avro(client, v)?
         }
         (ValueFormat::Raw, Some(v)) => Value::String(String::from_utf8_lossy(v).into_owned()),
     })
+}
+
+/// A value written by a JSON Schema serializer: Confluent's magic byte 0
+/// and schema id, then plain JSON.
+fn json_schema_payload(bytes: &[u8]) -> Result<Value, ()> {
+    match bytes {
+        [0, _, _, _, _, json @ ..] => serde_json::from_slice(json).map_err(|_| ()),
+        _ => Err(()),
+    }
 }
 
 fn headers_json(message: &BorrowedMessage<'_>) -> Value {
@@ -239,6 +250,12 @@ fn render(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, message: &B
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_schema_wire_format_is_unwrapped() {
+        assert_eq!(json_schema_payload(b"\x00\x00\x00\x00\x07{\"a\":1}"), Ok(json!({"a": 1})));
+        assert_eq!(json_schema_payload(b"{\"a\":1}"), Err(()));
+    }
 
     #[test]
     fn relative_and_absolute_start_times() {
