@@ -218,3 +218,20 @@ def test_json_schema_serializer_and_runnel_consume(broker):
     incompatible = json.dumps({"type": "object", "properties": {"vendor_id": {"type": "string"}}})
     status, body = call(broker, "POST", "/subjects/rides_json_schema-value/versions", {"schema": incompatible, "schemaType": "JSON"})
     assert status == 409, body
+
+
+def test_protobuf_schemas(broker):
+    ride = 'syntax = "proto3";\npackage taxi;\nmessage Ride {\n  int32 vendor_id = 1;\n  float total_amount = 2;\n}\n'
+    status, body = call(broker, "POST", "/subjects/rides_proto-value/versions", {"schema": ride, "schemaType": "PROTOBUF"})
+    assert status == 200, body
+    fetched = call(broker, "GET", "/subjects/rides_proto-value/versions/latest")[1]
+    assert fetched["schemaType"] == "PROTOBUF" and fetched["schema"] == ride
+    assert call(broker, "POST", "/subjects/rides_proto-value/versions", {"schema": ride.replace("\n", " "), "schemaType": "PROTOBUF"}) == (200, {"id": body["id"]}), \
+        "whitespace does not make a new schema"
+    added = ride.replace("}\n", "  string zone = 3;\n}\n")
+    assert call(broker, "POST", "/subjects/rides_proto-value/versions", {"schema": added, "schemaType": "PROTOBUF"})[0] == 200
+    retyped = ride.replace("int32 vendor_id", "string vendor_id")
+    status, body = call(broker, "POST", "/subjects/rides_proto-value/versions", {"schema": retyped, "schemaType": "PROTOBUF"})
+    assert status == 409 and "FIELD_KIND_CHANGED" in body["message"]
+    assert call(broker, "POST", "/subjects/bad-proto/versions", {"schema": "message {", "schemaType": "PROTOBUF"})[1]["error_code"] == 42201
+    assert call(broker, "GET", "/schemas/types") == (200, ["JSON", "PROTOBUF", "AVRO"])

@@ -151,3 +151,82 @@ fn json_reader_problems(reader: &serde_json::Value, writer: &serde_json::Value) 
     }
     problems
 }
+
+/// Checks a Protobuf schema: data written with the writer's messages must
+/// parse with the reader's. Fields are matched by number; removing one is
+/// fine (readers skip unknown fields), changing its wire type or label is
+/// not, and neither is removing a message or adding a proto2 `required`
+/// field.
+pub fn check_protobuf(
+    new: &prost_types::FileDescriptorProto,
+    earlier: &[(i32, prost_types::FileDescriptorProto)],
+    level: Compatibility,
+) -> Vec<String> {
+    if level == Compatibility::None {
+        return Vec::new();
+    }
+    let against: &[(i32, prost_types::FileDescriptorProto)] = if level.transitive() { earlier } else { earlier.last().map_or(&[], std::slice::from_ref) };
+    let mut messages = Vec::new();
+    for (version, old) in against {
+        if level.backward() {
+            messages.extend(protobuf_reader_problems(new, old).into_iter().map(|p| format!("BACKWARD: against version {version}: {p}")));
+        }
+        if level.forward() {
+            messages.extend(protobuf_reader_problems(old, new).into_iter().map(|p| format!("FORWARD: against version {version}: {p}")));
+        }
+    }
+    messages
+}
+
+fn flatten_messages<'a>(prefix: &str, messages: &'a [prost_types::DescriptorProto], out: &mut Vec<(String, &'a prost_types::DescriptorProto)>) {
+    for message in messages {
+        let name = format!("{prefix}.{}", message.name());
+        flatten_messages(&name, &message.nested_type, out);
+        out.push((name, message));
+    }
+}
+
+/// The wire encoding a field type uses; types sharing one can be read as
+/// each other.
+fn wire_kind(field: &prost_types::FieldDescriptorProto) -> String {
+    use prost_types::field_descriptor_proto::Type;
+    match field.r#type() {
+        Type::Int32 | Type::Int64 | Type::Uint32 | Type::Uint64 | Type::Bool | Type::Enum => "varint".into(),
+        Type::Sint32 | Type::Sint64 => "zigzag".into(),
+        Type::Fixed32 | Type::Sfixed32 | Type::Float => "fixed32".into(),
+        Type::Fixed64 | Type::Sfixed64 | Type::Double => "fixed64".into(),
+        Type::String | Type::Bytes => "bytes".into(),
+        Type::Message | Type::Group => format!("message {}", field.type_name().trim_start_matches('.').rsplit('.').next().unwrap_or_default()),
+    }
+}
+
+fn protobuf_reader_problems(reader: &prost_types::FileDescriptorProto, writer: &prost_types::FileDescriptorProto) -> Vec<String> {
+    use prost_types::field_descriptor_proto::Label;
+    let (mut readers, mut writers) = (Vec::new(), Vec::new());
+    flatten_messages(reader.package(), &reader.message_type, &mut readers);
+    flatten_messages(writer.package(), &writer.message_type, &mut writers);
+    let mut problems = Vec::new();
+    for (name, written) in &writers {
+        let Some((_, read)) = readers.iter().find(|(n, _)| n == name) else {
+            problems.push(format!("MESSAGE_REMOVED: {}", name.trim_start_matches('.')));
+            continue;
+        };
+        for field in &read.field {
+            match written.field.iter().find(|f| f.number() == field.number()) {
+                Some(old) => {
+                    if wire_kind(old) != wire_kind(field) {
+                        problems.push(format!("FIELD_KIND_CHANGED: field {} ({}) of {} changed from {} to {}", field.name(), field.number(), name.trim_start_matches('.'), wire_kind(old), wire_kind(field)));
+                    }
+                    if (old.label() == Label::Repeated) != (field.label() == Label::Repeated) {
+                        problems.push(format!("FIELD_LABEL_CHANGED: field {} ({}) of {}", field.name(), field.number(), name.trim_start_matches('.')));
+                    }
+                }
+                None if field.label() == Label::Required => {
+                    problems.push(format!("REQUIRED_FIELD_ADDED: field {} ({}) of {}", field.name(), field.number(), name.trim_start_matches('.')));
+                }
+                None => {}
+            }
+        }
+    }
+    problems
+}

@@ -86,7 +86,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/subjects/{subject}/versions/{version}/schema", get(get_version_schema))
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/versions", get(schema_versions))
-        .route("/schemas/types", get(|| async { reply(json!(["JSON", "AVRO"])) }))
+        .route("/schemas/types", get(|| async { reply(json!(["JSON", "PROTOBUF", "AVRO"])) }))
         .route("/compatibility/subjects/{subject}/versions/{version}", post(check_version))
         .route("/compatibility/subjects/{subject}/versions", post(check_all))
         .route("/config", get(get_global_config).put(put_global_config).delete(delete_global_config))

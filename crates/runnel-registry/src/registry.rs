@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compat::{check_avro, check_json, Compatibility};
+use crate::compat::{check_avro, check_json, check_protobuf, Compatibility};
 use crate::error::RegistryError;
 use crate::schema::{Parsed, SchemaType};
 
@@ -285,6 +285,17 @@ impl RegistryState {
                     })
                     .collect();
                 check_avro(&new, &olds, level)
+            }
+            Parsed::Protobuf(new) => {
+                let olds: Vec<(i32, prost_types::FileDescriptorProto)> = earlier
+                    .iter()
+                    .filter(|(_, s)| s.schema_type == SchemaType::Protobuf)
+                    .filter_map(|(v, s)| match self.parse(SchemaType::Protobuf, &s.schema, &s.references) {
+                        Ok(Parsed::Protobuf(file)) => Some((*v, file)),
+                        _ => None,
+                    })
+                    .collect();
+                check_protobuf(&new, &olds, level)
             }
             Parsed::Json(new) => {
                 let olds: Vec<(i32, serde_json::Value)> =

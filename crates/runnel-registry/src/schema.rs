@@ -14,6 +14,7 @@ use crate::error::RegistryError;
 pub enum SchemaType {
     Avro,
     Json,
+    Protobuf,
 }
 
 impl FromStr for SchemaType {
@@ -22,8 +23,8 @@ impl FromStr for SchemaType {
         match s.to_ascii_uppercase().as_str() {
             "AVRO" | "" => Ok(SchemaType::Avro),
             "JSON" => Ok(SchemaType::Json),
-            "PROTOBUF" => Err(RegistryError::InvalidSchema("PROTOBUF schemas are not supported by this registry yet; use AVRO or JSON".into())),
-            other => Err(RegistryError::InvalidSchema(format!("unknown schema type {other}; use AVRO or JSON"))),
+            "PROTOBUF" => Ok(SchemaType::Protobuf),
+            other => Err(RegistryError::InvalidSchema(format!("unknown schema type {other}; use AVRO, JSON or PROTOBUF"))),
         }
     }
 }
@@ -33,6 +34,7 @@ impl fmt::Display for SchemaType {
         f.write_str(match self {
             SchemaType::Avro => "AVRO",
             SchemaType::Json => "JSON",
+            SchemaType::Protobuf => "PROTOBUF",
         })
     }
 }
@@ -42,6 +44,7 @@ impl fmt::Display for SchemaType {
 pub enum Parsed {
     Avro(AvroSchema),
     Json(Value),
+    Protobuf(prost_types::FileDescriptorProto),
 }
 
 impl Parsed {
@@ -64,6 +67,18 @@ impl Parsed {
                 }
                 Ok(Parsed::Json(value))
             }
+            SchemaType::Protobuf => {
+                // Imports name other subjects' schemas; they are parsed (so
+                // must be valid) but types are matched by name only.
+                for (i, reference) in references.iter().enumerate() {
+                    protox_parse::parse(&format!("reference{i}.proto"), reference).map_err(|e| RegistryError::InvalidSchema(format!("reference: {e}")))?;
+                }
+                let mut file = protox_parse::parse("schema.proto", text).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+                // Source positions differ with whitespace; the canonical
+                // form must not.
+                file.source_code_info = None;
+                Ok(Parsed::Protobuf(file))
+            }
         }
     }
 
@@ -73,6 +88,7 @@ impl Parsed {
         match self {
             Parsed::Avro(schema) => schema.canonical_form(),
             Parsed::Json(value) => value.to_string(),
+            Parsed::Protobuf(file) => format!("{file:?}"),
         }
     }
 }

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use runnel_registry::compat::{check_avro, check_json, Compatibility};
+use runnel_registry::compat::{check_avro, check_json, check_protobuf, Compatibility};
+use runnel_registry::schema::{Parsed, SchemaType};
 use serde_json::Value;
 
 struct Case {
@@ -55,5 +56,34 @@ fn json_schema_cases() {
     for case in &cases("json.json") {
         let old: Vec<(i32, Value)> = case.old.iter().cloned().enumerate().map(|(i, s)| (i as i32 + 1, s)).collect();
         verify(case, check_json(&case.new, &old, case.level));
+    }
+}
+
+#[test]
+fn protobuf_cases() {
+    let all = cases("protobuf.json");
+    for case in &all {
+        let parse = |v: &Value| match Parsed::parse(SchemaType::Protobuf, v.as_str().unwrap(), &[]) {
+            Ok(Parsed::Protobuf(file)) => file,
+            other => panic!("{}: {other:?}", case.name),
+        };
+        let old: Vec<(i32, prost_types::FileDescriptorProto)> = case.old.iter().enumerate().map(|(i, s)| (i as i32 + 1, parse(s))).collect();
+        verify(case, check_protobuf(&parse(&case.new), &old, case.level));
+    }
+}
+
+#[test]
+fn schemas_that_do_not_parse_are_invalid() {
+    let cases: &[(SchemaType, &str)] = &[
+        (SchemaType::Avro, r#"{"type": "recordz"}"#),
+        (SchemaType::Avro, r#"{"type": "record", "name": "R"}"#),
+        (SchemaType::Avro, "not json"),
+        (SchemaType::Json, "[1, 2]"),
+        (SchemaType::Json, "{broken"),
+        (SchemaType::Protobuf, "message { int32 = ; }"),
+        (SchemaType::Protobuf, "syntax = \"proto3\"; message Ride { int32 a = 0; }"),
+    ];
+    for (schema_type, text) in cases {
+        assert!(Parsed::parse(*schema_type, text, &[]).is_err(), "{schema_type} {text} should be refused");
     }
 }
