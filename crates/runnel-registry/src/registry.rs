@@ -291,7 +291,7 @@ impl RegistryState {
                     .iter()
                     .filter(|(_, s)| s.schema_type == SchemaType::Protobuf)
                     .filter_map(|(v, s)| match self.parse(SchemaType::Protobuf, &s.schema, &s.references) {
-                        Ok(Parsed::Protobuf(file)) => Some((*v, file)),
+                        Ok(Parsed::Protobuf(file)) => Some((*v, *file)),
                         _ => None,
                     })
                     .collect();

@@ -44,7 +44,7 @@ impl fmt::Display for SchemaType {
 pub enum Parsed {
     Avro(AvroSchema),
     Json(Value),
-    Protobuf(prost_types::FileDescriptorProto),
+    Protobuf(Box<prost_types::FileDescriptorProto>),
 }
 
 impl Parsed {
@@ -77,7 +77,7 @@ impl Parsed {
                 // Source positions differ with whitespace; the canonical
                 // form must not.
                 file.source_code_info = None;
-                Ok(Parsed::Protobuf(file))
+                Ok(Parsed::Protobuf(Box::new(file)))
             }
         }
     }

@@ -64,7 +64,7 @@ fn protobuf_cases() {
     let all = cases("protobuf.json");
     for case in &all {
         let parse = |v: &Value| match Parsed::parse(SchemaType::Protobuf, v.as_str().unwrap(), &[]) {
-            Ok(Parsed::Protobuf(file)) => file,
+            Ok(Parsed::Protobuf(file)) => *file,
             other => panic!("{}: {other:?}", case.name),
         };
         let old: Vec<(i32, prost_types::FileDescriptorProto)> = case.old.iter().enumerate().map(|(i, s)| (i as i32 + 1, parse(s))).collect();
