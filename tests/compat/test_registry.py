@@ -235,3 +235,17 @@ def test_protobuf_schemas(broker):
     assert status == 409 and "FIELD_KIND_CHANGED" in body["message"]
     assert call(broker, "POST", "/subjects/bad-proto/versions", {"schema": "message {", "schemaType": "PROTOBUF"})[1]["error_code"] == 42201
     assert call(broker, "GET", "/schemas/types") == (200, ["JSON", "PROTOBUF", "AVRO"])
+
+
+def test_import_mode_keeps_given_ids(broker):
+    schema = json.dumps({"type": "record", "name": "Imported", "fields": [{"name": "a", "type": "int"}]})
+    status, body = call(broker, "POST", "/subjects/migrated/versions", {"schema": schema, "id": 500, "version": 3})
+    assert body["error_code"] == 42205, "ids can only be given in IMPORT mode"
+    assert call(broker, "PUT", "/mode/migrated", {"mode": "IMPORT"}) == (200, {"mode": "IMPORT"})
+    assert call(broker, "POST", "/subjects/migrated/versions", {"schema": schema, "id": 500, "version": 3}) == (200, {"id": 500})
+    assert call(broker, "GET", "/subjects/migrated/versions/3")[1]["id"] == 500
+    other = json.dumps({"type": "record", "name": "Other", "fields": []})
+    assert call(broker, "POST", "/subjects/migrated/versions", {"schema": other, "id": 500, "version": 4})[1]["error_code"] == 42207
+    call(broker, "PUT", "/mode/migrated", {"mode": "READWRITE"})
+    fresh = call(broker, "POST", "/subjects/after-import/versions", {"schema": other})[1]["id"]
+    assert fresh > 500, "new ids continue after imported ones"

@@ -27,6 +27,10 @@ pub enum RegistryError {
     SubjectLevelNotConfigured(String),
     #[error("Subject {0} is in read-only mode")]
     ReadOnly(String),
+    #[error("Subject {0} is not in import mode; a schema id or version can only be given in IMPORT mode")]
+    NotImportMode(String),
+    #[error("Schema id {0} already holds a different schema")]
+    IdConflict(i32),
     #[error("Unrecognized field or malformed request: {0}")]
     BadRequest(String),
     #[error("Error while storing the schema: {0}")]
@@ -48,7 +52,8 @@ impl RegistryError {
             RegistryError::InvalidVersion(_) => 42202,
             RegistryError::InvalidCompatibilityLevel => 42203,
             RegistryError::InvalidMode => 42204,
-            RegistryError::ReadOnly(_) => 42205,
+            RegistryError::ReadOnly(_) | RegistryError::NotImportMode(_) => 42205,
+            RegistryError::IdConflict(_) => 42207,
             RegistryError::BadRequest(_) => 400,
             RegistryError::Store(_) => 50001,
         }

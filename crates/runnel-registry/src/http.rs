@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::compat::Compatibility;
 use crate::error::RegistryError;
-use crate::registry::{Event, Mode, Reference, Registration, SubjectVersion};
+use crate::registry::{Event, Imported, Mode, Reference, Registration, SubjectVersion};
 use crate::schema::SchemaType;
 use crate::Registry;
 
@@ -52,6 +52,11 @@ struct SchemaBody {
     schema_type: Option<String>,
     #[serde(default)]
     references: Vec<Reference>,
+    /// IMPORT mode only: the id (and version) to keep.
+    #[serde(default)]
+    id: Option<i32>,
+    #[serde(default)]
+    version: Option<i32>,
 }
 
 fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, RegistryError> {
@@ -115,8 +120,10 @@ async fn get_version_schema(State(r): Shared, Path((subject, version)): Path<(St
 
 async fn register(State(r): Shared, Path(subject): Path<String>, body: Bytes) -> Answer {
     let (schema_type, text, references) = schema_body(&body)?;
+    let parsed: SchemaBody = parse_body(&body)?;
+    let imported = parsed.id.map(|id| Imported { id, version: parsed.version });
     let id = r
-        .write(|s| match s.register(&subject, schema_type, &text, references)? {
+        .write(|s| match s.register(&subject, schema_type, &text, references, imported)? {
             Registration::Existing(id) => Ok((Vec::new(), id)),
             Registration::New(event) => {
                 let id = match &event {

@@ -111,6 +111,13 @@ impl Default for RegistryState {
     }
 }
 
+/// The id (and optionally version) a registration in IMPORT mode keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    pub id: i32,
+    pub version: Option<i32>,
+}
+
 /// What a registration needs to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Registration {
@@ -307,27 +314,52 @@ impl RegistryState {
 
     /// Validates a registration. Registering a schema the subject already
     /// has returns its id; a schema known under another subject keeps its
-    /// id; otherwise the next id.
-    pub fn register(&self, subject: &str, schema_type: SchemaType, text: &str, references: Vec<Reference>) -> Result<Registration, RegistryError> {
-        if self.mode(Some(subject)) == Mode::ReadOnly {
+    /// id; otherwise the next id. In IMPORT mode the caller may fix the id
+    /// and version (migrating from another registry), and compatibility is
+    /// not checked.
+    pub fn register(
+        &self,
+        subject: &str,
+        schema_type: SchemaType,
+        text: &str,
+        references: Vec<Reference>,
+        imported: Option<Imported>,
+    ) -> Result<Registration, RegistryError> {
+        let mode = self.mode(Some(subject));
+        if mode == Mode::ReadOnly {
             return Err(RegistryError::ReadOnly(subject.to_string()));
+        }
+        if imported.is_some() && mode != Mode::Import {
+            return Err(RegistryError::NotImportMode(subject.to_string()));
         }
         let parsed = self.parse(schema_type, text, &references)?;
         let canonical = parsed.canonical();
         if let Ok(existing) = self.lookup(subject, schema_type, text, &references) {
-            return Ok(Registration::Existing(existing.id));
+            if imported.is_none_or(|i| i.id == existing.id) {
+                return Ok(Registration::Existing(existing.id));
+            }
         }
-        let problems = self.compatibility(subject, schema_type, text, &references, None)?;
-        if !problems.is_empty() {
-            return Err(RegistryError::Incompatible { subject: subject.to_string(), details: problems.join("; ") });
+        if mode != Mode::Import {
+            let problems = self.compatibility(subject, schema_type, text, &references, None)?;
+            if !problems.is_empty() {
+                return Err(RegistryError::Incompatible { subject: subject.to_string(), details: problems.join("; ") });
+            }
         }
-        let id = self
-            .schemas
-            .iter()
-            .find(|(_, s)| s.canonical == canonical && s.schema_type == schema_type && s.references == references)
-            .map(|(id, _)| *id)
-            .unwrap_or_else(|| self.schemas.keys().next_back().map_or(1, |id| id + 1));
-        let version = self.subjects.get(subject).and_then(|v| v.keys().next_back()).map_or(1, |v| v + 1);
+        let same = |s: &StoredSchema| s.canonical == canonical && s.schema_type == schema_type && s.references == references;
+        let id = match imported {
+            Some(Imported { id, .. }) => match self.schemas.get(&id) {
+                Some(existing) if !same(existing) => return Err(RegistryError::IdConflict(id)),
+                _ => id,
+            },
+            None => self
+                .schemas
+                .iter()
+                .find(|(_, s)| same(s))
+                .map(|(id, _)| *id)
+                .unwrap_or_else(|| self.schemas.keys().next_back().map_or(1, |id| id + 1)),
+        };
+        let next_version = self.subjects.get(subject).and_then(|v| v.keys().next_back()).map_or(1, |v| v + 1);
+        let version = imported.and_then(|i| i.version).unwrap_or(next_version);
         Ok(Registration::New(Event::Schema {
             subject: subject.to_string(),
             version,
