@@ -37,14 +37,16 @@ pub struct ProduceArgs {
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
     compression: String,
-    /// raw bytes; json (each line must parse); avro (JSON lines or CSV
-    /// rows encoded with a registry schema, in Confluent's wire format).
+    /// raw bytes; json (each line must parse; with --schema-file or
+    /// --subject, validated against a registry JSON Schema and sent in
+    /// Confluent's wire format); avro (JSON lines or CSV rows encoded with
+    /// a registry schema, in Confluent's wire format).
     #[arg(long, value_enum, default_value_t = Format::Raw)]
     format: Format,
-    /// With --format avro: a schema file to register (under --subject).
+    /// With --format avro or json: a schema file to register (under --subject).
     #[arg(long, value_name = "FILE")]
     schema_file: Option<PathBuf>,
-    /// With --format avro: the registry subject [default: TOPIC-value].
+    /// With --format avro or json: the registry subject [default: TOPIC-value].
     #[arg(long)]
     subject: Option<String>,
     #[command(flatten)]
@@ -97,29 +99,47 @@ struct Outgoing {
     timestamp: Option<i64>,
 }
 
-/// The schema values are encoded with, for `--format avro`.
-struct AvroEncoder {
-    schema: apache_avro::Schema,
-    id: i32,
+/// How values are encoded with a registry schema.
+enum SchemaEncoder {
+    Avro { schema: apache_avro::Schema, id: i32 },
+    JsonSchema { validator: jsonschema::Validator, id: i32 },
 }
 
-impl AvroEncoder {
-    fn new(args: &ProduceArgs) -> Result<AvroEncoder, CliError> {
+impl SchemaEncoder {
+    /// Registers `--schema-file` (or takes the subject's latest schema).
+    fn new(args: &ProduceArgs) -> Result<SchemaEncoder, CliError> {
         let client = crate::registry_client::RegistryClient::new(&args.registry);
         let subject = args.subject.clone().unwrap_or_else(|| format!("{}-value", args.topic));
+        let schema_type = if args.format == Format::Avro { "AVRO" } else { "JSON" };
         let (id, text) = match &args.schema_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| CliError::Refused(format!("cannot read {}: {e}", path.display())))?;
-                (client.register(&subject, &text, "AVRO")?, text)
+                (client.register(&subject, &text, schema_type)?, text)
             }
             None => client.latest(&subject)?,
         };
-        let schema = apache_avro::Schema::parse_str(&text).map_err(|e| CliError::Refused(format!("the schema of {subject} is not Avro: {e}")))?;
-        Ok(AvroEncoder { schema, id })
+        if args.format == Format::Avro {
+            let schema = apache_avro::Schema::parse_str(&text).map_err(|e| CliError::Refused(format!("the schema of {subject} is not Avro: {e}")))?;
+            return Ok(SchemaEncoder::Avro { schema, id });
+        }
+        let schema: Value = serde_json::from_str(&text).map_err(|e| CliError::Refused(format!("the schema of {subject} is not JSON: {e}")))?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| CliError::Refused(format!("the schema of {subject} is not a JSON Schema: {e}")))?;
+        Ok(SchemaEncoder::JsonSchema { validator, id })
     }
 
     fn encode(&self, value: &Value) -> Result<Vec<u8>, String> {
-        crate::registry_client::encode_avro(&self.schema, self.id, value)
+        match self {
+            SchemaEncoder::Avro { schema, id } => crate::registry_client::encode_avro(schema, *id, value),
+            SchemaEncoder::JsonSchema { validator, id } => {
+                if let Some(error) = validator.iter_errors(value).next() {
+                    return Err(format!("does not match the schema: {error}"));
+                }
+                let mut out = vec![0];
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(value.to_string().as_bytes());
+                Ok(out)
+            }
+        }
     }
 }
 
@@ -165,8 +185,9 @@ pub fn run(args: ProduceArgs) -> Result<String, CliError> {
         .set("compression.type", &args.compression)
         .set("linger.ms", "5")
         .create_with_context(TallyContext(tally.clone()))?;
-    let avro = if args.format == Format::Avro { Some(AvroEncoder::new(&args)?) } else { None };
-    let mut sender = Sender { args: &args, producer: &producer, headers: &headers, sent: 0, started: Instant::now(), avro };
+    let uses_registry = args.format == Format::Avro || (args.format == Format::Json && (args.schema_file.is_some() || args.subject.is_some()));
+    let encoder = if uses_registry { Some(SchemaEncoder::new(&args)?) } else { None };
+    let mut sender = Sender { args: &args, producer: &producer, headers: &headers, sent: 0, started: Instant::now(), encoder };
     let outcome = match &args.csv {
         Some(path) => produce_csv(&args, path, &mut sender),
         None => produce_lines(&args, &mut sender),
@@ -213,7 +234,8 @@ struct Sender<'a> {
     headers: &'a [(String, String)],
     sent: u64,
     started: Instant,
-    avro: Option<AvroEncoder>,
+    /// Set when values go through the schema registry.
+    encoder: Option<SchemaEncoder>,
 }
 
 impl Sender<'_> {
@@ -289,9 +311,9 @@ fn produce_lines(args: &ProduceArgs, sender: &mut Sender<'_>) -> Result<(), CliE
                     bad_input(args, format!("line {}: invalid JSON: {e}", number + 1))?;
                     continue;
                 }
-                Ok(json) => match &sender.avro {
+                Ok(json) => match &sender.encoder {
                     None => value.into_bytes(),
-                    Some(avro) => match avro.encode(&json) {
+                    Some(encoder) => match encoder.encode(&json) {
                         Ok(bytes) => bytes,
                         Err(e) => {
                             bad_input(args, format!("line {}: {e}", number + 1))?;
@@ -373,9 +395,9 @@ fn produce_csv(args: &ProduceArgs, path: &PathBuf, sender: &mut Sender<'_>) -> R
             },
         };
         let object = Value::Object(object);
-        let value = match &sender.avro {
+        let value = match &sender.encoder {
             None => object.to_string().into_bytes(),
-            Some(avro) => match avro.encode(&object) {
+            Some(encoder) => match encoder.encode(&object) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     bad_input(args, format!("{} line {line}: {e}", path.display()))?;

@@ -263,5 +263,16 @@ fn avro_through_the_registry_and_schema_commands() {
     assert!(ok(run(with_registry(&["schema", "register", "rides_avro-value", "--file", changed.to_str().unwrap()]), "")).contains("with id 2"));
 
     fails(run(with_registry(&["produce", "rides_avro", "--format", "avro", "--subject", "rides_avro-value"]), "{\"VendorID\": 3}\n"), 1, "line 1: does not match the schema");
+
+    // JSON Schema: validated, registered and sent in the wire format.
+    let json_schema = dir.path().join("ride.schema.json");
+    std::fs::write(&json_schema, r#"{"type":"object","properties":{"vendor_id":{"type":"integer"}},"required":["vendor_id"]}"#).unwrap();
+    let json_args = |extra: &[&str]| with_registry(&[&["produce", "rides_js", "--format", "json", "--schema-file", json_schema.to_str().unwrap()][..], extra].concat());
+    ok(run(json_args(&[]), "{\"vendor_id\": 7}\n"));
+    fails(run(json_args(&[]), "{\"vendor_id\": \"seven\"}\n"), 1, "line 1: does not match the schema");
+    let raw = read_all(&b, "rides_js", 0);
+    assert_eq!(raw.len(), 1, "the invalid record was not sent");
+    assert_eq!(ok(run(with_registry(&["consume", "rides_js", "--format", "json", "--no-follow"]), "")), "{\"vendor_id\":7}\n");
+    assert!(ok(run(with_registry(&["schema", "get", "rides_js-value", "--json"]), "")).contains("\"schemaType\": \"JSON\""));
     fails(run(with_registry(&["consume", "lines-plain", "--format", "avro", "--no-follow"]), ""), 1, "does not exist");
 }
