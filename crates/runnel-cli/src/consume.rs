@@ -45,7 +45,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     no_follow: bool,
     /// How values are shown: raw text, JSON (pretty on a terminal), or Avro
-    /// decoded through the schema registry.
+    /// or Protobuf decoded through the schema registry.
     #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
     format: ValueFormat,
     #[command(flatten)]
@@ -61,6 +61,7 @@ enum ValueFormat {
     Raw,
     Json,
     Avro,
+    Protobuf,
 }
 
 
@@ -189,6 +190,10 @@ fn value_json(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, value: 
             let client = registry.get_or_insert_with(|| RegistryClient::new(&args.registry));
             crate::registry_client::decode_avro(client, v)?
         }
+        (ValueFormat::Protobuf, Some(v)) => {
+            let client = registry.get_or_insert_with(|| RegistryClient::new(&args.registry));
+            crate::registry_client::decode_protobuf(client, v)?
+        }
         (ValueFormat::Raw, Some(v)) => Value::String(String::from_utf8_lossy(v).into_owned()),
     })
 }
@@ -227,7 +232,7 @@ fn render(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, message: &B
         .to_string());
     }
     let value = match args.format {
-        ValueFormat::Json | ValueFormat::Avro => {
+        ValueFormat::Json | ValueFormat::Avro | ValueFormat::Protobuf => {
             let v = value_json(args, registry, message.payload())?;
             if pretty { serde_json::to_string_pretty(&v).unwrap_or_default() } else { v.to_string() }
         }

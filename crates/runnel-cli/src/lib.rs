@@ -9,6 +9,7 @@ pub mod consume;
 pub mod group;
 mod output;
 pub mod produce;
+pub mod protobuf;
 pub mod registry_client;
 pub mod schema;
 pub mod topic;

@@ -46,9 +46,12 @@ pub struct ProduceArgs {
     /// With --format avro or json: a schema file to register (under --subject).
     #[arg(long, value_name = "FILE")]
     schema_file: Option<PathBuf>,
-    /// With --format avro or json: the registry subject [default: TOPIC-value].
+    /// With --format avro, json or protobuf: the registry subject [default: TOPIC-value].
     #[arg(long)]
     subject: Option<String>,
+    /// With --format protobuf: the message to send [default: the file's first].
+    #[arg(long)]
+    message: Option<String>,
     #[command(flatten)]
     registry: crate::registry_client::RegistryArgs,
     /// Most records per second.
@@ -82,6 +85,7 @@ enum Format {
     Raw,
     Json,
     Avro,
+    Protobuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,6 +107,7 @@ struct Outgoing {
 enum SchemaEncoder {
     Avro { schema: apache_avro::Schema, id: i32 },
     JsonSchema { validator: jsonschema::Validator, id: i32 },
+    Protobuf { schema: crate::protobuf::ProtoSchema, id: i32 },
 }
 
 impl SchemaEncoder {
@@ -110,7 +115,11 @@ impl SchemaEncoder {
     fn new(args: &ProduceArgs) -> Result<SchemaEncoder, CliError> {
         let client = crate::registry_client::RegistryClient::new(&args.registry);
         let subject = args.subject.clone().unwrap_or_else(|| format!("{}-value", args.topic));
-        let schema_type = if args.format == Format::Avro { "AVRO" } else { "JSON" };
+        let schema_type = match args.format {
+            Format::Avro => "AVRO",
+            Format::Protobuf => "PROTOBUF",
+            _ => "JSON",
+        };
         let (id, text) = match &args.schema_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| CliError::Refused(format!("cannot read {}: {e}", path.display())))?;
@@ -122,6 +131,13 @@ impl SchemaEncoder {
             let schema = apache_avro::Schema::parse_str(&text).map_err(|e| CliError::Refused(format!("the schema of {subject} is not Avro: {e}")))?;
             return Ok(SchemaEncoder::Avro { schema, id });
         }
+        if args.format == Format::Protobuf {
+            let mut client = client;
+            let (source, references) = client.source(id)?;
+            let schema = crate::protobuf::ProtoSchema::new(&source, &references, args.message.as_deref())
+                .map_err(|e| CliError::Refused(format!("the schema of {subject}: {e}")))?;
+            return Ok(SchemaEncoder::Protobuf { schema, id });
+        }
         let schema: Value = serde_json::from_str(&text).map_err(|e| CliError::Refused(format!("the schema of {subject} is not JSON: {e}")))?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| CliError::Refused(format!("the schema of {subject} is not a JSON Schema: {e}")))?;
         Ok(SchemaEncoder::JsonSchema { validator, id })
@@ -130,6 +146,7 @@ impl SchemaEncoder {
     fn encode(&self, value: &Value) -> Result<Vec<u8>, String> {
         match self {
             SchemaEncoder::Avro { schema, id } => crate::registry_client::encode_avro(schema, *id, value),
+            SchemaEncoder::Protobuf { schema, id } => schema.encode(*id, value),
             SchemaEncoder::JsonSchema { validator, id } => {
                 if let Some(error) = validator.iter_errors(value).next() {
                     return Err(format!("does not match the schema: {error}"));
@@ -185,7 +202,7 @@ pub fn run(args: ProduceArgs) -> Result<String, CliError> {
         .set("compression.type", &args.compression)
         .set("linger.ms", "5")
         .create_with_context(TallyContext(tally.clone()))?;
-    let uses_registry = args.format == Format::Avro || (args.format == Format::Json && (args.schema_file.is_some() || args.subject.is_some()));
+    let uses_registry = matches!(args.format, Format::Avro | Format::Protobuf) || (args.format == Format::Json && (args.schema_file.is_some() || args.subject.is_some()));
     let encoder = if uses_registry { Some(SchemaEncoder::new(&args)?) } else { None };
     let mut sender = Sender { args: &args, producer: &producer, headers: &headers, sent: 0, started: Instant::now(), encoder };
     let outcome = match &args.csv {
@@ -306,7 +323,7 @@ fn produce_lines(args: &ProduceArgs, sender: &mut Sender<'_>) -> Result<(), CliE
         };
         let value = match args.format {
             Format::Raw => value.into_bytes(),
-            Format::Json | Format::Avro => match serde_json::from_str::<Value>(&value) {
+            Format::Json | Format::Avro | Format::Protobuf => match serde_json::from_str::<Value>(&value) {
                 Err(e) => {
                     bad_input(args, format!("line {}: invalid JSON: {e}", number + 1))?;
                     continue;

@@ -22,11 +22,12 @@ pub struct RegistryArgs {
 pub struct RegistryClient {
     base: String,
     schemas: HashMap<i32, Schema>,
+    sources: HashMap<i32, (String, Vec<(String, String)>)>,
 }
 
 impl RegistryClient {
     pub fn new(args: &RegistryArgs) -> RegistryClient {
-        RegistryClient { base: args.schema_registry.trim_end_matches('/').to_string(), schemas: HashMap::new() }
+        RegistryClient { base: args.schema_registry.trim_end_matches('/').to_string(), schemas: HashMap::new(), sources: HashMap::new() }
     }
 
     /// Sends a request; Confluent errors become their message.
@@ -60,6 +61,24 @@ impl RegistryClient {
         Ok((answer["id"].as_i64().unwrap_or(-1) as i32, answer["schema"].as_str().unwrap_or_default().to_string()))
     }
 
+    /// The text of schema `id` and of the schemas it references (by import
+    /// name), fetched once.
+    pub fn source(&mut self, id: i32) -> Result<(String, Vec<(String, String)>), CliError> {
+        if let Some(found) = self.sources.get(&id) {
+            return Ok(found.clone());
+        }
+        let answer = self.call("GET", &format!("/schemas/ids/{id}"), None)?;
+        let text = answer["schema"].as_str().unwrap_or_default().to_string();
+        let mut references = Vec::new();
+        for reference in answer["references"].as_array().cloned().unwrap_or_default() {
+            let (name, subject, version) = (reference["name"].as_str().unwrap_or_default(), reference["subject"].as_str().unwrap_or_default(), &reference["version"]);
+            let referenced = self.call("GET", &format!("/subjects/{subject}/versions/{version}"), None)?;
+            references.push((name.to_string(), referenced["schema"].as_str().unwrap_or_default().to_string()));
+        }
+        self.sources.insert(id, (text.clone(), references.clone()));
+        Ok((text, references))
+    }
+
     /// The Avro schema with `id`, fetched once.
     pub fn schema(&mut self, id: i32) -> Result<&Schema, CliError> {
         if !self.schemas.contains_key(&id) {
@@ -81,6 +100,13 @@ pub fn encode_avro(schema: &Schema, id: i32, value: &Value) -> Result<Vec<u8>, S
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// Decodes a Confluent wire-format Protobuf value into JSON.
+pub fn decode_protobuf(client: &mut RegistryClient, bytes: &[u8]) -> Result<Value, CliError> {
+    let (id, indexes, body) = crate::protobuf::split(bytes).map_err(CliError::Refused)?;
+    let (source, references) = client.source(id)?;
+    crate::protobuf::decode(&source, &references, &indexes, body).map_err(|e| CliError::Refused(format!("schema {id}: {e}")))
 }
 
 /// Decodes a Confluent wire-format Avro value into JSON.

@@ -274,5 +274,16 @@ fn avro_through_the_registry_and_schema_commands() {
     assert_eq!(raw.len(), 1, "the invalid record was not sent");
     assert_eq!(ok(run(with_registry(&["consume", "rides_js", "--format", "json", "--no-follow"]), "")), "{\"vendor_id\":7}\n");
     assert!(ok(run(with_registry(&["schema", "get", "rides_js-value", "--json"]), "")).contains("\"schemaType\": \"JSON\""));
+
+    // Protobuf: registered, encoded with message indexes, decoded back.
+    let proto = dir.path().join("ride.proto");
+    std::fs::write(&proto, "syntax = \"proto3\";\npackage taxi;\nmessage Ride {\n  int32 vendor_id = 1;\n  float total_amount = 2;\n  message Stop { int32 zone = 1; }\n}\n").unwrap();
+    let proto_args = |extra: &[&str]| with_registry(&[&["produce", "rides_proto", "--format", "protobuf", "--schema-file", proto.to_str().unwrap()][..], extra].concat());
+    ok(run(proto_args(&[]), "{\"vendor_id\": 2, \"total_amount\": 9.5}\n"));
+    ok(run(proto_args(&["--message", "Stop"]), "{\"zone\": 238}\n"));
+    fails(run(proto_args(&[]), "{\"vendor_id\": \"two\"}\n"), 1, "does not match the schema");
+    let decoded = ok(run(with_registry(&["consume", "rides_proto", "--format", "protobuf", "--no-follow"]), ""));
+    let lines: Vec<Value> = decoded.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines, vec![serde_json::json!({"vendorId": 2, "totalAmount": 9.5}), serde_json::json!({"zone": 238})]);
     fails(run(with_registry(&["consume", "lines-plain", "--format", "avro", "--no-follow"]), ""), 1, "does not exist");
 }
