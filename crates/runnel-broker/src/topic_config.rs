@@ -93,6 +93,8 @@ pub struct TopicSettings {
     pub log: LogConfig,
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// Replicas an `acks=all` write needs; this broker is the only one.
+    pub min_insync_replicas: i64,
 }
 
 impl TopicSettings {
@@ -110,6 +112,7 @@ impl TopicSettings {
             },
             max_message_bytes: long("max.message.bytes") as usize,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            min_insync_replicas: long("min.insync.replicas"),
         }
     }
 }

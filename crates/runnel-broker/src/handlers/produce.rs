@@ -64,6 +64,10 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
             let outcome = match (&topic, acks) {
                 (_, a) if !(-1..=1).contains(&a) => Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {a}"))),
                 (Err(e), _) => Err(KafkaError::from(e)),
+                (Ok(topic), -1) if topic.settings().min_insync_replicas > 1 => Err(KafkaError::new(
+                    ResponseError::NotEnoughReplicas,
+                    format!("topic `{name}` requires min.insync.replicas={} but this broker is its only replica", topic.settings().min_insync_replicas),
+                )),
                 (Ok(topic), _) => match topic.partition(index) {
                     None => Err(KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` has no partition {index}"))),
                     Some(partition) => append(ctx, topic, &partition, data),

@@ -190,6 +190,11 @@ async fn bad_batches_get_the_right_error_codes_and_are_not_stored() {
         let response = client.call(&produce_request(name, records, acks), 9).await;
         assert_eq!(produce_error(&response), expected.code(), "{expected:?}");
     }
+    crate::support::create_topic(&broker.bootstrap, "guarded", 1, &[("min.insync.replicas", "2")]).await;
+    let guarded = client.call(&produce_request("guarded", testing::batch(1, &[b"x"]), -1), 9).await;
+    assert_eq!(produce_error(&guarded), ResponseError::NotEnoughReplicas.code(), "acks=all needs 2 replicas, and there is one");
+    let relaxed = client.call(&produce_request("guarded", testing::batch(1, &[b"x"]), 1), 9).await;
+    assert_eq!(produce_error(&relaxed), 0, "acks=1 does not wait for replicas");
     let ok = client.call(&produce_request("strict", testing::batch(1, &[b"fine"]), 1), 9).await;
     assert_eq!(produce_error(&ok), 0);
     assert_eq!(ok.responses[0].partition_responses[0].base_offset, 0, "rejected batches took no offsets");
