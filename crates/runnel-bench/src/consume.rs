@@ -16,7 +16,8 @@ pub fn consume(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     if partitions.is_empty() {
         return Err(BenchError::Setup(format!("topic {} has no partitions; produce to it first", options.topic)));
     }
-    let available: i64 = partitions.iter().map(|&p| probe.fetch_watermarks(&options.topic, p, Duration::from_secs(10)).map(|(lo, hi)| hi - lo)).sum::<Result<i64, _>>()?;
+    let available: i64 =
+        partitions.iter().map(|&p| probe.fetch_watermarks(&options.topic, p, Duration::from_secs(10)).map(|(lo, hi)| hi - lo)).sum::<Result<i64, _>>()?;
     let target = match options.amount {
         Amount::Records(n) => n.min(available as u64),
         Amount::Duration(_) => available as u64,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer, DefaultProducerContext};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::{ensure_topic, payload, Amount, BenchError, BenchOptions, BenchReport};
@@ -23,7 +23,8 @@ pub fn e2e(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     };
     let epoch = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
-    let consumer: BaseConsumer = options.client().set("group.id", "runnel-bench-e2e").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "100").create()?;
+    let consumer: BaseConsumer =
+        options.client().set("group.id", "runnel-bench-e2e").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "100").create()?;
     let mut assignment = TopicPartitionList::new();
     for p in 0..options.partitions {
         let (_, high) = consumer.fetch_watermarks(&options.topic, p, Duration::from_secs(10))?;

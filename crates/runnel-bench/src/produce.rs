@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::{ensure_topic, payload, Amount, BenchError, BenchOptions, BenchReport};
 
@@ -70,13 +70,7 @@ pub fn produce(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     ))
 }
 
-fn run_producer(
-    options: &BenchOptions,
-    id: usize,
-    records: Option<u64>,
-    deadline: Option<Instant>,
-    counters: Arc<Counters>,
-) -> Result<(), BenchError> {
+fn run_producer(options: &BenchOptions, id: usize, records: Option<u64>, deadline: Option<Instant>, counters: Arc<Counters>) -> Result<(), BenchError> {
     let producer: ThreadedProducer<CountingContext> = options.producer_config().create_with_context(CountingContext(counters))?;
     let value = payload(options.record_size, 0);
     let rate_per_producer = options.rate.map(|r| r / options.producers as f64);

@@ -91,11 +91,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             data_dir: PathBuf::from("runnel-data"),
-            listeners: vec![ListenerConfig {
-                name: "PLAINTEXT".to_string(),
-                listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
-                advertise: None,
-            }],
+            listeners: vec![ListenerConfig { name: "PLAINTEXT".to_string(), listen: SocketAddr::from(([127, 0, 0, 1], 9092)), advertise: None }],
             auto_create_topics: true,
             num_partitions: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,

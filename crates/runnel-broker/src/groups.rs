@@ -7,8 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use runnel_coordinator::{
-    CoordinatorConfig, Effect, GroupCoordinator, GroupError, JoinRequest, JoinResponse, Millis, OffsetKey, ReplyId, SyncRequest,
-    SyncResponse,
+    CoordinatorConfig, Effect, GroupCoordinator, GroupError, JoinRequest, JoinResponse, Millis, OffsetKey, ReplyId, SyncRequest, SyncResponse,
 };
 use tokio::sync::oneshot;
 

@@ -57,17 +57,9 @@ impl ProducerStates {
             return SequenceVerdict::Fenced { current_epoch: entry.epoch };
         }
         if header.producer_epoch > entry.epoch {
-            return if header.base_sequence == 0 {
-                SequenceVerdict::Append
-            } else {
-                SequenceVerdict::OutOfOrder { expected: 0 }
-            };
+            return if header.base_sequence == 0 { SequenceVerdict::Append } else { SequenceVerdict::OutOfOrder { expected: 0 } };
         }
-        if let Some(dup) = entry
-            .recent
-            .iter()
-            .find(|b| b.first_sequence == header.base_sequence && b.last_sequence == header.last_sequence())
-        {
+        if let Some(dup) = entry.recent.iter().find(|b| b.first_sequence == header.base_sequence && b.last_sequence == header.last_sequence()) {
             return SequenceVerdict::Duplicate { base_offset: dup.base_offset };
         }
         let expected = entry.recent.back().map_or(0, |b| b.last_sequence.wrapping_add(1) & i32::MAX);
@@ -91,11 +83,7 @@ impl ProducerStates {
         if entry.recent.len() == MAX_IN_FLIGHT {
             entry.recent.pop_front();
         }
-        entry.recent.push_back(BatchMeta {
-            first_sequence: header.base_sequence,
-            last_sequence: header.last_sequence(),
-            base_offset: header.base_offset,
-        });
+        entry.recent.push_back(BatchMeta { first_sequence: header.base_sequence, last_sequence: header.last_sequence(), base_offset: header.base_offset });
     }
 }
 

@@ -31,9 +31,9 @@ pub struct Listener {
 pub async fn bind(configs: &[ListenerConfig]) -> std::io::Result<Vec<(TcpListener, Listener)>> {
     let mut bound = Vec::new();
     for config in configs {
-        let socket = TcpListener::bind(config.listen).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot listen on {} for listener {}: {e}", config.listen, config.name))
-        })?;
+        let socket = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {} for listener {}: {e}", config.listen, config.name)))?;
         let local_addr = socket.local_addr()?;
         let (advertised_host, advertised_port) = match &config.advertise {
             Some(addr) => split_host_port(addr).map_err(std::io::Error::other)?,
@@ -42,10 +42,7 @@ pub async fn bind(configs: &[ListenerConfig]) -> std::io::Result<Vec<(TcpListene
                 (host, local_addr.port())
             }
         };
-        bound.push((
-            socket,
-            Listener { name: config.name.clone(), local_addr, advertised_host, advertised_port: advertised_port as i32 },
-        ));
+        bound.push((socket, Listener { name: config.name.clone(), local_addr, advertised_host, advertised_port: advertised_port as i32 }));
     }
     Ok(bound)
 }

@@ -184,11 +184,7 @@ impl BrokerState {
         let meta_path = data_dir.join("meta.json");
         let mut meta = match std::fs::read(&meta_path) {
             Ok(bytes) => serde_json::from_slice::<MetaRecord>(&bytes).map_err(io::Error::other)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => MetaRecord {
-                cluster_id: cluster_id_from(Uuid::new_v4()),
-                node_id: 1,
-                producer_id_reserved: 0,
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => MetaRecord { cluster_id: cluster_id_from(Uuid::new_v4()), node_id: 1, producer_id_reserved: 0 },
             Err(e) => return Err(e.into()),
         };
         let next_producer_id = meta.producer_id_reserved;
@@ -318,9 +314,7 @@ impl BrokerState {
 
     fn open_topic(&self, name: &str, record: TopicRecord, mode: OpenMode, now: i64) -> Result<Topic, TopicError> {
         let settings = TopicSettings::resolve(&record.configs, &self.config.topic_defaults);
-        let partitions = (0..record.partitions)
-            .map(|i| self.open_partition(name, i, &settings, mode, now).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let partitions = (0..record.partitions).map(|i| self.open_partition(name, i, &settings, mode, now).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         Ok(Topic {
             name: name.to_string(),
             id: record.id,
@@ -353,13 +347,7 @@ impl BrokerState {
     }
 
     /// Validates a topic creation request without performing it.
-    pub fn check_new_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &BTreeMap<String, String>,
-    ) -> Result<(), TopicError> {
+    pub fn check_new_topic(&self, name: &str, partitions: i32, replication_factor: i16, configs: &BTreeMap<String, String>) -> Result<(), TopicError> {
         validate_topic_name(name)?;
         if self.topic(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
@@ -380,13 +368,7 @@ impl BrokerState {
     }
 
     /// Creates a topic durably. `partitions == -1` means `num.partitions`.
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, TopicError> {
+    pub fn create_topic(&self, name: &str, partitions: i32, replication_factor: i16, configs: BTreeMap<String, String>) -> Result<Arc<Topic>, TopicError> {
         let _admin = lock(&self.admin);
         self.check_new_topic(name, partitions, replication_factor, &configs)?;
         let partitions = if partitions == -1 { self.config.num_partitions.max(1) } else { partitions };
@@ -439,9 +421,7 @@ impl BrokerState {
         }
         let settings = topic.settings();
         let now = now_ms();
-        let added = (current..count)
-            .map(|i| self.open_partition(name, i, &settings, OpenMode::Recover, now).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+        let added = (current..count).map(|i| self.open_partition(name, i, &settings, OpenMode::Recover, now).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         write(&topic.partitions).extend(added);
         self.persist_topic(&topic)?;
         Ok(())
@@ -449,13 +429,7 @@ impl BrokerState {
 
     /// Replaces (`incremental == false`) or patches a topic's overrides.
     /// `changes` maps a name to `Some(value)` to set or `None` to delete.
-    pub fn alter_topic_configs(
-        &self,
-        name: &str,
-        changes: &[(String, Option<String>)],
-        incremental: bool,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
+    pub fn alter_topic_configs(&self, name: &str, changes: &[(String, Option<String>)], incremental: bool, validate_only: bool) -> Result<(), TopicError> {
         let _admin = lock(&self.admin);
         let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
         let mut overrides = if incremental { topic.overrides() } else { BTreeMap::new() };

@@ -40,14 +40,70 @@ pub struct ConfigDef {
 
 /// Every topic config runnel accepts. Anything else is INVALID_CONFIG.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    ConfigDef { name: "cleanup.policy", broker_name: "log.cleanup.policy", default: "delete", config_type: ConfigType::List, doc: "delete and/or compact old segments", validate: validate_cleanup_policy },
-    ConfigDef { name: "max.message.bytes", broker_name: "message.max.bytes", default: "1048588", config_type: ConfigType::Int, doc: "largest record batch accepted", validate: |v| int_at_least(v, 0) },
-    ConfigDef { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", default: "CreateTime", config_type: ConfigType::String, doc: "CreateTime keeps the producer's timestamp, LogAppendTime stamps the broker's", validate: validate_timestamp_type },
-    ConfigDef { name: "min.insync.replicas", broker_name: "min.insync.replicas", default: "1", config_type: ConfigType::Int, doc: "replicas that must acknowledge an acks=all write", validate: |v| int_at_least(v, 1) },
-    ConfigDef { name: "retention.bytes", broker_name: "log.retention.bytes", default: "-1", config_type: ConfigType::Long, doc: "size above which old segments are deleted; -1 for none", validate: |v| long_at_least(v, -1) },
-    ConfigDef { name: "retention.ms", broker_name: "log.retention.ms", default: "604800000", config_type: ConfigType::Long, doc: "age after which old segments are deleted; -1 for never", validate: |v| long_at_least(v, -1) },
-    ConfigDef { name: "segment.bytes", broker_name: "log.segment.bytes", default: "1073741824", config_type: ConfigType::Int, doc: "size at which a new segment is started", validate: |v| int_at_least(v, 14) },
-    ConfigDef { name: "segment.ms", broker_name: "log.roll.ms", default: "604800000", config_type: ConfigType::Long, doc: "age at which a new segment is started", validate: |v| long_at_least(v, 1) },
+    ConfigDef {
+        name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
+        default: "delete",
+        config_type: ConfigType::List,
+        doc: "delete and/or compact old segments",
+        validate: validate_cleanup_policy,
+    },
+    ConfigDef {
+        name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        default: "1048588",
+        config_type: ConfigType::Int,
+        doc: "largest record batch accepted",
+        validate: |v| int_at_least(v, 0),
+    },
+    ConfigDef {
+        name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
+        default: "CreateTime",
+        config_type: ConfigType::String,
+        doc: "CreateTime keeps the producer's timestamp, LogAppendTime stamps the broker's",
+        validate: validate_timestamp_type,
+    },
+    ConfigDef {
+        name: "min.insync.replicas",
+        broker_name: "min.insync.replicas",
+        default: "1",
+        config_type: ConfigType::Int,
+        doc: "replicas that must acknowledge an acks=all write",
+        validate: |v| int_at_least(v, 1),
+    },
+    ConfigDef {
+        name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        default: "-1",
+        config_type: ConfigType::Long,
+        doc: "size above which old segments are deleted; -1 for none",
+        validate: |v| long_at_least(v, -1),
+    },
+    ConfigDef {
+        name: "retention.ms",
+        broker_name: "log.retention.ms",
+        default: "604800000",
+        config_type: ConfigType::Long,
+        doc: "age after which old segments are deleted; -1 for never",
+        validate: |v| long_at_least(v, -1),
+    },
+    ConfigDef {
+        name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        default: "1073741824",
+        config_type: ConfigType::Int,
+        doc: "size at which a new segment is started",
+        validate: |v| int_at_least(v, 14),
+    },
+    ConfigDef {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        default: "604800000",
+        config_type: ConfigType::Long,
+        doc: "age at which a new segment is started",
+        validate: |v| long_at_least(v, 1),
+    },
 ];
 
 /// Why a config was refused.
@@ -73,11 +129,7 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), ConfigError> {
 }
 
 /// The effective value of `def` and where it came from.
-pub fn resolve<'a>(
-    def: &'a ConfigDef,
-    topic: &'a BTreeMap<String, String>,
-    broker: &'a BTreeMap<String, String>,
-) -> (&'a str, ConfigSource) {
+pub fn resolve<'a>(def: &'a ConfigDef, topic: &'a BTreeMap<String, String>, broker: &'a BTreeMap<String, String>) -> (&'a str, ConfigSource) {
     if let Some(v) = topic.get(def.name) {
         (v, ConfigSource::Topic)
     } else if let Some(v) = broker.get(def.name) {

@@ -10,12 +10,14 @@ use std::net::TcpStream;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use clap::{Args, Subcommand};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeClusterRequest, DescribeClusterResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeClusterRequest, DescribeClusterResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use serde::Serialize;
 
 use crate::output::table;
-use crate::{ClientArgs, CliError, TIMEOUT};
+use crate::{CliError, ClientArgs, TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
@@ -75,7 +77,8 @@ pub fn run(args: ClusterArgs) -> Result<String, CliError> {
     let mut stream = TcpStream::connect(&address).map_err(|e| unreachable(e.to_string()))?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| unreachable(e.to_string()))?;
     let versions: ApiVersionsResponse = call(&mut stream, &ApiVersionsRequest::default(), 0).map_err(unreachable)?;
-    let cluster: DescribeClusterResponse = call(&mut stream, &DescribeClusterRequest::default(), 0).map_err(|e| CliError::Refused(format!("DescribeCluster failed: {e}")))?;
+    let cluster: DescribeClusterResponse =
+        call(&mut stream, &DescribeClusterRequest::default(), 0).map_err(|e| CliError::Refused(format!("DescribeCluster failed: {e}")))?;
     let info = Info {
         cluster_id: cluster.cluster_id.to_string(),
         controller: cluster.controller_id.0,

@@ -13,7 +13,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 
 use crate::registry_client::RegistryClient;
-use crate::{ClientArgs, CliError, TIMEOUT};
+use crate::{CliError, ClientArgs, TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
@@ -64,7 +64,6 @@ enum ValueFormat {
     Protobuf,
 }
 
-
 /// Parses an RFC 3339 time or a relative one (`-10m`) into epoch millis.
 fn parse_start_time(text: &str) -> Result<i64, CliError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
@@ -72,7 +71,8 @@ fn parse_start_time(text: &str) -> Result<i64, CliError> {
         let span = humantime::parse_duration(ago).map_err(|e| CliError::Usage(format!("--from-time {text}: {e}")))?;
         return Ok(now - span.as_millis() as i64);
     }
-    crate::produce::parse_timestamp(text).ok_or_else(|| CliError::Usage(format!("--from-time {text}: use RFC 3339 (2020-07-01T00:30:00Z) or a relative time (-10m)")))
+    crate::produce::parse_timestamp(text)
+        .ok_or_else(|| CliError::Usage(format!("--from-time {text}: use RFC 3339 (2020-07-01T00:30:00Z) or a relative time (-10m)")))
 }
 
 /// Consumes until the count, the end (without --follow) or Ctrl-C.
@@ -183,9 +183,9 @@ fn text(bytes: Option<&[u8]>) -> Option<String> {
 fn value_json(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, value: Option<&[u8]>) -> Result<Value, CliError> {
     Ok(match (args.format, value) {
         (_, None) => Value::Null,
-        (ValueFormat::Json, Some(v)) => serde_json::from_slice(v)
-            .or_else(|_| json_schema_payload(v))
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(v).into_owned())),
+        (ValueFormat::Json, Some(v)) => {
+            serde_json::from_slice(v).or_else(|_| json_schema_payload(v)).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(v).into_owned()))
+        }
         (ValueFormat::Avro, Some(v)) => {
             let client = registry.get_or_insert_with(|| RegistryClient::new(&args.registry));
             crate::registry_client::decode_avro(client, v)?
@@ -234,7 +234,11 @@ fn render(args: &ConsumeArgs, registry: &mut Option<RegistryClient>, message: &B
     let value = match args.format {
         ValueFormat::Json | ValueFormat::Avro | ValueFormat::Protobuf => {
             let v = value_json(args, registry, message.payload())?;
-            if pretty { serde_json::to_string_pretty(&v).unwrap_or_default() } else { v.to_string() }
+            if pretty {
+                serde_json::to_string_pretty(&v).unwrap_or_default()
+            } else {
+                v.to_string()
+            }
         }
         ValueFormat::Raw => text(message.payload()).unwrap_or_default(),
     };

@@ -12,7 +12,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::output::table;
-use crate::{ClientArgs, CliError, TIMEOUT};
+use crate::{CliError, ClientArgs, TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct GroupArgs {
@@ -177,8 +177,7 @@ fn describe(client: &ClientArgs, group: &str) -> Result<String, CliError> {
             assignment: m.assignment().map(decode_assignment).unwrap_or_default(),
         })
         .collect();
-    let owner: BTreeMap<(String, i32), String> =
-        members.iter().flat_map(|m| m.assignment.iter().map(move |tp| (tp.clone(), m.member_id.clone()))).collect();
+    let owner: BTreeMap<(String, i32), String> = members.iter().flat_map(|m| m.assignment.iter().map(move |tp| (tp.clone(), m.member_id.clone()))).collect();
     let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
     let mut query = TopicPartitionList::new();
     for topic in metadata.topics().iter().filter(|t| !t.name().starts_with("__")) {
@@ -212,7 +211,8 @@ fn describe(client: &ClientArgs, group: &str) -> Result<String, CliError> {
     if client.wants_json() {
         return Ok(serde_json::to_string_pretty(&description).expect("serialisable") + "\n");
     }
-    let mut out = format!("group {}  state {}  protocol {}  members {}\n\n", description.group, description.state, description.protocol, description.members.len());
+    let mut out =
+        format!("group {}  state {}  protocol {}  members {}\n\n", description.group, description.state, description.protocol, description.members.len());
     let dash = || "-".to_string();
     let rows: Vec<Vec<String>> = description
         .partitions
@@ -257,7 +257,8 @@ fn reset_offsets(client: &ClientArgs, reset: &ResetArgs) -> Result<String, CliEr
     }
     let timestamp = match &reset.to_datetime {
         Some(text) => {
-            let time = humantime::parse_rfc3339_weak(text).map_err(|e| CliError::Usage(format!("--to-datetime {text}: {e}; use RFC 3339, e.g. 2020-07-01T00:30:00Z")))?;
+            let time = humantime::parse_rfc3339_weak(text)
+                .map_err(|e| CliError::Usage(format!("--to-datetime {text}: {e}; use RFC 3339, e.g. 2020-07-01T00:30:00Z")))?;
             Some(time.duration_since(std::time::UNIX_EPOCH).map_err(|_| CliError::Usage("--to-datetime is before 1970".into()))?.as_millis() as i64)
         }
         None => None,

@@ -13,11 +13,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         padded.join("  ").trim_end().to_string() + "\n"
     };
     // Bold headers on a terminal only; pipes and files get plain text.
-    let mut out = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        format!("\x1b[1m{}\x1b[0m", line(header.to_vec()))
-    } else {
-        line(header.to_vec())
-    };
+    let mut out = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { format!("\x1b[1m{}\x1b[0m", line(header.to_vec())) } else { line(header.to_vec()) };
     for row in rows {
         out += &line(row.iter().map(String::as_str).collect());
     }

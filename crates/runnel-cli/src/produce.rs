@@ -13,7 +13,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 use serde_json::{Map, Number, Value};
 
-use crate::{ClientArgs, CliError, TIMEOUT};
+use crate::{CliError, ClientArgs, TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -202,7 +202,8 @@ pub fn run(args: ProduceArgs) -> Result<String, CliError> {
         .set("compression.type", &args.compression)
         .set("linger.ms", "5")
         .create_with_context(TallyContext(tally.clone()))?;
-    let uses_registry = matches!(args.format, Format::Avro | Format::Protobuf) || (args.format == Format::Json && (args.schema_file.is_some() || args.subject.is_some()));
+    let uses_registry =
+        matches!(args.format, Format::Avro | Format::Protobuf) || (args.format == Format::Json && (args.schema_file.is_some() || args.subject.is_some()));
     let encoder = if uses_registry { Some(SchemaEncoder::new(&args)?) } else { None };
     let mut sender = Sender { args: &args, producer: &producer, headers: &headers, sent: 0, started: Instant::now(), encoder };
     let outcome = match &args.csv {
@@ -371,15 +372,18 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
 }
 
 fn produce_csv(args: &ProduceArgs, path: &PathBuf, sender: &mut Sender<'_>) -> Result<(), CliError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(path)
-        .map_err(|e| CliError::Refused(format!("cannot read {}: {e}", path.display())))?;
-    let columns: Vec<String> = reader.headers().map_err(|e| CliError::Refused(format!("{}: bad header row: {e}", path.display())))?.iter().map(str::to_string).collect();
+    let mut reader =
+        csv::ReaderBuilder::new().flexible(false).from_path(path).map_err(|e| CliError::Refused(format!("cannot read {}: {e}", path.display())))?;
+    let columns: Vec<String> =
+        reader.headers().map_err(|e| CliError::Refused(format!("{}: bad header row: {e}", path.display())))?.iter().map(str::to_string).collect();
     let column_index = |name: &Option<String>, flag: &str| -> Result<Option<usize>, CliError> {
         match name {
             None => Ok(None),
-            Some(n) => columns.iter().position(|c| c == n).map(Some).ok_or_else(|| CliError::Usage(format!("{flag} {n}: no such column; columns are {}", columns.join(", ")))),
+            Some(n) => columns
+                .iter()
+                .position(|c| c == n)
+                .map(Some)
+                .ok_or_else(|| CliError::Usage(format!("{flag} {n}: no such column; columns are {}", columns.join(", ")))),
         }
     };
     let key_column = column_index(&args.key, "--key")?;

@@ -71,7 +71,8 @@ impl RegistryClient {
         let text = answer["schema"].as_str().unwrap_or_default().to_string();
         let mut references = Vec::new();
         for reference in answer["references"].as_array().cloned().unwrap_or_default() {
-            let (name, subject, version) = (reference["name"].as_str().unwrap_or_default(), reference["subject"].as_str().unwrap_or_default(), &reference["version"]);
+            let (name, subject, version) =
+                (reference["name"].as_str().unwrap_or_default(), reference["subject"].as_str().unwrap_or_default(), &reference["version"]);
             let referenced = self.call("GET", &format!("/subjects/{subject}/versions/{version}"), None)?;
             references.push((name.to_string(), referenced["schema"].as_str().unwrap_or_default().to_string()));
         }

@@ -72,10 +72,18 @@ pub fn run(args: SchemaArgs) -> Result<String, CliError> {
             for subject in subjects.as_array().cloned().unwrap_or_default() {
                 let name = subject.as_str().unwrap_or_default().to_string();
                 let latest = client.call("GET", &format!("/subjects/{name}/versions/latest"), None)?;
-                rows.push(vec![name, latest["version"].to_string(), latest["id"].to_string(), latest.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO").to_string()]);
+                rows.push(vec![
+                    name,
+                    latest["version"].to_string(),
+                    latest["id"].to_string(),
+                    latest.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO").to_string(),
+                ]);
             }
             if args.json {
-                return Ok(pretty(&json!(rows.iter().map(|r| json!({"subject": r[0], "version": r[1].parse::<i64>().ok(), "id": r[2].parse::<i64>().ok(), "type": r[3]})).collect::<Vec<_>>())));
+                return Ok(pretty(&json!(rows
+                    .iter()
+                    .map(|r| json!({"subject": r[0], "version": r[1].parse::<i64>().ok(), "id": r[2].parse::<i64>().ok(), "type": r[3]}))
+                    .collect::<Vec<_>>())));
             }
             Ok(table(&["SUBJECT", "VERSION", "ID", "TYPE"], &rows))
         }
@@ -97,7 +105,8 @@ pub fn run(args: SchemaArgs) -> Result<String, CliError> {
                 Err(CliError::Refused(m)) if m.contains("40401") => json!({"is_compatible": true, "messages": ["the subject has no versions yet"]}),
                 other => other?,
             };
-            let messages: Vec<String> = verdict["messages"].as_array().map(|m| m.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            let messages: Vec<String> =
+                verdict["messages"].as_array().map(|m| m.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
             if verdict["is_compatible"] == json!(true) {
                 return Ok(if args.json { pretty(&verdict) } else { format!("{} is compatible with {subject}\n", file.display()) });
             }

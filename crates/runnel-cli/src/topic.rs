@@ -10,7 +10,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
 use crate::output::table;
-use crate::{ClientArgs, CliError, TIMEOUT};
+use crate::{CliError, ClientArgs, TIMEOUT};
 
 #[derive(Debug, Args)]
 pub struct TopicArgs {
@@ -155,23 +155,14 @@ fn overrides(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<B
     let resource = futures::executor::block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options()))?
         .remove(0)
         .map_err(|code| CliError::Refused(format!("could not read configs of topic {topic}: {code}")))?;
-    Ok(resource
-        .entries
-        .into_iter()
-        .filter(|e| e.source == ConfigSource::DynamicTopic)
-        .filter_map(|e| e.value.map(|v| (e.name, v)))
-        .collect())
+    Ok(resource.entries.into_iter().filter(|e| e.source == ConfigSource::DynamicTopic).filter_map(|e| e.value.map(|v| (e.name, v))).collect())
 }
 
 fn describe(client: &ClientArgs, topic: &str) -> Result<String, CliError> {
     let admin = admin(client)?;
     let consumer: BaseConsumer = client.config()?.create()?;
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-    let found = metadata
-        .topics()
-        .first()
-        .filter(|t| t.error().is_none())
-        .ok_or_else(|| CliError::Refused(format!("topic {topic} does not exist")))?;
+    let found = metadata.topics().first().filter(|t| t.error().is_none()).ok_or_else(|| CliError::Refused(format!("topic {topic} does not exist")))?;
     let mut partitions = Vec::new();
     for p in found.partitions() {
         let (low, high) = consumer.fetch_watermarks(topic, p.id(), TIMEOUT)?;
@@ -192,7 +183,9 @@ fn describe(client: &ClientArgs, topic: &str) -> Result<String, CliError> {
     let rows: Vec<Vec<String>> = description
         .partitions
         .iter()
-        .map(|p| vec![p.partition.to_string(), p.leader.to_string(), join(&p.replicas), join(&p.isr), p.log_start_offset.to_string(), p.log_end_offset.to_string()])
+        .map(|p| {
+            vec![p.partition.to_string(), p.leader.to_string(), join(&p.replicas), join(&p.isr), p.log_start_offset.to_string(), p.log_end_offset.to_string()]
+        })
         .collect();
     let mut out = format!("topic {}  partitions {}\n\n", description.topic, description.partitions.len());
     out += &table(&["PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "LOG-END"], &rows);

@@ -517,14 +517,7 @@ impl GroupCoordinator {
 
     /// Checks that an OffsetCommit may be applied. `generation_id < 0` with
     /// an empty or unknown group is a commit from outside group management.
-    pub fn validate_commit(
-        &mut self,
-        now: Millis,
-        group_id: &str,
-        generation_id: i32,
-        member_id: &str,
-        instance_id: Option<&str>,
-    ) -> Result<(), GroupError> {
+    pub fn validate_commit(&mut self, now: Millis, group_id: &str, generation_id: i32, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
         self.validate_group_id(group_id)?;
         let Some(group) = self.groups.get_mut(group_id) else {
             return if generation_id < 0 { Ok(()) } else { Err(GroupError::IllegalGeneration) };
@@ -585,7 +578,13 @@ impl GroupCoordinator {
 
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         let Some(group) = self.groups.get(group_id) else {
-            return GroupDescription { group_id: group_id.to_string(), state: GroupState::Dead, protocol_type: String::new(), protocol_name: String::new(), members: Vec::new() };
+            return GroupDescription {
+                group_id: group_id.to_string(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            };
         };
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let mut members: Vec<&Member> = group.members.values().collect();

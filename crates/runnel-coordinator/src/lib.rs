@@ -14,8 +14,8 @@ mod offsets;
 
 pub use error::GroupError;
 pub use group::{
-    GroupCoordinator, GroupDescription, GroupListing, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember,
-    LeaveMember, MemberDescription, SyncRequest, SyncResponse,
+    GroupCoordinator, GroupDescription, GroupListing, GroupState, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, LeaveMember, MemberDescription,
+    SyncRequest, SyncResponse,
 };
 pub use offsets::{CommittedOffset, OffsetKey};
 

@@ -116,14 +116,8 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if crc32c::crc32c(&buf[ATTRIBUTES..]) != stored {
         return Err(BatchError::CrcMismatch);
     }
-    if header.records_count <= 0
-        || header.last_offset_delta < 0
-        || header.records_count as i64 != header.last_offset_delta as i64 + 1
-    {
-        return Err(BatchError::BadRecordCount {
-            count: header.records_count,
-            last_offset_delta: header.last_offset_delta,
-        });
+    if header.records_count <= 0 || header.last_offset_delta < 0 || header.records_count as i64 != header.last_offset_delta as i64 + 1 {
+        return Err(BatchError::BadRecordCount { count: header.records_count, last_offset_delta: header.last_offset_delta });
     }
     Ok(header)
 }
@@ -192,13 +186,7 @@ pub mod testing {
     }
 
     /// Like [`batch`], stamped with an idempotent producer's identity.
-    pub fn batch_with_producer(
-        base_timestamp: i64,
-        values: &[&[u8]],
-        producer_id: i64,
-        producer_epoch: i16,
-        base_sequence: i32,
-    ) -> Vec<u8> {
+    pub fn batch_with_producer(base_timestamp: i64, values: &[&[u8]], producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Vec<u8> {
         let mut records = Vec::new();
         for (delta, value) in values.iter().enumerate() {
             let mut body = Vec::new();

@@ -138,10 +138,7 @@ impl PartitionLog {
             segments.insert(0, Segment::create(dir, 0, now_ms)?);
         }
         let first_base = *segments.keys().next().expect("non-empty");
-        let persisted_start = std::fs::read_to_string(dir.join(LOG_START_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
+        let persisted_start = std::fs::read_to_string(dir.join(LOG_START_FILE)).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
         let mut inner = Inner { config, segments, log_start_offset: first_base.max(persisted_start) };
         inner.log_start_offset = inner.log_start_offset.min(inner.next_offset());
         let synced = inner.next_offset();
@@ -170,13 +167,7 @@ impl PartitionLog {
 
     /// Appends validated batches (`payload` holds them back to back, in the
     /// order of `headers`), assigning consecutive offsets in place.
-    pub fn append(
-        &self,
-        payload: &mut [u8],
-        headers: &mut [BatchHeader],
-        log_append_time: Option<i64>,
-        now_ms: i64,
-    ) -> Result<Appended, LogError> {
+    pub fn append(&self, payload: &mut [u8], headers: &mut [BatchHeader], log_append_time: Option<i64>, now_ms: i64) -> Result<Appended, LogError> {
         let mut inner = self.lock();
         let base_offset = inner.next_offset();
         let mut next = base_offset;
@@ -238,11 +229,7 @@ impl PartitionLog {
             let inner = self.lock();
             let bounds = inner.bounds();
             if offset < bounds.log_start_offset || offset > bounds.log_end_offset {
-                return Err(LogError::OffsetOutOfRange {
-                    offset,
-                    log_start: bounds.log_start_offset,
-                    log_end: bounds.log_end_offset,
-                });
+                return Err(LogError::OffsetOutOfRange { offset, log_start: bounds.log_start_offset, log_end: bounds.log_end_offset });
             }
             let found = inner
                 .segments
@@ -251,9 +238,7 @@ impl PartitionLog {
                 .filter(|(_, s)| offset < s.next_offset)
                 .or_else(|| inner.segments.range(offset..).find(|(_, s)| s.size > 0));
             match found {
-                Some((_, segment)) if offset < bounds.log_end_offset => {
-                    (segment.file.clone(), segment.scan_start(offset), segment.size, bounds)
-                }
+                Some((_, segment)) if offset < bounds.log_end_offset => (segment.file.clone(), segment.scan_start(offset), segment.size, bounds),
                 _ => return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset }),
             }
         };

@@ -45,11 +45,7 @@ pub(crate) fn file_stem(base_offset: i64) -> String {
 
 fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
     let stem = file_stem(base_offset);
-    (
-        dir.join(format!("{stem}.log")),
-        dir.join(format!("{stem}.index")),
-        dir.join(format!("{stem}.timeindex")),
-    )
+    (dir.join(format!("{stem}.log")), dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")))
 }
 
 impl Segment {
@@ -75,12 +71,8 @@ impl Segment {
         let (log_path, index_path, time_path) = paths(dir, base_offset);
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let file_len = file.metadata()?.len();
-        let created_ms = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(now_ms, |d| d.as_millis() as i64);
+        let created_ms =
+            file.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(now_ms, |d| d.as_millis() as i64);
         if mode == OpenMode::Trusted {
             let offset_index = IndexFile::<OffsetEntry>::load(&index_path)?;
             let time_index = IndexFile::<TimeEntry>::load(&time_path)?;
@@ -276,12 +268,7 @@ impl Segment {
 
 /// Finds the first batch at or after `pos` that satisfies `matches`,
 /// reading only headers. Stops at `end`.
-pub(crate) fn find_batch(
-    file: &File,
-    mut pos: u64,
-    end: u64,
-    mut matches: impl FnMut(&BatchHeader) -> bool,
-) -> io::Result<Option<(u64, BatchHeader)>> {
+pub(crate) fn find_batch(file: &File, mut pos: u64, end: u64, mut matches: impl FnMut(&BatchHeader) -> bool) -> io::Result<Option<(u64, BatchHeader)>> {
     let mut header_buf = [0u8; HEADER_LEN];
     while pos + HEADER_LEN as u64 <= end {
         file.read_exact_at(&mut header_buf, pos)?;

@@ -48,9 +48,7 @@ impl Flusher {
                 Some(notified) => notified.await,
                 None => {
                     let (file, end) = snapshot();
-                    let result = tokio::task::spawn_blocking(move || file.sync_data())
-                        .await
-                        .unwrap_or_else(|e| Err(io::Error::other(e)));
+                    let result = tokio::task::spawn_blocking(move || file.sync_data()).await.unwrap_or_else(|e| Err(io::Error::other(e)));
                     {
                         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                         state.in_flight = false;

@@ -120,7 +120,9 @@ pub fn check_json(new: &serde_json::Value, earlier: &[(i32, serde_json::Value)],
 fn json_reader_problems(reader: &serde_json::Value, writer: &serde_json::Value) -> Vec<String> {
     use serde_json::Value;
     let props = |s: &Value| s.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-    let required = |s: &Value| -> Vec<String> { s.get("required").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+    let required = |s: &Value| -> Vec<String> {
+        s.get("required").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
     let closed = |s: &Value| s.get("additionalProperties") == Some(&Value::Bool(false));
     let type_of = |s: &Value| s.get("type").cloned();
     let mut problems = Vec::new();
@@ -157,11 +159,7 @@ fn json_reader_problems(reader: &serde_json::Value, writer: &serde_json::Value) 
 /// fine (readers skip unknown fields), changing its wire type or label is
 /// not, and neither is removing a message or adding a proto2 `required`
 /// field.
-pub fn check_protobuf(
-    new: &prost_types::FileDescriptorProto,
-    earlier: &[(i32, prost_types::FileDescriptorProto)],
-    level: Compatibility,
-) -> Vec<String> {
+pub fn check_protobuf(new: &prost_types::FileDescriptorProto, earlier: &[(i32, prost_types::FileDescriptorProto)], level: Compatibility) -> Vec<String> {
     if level == Compatibility::None {
         return Vec::new();
     }
@@ -215,7 +213,14 @@ fn protobuf_reader_problems(reader: &prost_types::FileDescriptorProto, writer: &
             match written.field.iter().find(|f| f.number() == field.number()) {
                 Some(old) => {
                     if wire_kind(old) != wire_kind(field) {
-                        problems.push(format!("FIELD_KIND_CHANGED: field {} ({}) of {} changed from {} to {}", field.name(), field.number(), name.trim_start_matches('.'), wire_kind(old), wire_kind(field)));
+                        problems.push(format!(
+                            "FIELD_KIND_CHANGED: field {} ({}) of {} changed from {} to {}",
+                            field.name(),
+                            field.number(),
+                            name.trim_start_matches('.'),
+                            wire_kind(old),
+                            wire_kind(field)
+                        ));
                     }
                     if (old.label() == Label::Repeated) != (field.label() == Label::Repeated) {
                         problems.push(format!("FIELD_LABEL_CHANGED: field {} ({}) of {}", field.name(), field.number(), name.trim_start_matches('.')));

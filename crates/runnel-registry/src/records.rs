@@ -40,14 +40,12 @@ pub fn encode(event: &Event) -> (String, Option<String>) {
             (key.to_string(), Some(serde_json::to_string(&value).expect("serialisable")))
         }
         Event::SchemaGone { subject, version } => (json!({"keytype": "SCHEMA", "subject": subject, "version": version, "magic": 1}).to_string(), None),
-        Event::Config { subject, level } => (
-            json!({"keytype": "CONFIG", "subject": subject, "magic": 0}).to_string(),
-            level.map(|l| json!({"compatibilityLevel": l.to_string()}).to_string()),
-        ),
-        Event::Mode { subject, mode } => (
-            json!({"keytype": "MODE", "subject": subject, "magic": 0}).to_string(),
-            mode.map(|m| json!({"mode": m.as_str()}).to_string()),
-        ),
+        Event::Config { subject, level } => {
+            (json!({"keytype": "CONFIG", "subject": subject, "magic": 0}).to_string(), level.map(|l| json!({"compatibilityLevel": l.to_string()}).to_string()))
+        }
+        Event::Mode { subject, mode } => {
+            (json!({"keytype": "MODE", "subject": subject, "magic": 0}).to_string(), mode.map(|m| json!({"mode": m.as_str()}).to_string()))
+        }
     }
 }
 
@@ -65,7 +63,15 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Event> {
                 Some(bytes) => {
                     let v: SchemaValue = serde_json::from_slice(bytes).ok()?;
                     let schema_type = v.schema_type.as_deref().unwrap_or("AVRO").parse().ok()?;
-                    Some(Event::Schema { subject: v.subject, version: v.version, id: v.id, schema: v.schema, schema_type, references: v.references, deleted: v.deleted })
+                    Some(Event::Schema {
+                        subject: v.subject,
+                        version: v.version,
+                        id: v.id,
+                        schema: v.schema,
+                        schema_type,
+                        references: v.references,
+                        deleted: v.deleted,
+                    })
                 }
             }
         }
@@ -94,8 +100,24 @@ mod tests {
     #[test]
     fn events_round_trip_through_records() {
         let events = [
-            Event::Schema { subject: "s".into(), version: 2, id: 7, schema: "\"int\"".into(), schema_type: SchemaType::Avro, references: vec![], deleted: false },
-            Event::Schema { subject: "j".into(), version: 1, id: 8, schema: "{}".into(), schema_type: SchemaType::Json, references: vec![Reference { name: "a".into(), subject: "b".into(), version: 1 }], deleted: true },
+            Event::Schema {
+                subject: "s".into(),
+                version: 2,
+                id: 7,
+                schema: "\"int\"".into(),
+                schema_type: SchemaType::Avro,
+                references: vec![],
+                deleted: false,
+            },
+            Event::Schema {
+                subject: "j".into(),
+                version: 1,
+                id: 8,
+                schema: "{}".into(),
+                schema_type: SchemaType::Json,
+                references: vec![Reference { name: "a".into(), subject: "b".into(), version: 1 }],
+                deleted: true,
+            },
             Event::SchemaGone { subject: "s".into(), version: 2 },
             Event::Config { subject: None, level: Some(Compatibility::FullTransitive) },
             Event::Config { subject: Some("s".into()), level: None },

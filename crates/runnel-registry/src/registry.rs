@@ -305,8 +305,11 @@ impl RegistryState {
                 check_protobuf(&new, &olds, level)
             }
             Parsed::Json(new) => {
-                let olds: Vec<(i32, serde_json::Value)> =
-                    earlier.iter().filter(|(_, s)| s.schema_type == SchemaType::Json).filter_map(|(v, s)| serde_json::from_str(&s.schema).ok().map(|j| (*v, j))).collect();
+                let olds: Vec<(i32, serde_json::Value)> = earlier
+                    .iter()
+                    .filter(|(_, s)| s.schema_type == SchemaType::Json)
+                    .filter_map(|(v, s)| serde_json::from_str(&s.schema).ok().map(|j| (*v, j)))
+                    .collect();
                 check_json(&new, &olds, level)
             }
         })
@@ -351,24 +354,11 @@ impl RegistryState {
                 Some(existing) if !same(existing) => return Err(RegistryError::IdConflict(id)),
                 _ => id,
             },
-            None => self
-                .schemas
-                .iter()
-                .find(|(_, s)| same(s))
-                .map(|(id, _)| *id)
-                .unwrap_or_else(|| self.schemas.keys().next_back().map_or(1, |id| id + 1)),
+            None => self.schemas.iter().find(|(_, s)| same(s)).map(|(id, _)| *id).unwrap_or_else(|| self.schemas.keys().next_back().map_or(1, |id| id + 1)),
         };
         let next_version = self.subjects.get(subject).and_then(|v| v.keys().next_back()).map_or(1, |v| v + 1);
         let version = imported.and_then(|i| i.version).unwrap_or(next_version);
-        Ok(Registration::New(Event::Schema {
-            subject: subject.to_string(),
-            version,
-            id,
-            schema: text.to_string(),
-            schema_type,
-            references,
-            deleted: false,
-        }))
+        Ok(Registration::New(Event::Schema { subject: subject.to_string(), version, id, schema: text.to_string(), schema_type, references, deleted: false }))
     }
 
     /// Events that delete a version: soft first, then (`permanent`) hard.

@@ -197,9 +197,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let data_dir = config.data_dir.clone();
         let listeners = runnel_broker::bind(&config.listeners).await?;
-        let state = tokio::task::spawn_blocking(move || BrokerState::open(config))
-            .await?
-            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+        let state =
+            tokio::task::spawn_blocking(move || BrokerState::open(config)).await?.with_context(|| format!("opening data directory {}", data_dir.display()))?;
         let state = Arc::new(state);
         for (_, l) in &listeners {
             tracing::info!(listener = %l.name, bind = %l.local_addr, advertised = %format!("{}:{}", l.advertised_host, l.advertised_port), "listening");

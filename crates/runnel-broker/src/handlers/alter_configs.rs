@@ -15,8 +15,10 @@ pub fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterCo
         .resources
         .into_iter()
         .map(|resource| {
-            let response = AlterConfigsResourceResponse::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
-            let changes: Vec<(String, Option<String>)> = resource.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+            let response =
+                AlterConfigsResourceResponse::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
+            let changes: Vec<(String, Option<String>)> =
+                resource.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
             let outcome = match resource.resource_type {
                 RESOURCE_TOPIC => {
                     if let Some((name, _)) = changes.iter().find(|(_, v)| v.is_none()) {

@@ -7,10 +7,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use crate::request::{RequestContext, SUPPORTED_APIS};
 
 fn api_keys() -> Vec<ApiVersion> {
-    SUPPORTED_APIS
-        .iter()
-        .map(|(key, min, max)| ApiVersion::default().with_api_key(*key as i16).with_min_version(*min).with_max_version(*max))
-        .collect()
+    SUPPORTED_APIS.iter().map(|(key, min, max)| ApiVersion::default().with_api_key(*key as i16).with_min_version(*min).with_max_version(*max)).collect()
 }
 
 pub fn handle(_ctx: &RequestContext<'_>, _request: ApiVersionsRequest) -> ApiVersionsResponse {

@@ -21,9 +21,7 @@ fn create(ctx: &RequestContext<'_>, topic: CreatableTopic, validate_only: bool) 
     let name = topic.name.0.to_string();
     let version = ctx.api_version;
     let result = CreatableTopicResult::default().with_name(topic.name.clone());
-    let fail = |error: KafkaError| {
-        result.clone().with_error_code(error.code()).with_error_message(error.message.filter(|_| version >= 1).map(str_bytes))
-    };
+    let fail = |error: KafkaError| result.clone().with_error_code(error.code()).with_error_message(error.message.filter(|_| version >= 1).map(str_bytes));
     let mut configs = BTreeMap::new();
     for config in &topic.configs {
         let Some(value) = &config.value else {
@@ -57,10 +55,7 @@ fn create(ctx: &RequestContext<'_>, topic: CreatableTopic, validate_only: bool) 
                 .iter()
                 .map(|def| {
                     let (value, source) = topic_config::resolve(def, &configs, broker);
-                    CreatableTopicConfigs::default()
-                        .with_name(str_bytes(def.name))
-                        .with_value(Some(str_bytes(value)))
-                        .with_config_source(source as i8)
+                    CreatableTopicConfigs::default().with_name(str_bytes(def.name)).with_value(Some(str_bytes(value))).with_config_source(source as i8)
                 })
                 .collect();
             if version < 5 {

@@ -24,11 +24,7 @@ struct Entry {
 }
 
 pub fn handle(ctx: &RequestContext<'_>, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let results = request
-        .resources
-        .into_iter()
-        .map(|resource| describe(ctx, resource, request.include_synonyms, request.include_documentation))
-        .collect();
+    let results = request.resources.into_iter().map(|resource| describe(ctx, resource, request.include_synonyms, request.include_documentation)).collect();
     DescribeConfigsResponse::default().with_results(results)
 }
 
@@ -118,7 +114,14 @@ fn broker_entries(ctx: &RequestContext<'_>) -> Vec<Entry> {
                 Some(v) => (v.clone(), ConfigSource::StaticBroker),
                 None => (def.default.to_string(), ConfigSource::Default),
             };
-            Entry { name: def.broker_name.to_string(), value: value.clone(), source, config_type: def.config_type, doc: def.doc, synonyms: vec![(def.broker_name.to_string(), value, source)] }
+            Entry {
+                name: def.broker_name.to_string(),
+                value: value.clone(),
+                source,
+                config_type: def.config_type,
+                doc: def.doc,
+                synonyms: vec![(def.broker_name.to_string(), value, source)],
+            }
         })
         .collect();
     let fixed = [
@@ -129,7 +132,14 @@ fn broker_entries(ctx: &RequestContext<'_>) -> Vec<Entry> {
         ("log.dirs", config.data_dir.display().to_string(), ConfigType::String, "where partition logs live"),
     ];
     for (name, value, config_type, doc) in fixed {
-        entries.push(Entry { name: name.to_string(), value: value.clone(), source: ConfigSource::StaticBroker, config_type, doc, synonyms: vec![(name.to_string(), value, ConfigSource::StaticBroker)] });
+        entries.push(Entry {
+            name: name.to_string(),
+            value: value.clone(),
+            source: ConfigSource::StaticBroker,
+            config_type,
+            doc,
+            synonyms: vec![(name.to_string(), value, ConfigSource::StaticBroker)],
+        });
     }
     entries
 }

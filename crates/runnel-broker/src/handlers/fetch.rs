@@ -98,12 +98,7 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
                 }
             })
             .collect();
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(fetch_topic.topic.clone())
-                .with_topic_id(fetch_topic.topic_id)
-                .with_partitions(partitions),
-        );
+        responses.push(FetchableTopicResponse::default().with_topic(fetch_topic.topic.clone()).with_topic_id(fetch_topic.topic_id).with_partitions(partitions));
     }
     (responses, total, any_error)
 }

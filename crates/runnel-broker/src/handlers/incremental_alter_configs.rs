@@ -22,7 +22,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: IncrementalAlterConfigsRequest)
         .resources
         .into_iter()
         .map(|resource| {
-            let response = AlterConfigsResourceResponse::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
+            let response =
+                AlterConfigsResourceResponse::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
             let outcome = match resource.resource_type {
                 RESOURCE_TOPIC => changes(ctx, resource.resource_name.as_str(), &resource.configs).and_then(|changes| {
                     ctx.state.alter_topic_configs(resource.resource_name.as_str(), &changes, true, request.validate_only).map_err(|e| KafkaError::from(&e))
@@ -56,7 +57,8 @@ fn changes(
                 SET => Ok((name, Some(value.unwrap_or_default()))),
                 DELETE => Ok((name, None)),
                 APPEND | SUBTRACT => {
-                    let def = topic_config::find(&name).ok_or_else(|| KafkaError::new(ResponseError::InvalidConfig, format!("unknown topic config `{name}`")))?;
+                    let def =
+                        topic_config::find(&name).ok_or_else(|| KafkaError::new(ResponseError::InvalidConfig, format!("unknown topic config `{name}`")))?;
                     if def.config_type != ConfigType::List {
                         return Err(KafkaError::new(ResponseError::InvalidConfig, format!("`{name}` is not a list; use SET")));
                     }

@@ -11,11 +11,7 @@ use crate::request::RequestContext;
 pub fn handle(ctx: &RequestContext<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let group_id = request.group_id.0.to_string();
     let leaving: Vec<LeaveMember> = if ctx.api_version >= 3 {
-        request
-            .members
-            .iter()
-            .map(|m| LeaveMember { member_id: m.member_id.to_string(), group_instance_id: non_empty(m.group_instance_id.as_ref()) })
-            .collect()
+        request.members.iter().map(|m| LeaveMember { member_id: m.member_id.to_string(), group_instance_id: non_empty(m.group_instance_id.as_ref()) }).collect()
     } else {
         vec![LeaveMember { member_id: request.member_id.to_string(), group_instance_id: None }]
     };

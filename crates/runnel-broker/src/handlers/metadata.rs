@@ -13,10 +13,8 @@ use crate::state::{Topic, TopicError};
 pub fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
     let state = ctx.state;
     let node = BrokerId(state.node_id);
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(str_bytes(ctx.listener.advertised_host.clone()))
-        .with_port(ctx.listener.advertised_port);
+    let broker =
+        MetadataResponseBroker::default().with_node_id(node).with_host(str_bytes(ctx.listener.advertised_host.clone())).with_port(ctx.listener.advertised_port);
     // v0 has no null: an empty list means every topic.
     let requested = match request.topics {
         Some(topics) if !(ctx.api_version == 0 && topics.is_empty()) => Some(topics),
@@ -30,7 +28,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: MetadataRequest) -> MetadataRes
             .map(|wanted| match (wanted.name, wanted.topic_id) {
                 (Some(name), _) => {
                     let name = name.0.to_string();
-                    let found = if allow_auto_create { state.get_or_auto_create(&name) } else { state.topic(&name).ok_or(TopicError::UnknownTopic(name.clone())) };
+                    let found =
+                        if allow_auto_create { state.get_or_auto_create(&name) } else { state.topic(&name).ok_or(TopicError::UnknownTopic(name.clone())) };
                     match found {
                         Ok(topic) => describe(&topic, node, ctx.api_version),
                         Err(e) => MetadataResponseTopic::default()

@@ -38,7 +38,10 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
                         Err(e) => group_code(Some(e)),
                         Ok(()) => {
                             let leader_epoch = if ctx.api_version >= 6 { p.committed_leader_epoch } else { -1 };
-                            accepted.push(((name.clone(), p.partition_index), CommittedOffset { offset: p.committed_offset, leader_epoch, metadata, commit_timestamp: now }));
+                            accepted.push((
+                                (name.clone(), p.partition_index),
+                                CommittedOffset { offset: p.committed_offset, leader_epoch, metadata, commit_timestamp: now },
+                            ));
                             0
                         }
                     }
@@ -51,7 +54,9 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetCommitRequest) -> O
     if !accepted.is_empty() {
         let records = accepted
             .iter()
-            .map(|((topic, partition), value)| (OffsetKey { group: group_id.clone(), topic: topic.clone(), partition: *partition }.encode(), Some(value.encode())))
+            .map(|((topic, partition), value)| {
+                (OffsetKey { group: group_id.clone(), topic: topic.clone(), partition: *partition }.encode(), Some(value.encode()))
+            })
             .collect();
         if let Err(e) = ctx.state.append_internal(OFFSETS_TOPIC, records).await {
             let code = KafkaError::from(&e).code();

@@ -10,8 +10,7 @@ use crate::request::RequestContext;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();
-    let wanted: Vec<(String, i32)> =
-        request.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index))).collect();
+    let wanted: Vec<(String, i32)> = request.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index))).collect();
     let verdicts = match ctx.state.groups.with(|c, _| c.delete_offsets(&group_id, &wanted)) {
         Err(e) => return OffsetDeleteResponse::default().with_error_code(group_code(Some(e))),
         Ok(verdicts) => verdicts,
@@ -33,7 +32,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> O
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index).with_error_code(group_code(verdicts.next().and_then(|v| v.err()))))
+                .map(|p| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(group_code(verdicts.next().and_then(|v| v.err())))
+                })
                 .collect();
             OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(partitions)
         })

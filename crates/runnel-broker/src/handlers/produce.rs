@@ -154,21 +154,13 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
         return Ok(Appended { base_offset: duplicate, log_append_time: -1, log_start_offset: bounds.log_start_offset, flush_to });
     }
     let mut payload = BytesMut::from(&records[..]);
-    let appended = partition
-        .log
-        .append(&mut payload, &mut headers, log_append_time, now)
-        .map_err(|e| KafkaError::from(&e))?;
+    let appended = partition.log.append(&mut payload, &mut headers, log_append_time, now).map_err(|e| KafkaError::from(&e))?;
     for header in &headers {
         producers.record(header);
     }
     drop(producers);
     let flush_to = (ctx.state.config.fsync == FsyncPolicy::Always).then_some(appended.last_offset + 1);
-    Ok(Appended {
-        base_offset: appended.base_offset,
-        log_append_time: log_append_time.unwrap_or(-1),
-        log_start_offset: appended.log_start_offset,
-        flush_to,
-    })
+    Ok(Appended { base_offset: appended.base_offset, log_append_time: log_append_time.unwrap_or(-1), log_start_offset: appended.log_start_offset, flush_to })
 }
 
 /// Returns the original base offset when the request is a retry of

@@ -168,10 +168,7 @@ async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after() {
     let producer = producer(&broker.bootstrap, &[("linger.ms", "0")]);
     let base = 1_700_000_000_000i64;
     for i in 0..20 {
-        producer
-            .send(FutureRecord::<(), _>::to("times").payload("x").timestamp(base + i * 1000), Duration::from_secs(10))
-            .await
-            .unwrap();
+        producer.send(FutureRecord::<(), _>::to("times").payload("x").timestamp(base + i * 1000), Duration::from_secs(10)).await.unwrap();
     }
     let bootstrap = broker.bootstrap.clone();
     let found = blocking(move || {
@@ -198,9 +195,9 @@ async fn idempotent_producer_writes_each_record_once_in_order() {
     let mut sends = Vec::new();
     for i in 0..500 {
         let producer = producer.clone();
-        sends.push(tokio::spawn(async move {
-            producer.send(FutureRecord::<(), _>::to("idem").payload(&format!("{i}")), Duration::from_secs(10)).await.unwrap()
-        }));
+        sends.push(tokio::spawn(
+            async move { producer.send(FutureRecord::<(), _>::to("idem").payload(&format!("{i}")), Duration::from_secs(10)).await.unwrap() },
+        ));
     }
     for send in sends {
         send.await.unwrap();

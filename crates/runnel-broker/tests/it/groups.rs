@@ -11,7 +11,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::support::*;
 
 fn group_consumer(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> BaseConsumer {
-    let mut config = client_config(bootstrap, &[("group.id", group), ("auto.offset.reset", "earliest"), ("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")]);
+    let mut config =
+        client_config(bootstrap, &[("group.id", group), ("auto.offset.reset", "earliest"), ("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")]);
     for (k, v) in extra {
         config.set(*k, *v);
     }
@@ -24,7 +25,12 @@ fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
 
 /// Polls every consumer until `done` holds for their assignments, recording
 /// consumed (partition, offset) pairs.
-fn poll_until(consumers: &[&BaseConsumer], seen: &mut BTreeMap<i32, BTreeSet<i64>>, what: &str, done: impl Fn(&[BTreeSet<i32>], &BTreeMap<i32, BTreeSet<i64>>) -> bool) {
+fn poll_until(
+    consumers: &[&BaseConsumer],
+    seen: &mut BTreeMap<i32, BTreeSet<i64>>,
+    what: &str,
+    done: impl Fn(&[BTreeSet<i32>], &BTreeMap<i32, BTreeSet<i64>>) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(45);
     loop {
         for consumer in consumers {

@@ -98,9 +98,8 @@ async fn assert_broker_still_serves(addr: &str) {
 async fn api_versions_v3_uses_a_v0_header_and_advertises_produce_from_v0() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap).await;
-    let request = ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("raw"))
-        .with_client_software_version(StrBytes::from_static_str("1"));
+    let request =
+        ApiVersionsRequest::default().with_client_software_name(StrBytes::from_static_str("raw")).with_client_software_version(StrBytes::from_static_str("1"));
     let frame = client.encode(&request, 3);
     client.send_raw(&frame).await;
     let body = client.read_frame().await.unwrap();
@@ -205,10 +204,9 @@ async fn bad_topic_creations_get_the_right_error_codes() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap).await;
     let create = |name: &str, partitions: i32, replication: i16| {
-        CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![CreatableTopic::default()
-            .with_name(topic(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(replication)])
+        CreateTopicsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![CreatableTopic::default().with_name(topic(name)).with_num_partitions(partitions).with_replication_factor(replication)])
     };
     let cases = [
         (create("neg", -7, 1), ResponseError::InvalidPartitions),
@@ -285,7 +283,10 @@ async fn every_api_answers_every_supported_version() {
         assert_eq!(data.error_code, 0, "fetch v{v}");
         assert_eq!(data.high_watermark, 10);
         let records = data.records.clone().unwrap();
-        assert_eq!(runnel_log::batch::validate(&records[..records.len().min(runnel_log::batch::BatchHeader::parse(&records).unwrap().size)]).unwrap().base_offset, 3);
+        assert_eq!(
+            runnel_log::batch::validate(&records[..records.len().min(runnel_log::batch::BatchHeader::parse(&records).unwrap().size)]).unwrap().base_offset,
+            3
+        );
     }
     for v in 0..=8 {
         let partition = ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1).with_max_num_offsets(1);
@@ -298,10 +299,10 @@ async fn every_api_answers_every_supported_version() {
         assert_eq!(offset, 10, "list offsets v{v}");
     }
     for v in 0..=7 {
-        let request = CreateTopicsRequest::default().with_timeout_ms(1000).with_validate_only(v >= 1).with_topics(vec![CreatableTopic::default()
-            .with_name(topic(&format!("made-v{v}")))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]);
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(1000)
+            .with_validate_only(v >= 1)
+            .with_topics(vec![CreatableTopic::default().with_name(topic(&format!("made-v{v}"))).with_num_partitions(1).with_replication_factor(1)]);
         assert_eq!(client.call(&request, v).await.topics[0].error_code, 0, "create topics v{v}");
     }
     for v in 0..=4 {
@@ -318,9 +319,9 @@ async fn every_api_answers_every_supported_version() {
     }
     for v in 0..=4 {
         let request = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-2)).with_topics(vec![
-            offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
-                .with_topic(topic("sweep"))
-                .with_partitions(vec![offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_partition(0).with_leader_epoch(0).with_current_leader_epoch(-1)]),
+            offset_for_leader_epoch_request::OffsetForLeaderTopic::default().with_topic(topic("sweep")).with_partitions(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_partition(0).with_leader_epoch(0).with_current_leader_epoch(-1),
+            ]),
         ]);
         let response = client.call(&request, v).await;
         assert_eq!(response.topics[0].partitions[0].end_offset, 10, "offset for leader epoch v{v}");
@@ -336,9 +337,9 @@ async fn every_api_answers_every_supported_version() {
         assert_eq!(client.call(&request, v).await.topics[0].partitions[0].low_watermark, v as i64, "delete records v{v}");
     }
     for v in 0..=3 {
-        let request = CreatePartitionsRequest::default().with_timeout_ms(1000).with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
-            .with_name(topic("sweep"))
-            .with_count(2 + v as i32)]);
+        let request = CreatePartitionsRequest::default()
+            .with_timeout_ms(1000)
+            .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(topic("sweep")).with_count(2 + v as i32)]);
         assert_eq!(client.call(&request, v).await.results[0].error_code, 0, "create partitions v{v}");
     }
     for v in 0..=2 {
@@ -371,7 +372,9 @@ async fn every_api_answers_every_supported_version() {
     for v in 0..=6 {
         let name = format!("made-v{}", v.min(0));
         let request = if v >= 6 {
-            DeleteTopicsRequest::default().with_timeout_ms(1000).with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(topic(&name)))])
+            DeleteTopicsRequest::default()
+                .with_timeout_ms(1000)
+                .with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(topic(&name)))])
         } else {
             DeleteTopicsRequest::default().with_timeout_ms(1000).with_topic_names(vec![topic(&name)])
         };
@@ -436,7 +439,9 @@ async fn long_poll_waits_for_min_bytes_until_max_wait() {
     let mut client = RawClient::connect(&broker.bootstrap).await;
     client.call(&produce_request("wait", testing::batch(1, &[b"seed"]), 1), 9).await;
     let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(300).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
-        FetchTopic::default().with_topic(topic("wait")).with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(1).with_partition_max_bytes(1 << 20)]),
+        FetchTopic::default()
+            .with_topic(topic("wait"))
+            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(1).with_partition_max_bytes(1 << 20)]),
     ]);
     let started = std::time::Instant::now();
     let response = client.call(&request, 12).await;
@@ -518,7 +523,11 @@ async fn group_apis_answer_every_supported_version() {
                 .with_assignment(Bytes::from_static(b"\x00\x01opaque\xff"))]);
         let synced = client.call(&sync, v.min(5)).await;
         assert_eq!((synced.error_code, synced.assignment.as_ref()), (0, &b"\x00\x01opaque\xff"[..]), "sync v{}", v.min(5));
-        let heartbeat = HeartbeatRequest::default().with_group_id(group_id.clone()).with_generation_id(generation).with_member_id(member_bytes.clone()).with_group_instance_id(None);
+        let heartbeat = HeartbeatRequest::default()
+            .with_group_id(group_id.clone())
+            .with_generation_id(generation)
+            .with_member_id(member_bytes.clone())
+            .with_group_instance_id(None);
         assert_eq!(client.call(&heartbeat, v.min(4)).await.error_code, 0, "heartbeat v{}", v.min(4));
         // v0 carries no generation or member: a commit from outside group
         // management, which an active group refuses, so it goes to a group
@@ -545,7 +554,9 @@ async fn group_apis_answer_every_supported_version() {
         let listed = client.call(&ListGroupsRequest::default(), v.min(4)).await;
         assert!(listed.groups.iter().any(|g| g.group_id == group_id), "list groups v{}", v.min(4));
         let leave = if v.min(5) >= 3 {
-            LeaveGroupRequest::default().with_group_id(group_id.clone()).with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(member_bytes.clone())])
+            LeaveGroupRequest::default()
+                .with_group_id(group_id.clone())
+                .with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(member_bytes.clone())])
         } else {
             LeaveGroupRequest::default().with_group_id(group_id.clone()).with_member_id(member_bytes.clone())
         };
@@ -556,7 +567,9 @@ async fn group_apis_answer_every_supported_version() {
     let commit = commit_request("standalone", -1, "", "gs", 9, "");
     assert_eq!(commit_error(&client.call(&commit, 8).await), 0);
     let request = OffsetDeleteRequest::default().with_group_id(GroupId(StrBytes::from_static_str("standalone"))).with_topics(vec![
-        offset_delete_request::OffsetDeleteRequestTopic::default().with_name(topic("gs")).with_partitions(vec![offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+        offset_delete_request::OffsetDeleteRequestTopic::default()
+            .with_name(topic("gs"))
+            .with_partitions(vec![offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(0)]),
     ]);
     let response = client.call(&request, 0).await;
     assert_eq!((response.error_code, response.topics[0].partitions[0].error_code), (0, 0));
@@ -591,7 +604,10 @@ async fn bad_group_requests_get_error_codes_and_leave_state_intact() {
     for (request, expected) in cases {
         assert_eq!(commit_error(&client.call(&request, 8).await), expected.code(), "{expected:?}");
     }
-    let heartbeat = HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("solid"))).with_generation_id(generation).with_member_id(StrBytes::from_static_str("stranger"));
+    let heartbeat = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("solid")))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_static_str("stranger"));
     assert_eq!(client.call(&heartbeat, 4).await.error_code, ResponseError::UnknownMemberId.code());
     let delete = |name: &'static str| DeleteGroupsRequest::default().with_groups_names(vec![GroupId(StrBytes::from_static_str(name))]);
     assert_eq!(client.call(&delete("solid"), 2).await.results[0].error_code, ResponseError::NonEmptyGroup.code());

@@ -405,7 +405,11 @@ fn deleting_groups_and_offsets() {
 fn listing_filters_by_state() {
     let mut s = Scenario::new();
     s.stable_group(1);
-    s.coordinator.apply_offsets(s.now, "idle", vec![(("t".into(), 0), CommittedOffset { offset: 1, leader_epoch: -1, metadata: String::new(), commit_timestamp: 0 })]);
+    s.coordinator.apply_offsets(
+        s.now,
+        "idle",
+        vec![(("t".into(), 0), CommittedOffset { offset: 1, leader_epoch: -1, metadata: String::new(), commit_timestamp: 0 })],
+    );
     assert_eq!(s.coordinator.list(&[]).len(), 2);
     let stable = s.coordinator.list(&[GroupState::Stable]);
     assert_eq!((stable.len(), stable[0].group_id.as_str(), stable[0].protocol_type.as_str()), (1, "g", "consumer"));

@@ -60,8 +60,16 @@ fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<Seen> {
         assert!(std::time::Instant::now() < deadline);
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m.unwrap();
-            let headers = m.headers().map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect()).unwrap_or_default();
-            out.push((m.key().map(|k| String::from_utf8_lossy(k).into_owned()), String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(), m.timestamp().to_millis().unwrap(), headers));
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            out.push((
+                m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                m.timestamp().to_millis().unwrap(),
+                headers,
+            ));
         }
     }
     out
@@ -240,7 +248,21 @@ fn avro_through_the_registry_and_schema_commands() {
         runnel(&b, &refs, stdin)
     };
     let csv = rides_csv();
-    let (code, _, stderr) = run(with_registry(&["produce", "rides_avro", "--csv", csv.to_str().unwrap(), "--format", "avro", "--schema-file", schema.to_str().unwrap(), "--limit", "5"]), "");
+    let (code, _, stderr) = run(
+        with_registry(&[
+            "produce",
+            "rides_avro",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--format",
+            "avro",
+            "--schema-file",
+            schema.to_str().unwrap(),
+            "--limit",
+            "5",
+        ]),
+        "",
+    );
     assert_eq!(code, 0, "{stderr}");
     let records = read_all(&b, "rides_avro", 0);
     assert_eq!(records.len(), 5);
@@ -256,18 +278,27 @@ fn avro_through_the_registry_and_schema_commands() {
     assert_eq!(ok(run(with_registry(&["schema", "config", "rides_avro-value"]), "")), "BACKWARD\n");
     assert!(ok(run(with_registry(&["schema", "check", "rides_avro-value", "--file", schema.to_str().unwrap()]), "")).contains("is compatible"));
     let changed = dir.path().join("changed.avsc");
-    std::fs::write(&changed, std::fs::read_to_string(&schema).unwrap().replace(r#"{"name":"VendorID","type":"int"}"#, r#"{"name":"VendorID","type":"string"}"#)).unwrap();
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(&schema).unwrap().replace(r#"{"name":"VendorID","type":"int"}"#, r#"{"name":"VendorID","type":"string"}"#),
+    )
+    .unwrap();
     fails(run(with_registry(&["schema", "check", "rides_avro-value", "--file", changed.to_str().unwrap()]), ""), 1, "not compatible");
     fails(run(with_registry(&["schema", "register", "rides_avro-value", "--file", changed.to_str().unwrap()]), ""), 1, "error 409");
     ok(run(with_registry(&["schema", "config", "rides_avro-value", "--level", "none"]), ""));
     assert!(ok(run(with_registry(&["schema", "register", "rides_avro-value", "--file", changed.to_str().unwrap()]), "")).contains("with id 2"));
 
-    fails(run(with_registry(&["produce", "rides_avro", "--format", "avro", "--subject", "rides_avro-value"]), "{\"VendorID\": 3}\n"), 1, "line 1: does not match the schema");
+    fails(
+        run(with_registry(&["produce", "rides_avro", "--format", "avro", "--subject", "rides_avro-value"]), "{\"VendorID\": 3}\n"),
+        1,
+        "line 1: does not match the schema",
+    );
 
     // JSON Schema: validated, registered and sent in the wire format.
     let json_schema = dir.path().join("ride.schema.json");
     std::fs::write(&json_schema, r#"{"type":"object","properties":{"vendor_id":{"type":"integer"}},"required":["vendor_id"]}"#).unwrap();
-    let json_args = |extra: &[&str]| with_registry(&[&["produce", "rides_js", "--format", "json", "--schema-file", json_schema.to_str().unwrap()][..], extra].concat());
+    let json_args =
+        |extra: &[&str]| with_registry(&[&["produce", "rides_js", "--format", "json", "--schema-file", json_schema.to_str().unwrap()][..], extra].concat());
     ok(run(json_args(&[]), "{\"vendor_id\": 7}\n"));
     fails(run(json_args(&[]), "{\"vendor_id\": \"seven\"}\n"), 1, "line 1: does not match the schema");
     let raw = read_all(&b, "rides_js", 0);
@@ -277,8 +308,13 @@ fn avro_through_the_registry_and_schema_commands() {
 
     // Protobuf: registered, encoded with message indexes, decoded back.
     let proto = dir.path().join("ride.proto");
-    std::fs::write(&proto, "syntax = \"proto3\";\npackage taxi;\nmessage Ride {\n  int32 vendor_id = 1;\n  float total_amount = 2;\n  message Stop { int32 zone = 1; }\n}\n").unwrap();
-    let proto_args = |extra: &[&str]| with_registry(&[&["produce", "rides_proto", "--format", "protobuf", "--schema-file", proto.to_str().unwrap()][..], extra].concat());
+    std::fs::write(
+        &proto,
+        "syntax = \"proto3\";\npackage taxi;\nmessage Ride {\n  int32 vendor_id = 1;\n  float total_amount = 2;\n  message Stop { int32 zone = 1; }\n}\n",
+    )
+    .unwrap();
+    let proto_args =
+        |extra: &[&str]| with_registry(&[&["produce", "rides_proto", "--format", "protobuf", "--schema-file", proto.to_str().unwrap()][..], extra].concat());
     ok(run(proto_args(&[]), "{\"vendor_id\": 2, \"total_amount\": 9.5}\n"));
     ok(run(proto_args(&["--message", "Stop"]), "{\"zone\": 238}\n"));
     fails(run(proto_args(&[]), "{\"vendor_id\": \"two\"}\n"), 1, "does not match the schema");

@@ -38,7 +38,8 @@ async fn kill_9_during_acks_all_produces_keeps_every_acknowledged_record_once() 
     let dir = tempfile::tempdir().unwrap();
     let serve = Serve::start(dir.path(), &[], &[]);
     let bootstrap = serve.bootstrap();
-    let producer: FutureProducer = client(&bootstrap, &[("acks", "all"), ("enable.idempotence", "true"), ("linger.ms", "1"), ("message.timeout.ms", "3000")]).create().unwrap();
+    let producer: FutureProducer =
+        client(&bootstrap, &[("acks", "all"), ("enable.idempotence", "true"), ("linger.ms", "1"), ("message.timeout.ms", "3000")]).create().unwrap();
     let acked: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
     let mut writers = Vec::new();
     for writer in 0..4 {

@@ -57,12 +57,8 @@ async fn list_describe_reset_and_delete_a_group() {
         let dry = ok(runnel_group(&b, &["reset-offsets", "cli-g", "--topic", "cli-t", "--to-earliest", "--dry-run"]));
         assert!(dry.contains("dry run"), "{dry}");
         assert_eq!(committed(&b, "cli-g"), 7, "a dry run commits nothing");
-        let cases: [(&[&str], i64); 4] = [
-            (&["--shift-by", "-2"], 5),
-            (&["--to-offset", "3"], 3),
-            (&["--to-datetime", "2023-11-14T22:13:25Z"], 5),
-            (&["--to-latest"], 10),
-        ];
+        let cases: [(&[&str], i64); 4] =
+            [(&["--shift-by", "-2"], 5), (&["--to-offset", "3"], 3), (&["--to-datetime", "2023-11-14T22:13:25Z"], 5), (&["--to-latest"], 10)];
         for (how, expected) in cases {
             let mut args = vec!["reset-offsets", "cli-g", "--topic", "cli-t"];
             args.extend_from_slice(how);

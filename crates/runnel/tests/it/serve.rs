@@ -19,12 +19,7 @@ fn metadata_broker(addr: &str) -> (String, i32) {
 
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(ApiKey::Metadata as i16)
-        .with_request_api_version(1)
-        .with_correlation_id(1)
-        .encode(&mut body, 1)
-        .unwrap();
+    RequestHeader::default().with_request_api_key(ApiKey::Metadata as i16).with_request_api_version(1).with_correlation_id(1).encode(&mut body, 1).unwrap();
     MetadataRequest::default().with_topics(Some(vec![])).encode(&mut body, 1).unwrap();
     let mut frame = BytesMut::new();
     frame.put_i32(body.len() as i32);
@@ -80,11 +75,7 @@ fn flags_override_environment_which_overrides_the_config_file() {
 #[test]
 fn bad_configuration_is_refused_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [&[&str]; 3] = [
-        &["--topic-default", "retention.ms=soon"],
-        &["--num-partitions", "0"],
-        &["--listener", "no-address-here"],
-    ];
+    let cases: [&[&str]; 3] = [&["--topic-default", "retention.ms=soon"], &["--num-partitions", "0"], &["--listener", "no-address-here"]];
     for args in cases {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
             .arg("serve")

@@ -47,7 +47,9 @@ impl Serve {
         let mut listeners = Vec::new();
         let mut registry = None;
         loop {
-            let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap_or_else(|_| panic!("runnel never became ready:\n{}", log.join("\n")));
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("runnel never became ready:\n{}", log.join("\n")));
             if line.contains("schema registry listening") {
                 registry = Some(field(&line, "bind"));
             } else if line.contains("listening") {
