@@ -68,27 +68,33 @@ impl fmt::Display for Compatibility {
     }
 }
 
-/// Checks `new` against earlier versions (oldest first) at `level`;
-/// returns one message per incompatibility, empty when compatible.
-pub fn check_avro(new: &Schema, earlier: &[(i32, Schema)], level: Compatibility) -> Vec<String> {
+/// Runs a format's reader check against the earlier versions (oldest
+/// first) that `level` selects: the latest, or all when transitive.
+/// `problems(reader, writer)` lists why data written with `writer` cannot
+/// be read with `reader`. Returns one message per incompatibility.
+fn check_levels<S>(new: &S, earlier: &[(i32, S)], level: Compatibility, problems: impl Fn(&S, &S) -> Vec<String>) -> Vec<String> {
     if level == Compatibility::None {
         return Vec::new();
     }
-    let against: &[(i32, Schema)] = if level.transitive() { earlier } else { earlier.last().map_or(&[], std::slice::from_ref) };
+    let against: &[(i32, S)] = if level.transitive() { earlier } else { earlier.last().map_or(&[], std::slice::from_ref) };
     let mut messages = Vec::new();
     for (version, old) in against {
         if level.backward() {
-            if let Err(e) = SchemaCompatibility::can_read(old, new) {
-                messages.push(format!("BACKWARD: the new schema cannot read data written with version {version}: {e}"));
-            }
+            messages.extend(problems(new, old).into_iter().map(|p| format!("BACKWARD: version {version}: {p}")));
         }
         if level.forward() {
-            if let Err(e) = SchemaCompatibility::can_read(new, old) {
-                messages.push(format!("FORWARD: version {version} cannot read data written with the new schema: {e}"));
-            }
+            messages.extend(problems(old, new).into_iter().map(|p| format!("FORWARD: version {version}: {p}")));
         }
     }
     messages
+}
+
+/// Checks an Avro schema against earlier versions at `level`.
+pub fn check_avro(new: &Schema, earlier: &[(i32, Schema)], level: Compatibility) -> Vec<String> {
+    check_levels(new, earlier, level, |reader, writer| match SchemaCompatibility::can_read(writer, reader) {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![e.to_string()],
+    })
 }
 
 /// Checks a JSON Schema the same way: BACKWARD means data valid under the
@@ -96,24 +102,7 @@ pub fn check_avro(new: &Schema, earlier: &[(i32, Schema)], level: Compatibility)
 /// properties added or removed, `required`, open or closed content models
 /// and type changes of a property.
 pub fn check_json(new: &serde_json::Value, earlier: &[(i32, serde_json::Value)], level: Compatibility) -> Vec<String> {
-    if level == Compatibility::None {
-        return Vec::new();
-    }
-    let against: &[(i32, serde_json::Value)] = if level.transitive() { earlier } else { earlier.last().map_or(&[], std::slice::from_ref) };
-    let mut messages = Vec::new();
-    for (version, old) in against {
-        if level.backward() {
-            for problem in json_reader_problems(new, old) {
-                messages.push(format!("BACKWARD: against version {version}: {problem}"));
-            }
-        }
-        if level.forward() {
-            for problem in json_reader_problems(old, new) {
-                messages.push(format!("FORWARD: against version {version}: {problem}"));
-            }
-        }
-    }
-    messages
+    check_levels(new, earlier, level, json_reader_problems)
 }
 
 /// Why data valid under `writer` might be invalid under `reader`.
@@ -145,10 +134,8 @@ fn json_reader_problems(reader: &serde_json::Value, writer: &serde_json::Value) 
         }
     }
     for (name, reader_prop) in &reader_props {
-        match writer_props.get(name) {
-            Some(writer_prop) => problems.extend(json_reader_problems(reader_prop, writer_prop).into_iter().map(|p| format!("{name}: {p}"))),
-            None if !closed(writer) => {}
-            None => {}
+        if let Some(writer_prop) = writer_props.get(name) {
+            problems.extend(json_reader_problems(reader_prop, writer_prop).into_iter().map(|p| format!("{name}: {p}")));
         }
     }
     problems
@@ -160,20 +147,7 @@ fn json_reader_problems(reader: &serde_json::Value, writer: &serde_json::Value) 
 /// not, and neither is removing a message or adding a proto2 `required`
 /// field.
 pub fn check_protobuf(new: &prost_types::FileDescriptorProto, earlier: &[(i32, prost_types::FileDescriptorProto)], level: Compatibility) -> Vec<String> {
-    if level == Compatibility::None {
-        return Vec::new();
-    }
-    let against: &[(i32, prost_types::FileDescriptorProto)] = if level.transitive() { earlier } else { earlier.last().map_or(&[], std::slice::from_ref) };
-    let mut messages = Vec::new();
-    for (version, old) in against {
-        if level.backward() {
-            messages.extend(protobuf_reader_problems(new, old).into_iter().map(|p| format!("BACKWARD: against version {version}: {p}")));
-        }
-        if level.forward() {
-            messages.extend(protobuf_reader_problems(old, new).into_iter().map(|p| format!("FORWARD: against version {version}: {p}")));
-        }
-    }
-    messages
+    check_levels(new, earlier, level, protobuf_reader_problems)
 }
 
 fn flatten_messages<'a>(prefix: &str, messages: &'a [prost_types::DescriptorProto], out: &mut Vec<(String, &'a prost_types::DescriptorProto)>) {

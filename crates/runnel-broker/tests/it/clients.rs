@@ -189,7 +189,7 @@ async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn idempotent_producer_writes_each_record_once_in_order() {
+async fn idempotent_producer_writes_each_record_once() {
     let broker = TestBroker::start().await;
     let producer = producer(&broker.bootstrap, &[("enable.idempotence", "true"), ("linger.ms", "2")]);
     let mut sends = Vec::new();
