@@ -15,11 +15,11 @@ SMOKE=0
 if [ "$SMOKE" = 1 ]; then
   cargo build --quiet -p runnel
   RUNNEL="$PWD/target/debug/runnel"
-  RECORDS=20000; CONSUME_RECORDS=20000; E2E_SECS=2; E2E_RATE=2000; STARTUP_PARTITIONS=50; RECOVERY_RECORDS=20000
+  RECORDS=20000; CONSUME_RECORDS=20000; E2E_SECS=2; E2E_RATE=2000; STARTUP_PARTITIONS=50; RECOVERY_RECORDS=20000; CONNECTIONS=500
 else
   cargo build --quiet --release -p runnel
   RUNNEL="$PWD/target/release/runnel"
-  RECORDS=1000000; CONSUME_RECORDS=2000000; E2E_SECS=20; E2E_RATE=20000; STARTUP_PARTITIONS=1000; RECOVERY_RECORDS=5000000
+  RECORDS=1000000; CONSUME_RECORDS=2000000; E2E_SECS=20; E2E_RATE=20000; STARTUP_PARTITIONS=1000; RECOVERY_RECORDS=5000000; CONNECTIONS=10000
 fi
 
 WORK="$(mktemp -d)"
@@ -37,7 +37,7 @@ now_ms() { date +%s%3N; }
 start_broker() {
   local data="$1" log="$WORK/broker-$(date +%s%N).log" started
   started=$(now_ms)
-  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 --no-registry 2>"$log" &
+  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 --no-registry --no-metrics 2>"$log" &
   BROKER_PID=$!
   for _ in $(seq 1 600); do
     if grep -q "ready" "$log" 2>/dev/null; then
@@ -105,6 +105,31 @@ start_broker "$WORK/recovery"
 RECOVERY_MS=$READY_MS
 stop_broker
 row "7. recovery after kill -9 with ${DISK} MB on disk" "-" "-" "ready in ${RECOVERY_MS} ms" "≤ 2 s (5 GB)"
+
+# 8. Many idle connections: memory per connection, and what is left once
+# they close (three rounds).
+start_broker "$WORK/connections"
+CONN=$(python3 - "$BROKER_PID" "${BOOTSTRAP##*:}" "$CONNECTIONS" <<'PY'
+import resource, socket, sys, time
+pid, port, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 256), hard))
+def rss():
+    return next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")) * 1024
+start, held, after = rss(), 0, 0
+for _ in range(3):
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    time.sleep(1)
+    held = max(held, rss())
+    for s in socks:
+        s.close()
+    time.sleep(2)
+    after = rss()
+print(f"{(held - start) / n / 1024:.1f} KB per connection; RSS {start / 2**20:.1f} MB before, {after / 2**20:.1f} MB after")
+PY
+)
+stop_broker
+row "8. $CONNECTIONS idle connections, 3 rounds" "-" "-" "$CONN" "≤ 10 KB; after ≤ 2× before"
 
 echo "runnel benchmark suite ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
 echo

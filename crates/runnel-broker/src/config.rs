@@ -69,6 +69,19 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub socket_request_max_bytes: usize,
+    /// Bytes that requests being read or handled may hold across all
+    /// connections (`queued.max.request.bytes`); connections wait to read
+    /// their next request while it is spent.
+    pub queued_max_request_bytes: usize,
+    /// Close connections that send no request for this long
+    /// (`connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// Close a connection whose request stops arriving mid-frame for this
+    /// long, returning the memory it reserved.
+    pub request_stall_timeout_ms: u64,
+    /// Forget an idempotent producer silent for this long
+    /// (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
     pub fsync: FsyncPolicy,
     pub fsync_interval_ms: u64,
     /// How often retention runs (`log.retention.check.interval.ms`).
@@ -95,6 +108,10 @@ impl Default for BrokerConfig {
             auto_create_topics: true,
             num_partitions: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
+            queued_max_request_bytes: 512 * 1024 * 1024,
+            connections_max_idle_ms: 600_000,
+            request_stall_timeout_ms: 30_000,
+            producer_id_expiration_ms: 86_400_000,
             fsync: FsyncPolicy::Always,
             fsync_interval_ms: 1000,
             retention_check_interval_ms: 300_000,

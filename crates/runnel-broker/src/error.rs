@@ -2,7 +2,7 @@
 
 use kafka_protocol::error::ResponseError;
 use runnel_coordinator::GroupError;
-use runnel_log::{BatchError, LogError};
+use runnel_log::{BatchError, LogError, SequenceError};
 
 use crate::state::TopicError;
 use crate::topic_config::ConfigError;
@@ -45,6 +45,16 @@ impl From<&LogError> for KafkaError {
         match e {
             LogError::Batch(b) => b.into(),
             LogError::OffsetOutOfRange { .. } => KafkaError::new(ResponseError::OffsetOutOfRange, e.to_string()),
+            LogError::Sequence(s) => {
+                let code = match s {
+                    SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+                    SequenceError::Fenced { .. } => ResponseError::InvalidProducerEpoch,
+                    SequenceError::DuplicateWithNew => ResponseError::DuplicateSequenceNumber,
+                };
+                KafkaError::new(code, s.to_string())
+            }
+            // As Apache Kafka answers a read that meets a damaged batch.
+            LogError::Corrupt { .. } => KafkaError::new(ResponseError::CorruptMessage, e.to_string()),
             LogError::Io(_) => KafkaError::new(ResponseError::KafkaStorageError, e.to_string()),
         }
     }
@@ -64,6 +74,7 @@ impl From<&TopicError> for KafkaError {
             TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
             TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::TooManyOpenFiles { .. } => ResponseError::InvalidPartitions,
             TopicError::Config(c) => return c.into(),
             TopicError::Log(l) => return l.into(),
             TopicError::Io(_) => ResponseError::KafkaStorageError,

@@ -7,14 +7,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::config::{split_host_port, FsyncPolicy, ListenerConfig};
-use crate::frame::{read_frame, FrameError};
+use crate::frame::{FrameError, FrameLimits, FrameReader, MemoryBudget};
+use crate::log_limit::LogLimiter;
 use crate::request::{handle_frame, Pending};
+use crate::resources;
 use crate::state::BrokerState;
 
 /// A bound listener and the address it advertises.
@@ -51,8 +53,9 @@ pub async fn bind(configs: &[ListenerConfig]) -> std::io::Result<Vec<(TcpListene
 /// tasks (retention, interval fsync). Flushes the logs on the way out.
 pub async fn run(state: Arc<BrokerState>, listeners: Vec<(TcpListener, Listener)>, shutdown: impl Future<Output = ()>) {
     let mut tasks = JoinSet::new();
+    let budget = MemoryBudget::new(state.config.queued_max_request_bytes.max(state.config.socket_request_max_bytes));
     for (socket, listener) in listeners {
-        tasks.spawn(accept_loop(state.clone(), socket, Arc::new(listener)));
+        tasks.spawn(accept_loop(state.clone(), socket, Arc::new(listener), budget.clone()));
     }
     tasks.spawn(retention_loop(state.clone()));
     tasks.spawn(group_tick_loop(state.clone()));
@@ -66,20 +69,41 @@ pub async fn run(state: Arc<BrokerState>, listeners: Vec<(TcpListener, Listener)
     tracing::info!("broker stopped");
 }
 
-async fn accept_loop(state: Arc<BrokerState>, socket: TcpListener, listener: Arc<Listener>) {
+/// After this many connections, once three quarters of them have closed,
+/// the allocator is asked to give the memory they used back to the system.
+const TRIM_AFTER_PEAK: usize = 1000;
+
+/// How long accepting pauses after a failure; doubles while failures
+/// continue (out of file descriptors, say), up to a second.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+async fn accept_loop(state: Arc<BrokerState>, socket: TcpListener, listener: Arc<Listener>, budget: MemoryBudget) {
     let mut connections = JoinSet::new();
+    let failures = LogLimiter::new(Duration::from_secs(10));
+    let mut backoff = ACCEPT_BACKOFF.0;
+    let mut peak = 0usize;
     loop {
         tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(state.clone(), listener.clone(), stream, peer));
+                    backoff = ACCEPT_BACKOFF.0;
+                    connections.spawn(serve_connection(state.clone(), listener.clone(), stream, peer, budget.clone()));
                 }
                 Err(e) => {
-                    tracing::warn!(listener = %listener.name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    if let Some(suppressed) = failures.allow(std::time::Instant::now()) {
+                        tracing::warn!(listener = %listener.name, error = %e, suppressed, connections = connections.len(), "accept failed; backing off");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.join_next(), if !connections.is_empty() => {
+                peak = peak.max(connections.len() + 1);
+                if peak >= TRIM_AFTER_PEAK && connections.len() < peak / 4 {
+                    peak = connections.len();
+                    tokio::task::spawn_blocking(resources::release_free_memory);
+                }
+            }
         }
     }
 }
@@ -89,19 +113,23 @@ async fn accept_loop(state: Arc<BrokerState>, socket: TcpListener, listener: Arc
 /// read and appended in order while earlier ones wait for their fsync.
 const MAX_PENDING_RESPONSES: usize = 16;
 
-async fn serve_connection(state: Arc<BrokerState>, listener: Arc<Listener>, stream: TcpStream, peer: SocketAddr) {
+async fn serve_connection(state: Arc<BrokerState>, listener: Arc<Listener>, stream: TcpStream, peer: SocketAddr, budget: MemoryBudget) {
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let (socket, writer) = stream.into_split();
     let (pending_tx, pending_rx) = tokio::sync::mpsc::channel::<Pending>(MAX_PENDING_RESPONSES);
-    let writer = tokio::spawn(write_responses(BufWriter::with_capacity(64 * 1024, writer), pending_rx, peer));
-    let max = state.config.socket_request_max_bytes;
+    let writer = tokio::spawn(write_responses(writer, pending_rx, peer));
+    let limits = FrameLimits {
+        max_size: state.config.socket_request_max_bytes,
+        idle: Duration::from_millis(state.config.connections_max_idle_ms.max(1)),
+        stall: Duration::from_millis(state.config.request_stall_timeout_ms.max(1)),
+    };
+    let mut frames = FrameReader::default();
     loop {
-        let frame = match read_frame(&mut reader, max).await {
+        let frame = match frames.next(&socket, &limits, &budget).await {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
-            Err(FrameError::Io(e)) => {
-                tracing::debug!(%peer, error = %e, "connection error");
+            Err(e @ (FrameError::Io(_) | FrameError::Idle(_))) => {
+                tracing::debug!(%peer, error = %e, "closing connection");
                 break;
             }
             Err(e) => {
@@ -109,7 +137,13 @@ async fn serve_connection(state: Arc<BrokerState>, listener: Arc<Listener>, stre
                 break;
             }
         };
-        match handle_frame(&state, &listener, peer, frame).await {
+        // The frame (and its share of the memory budget) is released once
+        // handled; a produce's records have been appended by then.
+        // Boxed, so the connection's task is only as large as its idle
+        // state; the handler's (much larger) future exists while it runs.
+        let handled = Box::pin(handle_frame(&state, &listener, peer, frame.body.clone())).await;
+        drop(frame);
+        match handled {
             Ok(Some(pending)) => {
                 if pending_tx.send(pending).await.is_err() {
                     break;
@@ -127,8 +161,10 @@ async fn serve_connection(state: Arc<BrokerState>, listener: Arc<Listener>, stre
     let _ = writer.await;
 }
 
-/// Writes responses in request order, flushing when none is ready.
-async fn write_responses(mut writer: BufWriter<OwnedWriteHalf>, mut pending: tokio::sync::mpsc::Receiver<Pending>, peer: SocketAddr) {
+/// Writes responses in request order. Each response is one whole frame
+/// already, so it goes straight to the socket: no buffer sits idle per
+/// connection.
+async fn write_responses(mut writer: OwnedWriteHalf, mut pending: tokio::sync::mpsc::Receiver<Pending>, peer: SocketAddr) {
     while let Some(next) = pending.recv().await {
         let bytes = match next.await {
             Ok(bytes) => bytes,
@@ -140,11 +176,7 @@ async fn write_responses(mut writer: BufWriter<OwnedWriteHalf>, mut pending: tok
         if writer.write_all(&bytes).await.is_err() {
             return;
         }
-        if pending.is_empty() && writer.flush().await.is_err() {
-            return;
-        }
     }
-    let _ = writer.flush().await;
 }
 
 async fn retention_loop(state: Arc<BrokerState>) {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use runnel_log::{LogError, OpenMode, PartitionLog};
+use runnel_log::{CleanPoint, LogError, OpenMode, PartitionLog};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -22,7 +22,8 @@ use runnel_coordinator::{CommittedOffset, OffsetKey};
 
 use crate::config::{BrokerConfig, FsyncPolicy};
 use crate::groups::{Groups, OFFSETS_TOPIC};
-use crate::producers::ProducerStates;
+use crate::log_limit::LogLimiter;
+use crate::resources;
 use crate::topic_config::{self, ConfigError, TopicSettings};
 
 /// Milliseconds since the Unix epoch, the unit of every Kafka timestamp.
@@ -43,6 +44,8 @@ pub enum TopicError {
     InvalidPartitions(String),
     #[error("replication factor {0} is not possible on a single broker; use 1 or -1")]
     InvalidReplicationFactor(i16),
+    #[error("{partitions} new partitions need {partitions} open files, but only {free} of the limit of {limit} are free; raise `ulimit -n`")]
+    TooManyOpenFiles { partitions: u64, free: u64, limit: u64 },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -65,14 +68,39 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     }
 }
 
-/// One partition: its log and the idempotent-producer state guarding it.
+/// One partition: its log (which also holds its idempotent-producer
+/// state) and the limiter for its storage error log lines.
 #[derive(Debug)]
 pub struct Partition {
     pub index: i32,
+    /// `topic-index`, as the partition's directory is named.
+    pub name: String,
     pub log: PartitionLog,
-    /// Held across the sequence check and the append, so that the two are
-    /// atomic for a producer.
-    pub producers: Mutex<ProducerStates>,
+    storage_errors: std::sync::atomic::AtomicU64,
+    storage_error_log: LogLimiter,
+}
+
+/// How often one partition may log the same kind of storage trouble.
+const STORAGE_ERROR_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Partition {
+    /// Logs a storage error (I/O failure or a damaged batch) with the
+    /// partition and the OS error, at most once per ten seconds per
+    /// partition; other log errors are the client's and are not logged.
+    pub fn report(&self, error: &LogError) {
+        if !matches!(error, LogError::Io(_) | LogError::Corrupt { .. }) {
+            return;
+        }
+        self.storage_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(suppressed) = self.storage_error_log.allow(std::time::Instant::now()) {
+            tracing::error!(partition = %self.name, error = %error, suppressed, "storage error");
+        }
+    }
+
+    /// Storage errors this partition has met since the broker started.
+    pub fn storage_error_count(&self) -> u64 {
+        self.storage_errors.load(Ordering::Relaxed)
+    }
 }
 
 /// A topic and its partitions.
@@ -181,18 +209,21 @@ impl BrokerState {
     pub fn open(config: BrokerConfig) -> Result<BrokerState, TopicError> {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(data_dir.join("topics"))?;
+        // meta.json is written only when it is new: a start-up must not
+        // need free disk space. Producer ids are reserved on first use.
         let meta_path = data_dir.join("meta.json");
-        let mut meta = match std::fs::read(&meta_path) {
+        let meta = match std::fs::read(&meta_path) {
             Ok(bytes) => serde_json::from_slice::<MetaRecord>(&bytes).map_err(io::Error::other)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => MetaRecord { cluster_id: cluster_id_from(Uuid::new_v4()), node_id: 1, producer_id_reserved: 0 },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let meta = MetaRecord { cluster_id: cluster_id_from(Uuid::new_v4()), node_id: 1, producer_id_reserved: 0 };
+                write_atomically(&meta_path, &serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?)?;
+                meta
+            }
             Err(e) => return Err(e.into()),
         };
-        let next_producer_id = meta.producer_id_reserved;
-        meta.producer_id_reserved += PRODUCER_ID_BLOCK;
-        write_atomically(&meta_path, &serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?)?;
 
         let marker = data_dir.join(CLEAN_SHUTDOWN);
-        let mode = if marker.exists() { OpenMode::Trusted } else { OpenMode::Recover };
+        let clean_points = read_clean_points(&marker);
         let _ = std::fs::remove_file(&marker);
 
         let groups = Groups::new(&config);
@@ -203,7 +234,7 @@ impl BrokerState {
             node_id: meta.node_id,
             topics: RwLock::new(HashMap::new()),
             admin: Mutex::new(()),
-            next_producer_id: AtomicI64::new(next_producer_id),
+            next_producer_id: AtomicI64::new(meta.producer_id_reserved),
             producer_id_reserved: AtomicI64::new(meta.producer_id_reserved),
             appended: Notify::new(),
         };
@@ -213,7 +244,7 @@ impl BrokerState {
             let path = entry?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else { continue };
             let record: TopicRecord = serde_json::from_slice(&std::fs::read(&path)?).map_err(io::Error::other)?;
-            let topic = state.open_topic(name, record, mode, now)?;
+            let topic = state.open_topic(name, record, Some(&clean_points), now)?;
             topics.insert(name.to_string(), Arc::new(topic));
         }
         *write(&state.topics) = topics;
@@ -303,18 +334,36 @@ impl BrokerState {
         self.config.data_dir.join(format!("{topic}-{index}"))
     }
 
-    fn open_partition(&self, topic: &str, index: i32, settings: &TopicSettings, mode: OpenMode, now: i64) -> Result<Partition, TopicError> {
-        let log = PartitionLog::open(&self.partition_dir(topic, index), settings.log.clone(), mode, now)?;
-        let mut producers = ProducerStates::default();
-        for header in log.recent_batch_headers()? {
-            producers.record(&header);
-        }
-        Ok(Partition { index, log, producers: Mutex::new(producers) })
+    /// Opens a partition's log; `None` for the mode creates a new one.
+    fn open_partition(&self, topic: &str, index: i32, settings: &TopicSettings, mode: Option<OpenMode>, now: i64) -> Result<Partition, TopicError> {
+        let dir = self.partition_dir(topic, index);
+        let log = match mode {
+            Some(mode) => PartitionLog::open(&dir, self.log_config(settings), mode, now)?,
+            None => PartitionLog::create(&dir, self.log_config(settings), now)?,
+        };
+        Ok(Partition {
+            index,
+            name: format!("{topic}-{index}"),
+            log,
+            storage_errors: Default::default(),
+            storage_error_log: LogLimiter::new(STORAGE_ERROR_LOG_INTERVAL),
+        })
     }
 
-    fn open_topic(&self, name: &str, record: TopicRecord, mode: OpenMode, now: i64) -> Result<Topic, TopicError> {
+    fn log_config(&self, settings: &TopicSettings) -> runnel_log::LogConfig {
+        runnel_log::LogConfig { producer_id_expiration_ms: self.config.producer_id_expiration_ms, ..settings.log.clone() }
+    }
+
+    /// Opens a topic's partitions (`clean_points` saying how far each can
+    /// be trusted), or creates them when `clean_points` is `None`.
+    fn open_topic(&self, name: &str, record: TopicRecord, clean_points: Option<&HashMap<String, CleanPoint>>, now: i64) -> Result<Topic, TopicError> {
         let settings = TopicSettings::resolve(&record.configs, &self.config.topic_defaults);
-        let partitions = (0..record.partitions).map(|i| self.open_partition(name, i, &settings, mode, now).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let partitions = (0..record.partitions)
+            .map(|i| {
+                let mode = clean_points.map(|points| points.get(&format!("{name}-{i}")).map_or(OpenMode::Recover, |point| OpenMode::Clean(*point)));
+                self.open_partition(name, i, &settings, mode, now).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Topic {
             name: name.to_string(),
             id: record.id,
@@ -372,12 +421,67 @@ impl BrokerState {
         let _admin = lock(&self.admin);
         self.check_new_topic(name, partitions, replication_factor, &configs)?;
         let partitions = if partitions == -1 { self.config.num_partitions.max(1) } else { partitions };
+        self.check_open_files(partitions as u64)?;
+        // Directories a crash left behind belong to no topic: start afresh.
+        self.remove_topic_files(name, 0..partitions);
         let record = TopicRecord { id: Uuid::new_v4(), partitions, configs };
-        let topic = Arc::new(self.open_topic(name, record, OpenMode::Recover, now_ms())?);
-        self.persist_topic(&topic)?;
+        let created = self.open_topic(name, record, None, now_ms()).map(Arc::new).and_then(|topic| {
+            self.persist_topic(&topic)?;
+            self.sync_new_directories()?;
+            Ok(topic)
+        });
+        let topic = match created {
+            Ok(topic) => topic,
+            Err(e) => {
+                tracing::error!(topic = name, partitions, error = %e, "topic creation failed; rolling it back");
+                self.remove_topic_files(name, 0..partitions);
+                return Err(e);
+            }
+        };
         write(&self.topics).insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Refuses to open `partitions` more logs when their files would not
+    /// fit under the open-file limit.
+    fn check_open_files(&self, partitions: u64) -> Result<(), TopicError> {
+        let limit = resources::open_file_limit();
+        let free = limit.saturating_sub(resources::open_files()).saturating_sub(resources::descriptor_headroom(limit));
+        if partitions > free {
+            return Err(TopicError::TooManyOpenFiles { partitions, free, limit });
+        }
+        Ok(())
+    }
+
+    /// Makes newly created partition directories and files durable (one
+    /// `syncfs` rather than an fsync per directory).
+    fn sync_new_directories(&self) -> Result<(), TopicError> {
+        if self.config.fsync != FsyncPolicy::Never {
+            resources::sync_filesystem(&self.config.data_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Removes what a failed creation left: partition directories in
+    /// `partitions` and the topic's metadata file and its temporary.
+    fn remove_topic_files(&self, name: &str, partitions: std::ops::Range<i32>) {
+        self.remove_partition_dirs(name, partitions);
+        let path = self.config.data_dir.join("topics").join(format!("{name}.json"));
+        for path in [path.with_extension("tmp"), path] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn remove_partition_dirs(&self, name: &str, partitions: std::ops::Range<i32>) {
+        for index in partitions {
+            let dir = self.partition_dir(name, index);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
+                }
+            }
+        }
     }
 
     /// Returns the topic, creating it if auto-creation is on.
@@ -419,11 +523,24 @@ impl BrokerState {
         if validate_only {
             return Ok(());
         }
+        self.check_open_files((count - current) as u64)?;
+        self.remove_partition_dirs(name, current..count);
         let settings = topic.settings();
         let now = now_ms();
-        let added = (current..count).map(|i| self.open_partition(name, i, &settings, OpenMode::Recover, now).map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let added = (current..count).map(|i| self.open_partition(name, i, &settings, None, now).map(Arc::new)).collect::<Result<Vec<_>, _>>();
+        let added = match added.and_then(|added| self.sync_new_directories().map(|()| added)) {
+            Ok(added) => added,
+            Err(e) => {
+                self.remove_partition_dirs(name, current..count);
+                return Err(e);
+            }
+        };
         write(&topic.partitions).extend(added);
-        self.persist_topic(&topic)?;
+        if let Err(e) = self.persist_topic(&topic) {
+            write(&topic.partitions).truncate(current as usize);
+            self.remove_partition_dirs(name, current..count);
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -452,7 +569,7 @@ impl BrokerState {
         }
         let settings = TopicSettings::resolve(&overrides, &self.config.topic_defaults);
         for partition in topic.partitions() {
-            partition.log.set_config(settings.log.clone());
+            partition.log.set_config(self.log_config(&settings));
         }
         *write(&topic.overrides) = overrides;
         *write(&topic.settings) = settings;
@@ -474,15 +591,20 @@ impl BrokerState {
         Ok(id)
     }
 
-    /// Applies retention to every partition.
+    /// Applies retention to every partition and forgets idempotent
+    /// producers silent for longer than `producer.id.expiration.ms`.
     pub fn enforce_retention(&self) {
         let now = now_ms();
         for topic in self.topics() {
             for partition in topic.partitions() {
                 match partition.log.enforce_retention(now) {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(topic = %topic.name, partition = partition.index, segments = n, "retention deleted segments"),
-                    Err(e) => tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "retention failed"),
+                    Ok(n) => tracing::info!(partition = %partition.name, segments = n, "retention deleted segments"),
+                    Err(e) => partition.report(&e),
+                }
+                let expired = partition.log.expire_producers(now);
+                if expired > 0 {
+                    tracing::debug!(partition = %partition.name, expired, "expired idle producers");
                 }
             }
         }
@@ -493,20 +615,43 @@ impl BrokerState {
         for topic in self.topics() {
             for partition in topic.partitions() {
                 if let Err(e) = partition.log.sync() {
-                    tracing::warn!(topic = %topic.name, partition = partition.index, error = %e, "fsync failed");
+                    partition.report(&e);
                 }
             }
         }
     }
 
-    /// Flushes everything and leaves a marker so the next start can trust
-    /// the segments without checksumming them.
+    /// Closes every log and leaves a marker with each one's clean point,
+    /// so the next start trusts them without reading them. A log that
+    /// fails to close is left out and recovered at the next start.
     pub fn shutdown(&self) {
-        self.sync_all();
-        if let Err(e) = std::fs::write(self.config.data_dir.join(CLEAN_SHUTDOWN), b"") {
-            tracing::warn!(error = %e, "could not write clean-shutdown marker");
+        let mut marker = String::new();
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                match partition.log.close() {
+                    Ok(point) => marker.push_str(&format!("{} {} {}\n", partition.name, point.active_base, point.active_size)),
+                    Err(e) => tracing::warn!(partition = %partition.name, error = %e, "could not close log cleanly; it will be recovered at start-up"),
+                }
+            }
+        }
+        if let Err(e) = write_atomically(&self.config.data_dir.join(CLEAN_SHUTDOWN), marker.as_bytes()) {
+            tracing::warn!(error = %e, "could not write clean-shutdown marker; every log will be recovered at start-up");
         }
     }
+}
+
+/// Reads the clean points a clean shutdown recorded: one line per
+/// partition, `<topic>-<partition> <active segment base> <its size>`.
+/// A missing or unreadable marker means every log is recovered.
+fn read_clean_points(marker: &Path) -> HashMap<String, CleanPoint> {
+    let Ok(text) = std::fs::read_to_string(marker) else { return HashMap::new() };
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let (name, base, size) = (fields.next()?, fields.next()?.parse().ok()?, fields.next()?.parse().ok()?);
+            Some((name.to_string(), CleanPoint { active_base: base, active_size: size }))
+        })
+        .collect()
 }
 
 /// Kafka cluster ids are 22-character URL-safe base64 of a UUID.

@@ -41,8 +41,15 @@ enum TopicCommand {
         #[arg(long)]
         internal: bool,
     },
-    /// Partitions with leader, replicas, ISR and offsets; non-default configs.
-    Describe { topic: String },
+    /// Partitions with leader, replicas, ISR and offsets; non-default
+    /// configs; damage the broker found in a partition's log.
+    Describe {
+        topic: String,
+        /// Runnel's metrics endpoint, read for damaged logs (skipped if it
+        /// does not answer, as with other Kafka clusters).
+        #[arg(long, env = "RUNNEL_METRICS_URL", default_value = "http://localhost:9644/metrics")]
+        metrics_url: String,
+    },
     /// Set topic configs, KEY=VALUE; other overrides are kept.
     Alter {
         topic: String,
@@ -90,7 +97,7 @@ pub fn run(args: TopicArgs) -> Result<String, CliError> {
             }
         }
         TopicCommand::List { internal } => list(&client, internal),
-        TopicCommand::Describe { topic } => describe(&client, &topic),
+        TopicCommand::Describe { topic, metrics_url } => describe(&client, &topic, &metrics_url),
         TopicCommand::Alter { topic, configs } => alter(&client, &topic, &parse_configs(&configs)?),
         TopicCommand::AddPartitions { topic, count } => {
             let admin = admin(&client)?;
@@ -140,6 +147,17 @@ struct PartitionInfo {
     isr: Vec<i32>,
     log_start_offset: i64,
     log_end_offset: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    damage: Option<Damage>,
+}
+
+/// A damaged batch the broker met in a partition's log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+struct Damage {
+    segment: String,
+    position: u64,
+    reason: String,
+    failed_reads: u64,
 }
 
 #[derive(Serialize)]
@@ -158,7 +176,7 @@ fn overrides(admin: &AdminClient<DefaultClientContext>, topic: &str) -> Result<B
     Ok(resource.entries.into_iter().filter(|e| e.source == ConfigSource::DynamicTopic).filter_map(|e| e.value.map(|v| (e.name, v))).collect())
 }
 
-fn describe(client: &ClientArgs, topic: &str) -> Result<String, CliError> {
+fn describe(client: &ClientArgs, topic: &str, metrics_url: &str) -> Result<String, CliError> {
     let admin = admin(client)?;
     let consumer: BaseConsumer = client.config()?.create()?;
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
@@ -173,7 +191,12 @@ fn describe(client: &ClientArgs, topic: &str) -> Result<String, CliError> {
             isr: p.isr().to_vec(),
             log_start_offset: low,
             log_end_offset: high,
+            damage: None,
         });
+    }
+    let mut damage = damage_from_metrics(metrics_url, topic);
+    for partition in &mut partitions {
+        partition.damage = damage.remove(&partition.partition);
     }
     let description = TopicDescription { topic: topic.to_string(), partitions, configs: overrides(&admin, topic)? };
     if client.wants_json() {
@@ -189,12 +212,81 @@ fn describe(client: &ClientArgs, topic: &str) -> Result<String, CliError> {
         .collect();
     let mut out = format!("topic {}  partitions {}\n\n", description.topic, description.partitions.len());
     out += &table(&["PARTITION", "LEADER", "REPLICAS", "ISR", "LOG-START", "LOG-END"], &rows);
+    for p in &description.partitions {
+        if let Some(d) = &p.damage {
+            out += &format!(
+                "\npartition {} has a damaged batch in {} at byte {} ({}); {} reads failed\n",
+                p.partition, d.segment, d.position, d.reason, d.failed_reads
+            );
+        }
+    }
     if !description.configs.is_empty() {
         out += "\n";
         let rows: Vec<Vec<String>> = description.configs.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
         out += &table(&["CONFIG", "VALUE"], &rows);
     }
     Ok(out)
+}
+
+/// Damaged partitions of `topic`, as runnel's metrics endpoint reports
+/// them. Empty when the endpoint does not answer.
+fn damage_from_metrics(url: &str, topic: &str) -> BTreeMap<i32, Damage> {
+    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(2)).build();
+    let Ok(response) = agent.get(url).call() else { return BTreeMap::new() };
+    let Ok(text) = response.into_string() else { return BTreeMap::new() };
+    parse_damage(&text, topic)
+}
+
+fn parse_damage(metrics: &str, topic: &str) -> BTreeMap<i32, Damage> {
+    let mut found: BTreeMap<i32, Damage> = BTreeMap::new();
+    for line in metrics.lines() {
+        let Some((name, rest)) = line.split_once('{') else { continue };
+        let Some((labels, value)) = rest.rsplit_once("} ") else { continue };
+        let labels = parse_labels(labels);
+        if labels.get("topic").map(String::as_str) != Some(topic) {
+            continue;
+        }
+        let Some(partition) = labels.get("partition").and_then(|p| p.parse().ok()) else { continue };
+        match name {
+            "runnel_partition_damage_info" => {
+                let entry = found.entry(partition).or_default();
+                entry.segment = labels.get("segment").cloned().unwrap_or_default();
+                entry.position = labels.get("position").and_then(|p| p.parse().ok()).unwrap_or_default();
+                entry.reason = labels.get("reason").cloned().unwrap_or_default();
+            }
+            "runnel_partition_damaged_batch_reads_total" => found.entry(partition).or_default().failed_reads = value.trim().parse().unwrap_or_default(),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Parses `a="x",b="y\"z"` label pairs of the Prometheus text format.
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if name.is_empty() || chars.next() != Some('"') {
+            return labels;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(name.trim_start_matches(',').to_string(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
 }
 
 /// AlterConfigs replaces a topic's overrides wholesale, so the current ones
@@ -218,4 +310,25 @@ fn alter(client: &ClientArgs, topic: &str, changes: &[(String, String)]) -> Resu
         }
     }
     Ok(format!("altered topic {topic}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damage_is_read_from_runnel_metrics() {
+        let metrics = r#"# TYPE runnel_partition_damaged_batch_reads_total counter
+runnel_partition_damaged_batch_reads_total{topic="rides",partition="2"} 3
+runnel_partition_damaged_batch_reads_total{topic="other",partition="0"} 1
+runnel_partition_damage_info{topic="rides",partition="2",segment="/d/rides-2/00000000000000000000.log",position="4031",reason="bad \"length\""} 1
+"#;
+        let damage = parse_damage(metrics, "rides");
+        assert_eq!(damage.len(), 1);
+        assert_eq!(
+            damage[&2],
+            Damage { segment: "/d/rides-2/00000000000000000000.log".into(), position: 4031, reason: "bad \"length\"".into(), failed_reads: 3 }
+        );
+        assert!(parse_damage("garbage{\nno labels\n", "rides").is_empty());
+    }
 }

@@ -2,6 +2,9 @@
 //! in one place (`runnel_broker::error`).
 
 use std::io;
+use std::path::PathBuf;
+
+use crate::producer_state::SequenceError;
 
 /// Why a record batch was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,6 +32,10 @@ pub enum LogError {
     Batch(#[from] BatchError),
     #[error("offset {offset} is outside the log range [{log_start}, {log_end}]")]
     OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error("damaged batch in {} at byte {position}: {reason}", segment.display())]
+    Corrupt { segment: PathBuf, position: u64, reason: String },
     #[error("log I/O failed: {0}")]
     Io(#[from] io::Error),
 }

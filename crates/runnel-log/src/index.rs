@@ -1,4 +1,4 @@
-//! Sparse indexes of one segment, kept in memory and appended to files
+//! Sparse indexes of one segment, kept in memory and written to files
 //! beside it so a clean restart need not rescan the segment.
 //!
 //! Both follow Kafka's on-disk layout: the offset index maps a relative
@@ -6,9 +6,9 @@
 //! timestamp to a relative offset (12 bytes an entry). Indexes are hints:
 //! recovery rebuilds any index that fails its sanity check.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One offset index entry: the batch whose base offset is `base_offset +
 /// relative_offset` starts at byte `position`.
@@ -26,11 +26,19 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
-/// Appends entries to an index file and keeps them in memory for lookups.
+/// A sparse index: entries in memory for lookups, written to its file
+/// only when the segment is made durable (a roll, an interval fsync, a
+/// clean shutdown). Holding no file descriptor, a partition costs one open
+/// file (its active segment), whatever its number of segments.
 #[derive(Debug)]
 pub struct IndexFile<E> {
-    file: File,
+    path: PathBuf,
     entries: Vec<E>,
+    /// Entries already in the file; the rest are appended by `persist`.
+    persisted: usize,
+    /// The file no longer matches `entries[..persisted]` and must be
+    /// rewritten whole (a rebuilt index).
+    rewrite: bool,
 }
 
 /// Fixed-width encoding of an index entry.
@@ -69,8 +77,8 @@ impl Entry for TimeEntry {
 }
 
 impl<E: Entry> IndexFile<E> {
-    /// Opens an index and loads its entries. A file whose length is not a
-    /// whole number of entries is reported as `None`, to be rebuilt.
+    /// Loads an index file. A missing file, or one whose length is not a
+    /// whole number of entries, is reported as `None`, to be rebuilt.
     pub fn load(path: &Path) -> io::Result<Option<Self>> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
@@ -80,37 +88,59 @@ impl<E: Entry> IndexFile<E> {
         if bytes.len() % E::SIZE != 0 {
             return Ok(None);
         }
-        let entries = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Some(IndexFile { file, entries }))
+        let entries: Vec<E> = bytes.chunks_exact(E::SIZE).map(E::decode).collect();
+        Ok(Some(IndexFile { path: path.to_path_buf(), persisted: entries.len(), entries, rewrite: false }))
     }
 
-    /// Writes a fresh index holding `entries`, replacing any file there.
-    pub fn create(path: &Path, entries: Vec<E>) -> io::Result<Self> {
-        let mut bytes = Vec::with_capacity(entries.len() * E::SIZE);
-        for entry in &entries {
-            entry.encode(&mut bytes);
-        }
-        let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
-        file.write_all(&bytes)?;
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(IndexFile { file, entries })
+    /// An index holding `entries`, replacing whatever file is at `path`
+    /// when it is next persisted.
+    pub fn rebuilt(path: &Path, entries: Vec<E>) -> Self {
+        IndexFile { path: path.to_path_buf(), entries, persisted: 0, rewrite: true }
     }
 
-    pub fn append(&mut self, entry: E) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(E::SIZE);
-        entry.encode(&mut bytes);
-        self.file.write_all(&bytes)?;
+    pub fn push(&mut self, entry: E) {
         self.entries.push(entry);
-        Ok(())
     }
 
     pub fn entries(&self) -> &[E] {
         &self.entries
     }
 
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// Writes the entries not yet in the file (or the whole index, if it
+    /// was rebuilt), then fsyncs it when `sync` is set.
+    pub fn persist(&mut self, sync: bool) -> io::Result<()> {
+        if !self.rewrite && self.persisted == self.entries.len() {
+            return Ok(());
+        }
+        if self.entries.is_empty() {
+            // An empty index needs no file: a missing one is rebuilt from
+            // an empty segment for free.
+            match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            self.rewrite = false;
+            return Ok(());
+        }
+        let from = if self.rewrite { 0 } else { self.persisted };
+        let mut bytes = Vec::with_capacity((self.entries.len() - from) * E::SIZE);
+        for entry in &self.entries[from..] {
+            entry.encode(&mut bytes);
+        }
+        let mut options = OpenOptions::new();
+        if self.rewrite {
+            options.write(true).create(true).truncate(true);
+        } else {
+            options.append(true).create(true);
+        }
+        let mut file = options.open(&self.path)?;
+        file.write_all(&bytes)?;
+        if sync {
+            file.sync_data()?;
+        }
+        self.persisted = self.entries.len();
+        self.rewrite = false;
+        Ok(())
     }
 }
 

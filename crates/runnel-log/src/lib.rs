@@ -10,9 +10,10 @@ pub mod batch;
 mod error;
 pub mod index;
 mod log;
+pub mod producer_state;
 mod segment;
 mod sync;
 
 pub use error::{BatchError, LogError};
-pub use log::{segment_file_name, Appended, Bounds, LogConfig, PartitionLog, ReadChunk};
-pub use segment::OpenMode;
+pub use log::{segment_file_name, sync_dir, Appended, Bounds, CleanPoint, Corruption, LogConfig, OpenMode, PartitionLog, ReadChunk};
+pub use producer_state::SequenceError;

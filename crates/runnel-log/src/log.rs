@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchHeader};
 use crate::error::LogError;
-use crate::segment::{self, find_batch, OpenMode, Segment};
+use crate::producer_state::{self, ProducerStates};
+use crate::segment::{self, scan_headers, ActiveRecovery, Segment};
 use crate::sync::Flusher;
 
 /// Per-partition settings, derived from topic configs by the broker.
@@ -26,6 +27,9 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// Bytes of batches between two offset index entries.
     pub index_interval_bytes: u64,
+    /// Forget an idempotent producer whose newest batch is this old
+    /// (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -36,6 +40,7 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             index_interval_bytes: 4096,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -46,6 +51,38 @@ pub struct Appended {
     pub base_offset: i64,
     pub last_offset: i64,
     pub log_start_offset: i64,
+    /// The request retried a batch already in the log: nothing was written
+    /// and `base_offset` is where the original landed.
+    pub duplicate: bool,
+}
+
+/// How a partition's log is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// After a clean shutdown that recorded this clean point: everything
+    /// up to it is trusted without being read again.
+    Clean(CleanPoint),
+    /// After a crash, or for a log without a clean point: the active
+    /// segment is checksummed batch by batch and a torn tail truncated.
+    Recover,
+}
+
+/// Where a log ended when it was closed cleanly: its active segment and
+/// that segment's size. Segments before it were fsynced when the log rolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanPoint {
+    pub active_base: i64,
+    pub active_size: u64,
+}
+
+/// A damaged batch found in a segment, kept so operators can see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    pub segment: PathBuf,
+    pub position: u64,
+    pub reason: String,
+    /// Reads that have hit damage in this log since it was opened.
+    pub reads: u64,
 }
 
 /// Whole batches read from the log, ready to put on the wire.
@@ -68,11 +105,16 @@ pub struct Bounds {
 /// Appends are serialised by an internal mutex held only for the write
 /// system call; reads copy out what they need under the lock and do their
 /// I/O after dropping it.
+///
+/// The log also owns the partition's idempotent-producer state, so the
+/// sequence check and the append happen under one lock, and the state is
+/// snapshotted at every roll and on close.
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
     inner: Mutex<Inner>,
     flusher: Flusher,
+    corruption: Mutex<Option<Corruption>>,
 }
 
 #[derive(Debug)]
@@ -80,14 +122,18 @@ struct Inner {
     config: LogConfig,
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
+    producers: ProducerStates,
+    /// The log end offset at which a snapshot of `producers` was last
+    /// written or loaded, so a close with nothing new writes none.
+    snapshot_at: Option<i64>,
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
 
-/// How much of the newest data is read to rebuild producer state. A
-/// producer silent for longer than this much traffic is treated as new,
-/// which only matters if it retries a batch from before a restart.
-pub const PRODUCER_STATE_SCAN_BYTES: u64 = 16 << 20;
+/// Makes a directory's entries (new, renamed or deleted files) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
 
 impl Inner {
     fn active(&self) -> &Segment {
@@ -112,8 +158,9 @@ impl Inner {
 }
 
 impl PartitionLog {
-    /// Opens or creates the log in `dir`. With [`OpenMode::Recover`] the
-    /// newest segment is checksummed and a torn tail truncated.
+    /// Opens or creates the log in `dir`: sealed segments as they are,
+    /// the active one as `mode` says, then producer state from the newest
+    /// snapshot plus the batches after it.
     pub fn open(dir: &Path, config: LogConfig, mode: OpenMode, now_ms: i64) -> Result<PartitionLog, LogError> {
         std::fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
@@ -128,10 +175,21 @@ impl PartitionLog {
         }
         bases.sort_unstable();
         let mut segments = BTreeMap::new();
-        let last = bases.last().copied();
-        for base in bases {
-            let segment_mode = if Some(base) == last { mode } else { OpenMode::Trusted };
-            let segment = Segment::open(dir, base, segment_mode, config.index_interval_bytes, now_ms)?;
+        for (i, &base) in bases.iter().enumerate() {
+            let segment = match bases.get(i + 1) {
+                Some(&next_base) => Segment::open_sealed(dir, base, next_base, config.index_interval_bytes, now_ms)?,
+                None => {
+                    let recovery = match mode {
+                        OpenMode::Clean(point) if point.active_base == base => ActiveRecovery::Clean { size: point.active_size },
+                        OpenMode::Clean(point) => {
+                            tracing::warn!(dir = %dir.display(), clean_base = point.active_base, active_base = base, "clean point names another segment; recovering");
+                            ActiveRecovery::Crash
+                        }
+                        OpenMode::Recover => ActiveRecovery::Crash,
+                    };
+                    Segment::open_active(dir, base, recovery, config.index_interval_bytes, now_ms)?
+                }
+            };
             segments.insert(base, segment);
         }
         if segments.is_empty() {
@@ -139,10 +197,26 @@ impl PartitionLog {
         }
         let first_base = *segments.keys().next().expect("non-empty");
         let persisted_start = std::fs::read_to_string(dir.join(LOG_START_FILE)).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
-        let mut inner = Inner { config, segments, log_start_offset: first_base.max(persisted_start) };
+        let mut inner = Inner { config, segments, log_start_offset: first_base.max(persisted_start), producers: ProducerStates::default(), snapshot_at: None };
         inner.log_start_offset = inner.log_start_offset.min(inner.next_offset());
+        let (producers, snapshot_at) = load_producer_states(dir, &inner)?;
+        inner.producers = producers;
+        let end = inner.next_offset();
+        let nothing_to_snapshot = end == first_base && inner.producers.is_empty();
+        inner.snapshot_at = (snapshot_at == Some(end) || nothing_to_snapshot).then_some(end);
+        let expiration = inner.config.producer_id_expiration_ms;
+        inner.producers.expire(now_ms, expiration);
         let synced = inner.next_offset();
-        Ok(PartitionLog { dir: dir.to_path_buf(), inner: Mutex::new(inner), flusher: Flusher::new(synced) })
+        Ok(PartitionLog { dir: dir.to_path_buf(), inner: Mutex::new(inner), flusher: Flusher::new(synced), corruption: Mutex::new(None) })
+    }
+
+    /// Creates the log of a new partition in `dir`, which must not exist:
+    /// one directory and one empty segment, nothing to read.
+    pub fn create(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, LogError> {
+        std::fs::create_dir(dir)?;
+        let segments = BTreeMap::from([(0, Segment::create(dir, 0, now_ms)?)]);
+        let inner = Inner { config, segments, log_start_offset: 0, producers: ProducerStates::default(), snapshot_at: Some(0) };
+        Ok(PartitionLog { dir: dir.to_path_buf(), inner: Mutex::new(inner), flusher: Flusher::new(0), corruption: Mutex::new(None) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -167,8 +241,16 @@ impl PartitionLog {
 
     /// Appends validated batches (`payload` holds them back to back, in the
     /// order of `headers`), assigning consecutive offsets in place.
+    ///
+    /// Idempotent producers' sequences are checked first: a retry of a
+    /// batch already in the log is acknowledged at its original offset
+    /// without writing, and a gap or a fenced epoch is refused.
     pub fn append(&self, payload: &mut [u8], headers: &mut [BatchHeader], log_append_time: Option<i64>, now_ms: i64) -> Result<Appended, LogError> {
         let mut inner = self.lock();
+        if let Some(original) = inner.producers.check_all(headers)? {
+            let last_offset = original + headers.first().map_or(0, |h| h.last_offset_delta as i64);
+            return Ok(Appended { base_offset: original, last_offset, log_start_offset: inner.log_start_offset, duplicate: true });
+        }
         let base_offset = inner.next_offset();
         let mut next = base_offset;
         let mut pos = 0;
@@ -191,14 +273,25 @@ impl PartitionLog {
             Self::roll(&self.dir, &mut inner, now_ms)?;
         }
         inner.active_mut().append(payload, headers, index_interval)?;
-        Ok(Appended { base_offset, last_offset: next - 1, log_start_offset: inner.log_start_offset })
+        for header in headers.iter() {
+            inner.producers.record(header);
+        }
+        Ok(Appended { base_offset, last_offset: next - 1, log_start_offset: inner.log_start_offset, duplicate: false })
     }
 
-    /// Seals the active segment (durably) and starts a new one at the log end.
+    /// Seals the active segment (durably), snapshots producer state at the
+    /// log end and starts a new segment there.
     fn roll(dir: &Path, inner: &mut Inner, now_ms: i64) -> Result<(), LogError> {
-        inner.active().sync()?;
+        inner.active_mut().sync()?;
         let next = inner.next_offset();
+        std::fs::write(producer_state::snapshot_path(dir, next), inner.producers.encode_snapshot())?;
         inner.segments.insert(next, Segment::create(dir, next, now_ms)?);
+        sync_dir(dir)?;
+        for offset in producer_state::snapshot_offsets(dir)? {
+            if offset < next && !inner.segments.contains_key(&offset) {
+                remove_if_present(&producer_state::snapshot_path(dir, offset))?;
+            }
+        }
         Ok(())
     }
 
@@ -216,16 +309,70 @@ impl PartitionLog {
 
     /// Synchronously makes the whole log durable, indexes included.
     pub fn sync(&self) -> Result<(), LogError> {
-        let inner = self.lock();
-        inner.active().sync()?;
+        self.lock().active_mut().sync()?;
         Ok(())
+    }
+
+    /// Makes the log durable and records where it ends, with a producer
+    /// state snapshot there, so the next open trusts it without reading
+    /// it. The log may still be used afterwards.
+    ///
+    /// A log untouched since it was opened costs no write and no fsync,
+    /// so closing thousands of idle partitions is quick.
+    pub fn close(&self) -> Result<CleanPoint, LogError> {
+        let mut inner = self.lock();
+        for segment in inner.segments.values_mut() {
+            segment.persist_indexes(true)?;
+        }
+        inner.active_mut().sync()?;
+        let end = inner.next_offset();
+        if inner.snapshot_at != Some(end) {
+            std::fs::write(producer_state::snapshot_path(&self.dir, end), inner.producers.encode_snapshot())?;
+            sync_dir(&self.dir)?;
+            inner.snapshot_at = Some(end);
+        }
+        let active = inner.active();
+        Ok(CleanPoint { active_base: active.base_offset, active_size: active.size })
+    }
+
+    /// Forgets idempotent producers silent for longer than
+    /// `producer.id.expiration.ms`; returns how many.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let mut inner = self.lock();
+        let expiration = inner.config.producer_id_expiration_ms;
+        inner.producers.expire(now_ms, expiration)
+    }
+
+    /// Idempotent producers this partition remembers.
+    pub fn producer_count(&self) -> usize {
+        self.lock().producers.len()
+    }
+
+    /// The damage readers last ran into, if any.
+    pub fn corruption(&self) -> Option<Corruption> {
+        self.corruption.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Remembers damage a reader hit, for [`PartitionLog::corruption`].
+    fn note<T>(&self, result: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(LogError::Corrupt { segment, position, reason }) = &result {
+            let mut slot = self.corruption.lock().unwrap_or_else(|p| p.into_inner());
+            let reads = slot.as_ref().map_or(0, |c| c.reads) + 1;
+            *slot = Some(Corruption { segment: segment.clone(), position: *position, reason: reason.clone(), reads });
+        }
+        result
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to
     /// `max_bytes`. With `min_one_batch`, returns the first batch even if it
     /// alone exceeds `max_bytes`, so a consumer can always make progress.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadChunk, LogError> {
-        let (file, start, end, bounds) = {
+        let result = self.read_unnoted(offset, max_bytes, min_one_batch);
+        self.note(result)
+    }
+
+    fn read_unnoted(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadChunk, LogError> {
+        let (file, path, start, end, bounds) = {
             let inner = self.lock();
             let bounds = inner.bounds();
             if offset < bounds.log_start_offset || offset > bounds.log_end_offset {
@@ -238,11 +385,13 @@ impl PartitionLog {
                 .filter(|(_, s)| offset < s.next_offset)
                 .or_else(|| inner.segments.range(offset..).find(|(_, s)| s.size > 0));
             match found {
-                Some((_, segment)) if offset < bounds.log_end_offset => (segment.file.clone(), segment.scan_start(offset), segment.size, bounds),
+                Some((_, segment)) if offset < bounds.log_end_offset => {
+                    (segment.file.clone(), segment.log_path.clone(), segment.scan_start(offset), segment.size, bounds)
+                }
                 _ => return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset }),
             }
         };
-        let Some((pos, first)) = find_batch(&file, start, end, |h| h.last_offset() >= offset)? else {
+        let Some((pos, first)) = scan_headers(&file, &path, start, end, |_, h| h.last_offset() >= offset)? else {
             return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset });
         };
         let available = (end - pos) as usize;
@@ -263,18 +412,23 @@ impl PartitionLog {
     /// The first batch holding a record with a timestamp at or after
     /// `timestamp`. The caller finds the exact record inside it.
     pub fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<Bytes>, LogError> {
+        let result = self.batch_for_timestamp_unnoted(timestamp);
+        self.note(result)
+    }
+
+    fn batch_for_timestamp_unnoted(&self, timestamp: i64) -> Result<Option<Bytes>, LogError> {
         let candidates: Vec<_> = {
             let inner = self.lock();
             inner
                 .segments
                 .values()
                 .filter(|s| s.max_timestamp >= timestamp && s.next_offset > inner.log_start_offset)
-                .map(|s| (s.file.clone(), s.time_scan_start(timestamp), s.size))
+                .map(|s| (s.file.clone(), s.log_path.clone(), s.time_scan_start(timestamp), s.size))
                 .collect()
         };
         let log_start = self.bounds().log_start_offset;
-        for (file, start, end) in candidates {
-            let found = find_batch(&file, start, end, |h| h.max_timestamp >= timestamp && h.last_offset() >= log_start)?;
+        for (file, path, start, end) in candidates {
+            let found = scan_headers(&file, &path, start, end, |_, h| h.max_timestamp >= timestamp && h.last_offset() >= log_start)?;
             if let Some((pos, header)) = found {
                 let mut buf = BytesMut::zeroed(header.size);
                 file.read_exact_at(&mut buf, pos)?;
@@ -286,6 +440,11 @@ impl PartitionLog {
 
     /// The batch holding the record with the largest timestamp (KIP-734).
     pub fn batch_with_max_timestamp(&self) -> Result<Option<Bytes>, LogError> {
+        let result = self.batch_with_max_timestamp_unnoted();
+        self.note(result)
+    }
+
+    fn batch_with_max_timestamp_unnoted(&self) -> Result<Option<Bytes>, LogError> {
         let target = {
             let inner = self.lock();
             inner
@@ -293,31 +452,13 @@ impl PartitionLog {
                 .values()
                 .filter(|s| s.next_offset > inner.log_start_offset && s.max_timestamp >= 0)
                 .max_by_key(|s| s.max_timestamp)
-                .map(|s| (s.file.clone(), s.scan_start(s.offset_of_max_timestamp), s.size, s.offset_of_max_timestamp))
+                .map(|s| (s.file.clone(), s.log_path.clone(), s.scan_start(s.offset_of_max_timestamp), s.size, s.offset_of_max_timestamp))
         };
-        let Some((file, start, end, offset)) = target else { return Ok(None) };
-        let Some((pos, header)) = find_batch(&file, start, end, |h| h.base_offset >= offset)? else { return Ok(None) };
+        let Some((file, path, start, end, offset)) = target else { return Ok(None) };
+        let Some((pos, header)) = scan_headers(&file, &path, start, end, |_, h| h.base_offset >= offset)? else { return Ok(None) };
         let mut buf = BytesMut::zeroed(header.size);
         file.read_exact_at(&mut buf, pos)?;
         Ok(Some(buf.freeze()))
-    }
-
-    /// Headers of the newest batches (the last [`PRODUCER_STATE_SCAN_BYTES`]
-    /// of the active segment), oldest first: enough for the broker to
-    /// rebuild idempotent-producer state after a restart without reading
-    /// whole segments.
-    pub fn recent_batch_headers(&self) -> Result<Vec<BatchHeader>, LogError> {
-        let (file, start, end) = {
-            let inner = self.lock();
-            let active = inner.active();
-            (active.file.clone(), active.batch_start_at_or_before(active.size.saturating_sub(PRODUCER_STATE_SCAN_BYTES)), active.size)
-        };
-        let mut headers = Vec::new();
-        find_batch(&file, start, end, |h| {
-            headers.push(*h);
-            false
-        })?;
-        Ok(headers)
     }
 
     /// Advances the log start offset to `offset` (DeleteRecords), deleting
@@ -333,12 +474,13 @@ impl PartitionLog {
             let tmp = self.dir.join(format!("{LOG_START_FILE}.tmp"));
             std::fs::write(&tmp, offset.to_string())?;
             std::fs::rename(&tmp, self.dir.join(LOG_START_FILE))?;
-            Self::delete_segments_below_start(&mut inner)?;
+            sync_dir(&self.dir)?;
+            Self::delete_segments_below_start(&self.dir, &mut inner)?;
         }
         Ok(inner.log_start_offset)
     }
 
-    fn delete_segments_below_start(inner: &mut Inner) -> Result<(), LogError> {
+    fn delete_segments_below_start(dir: &Path, inner: &mut Inner) -> Result<(), LogError> {
         loop {
             let mut bases = inner.segments.keys();
             let (Some(&first), Some(&second)) = (bases.next(), bases.next()) else { return Ok(()) };
@@ -346,7 +488,7 @@ impl PartitionLog {
                 return Ok(());
             }
             let segment = inner.segments.remove(&first).expect("key exists");
-            segment.delete_files()?;
+            delete_segment(dir, &segment)?;
         }
     }
 
@@ -376,7 +518,7 @@ impl PartitionLog {
             }
             let base = *inner.segments.keys().next().expect("non-empty");
             let segment = inner.segments.remove(&base).expect("key exists");
-            segment.delete_files()?;
+            delete_segment(&self.dir, &segment)?;
             let first = *inner.segments.keys().next().expect("active segment remains");
             inner.log_start_offset = inner.log_start_offset.max(first);
             deleted += 1;
@@ -389,6 +531,65 @@ impl PartitionLog {
         std::fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
+}
+
+/// Deletes a segment's files and the producer snapshot taken where it
+/// began; later segments have snapshots of their own.
+fn delete_segment(dir: &Path, segment: &Segment) -> Result<(), LogError> {
+    segment.delete_files()?;
+    remove_if_present(&producer_state::snapshot_path(dir, segment.base_offset))?;
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Rebuilds producer state: the newest readable snapshot at or below the
+/// log end, then the headers of every batch after it (from the start of
+/// the log if there is no snapshot). Snapshots past the log end (left by
+/// data a crash took back) and damaged ones are deleted.
+///
+/// Also returns the offset of the snapshot used, if any.
+fn load_producer_states(dir: &Path, inner: &Inner) -> Result<(ProducerStates, Option<i64>), LogError> {
+    let log_end = inner.next_offset();
+    let mut from = *inner.segments.keys().next().expect("non-empty");
+    let mut producers = ProducerStates::default();
+    let mut snapshot = None;
+    for offset in producer_state::snapshot_offsets(dir)?.into_iter().rev() {
+        let path = producer_state::snapshot_path(dir, offset);
+        if offset > log_end {
+            remove_if_present(&path)?;
+            continue;
+        }
+        match std::fs::read(&path).ok().and_then(|bytes| ProducerStates::decode_snapshot(&bytes)) {
+            Some(loaded) => {
+                producers = loaded;
+                from = offset;
+                snapshot = Some(offset);
+                break;
+            }
+            None => {
+                tracing::warn!(snapshot = %path.display(), "ignoring unreadable producer state snapshot");
+                remove_if_present(&path)?;
+            }
+        }
+    }
+    for segment in inner.segments.values().filter(|s| s.next_offset > from) {
+        let replayed = scan_headers(&segment.file, &segment.log_path, segment.scan_start(from), segment.size, |_, header| {
+            if header.base_offset >= from {
+                producers.record(header);
+            }
+            false
+        });
+        if let Err(e) = replayed {
+            tracing::error!(error = %e, "producer state replay skipped the rest of a damaged segment");
+        }
+    }
+    Ok((producers, snapshot))
 }
 
 /// Length of the prefix of `buf` made of whole batches.

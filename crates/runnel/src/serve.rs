@@ -47,6 +47,19 @@ pub struct ServeArgs {
     /// Largest request accepted (socket.request.max.bytes).
     #[arg(long, env = "RUNNEL_SOCKET_REQUEST_MAX_BYTES")]
     socket_request_max_bytes: Option<usize>,
+    /// Bytes that requests in flight may hold across all connections
+    /// (queued.max.request.bytes) [default: 536870912].
+    #[arg(long, env = "RUNNEL_QUEUED_MAX_REQUEST_BYTES")]
+    queued_max_request_bytes: Option<usize>,
+    /// Close connections idle this long (connections.max.idle.ms) [default: 600000].
+    #[arg(long, env = "RUNNEL_CONNECTIONS_MAX_IDLE_MS")]
+    connections_max_idle_ms: Option<u64>,
+    /// Close a connection whose request stops arriving mid-frame this long [default: 30000].
+    #[arg(long, env = "RUNNEL_REQUEST_STALL_TIMEOUT_MS")]
+    request_stall_timeout_ms: Option<u64>,
+    /// Forget idempotent producers silent this long (producer.id.expiration.ms) [default: 86400000].
+    #[arg(long, env = "RUNNEL_PRODUCER_ID_EXPIRATION_MS")]
+    producer_id_expiration_ms: Option<i64>,
     /// How long the first rebalance of an empty group waits for more
     /// members (group.initial.rebalance.delay.ms).
     #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
@@ -63,6 +76,13 @@ pub struct ServeArgs {
     /// Do not start the Schema Registry.
     #[arg(long, env = "RUNNEL_NO_REGISTRY")]
     no_registry: bool,
+    /// Address of the Prometheus metrics endpoint, `GET /metrics`
+    /// [default: 127.0.0.1:9644].
+    #[arg(long, env = "RUNNEL_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Do not serve metrics.
+    #[arg(long, env = "RUNNEL_NO_METRICS")]
+    no_metrics: bool,
     /// Broker-wide default for a topic config, KEY=VALUE; repeatable.
     #[arg(long = "topic-default", env = "RUNNEL_TOPIC_DEFAULTS", value_delimiter = ',')]
     topic_defaults: Vec<String>,
@@ -88,6 +108,11 @@ impl ServeArgs {
     /// Where the registry listens, unless it is turned off.
     fn registry_address(&self) -> Option<std::net::SocketAddr> {
         (!self.no_registry).then(|| self.registry_listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8081))))
+    }
+
+    /// Where metrics are served, unless they are turned off.
+    fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        (!self.no_metrics).then(|| self.metrics_listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9644))))
     }
 
     fn into_config(self) -> anyhow::Result<BrokerConfig> {
@@ -141,6 +166,18 @@ impl ServeArgs {
         if let Some(bytes) = self.socket_request_max_bytes {
             config.socket_request_max_bytes = bytes;
         }
+        if let Some(bytes) = self.queued_max_request_bytes {
+            config.queued_max_request_bytes = bytes;
+        }
+        if let Some(ms) = self.connections_max_idle_ms {
+            config.connections_max_idle_ms = ms;
+        }
+        if let Some(ms) = self.request_stall_timeout_ms {
+            config.request_stall_timeout_ms = ms;
+        }
+        if let Some(ms) = self.producer_id_expiration_ms {
+            config.producer_id_expiration_ms = ms;
+        }
         if let Some(ms) = self.group_initial_rebalance_delay_ms {
             config.group_initial_rebalance_delay_ms = ms;
         }
@@ -172,6 +209,16 @@ fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
     if config.group_initial_rebalance_delay_ms < 0 || config.group_min_session_timeout_ms < 1 || config.offsets_retention_minutes < 1 {
         bail!("group timings must be positive");
     }
+    if config.queued_max_request_bytes < config.socket_request_max_bytes {
+        bail!(
+            "queued_max_request_bytes ({}) must be at least socket_request_max_bytes ({}), or the largest request could never be read",
+            config.queued_max_request_bytes,
+            config.socket_request_max_bytes
+        );
+    }
+    if config.connections_max_idle_ms == 0 || config.request_stall_timeout_ms == 0 || config.producer_id_expiration_ms < 1 {
+        bail!("connection timeouts and producer_id_expiration_ms must be positive");
+    }
     if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
         bail!("group_min_session_timeout_ms exceeds group_max_session_timeout_ms");
     }
@@ -191,7 +238,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let registry_address = args.registry_address();
+    let metrics_address = args.metrics_address();
     let config = args.into_config()?;
+    match runnel_broker::resources::raise_open_file_limit() {
+        Ok(limit) => tracing::info!(limit, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not read the open file limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let started = std::time::Instant::now();
@@ -214,6 +266,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(address) => Some(start_registry(address, &bootstrap).await?),
             None => None,
         };
+        let metrics = match metrics_address {
+            Some(address) => Some(start_metrics(address, state.clone()).await?),
+            None => None,
+        };
         tracing::info!(
             cluster_id = %state.cluster_id,
             node_id = state.node_id,
@@ -223,8 +279,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "runnel ready"
         );
         shutdown_signal().await;
-        if let Some(registry) = registry {
-            registry.abort();
+        for service in registry.into_iter().chain(metrics) {
+            service.abort();
         }
         let _ = stop_broker.send(());
         broker.await?;
@@ -241,6 +297,27 @@ async fn start_registry(address: std::net::SocketAddr, bootstrap: &str) -> anyho
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "schema registry stopped");
+        }
+    }))
+}
+
+/// Serves `GET /metrics` in Prometheus' text format in the background.
+async fn start_metrics(address: std::net::SocketAddr, state: Arc<BrokerState>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} for metrics"))?;
+    tracing::info!(bind = %listener.local_addr()?, "metrics listening");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let state = state.clone();
+            async move {
+                let text = tokio::task::spawn_blocking(move || runnel_broker::metrics::render(&state)).await.unwrap_or_default();
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+            }
+        }),
+    );
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
         }
     }))
 }

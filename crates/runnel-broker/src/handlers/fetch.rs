@@ -89,6 +89,7 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
                     }
                     Err(e) => {
                         any_error = true;
+                        partition.report(&e);
                         let bounds = partition.log.bounds();
                         data.with_error_code(KafkaError::from(&e).code())
                             .with_high_watermark(bounds.log_end_offset)

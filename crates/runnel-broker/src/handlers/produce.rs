@@ -11,13 +11,12 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use runnel_log::batch::{self, BatchHeader};
+use runnel_log::batch;
 use runnel_log::BatchError;
 
 use super::str_bytes;
 use crate::config::FsyncPolicy;
 use crate::error::KafkaError;
-use crate::producers::SequenceVerdict;
 use crate::request::RequestContext;
 use crate::state::{now_ms, Partition, Topic};
 
@@ -35,7 +34,7 @@ impl Produced {
     pub async fn durable(mut self) -> ProduceResponse {
         for (partition, end, topic_slot, partition_slot) in self.flushes {
             if let Err(e) = partition.log.flush_to(end).await {
-                tracing::error!(partition = partition.index, error = %e, "fsync failed; produce not acknowledged");
+                partition.report(&e);
                 let error = KafkaError::from(&e);
                 let slot = &mut self.response.responses[topic_slot].partition_responses[partition_slot];
                 slot.error_code = error.code();
@@ -145,47 +144,27 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
     }
     let now = now_ms();
     let log_append_time = settings.log_append_time.then_some(now);
-    let mut producers = partition.producers.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(duplicate) = check_sequences(&producers, &headers)? {
+    let mut payload = BytesMut::from(&records[..]);
+    let appended = partition.log.append(&mut payload, &mut headers, log_append_time, now).map_err(|e| {
+        partition.report(&e);
+        KafkaError::from(&e)
+    })?;
+    let fsync_always = ctx.state.config.fsync == FsyncPolicy::Always;
+    if appended.duplicate {
         // The original may still be waiting for its fsync: a retry is
         // acknowledged no sooner than the first attempt would have been.
         let bounds = partition.log.bounds();
-        let flush_to = (ctx.state.config.fsync == FsyncPolicy::Always).then_some(bounds.log_end_offset);
-        return Ok(Appended { base_offset: duplicate, log_append_time: -1, log_start_offset: bounds.log_start_offset, flush_to });
+        return Ok(Appended {
+            base_offset: appended.base_offset,
+            log_append_time: -1,
+            log_start_offset: bounds.log_start_offset,
+            flush_to: fsync_always.then_some(bounds.log_end_offset),
+        });
     }
-    let mut payload = BytesMut::from(&records[..]);
-    let appended = partition.log.append(&mut payload, &mut headers, log_append_time, now).map_err(|e| KafkaError::from(&e))?;
-    for header in &headers {
-        producers.record(header);
-    }
-    drop(producers);
-    let flush_to = (ctx.state.config.fsync == FsyncPolicy::Always).then_some(appended.last_offset + 1);
-    Ok(Appended { base_offset: appended.base_offset, log_append_time: log_append_time.unwrap_or(-1), log_start_offset: appended.log_start_offset, flush_to })
-}
-
-/// Returns the original base offset when the request is a retry of
-/// batches already in the log.
-fn check_sequences(producers: &crate::producers::ProducerStates, headers: &[BatchHeader]) -> Result<Option<i64>, KafkaError> {
-    for (i, header) in headers.iter().enumerate() {
-        match producers.check(header) {
-            SequenceVerdict::Append => {}
-            SequenceVerdict::Duplicate { base_offset } if headers.len() == 1 && i == 0 => return Ok(Some(base_offset)),
-            SequenceVerdict::Duplicate { .. } => {
-                return Err(KafkaError::new(ResponseError::DuplicateSequenceNumber, "a retried batch arrived together with new ones"));
-            }
-            SequenceVerdict::OutOfOrder { expected } => {
-                return Err(KafkaError::new(
-                    ResponseError::OutOfOrderSequenceNumber,
-                    format!("producer {} sent sequence {}, expected {expected}", header.producer_id, header.base_sequence),
-                ));
-            }
-            SequenceVerdict::Fenced { current_epoch } => {
-                return Err(KafkaError::new(
-                    ResponseError::InvalidProducerEpoch,
-                    format!("producer {} epoch {} is older than {current_epoch}", header.producer_id, header.producer_epoch),
-                ));
-            }
-        }
-    }
-    Ok(None)
+    Ok(Appended {
+        base_offset: appended.base_offset,
+        log_append_time: log_append_time.unwrap_or(-1),
+        log_start_offset: appended.log_start_offset,
+        flush_to: fsync_always.then_some(appended.last_offset + 1),
+    })
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use runnel_log::batch::{testing, validate, BatchHeader};
-use runnel_log::{LogConfig, OpenMode, PartitionLog};
+use runnel_log::{Appended, LogConfig, LogError, OpenMode, PartitionLog, SequenceError};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -139,13 +139,13 @@ fn a_torn_half_written_batch_is_truncated() {
 #[test]
 fn missing_or_damaged_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
-    {
+    let clean = {
         let log = open(dir.path(), small_segments(), OpenMode::Recover);
         for i in 0..30 {
             append(&log, NOW + i, &[&[3u8; 90]]);
         }
-        log.sync().unwrap();
-    }
+        log.close().unwrap()
+    };
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
         match path.extension().and_then(|e| e.to_str()) {
@@ -154,7 +154,7 @@ fn missing_or_damaged_indexes_are_rebuilt() {
             _ => {}
         }
     }
-    let log = open(dir.path(), small_segments(), OpenMode::Trusted);
+    let log = open(dir.path(), small_segments(), OpenMode::Clean(clean));
     assert_eq!(log.bounds().log_end_offset, 30);
     assert_eq!(read_headers(&log, 17).first().unwrap().base_offset, 17);
     assert!(log.batch_for_timestamp(NOW + 20).unwrap().is_some());
@@ -187,15 +187,16 @@ fn retention_by_size_and_time_deletes_whole_segments() {
 #[test]
 fn delete_records_advances_log_start_durably() {
     let dir = tempfile::tempdir().unwrap();
-    {
+    let clean = {
         let log = open(dir.path(), small_segments(), OpenMode::Recover);
         for i in 0..20 {
             append(&log, NOW + i, &[&[9u8; 100]]);
         }
         assert_eq!(log.delete_records_before(13).unwrap(), 13);
         assert!(log.delete_records_before(21).is_err());
-    }
-    let log = open(dir.path(), small_segments(), OpenMode::Trusted);
+        log.close().unwrap()
+    };
+    let log = open(dir.path(), small_segments(), OpenMode::Clean(clean));
     assert_eq!(log.bounds().log_start_offset, 13);
     assert_eq!(read_headers(&log, 13).len(), 7);
 }
@@ -237,18 +238,143 @@ proptest::proptest! {
     #[test]
     fn reopened_log_reads_back_what_was_written(sizes in proptest::collection::vec(1usize..300, 1..40), trusted: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let written: Vec<Vec<u8>> = {
+        let (written, clean) = {
             let log = open(dir.path(), small_segments(), OpenMode::Recover);
-            sizes.iter().enumerate().map(|(i, size)| {
+            let written: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, size)| {
                 let value = vec![i as u8; *size];
                 append(&log, NOW + i as i64, &[&value]);
                 value
-            }).collect()
+            }).collect();
+            (written, log.close().unwrap())
         };
-        let mode = if trusted { OpenMode::Trusted } else { OpenMode::Recover };
+        let mode = if trusted { OpenMode::Clean(clean) } else { OpenMode::Recover };
         let log = open(dir.path(), small_segments(), mode);
         proptest::prop_assert_eq!(log.bounds().log_end_offset, written.len() as i64);
         let headers = read_headers(&log, 0);
         proptest::prop_assert_eq!(headers.len(), written.len());
     }
+}
+
+/// Appends an idempotent producer's batch; returns where it landed.
+fn append_idempotent(log: &PartitionLog, producer_id: i64, sequence: i32, values: &[&[u8]]) -> Appended {
+    let mut bytes = testing::batch_with_producer(NOW, values, producer_id, 0, sequence);
+    let mut headers = vec![validate(&bytes).unwrap()];
+    log.append(&mut bytes, &mut headers, None, NOW).unwrap()
+}
+
+#[test]
+fn a_retry_is_recognised_after_a_restart_whatever_segment_holds_the_original() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes: 300, ..LogConfig::default() };
+        let point = {
+            let log = open(dir.path(), config.clone(), OpenMode::Recover);
+            assert_eq!(append_idempotent(&log, 1, 0, &[b"a", b"b", b"c"]).base_offset, 0);
+            for i in 0..8 {
+                append_idempotent(&log, 2, i, &[&[0u8; 100]]);
+            }
+            assert!(segment_files(dir.path()).len() > 2, "the other producer rolled the log");
+            log.close().unwrap()
+        };
+        let mode = if clean { OpenMode::Clean(point) } else { OpenMode::Recover };
+        let log = open(dir.path(), config, mode);
+        let retry = append_idempotent(&log, 1, 0, &[b"a", b"b", b"c"]);
+        assert_eq!((retry.base_offset, retry.duplicate), (0, true), "clean={clean}");
+        assert_eq!(log.bounds().log_end_offset, 11, "nothing was appended twice");
+        let next = append_idempotent(&log, 1, 3, &[b"d"]);
+        assert_eq!((next.base_offset, next.duplicate), (11, false));
+        let stale = log.append(
+            &mut testing::batch_with_producer(NOW, &[b"x"], 1, 0, 9),
+            &mut [validate(&testing::batch_with_producer(NOW, &[b"x"], 1, 0, 9)).unwrap()],
+            None,
+            NOW,
+        );
+        assert!(matches!(stale, Err(LogError::Sequence(SequenceError::OutOfOrder { expected: 4, .. }))), "{stale:?}");
+    }
+}
+
+#[test]
+fn producer_state_survives_much_traffic_from_others_in_one_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), LogConfig::default(), OpenMode::Recover);
+        append_idempotent(&log, 1, 0, &[b"first"]);
+        let big = vec![7u8; 1 << 20];
+        for i in 0..17 {
+            append_idempotent(&log, 2, i, &[&big]);
+        }
+    }
+    let log = open(dir.path(), LogConfig::default(), OpenMode::Recover);
+    assert_eq!(append_idempotent(&log, 1, 0, &[b"first"]).base_offset, 0);
+    assert_eq!(log.bounds().log_end_offset, 18);
+}
+
+#[test]
+fn silent_producers_expire_by_producer_id_expiration_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { producer_id_expiration_ms: 60_000, ..LogConfig::default() };
+    let point = {
+        let log = open(dir.path(), config.clone(), OpenMode::Recover);
+        append_idempotent(&log, 1, 0, &[b"v"]);
+        assert_eq!(log.expire_producers(NOW + 59_999), 0);
+        log.close().unwrap()
+    };
+    let log = PartitionLog::open(dir.path(), config, OpenMode::Clean(point), NOW + 60_000).unwrap();
+    assert_eq!(log.producer_count(), 0);
+}
+
+#[test]
+fn a_damaged_sealed_segment_is_kept_and_reported_not_truncated() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let point = {
+            let log = open(dir.path(), small_segments(), OpenMode::Recover);
+            for i in 0..30 {
+                append(&log, NOW + i, &[&[5u8; 90]]);
+            }
+            log.close().unwrap()
+        };
+        let first = dir.path().join(segment_files(dir.path())[0].clone());
+        let len_before = std::fs::metadata(&first).unwrap().len();
+        let mut bytes = std::fs::read(&first).unwrap();
+        let second_batch = BatchHeader::parse(&bytes).unwrap().size;
+        bytes[second_batch + 8..second_batch + 12].copy_from_slice(&0x7fff_0000i32.to_be_bytes());
+        std::fs::write(&first, &bytes).unwrap();
+
+        let mode = if clean { OpenMode::Clean(point) } else { OpenMode::Recover };
+        let log = open(dir.path(), small_segments(), mode);
+        assert_eq!(std::fs::metadata(&first).unwrap().len(), len_before, "clean={clean}: a sealed segment is never truncated");
+        assert_eq!(log.bounds().log_end_offset, 30);
+        let before = log.read(0, 1 << 20, true).unwrap();
+        assert_eq!(before.bytes.len(), second_batch, "the batch before the damage is served");
+        match log.read(1, 1 << 20, true) {
+            Err(LogError::Corrupt { segment, position, .. }) => {
+                assert_eq!(segment, first);
+                assert_eq!(position, second_batch as u64);
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        let report = log.corruption().expect("corruption is kept for operators");
+        assert_eq!((report.position, report.reads), (second_batch as u64, 1));
+        let later = read_headers(&log, 20);
+        assert_eq!(later.first().map(|h| h.base_offset), Some(20), "segments after the damage are served");
+    }
+}
+
+#[test]
+fn bytes_after_the_clean_point_are_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let point = {
+        let log = open(dir.path(), LogConfig::default(), OpenMode::Recover);
+        for i in 0..5 {
+            append(&log, NOW + i, &[b"kept"]);
+        }
+        log.close().unwrap()
+    };
+    let segment = dir.path().join(runnel_log::segment_file_name(0));
+    let extra = testing::batch(NOW, &[b"never acknowledged"]);
+    std::fs::OpenOptions::new().append(true).open(&segment).unwrap().write_all(&extra).unwrap();
+    let log = open(dir.path(), LogConfig::default(), OpenMode::Clean(point));
+    assert_eq!(log.bounds().log_end_offset, 5);
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), point.active_size);
 }

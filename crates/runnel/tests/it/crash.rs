@@ -10,27 +10,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::support::{client, Serve};
+use crate::support::{client, read_partition, Serve};
 
 /// Every value in `topic`/0, read from the beginning to the high watermark.
 fn read_all(bootstrap: &str, topic: &str) -> Vec<String> {
-    let consumer: BaseConsumer = client(bootstrap, &[("group.id", "crash-check"), ("enable.auto.commit", "false")]).create().unwrap();
-    let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&assignment).unwrap();
-    let mut values = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut next = 0;
-    while next < high {
-        assert!(Instant::now() < deadline, "read {next} of {high}");
-        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-            let message = message.unwrap();
-            next = message.offset() + 1;
-            values.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
-        }
-    }
-    values
+    read_partition(bootstrap, topic).into_iter().map(|(_, value)| value).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

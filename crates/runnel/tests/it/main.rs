@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod group_cli;
+mod hardening;
 mod serve;
 mod snapshots;
 mod support;

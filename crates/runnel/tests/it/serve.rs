@@ -103,13 +103,13 @@ async fn identity_topics_configs_and_data_survive_a_restart() {
         producer.send(BaseRecord::<(), _>::to("kept").partition(i % 3).payload("durable")).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
-    let cluster_id = first.log.iter().find(|l| l.contains("ready")).unwrap().clone();
+    let cluster_id = first.log().into_iter().find(|l| l.contains("ready")).unwrap();
     first.stop();
 
     let second = Serve::start(dir.path(), &[], &[]);
-    let ready = second.log.iter().find(|l| l.contains("ready")).unwrap();
-    assert_eq!(field_of(ready, "cluster_id"), field_of(&cluster_id, "cluster_id"), "cluster id persists");
-    assert_eq!(field_of(ready, "node_id"), "1", "node id persists");
+    let ready = second.log().into_iter().find(|l| l.contains("ready")).unwrap();
+    assert_eq!(field_of(&ready, "cluster_id"), field_of(&cluster_id, "cluster_id"), "cluster id persists");
+    assert_eq!(field_of(&ready, "node_id"), "1", "node id persists");
     let admin: AdminClient<DefaultClientContext> = client(&second.bootstrap(), &[]).create().unwrap();
     let configs = admin.describe_configs([&ResourceSpecifier::Topic("kept")], &options).await.unwrap().remove(0).unwrap();
     assert_eq!(configs.get("retention.ms").unwrap().value.as_deref(), Some("86400000"));
