@@ -61,6 +61,10 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(request.topics.len());
+    // Apache Kafka answers a read_uncommitted fetch of a partition it
+    // holds with no aborted-transaction list at all (null), and a
+    // read_committed one with the (so far always empty) list.
+    let aborted = (request.isolation_level != 0).then(Vec::new);
     for (fetch_topic, resolved) in request.topics.iter().zip(topics) {
         let partitions = fetch_topic
             .partitions
@@ -85,16 +89,21 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
                 match read_partition(&partition, p.fetch_offset, budget, total == 0) {
                     Ok((records, start, end)) => {
                         total += records.len();
-                        data.with_high_watermark(end).with_last_stable_offset(lso(end)).with_log_start_offset(log_start(start)).with_records(Some(records))
+                        data.with_aborted_transactions(aborted.clone())
+                            .with_high_watermark(end)
+                            .with_last_stable_offset(lso(end))
+                            .with_log_start_offset(log_start(start))
+                            .with_records(Some(records))
                     }
                     Err(e) => {
                         any_error = true;
+                        // As Apache Kafka: an error carries no offsets.
                         partition.report(&e);
-                        let bounds = partition.log.bounds();
-                        data.with_error_code(KafkaError::from(&e).code())
-                            .with_high_watermark(bounds.log_end_offset)
-                            .with_last_stable_offset(lso(bounds.log_end_offset))
-                            .with_log_start_offset(log_start(bounds.log_start_offset))
+                        data.with_aborted_transactions(aborted.clone())
+                            .with_error_code(KafkaError::from(&e).code())
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(-1)
                     }
                 }
             })

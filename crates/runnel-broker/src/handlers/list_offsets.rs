@@ -37,7 +37,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                         Ok((timestamp, offset)) => match ctx.api_version {
                             0 => response.with_old_style_offsets(if offset >= 0 { vec![offset] } else { vec![] }),
                             1..=3 => response.with_timestamp(timestamp).with_offset(offset),
-                            _ => response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(0),
+                            // As Apache Kafka: no record found has no epoch.
+                            _ => response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(if offset >= 0 { 0 } else { -1 }),
                         },
                         Err(e) => response.with_error_code(e.code()),
                     }

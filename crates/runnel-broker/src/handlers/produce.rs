@@ -18,7 +18,7 @@ use super::str_bytes;
 use crate::config::FsyncPolicy;
 use crate::error::KafkaError;
 use crate::request::RequestContext;
-use crate::state::{now_ms, Partition, Topic};
+use crate::state::{now_ms, Partition, Topic, TopicError};
 
 /// Appended batches whose response may still wait for an fsync.
 pub struct Produced {
@@ -56,7 +56,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
     let mut pending_flushes = Vec::new();
     for topic_data in request.topic_data {
         let name = topic_data.name.0.to_string();
-        let topic = ctx.state.get_or_auto_create(&name);
+        // As Apache Kafka: only Metadata creates topics on first use; a
+        // produce to a topic that does not exist is refused.
+        let topic = ctx.state.topic(&name).ok_or_else(|| TopicError::UnknownTopic(name.clone()));
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;

@@ -11,68 +11,12 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use runnel_log::batch::testing;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use runnel_testkit::RawClient;
 
 use crate::support::TestBroker;
-
-struct RawClient {
-    stream: TcpStream,
-    correlation_id: i32,
-}
-
-impl RawClient {
-    async fn connect(addr: &str) -> RawClient {
-        RawClient { stream: TcpStream::connect(addr).await.unwrap(), correlation_id: 0 }
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    /// Reads one response frame; `None` if the broker closed the connection.
-    async fn read_frame(&mut self) -> Option<Bytes> {
-        let read = async {
-            let size = self.stream.read_i32().await.ok()?;
-            let mut body = vec![0u8; size as usize];
-            self.stream.read_exact(&mut body).await.ok()?;
-            Some(Bytes::from(body))
-        };
-        tokio::time::timeout(Duration::from_secs(10), read).await.expect("broker answered or closed in time")
-    }
-
-    fn encode<R: Request>(&mut self, request: &R, version: i16) -> Bytes {
-        self.correlation_id += 1;
-        let key = ApiKey::try_from(R::KEY).unwrap();
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("raw-test")));
-        let mut body = BytesMut::new();
-        header.encode(&mut body, key.request_header_version(version)).unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::new();
-        frame.put_i32(body.len() as i32);
-        frame.extend_from_slice(&body);
-        frame.freeze()
-    }
-
-    async fn call<R: Request>(&mut self, request: &R, version: i16) -> R::Response {
-        let frame = self.encode(request, version);
-        self.send_raw(&frame).await;
-        let mut response = self.read_frame().await.unwrap_or_else(|| panic!("broker closed the connection on {:?} v{version}", ApiKey::try_from(R::KEY)));
-        let key = ApiKey::try_from(R::KEY).unwrap();
-        let header_version = if key == ApiKey::ApiVersions { 0 } else { key.response_header_version(version) };
-        let header = ResponseHeader::decode(&mut response, header_version).unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id);
-        let decoded = R::Response::decode(&mut response, version).unwrap();
-        assert_eq!(response.remaining(), 0, "{key:?} v{version} response has trailing bytes");
-        decoded
-    }
-}
 
 fn topic(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -104,7 +48,7 @@ async fn api_versions_v3_uses_a_v0_header_and_advertises_produce_from_v0() {
     client.send_raw(&frame).await;
     let body = client.read_frame().await.unwrap();
     // v0 header: the correlation id and nothing else (no tagged-field byte).
-    assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), client.correlation_id);
+    assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), client.correlation_id());
     assert_eq!(i16::from_be_bytes(body[4..6].try_into().unwrap()), 0, "error code follows the correlation id directly");
     let mut rest = body.slice(4..);
     let response = ApiVersionsResponse::decode(&mut rest, 3).unwrap();
@@ -182,7 +126,7 @@ async fn bad_batches_get_the_right_error_codes_and_are_not_stored() {
         ("strict", old_magic, 1, ResponseError::UnsupportedForMessageFormat),
         ("strict", too_big, 1, ResponseError::MessageTooLarge),
         ("strict", truncated, 1, ResponseError::CorruptMessage),
-        ("bad/name", testing::batch(1, &[b"x"]), 1, ResponseError::InvalidTopicException),
+        ("bad/name", testing::batch(1, &[b"x"]), 1, ResponseError::UnknownTopicOrPartition),
         ("strict", testing::batch(1, &[b"x"]), 5, ResponseError::InvalidRequiredAcks),
     ];
     for (name, records, acks, expected) in cases {
@@ -236,6 +180,7 @@ async fn idempotent_sequences_dedupe_retries_and_reject_gaps() {
     assert_eq!(init.error_code, 0);
     let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
     let batch = |seq: i32, values: &[&[u8]]| testing::batch_with_producer(1, values, pid, epoch, seq);
+    crate::support::create_topic(&broker.bootstrap, "seq", 1, &[]).await;
 
     let first = client.call(&produce_request("seq", batch(0, &[b"a", b"b"]), -1), 9).await;
     assert_eq!(produce_error(&first), 0, "{:?}", first.responses[0].partition_responses[0].error_message);
@@ -388,10 +333,11 @@ async fn every_api_answers_every_supported_version() {
 async fn acks_zero_gets_no_response_but_is_stored() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap).await;
+    crate::support::create_topic(&broker.bootstrap, "fire-and-forget", 1, &[]).await;
     let frame = client.encode(&produce_request("fire-and-forget", testing::batch(1, &[b"a"]), 0), 9);
     client.send_raw(&frame).await;
     // The next answer on this connection belongs to the next request.
-    let response = client.call(&ApiVersionsRequest::default(), 3).await;
+    let response = client.call(&ApiVersionsRequest::default(), 2).await;
     assert_eq!(response.error_code, 0);
     assert_eq!(broker.state.topic("fire-and-forget").unwrap().partition(0).unwrap().log.bounds().log_end_offset, 1);
 }
@@ -400,6 +346,7 @@ async fn acks_zero_gets_no_response_but_is_stored() {
 async fn list_offsets_max_timestamp_and_fetch_byte_limits() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap).await;
+    crate::support::create_topic(&broker.bootstrap, "limits", 1, &[]).await;
     for ts in [5_000i64, 9_000, 7_000] {
         let big = vec![b'x'; 3000];
         client.call(&produce_request("limits", testing::batch(ts, &[&big]), 1), 9).await;
@@ -437,6 +384,7 @@ async fn list_offsets_max_timestamp_and_fetch_byte_limits() {
 async fn long_poll_waits_for_min_bytes_until_max_wait() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap).await;
+    crate::support::create_topic(&broker.bootstrap, "wait", 1, &[]).await;
     client.call(&produce_request("wait", testing::batch(1, &[b"seed"]), 1), 9).await;
     let request = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(300).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
         FetchTopic::default()

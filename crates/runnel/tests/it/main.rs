@@ -2,6 +2,7 @@
 //! restarts, and crash safety under `kill -9`.
 
 mod cli;
+mod conformance;
 mod crash;
 mod group_cli;
 mod hardening;

@@ -1,0 +1,709 @@
+//! Differential conformance with Apache Kafka: each scenario sends the same
+//! requests, at every version both brokers serve, to runnel and to the
+//! Apache Kafka peer (`scripts/kafka-peer`, started once by the test
+//! command), and compares the decoded responses field by field.
+//!
+//! Only what legitimately differs is normalised away, each in one place
+//! below with its reason: cluster and node identity, addresses, throttle
+//! times, generated topic ids and member ids, timestamps the brokers
+//! choose, error messages (the codes are compared; the wording is each
+//! broker's own), and the order of per-topic and per-partition results
+//! (clients match them by name and index; Apache Kafka lists failed
+//! partitions first, runnel keeps the request's order).
+
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Request, StrBytes};
+use runnel_log::batch::testing;
+use runnel_testkit::{kafka_peer, RawClient};
+
+use crate::support::Serve;
+
+/// Connections to both brokers, and runnel's process.
+struct Pair {
+    runnel: RawClient,
+    kafka: RawClient,
+    _serve: Serve,
+    _dir: tempfile::TempDir,
+    /// Prefix that keeps this scenario's names apart on the shared Kafka.
+    prefix: String,
+}
+
+impl Pair {
+    async fn start(scenario: &str) -> Pair {
+        static RUN: AtomicU32 = AtomicU32::new(0);
+        let dir = tempfile::tempdir().unwrap();
+        let serve = Serve::start(dir.path(), &["--no-registry", "--no-metrics"], &[]);
+        let runnel = RawClient::connect(&serve.bootstrap()).await;
+        let kafka = RawClient::connect(&kafka_peer()).await;
+        let prefix = format!("{scenario}-{}-{}", std::process::id(), RUN.fetch_add(1, Ordering::Relaxed));
+        Pair { runnel, kafka, _serve: serve, _dir: dir, prefix }
+    }
+
+    fn name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.prefix)
+    }
+
+    /// The versions of `R` both brokers serve.
+    async fn versions<R: Request>(&mut self) -> RangeInclusive<i16> {
+        let runnel = api_range(&mut self.runnel, R::KEY).await;
+        let kafka = api_range(&mut self.kafka, R::KEY).await;
+        let (min, max) = (runnel.0.max(kafka.0), runnel.1.min(kafka.1));
+        assert!(min <= max, "no version of API {} is served by both: runnel {runnel:?}, Kafka {kafka:?}", R::KEY);
+        min..=max
+    }
+
+    /// Sends `make(version)` to both brokers at every common version and
+    /// fails with every difference, after `normalise` has removed what
+    /// legitimately differs.
+    async fn compare<R: Request>(&mut self, make: impl Fn(&Pair, i16) -> R, normalise: impl Fn(&mut R::Response, i16)) -> Vec<R::Response>
+    where
+        R::Response: PartialEq + std::fmt::Debug,
+    {
+        let versions = self.versions::<R>().await;
+        self.compare_at(versions, make, normalise).await
+    }
+
+    async fn compare_at<R: Request>(
+        &mut self,
+        versions: RangeInclusive<i16>,
+        make: impl Fn(&Pair, i16) -> R,
+        normalise: impl Fn(&mut R::Response, i16),
+    ) -> Vec<R::Response>
+    where
+        R::Response: PartialEq + std::fmt::Debug,
+    {
+        let mut differences = Vec::new();
+        let mut answers = Vec::new();
+        for version in versions {
+            let request = make(self, version);
+            let mut runnel = self.runnel.call(&request, version).await;
+            let mut kafka = self.kafka.call(&request, version).await;
+            normalise(&mut runnel, version);
+            normalise(&mut kafka, version);
+            if runnel != kafka {
+                differences.push(format!("API {} v{version}: {}", R::KEY, first_difference(&format!("{runnel:?}"), &format!("{kafka:?}"))));
+            }
+            answers.push(runnel);
+        }
+        assert!(differences.is_empty(), "runnel differs from Apache Kafka:\n{}", differences.join("\n"));
+        answers
+    }
+
+    /// Sends the same request to both without comparing (set-up steps).
+    async fn both<R: Request>(&mut self, request: &R, version: i16) -> (R::Response, R::Response) {
+        (self.runnel.call(request, version).await, self.kafka.call(request, version).await)
+    }
+}
+
+/// Where two Debug renderings first part, with some context: responses
+/// can run to kilobytes, the difference is usually one field.
+fn first_difference(runnel: &str, kafka: &str) -> String {
+    let at = runnel.bytes().zip(kafka.bytes()).position(|(a, b)| a != b).unwrap_or(runnel.len().min(kafka.len()));
+    let window = |s: &str| {
+        let start = s.floor_char_boundary(at.saturating_sub(160));
+        let end = s.ceil_char_boundary((at + 120).min(s.len()));
+        s[start..end].to_string()
+    };
+    format!("\n  runnel: …{}…\n  kafka:  …{}…", window(runnel), window(kafka))
+}
+
+async fn api_range(client: &mut RawClient, key: i16) -> (i16, i16) {
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("runnel-conformance"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"));
+    let response = client.call(&request, 3).await;
+    let api = response.api_keys.iter().find(|k| k.api_key == key).unwrap_or_else(|| panic!("API {key} is not advertised"));
+    (api.min_version, api.max_version)
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn group_id(name: &str) -> GroupId {
+    GroupId(StrBytes::from_string(name.to_string()))
+}
+
+fn new_topic(name: &str, partitions: i32, replication: i16, configs: &[(&str, &str)]) -> CreatableTopic {
+    CreatableTopic::default().with_name(topic_name(name)).with_num_partitions(partitions).with_replication_factor(replication).with_configs(
+        configs
+            .iter()
+            .map(|(k, v)| {
+                CreatableTopicConfig::default().with_name(StrBytes::from_string(k.to_string())).with_value(Some(StrBytes::from_string(v.to_string())))
+            })
+            .collect(),
+    )
+}
+
+fn create_topics(topics: Vec<CreatableTopic>, validate_only: bool) -> CreateTopicsRequest {
+    CreateTopicsRequest::default().with_topics(topics).with_timeout_ms(10_000).with_validate_only(validate_only)
+}
+
+/// What differs between any two brokers in a CreateTopics answer: the
+/// generated topic id, the error wording, and (a difference listed in the
+/// README until every topic config is served) the configs it echoes.
+fn normalise_create(response: &mut CreateTopicsResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    for topic in &mut response.topics {
+        topic.topic_id = Default::default();
+        topic.error_message = None;
+        topic.configs = None;
+    }
+}
+
+/// Creates topics on both brokers (set-up), checking both succeeded, and
+/// waits until Apache Kafka has a leader for every partition (it answers
+/// CreateTopics before that; runnel's partitions are ready at once).
+async fn create_on_both(pair: &mut Pair, topics: &[(&str, i32)]) {
+    create_topics_on_both(pair, topics.iter().map(|(name, partitions)| new_topic(name, *partitions, 1, &[])).collect()).await;
+}
+
+async fn create_topics_on_both(pair: &mut Pair, topics: Vec<CreatableTopic>) {
+    let request = create_topics(topics, false);
+    let (runnel, kafka) = pair.both(&request, 5).await;
+    for topic in runnel.topics.iter().chain(&kafka.topics) {
+        assert_eq!(topic.error_code, 0, "set-up: creating {:?}", topic.name);
+    }
+    let metadata = MetadataRequest::default()
+        .with_allow_auto_topic_creation(false)
+        .with_topics(Some(request.topics.iter().map(|t| MetadataRequestTopic::default().with_name(Some(t.name.clone()))).collect()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let response = pair.kafka.call(&metadata, 12).await;
+        let ready = response
+            .topics
+            .iter()
+            .all(|t| t.error_code == 0 && !t.partitions.is_empty() && t.partitions.iter().all(|p| p.error_code == 0 && p.leader_id.0 >= 0));
+        if ready {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "Apache Kafka never elected leaders for {:?}", request.topics);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until Apache Kafka's group coordinator serves `group` (a fresh
+/// cluster answers NOT_COORDINATOR until `__consumer_offsets` is loaded).
+async fn await_coordinator(pair: &mut Pair, group: &str) {
+    let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = pair.kafka.call(&request, 3).await;
+        if found.error_code == 0 {
+            let probe = OffsetFetchRequest::default().with_group_id(group_id(group)).with_topics(None);
+            if pair.kafka.call(&probe, 7).await.error_code == 0 {
+                return;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "Apache Kafka's group coordinator never became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Produces the same batch to both brokers (set-up); both must accept it
+/// at the same offset.
+async fn produce_on_both(pair: &mut Pair, request: &ProduceRequest) {
+    let (runnel, kafka) = pair.both(request, 9).await;
+    let (runnel, kafka) = (&runnel.responses[0].partition_responses[0], &kafka.responses[0].partition_responses[0]);
+    assert_eq!((runnel.error_code, kafka.error_code), (0, 0), "set-up: produce");
+    assert_eq!(runnel.base_offset, kafka.base_offset, "set-up: produce");
+}
+
+fn produce(topic: &str, partition: i32, records: Vec<u8>, acks: i16) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(topic_name(topic))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::from(records)))])])
+}
+
+fn normalise_produce(response: &mut ProduceResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    response.responses.sort_by(|a, b| a.name.cmp(&b.name));
+    for topic in &mut response.responses {
+        topic.partition_responses.sort_by_key(|p| p.index);
+        for partition in &mut topic.partition_responses {
+            partition.error_message = None;
+        }
+    }
+}
+
+fn normalise_metadata(response: &mut MetadataResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    response.brokers.clear();
+    response.cluster_id = None;
+    response.controller_id = BrokerId(0);
+    for topic in &mut response.topics {
+        topic.topic_id = Default::default();
+        for partition in &mut topic.partitions {
+            partition.leader_id = BrokerId(0);
+            partition.replica_nodes.clear();
+            partition.isr_nodes.clear();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_topics_valid_invalid_and_duplicate() {
+    let mut pair = Pair::start("create").await;
+    pair.compare(
+        |p, v| {
+            create_topics(
+                vec![
+                    new_topic(&p.name(&format!("ok-v{v}")), 3, 1, &[("retention.ms", "3600000"), ("cleanup.policy", "delete")]),
+                    new_topic(&p.name(&format!("default-partitions-v{v}")), -1, -1, &[]),
+                    new_topic("bad name!", 1, 1, &[]),
+                    new_topic(".", 1, 1, &[]),
+                    new_topic(&"x".repeat(250), 1, 1, &[]),
+                    new_topic(&p.name(&format!("zero-v{v}")), 0, 1, &[]),
+                    new_topic(&p.name(&format!("negative-v{v}")), -2, 1, &[]),
+                    new_topic(&p.name(&format!("rf3-v{v}")), 1, 3, &[]),
+                    new_topic(&p.name(&format!("rf0-v{v}")), 1, 0, &[]),
+                    new_topic(&p.name(&format!("badconfig-v{v}")), 1, 1, &[("retention.ms", "soon")]),
+                    new_topic(&p.name(&format!("unknownconfig-v{v}")), 1, 1, &[("no.such.config", "1")]),
+                ],
+                false,
+            )
+        },
+        normalise_create,
+    )
+    .await;
+    // The same creations again: now they exist.
+    pair.compare(|p, v| create_topics(vec![new_topic(&p.name(&format!("ok-v{v}")), 3, 1, &[])], false), normalise_create).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_topics_validate_only_creates_nothing() {
+    let mut pair = Pair::start("validate").await;
+    let versions = pair.versions::<CreateTopicsRequest>().await;
+    let versions = (*versions.start()).max(1)..=*versions.end();
+    pair.compare_at(versions, |p, v| create_topics(vec![new_topic(&p.name(&format!("v{v}")), 2, 1, &[])], true), normalise_create).await;
+    let versions = pair.versions::<MetadataRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(4)..=*versions.end(),
+        |p, _| {
+            MetadataRequest::default()
+                .with_allow_auto_topic_creation(false)
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(&p.name("v1"))))]))
+        },
+        normalise_metadata,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_for_unknown_and_existing_topics() {
+    let mut pair = Pair::start("metadata").await;
+    let name = pair.name("three");
+    create_on_both(&mut pair, &[(&name, 3)]).await;
+    let versions = pair.versions::<MetadataRequest>().await;
+    // v0-v3 always auto-create; from v4 the request says so.
+    let versions = (*versions.start()).max(4)..=*versions.end();
+    pair.compare_at(
+        versions,
+        |p, _| {
+            MetadataRequest::default().with_allow_auto_topic_creation(false).with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(&p.name("three")))),
+                MetadataRequestTopic::default().with_name(Some(topic_name(&p.name("missing")))),
+            ]))
+        },
+        normalise_metadata,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_topics_existing_and_unknown() {
+    let mut pair = Pair::start("delete").await;
+    let versions = pair.versions::<DeleteTopicsRequest>().await;
+    for v in versions {
+        let name = pair.name(&format!("gone-v{v}"));
+        create_on_both(&mut pair, &[(&name, 1)]).await;
+    }
+    pair.compare(
+        |p, v| {
+            let names = [p.name(&format!("gone-v{v}")), p.name("never-existed")];
+            if v >= 6 {
+                DeleteTopicsRequest::default()
+                    .with_timeout_ms(10_000)
+                    .with_topics(names.iter().map(|n| DeleteTopicState::default().with_name(Some(topic_name(n)))).collect())
+            } else {
+                DeleteTopicsRequest::default().with_timeout_ms(10_000).with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+            }
+        },
+        |response: &mut DeleteTopicsResponse, _| {
+            response.throttle_time_ms = 0;
+            response.responses.sort_by(|a, b| a.name.cmp(&b.name));
+            for topic in &mut response.responses {
+                topic.topic_id = Default::default();
+                topic.error_message = None;
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_offsets_and_errors() {
+    let mut pair = Pair::start("produce").await;
+    let name = pair.name("t");
+    create_on_both(&mut pair, &[(&name, 2)]).await;
+    let t = pair.name("t");
+    // Apache Kafka 4 still advertises Produce v0-v2 but closes the
+    // connection on them (KIP-896); runnel answers them (magic 2 only).
+    let versions = pair.versions::<ProduceRequest>().await;
+    let answers = pair
+        .compare_at(
+            (*versions.start()).max(3)..=*versions.end(),
+            move |_, v| {
+                let mut request = produce(&t, 0, testing::batch(1_700_000_000_000 + v as i64, &[b"a", b"b", b"c"]), -1);
+                request.topic_data[0]
+                    .partition_data
+                    .push(PartitionProduceData::default().with_index(7).with_records(Some(Bytes::from(testing::batch(1, &[b"x"])))));
+                request
+            },
+            normalise_produce,
+        )
+        .await;
+    assert_eq!(answers.last().unwrap().responses[0].partition_responses[0].error_code, 0, "the scenario appends");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_returns_the_same_bytes_and_errors() {
+    let mut pair = Pair::start("fetch").await;
+    let name = pair.name("t");
+    create_on_both(&mut pair, &[(&name, 1)]).await;
+    let t = pair.name("t");
+    for i in 0..3 {
+        produce_on_both(&mut pair, &produce(&t, 0, testing::batch(1_700_000_000_000 + i, &[b"one", b"two"]), -1)).await;
+    }
+    let versions = pair.versions::<FetchRequest>().await;
+    // From v13 topics are named by id, which each broker generates.
+    let versions = *versions.start()..=(*versions.end()).min(12);
+    let t = pair.name("t");
+    // Records from the middle of the log (bytes compared as they are), an
+    // unknown partition, an offset past the end, and the log end itself.
+    for offsets in [vec![(0, 2), (5, 0)], vec![(0, 100)], vec![(0, 6)]] {
+        let t = t.clone();
+        pair.compare_at(
+            versions.clone(),
+            move |_, _| {
+                let partitions = offsets
+                    .iter()
+                    .map(|&(index, offset)| FetchPartition::default().with_partition(index).with_fetch_offset(offset).with_partition_max_bytes(1 << 20));
+                FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(0)
+                    .with_min_bytes(0)
+                    .with_max_bytes(1 << 20)
+                    .with_topics(vec![FetchTopic::default().with_topic(topic_name(&t)).with_partitions(partitions.collect())])
+            },
+            |response: &mut FetchResponse, _| {
+                response.throttle_time_ms = 0;
+                response.session_id = 0;
+                for topic in &mut response.responses {
+                    topic.partitions.sort_by_key(|p| p.partition_index);
+                }
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_offsets_earliest_latest_by_time_and_max_timestamp() {
+    let mut pair = Pair::start("listoffsets").await;
+    let name = pair.name("t");
+    create_on_both(&mut pair, &[(&name, 1)]).await;
+    let t = pair.name("t");
+    for (i, ts) in [1_700_000_000_000i64, 1_700_000_005_000, 1_700_000_002_000].iter().enumerate() {
+        produce_on_both(&mut pair, &produce(&t, 0, testing::batch(*ts, &[format!("r{i}").as_bytes()]), -1)).await;
+    }
+    for timestamp in [-2i64, -1, 1_700_000_001_000, 1_700_000_005_000, 1_800_000_000_000, -3] {
+        let versions = pair.versions::<ListOffsetsRequest>().await;
+        // Max-timestamp (-3) needs v7 (KIP-734).
+        let versions = if timestamp == -3 { (*versions.start()).max(7)..=*versions.end() } else { versions };
+        let t = t.clone();
+        pair.compare_at(
+            versions,
+            move |_, _| {
+                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(&t))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp).with_max_num_offsets(1),
+                        ListOffsetsPartition::default().with_partition_index(3).with_timestamp(timestamp).with_max_num_offsets(1),
+                    ])])
+            },
+            |response: &mut ListOffsetsResponse, _| {
+                response.throttle_time_ms = 0;
+                for topic in &mut response.topics {
+                    topic.partitions.sort_by_key(|p| p.partition_index);
+                }
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_records_advances_the_start_and_refuses_out_of_range() {
+    let mut pair = Pair::start("deleterecords").await;
+    let versions = pair.versions::<DeleteRecordsRequest>().await;
+    for v in versions {
+        let t = pair.name(&format!("t-v{v}"));
+        create_on_both(&mut pair, &[(&t, 1)]).await;
+        produce_on_both(&mut pair, &produce(&t, 0, testing::batch(1, &[b"a", b"b", b"c", b"d"]), -1)).await;
+    }
+    pair.compare(
+        |p, v| {
+            let t = p.name(&format!("t-v{v}"));
+            DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![DeleteRecordsTopic::default().with_name(topic_name(&t)).with_partitions(
+                vec![
+                    DeleteRecordsPartition::default().with_partition_index(0).with_offset(2),
+                    DeleteRecordsPartition::default().with_partition_index(1).with_offset(0),
+                ],
+            )])
+        },
+        normalise_delete_records,
+    )
+    .await;
+    pair.compare(
+        |p, v| {
+            let t = p.name(&format!("t-v{v}"));
+            DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(&t))
+                .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(99)])])
+        },
+        normalise_delete_records,
+    )
+    .await;
+}
+
+fn normalise_delete_records(response: &mut DeleteRecordsResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    for topic in &mut response.topics {
+        topic.partitions.sort_by_key(|p| p.partition_index);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_unknown_to_the_coordinator() {
+    let mut pair = Pair::start("groups").await;
+    let group = pair.name("nobody");
+    await_coordinator(&mut pair, &group).await;
+    pair.compare(
+        |p, v| {
+            if v >= 5 {
+                DescribeGroupsRequest::default().with_groups(vec![group_id(&p.name("nobody"))]).with_include_authorized_operations(false)
+            } else {
+                DescribeGroupsRequest::default().with_groups(vec![group_id(&p.name("nobody"))])
+            }
+        },
+        |response: &mut DescribeGroupsResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+    pair.compare(
+        |p, _| HeartbeatRequest::default().with_group_id(group_id(&p.name("nobody"))).with_generation_id(1).with_member_id(StrBytes::from_static_str("m")),
+        |response: &mut HeartbeatResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+    let versions = pair.versions::<OffsetFetchRequest>().await;
+    // v8+ batches groups; the single-group form is compared here.
+    let versions = *versions.start()..=(*versions.end()).min(7);
+    pair.compare_at(
+        versions,
+        |p, _| {
+            OffsetFetchRequest::default()
+                .with_group_id(group_id(&p.name("nobody")))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default().with_name(topic_name(&p.name("t"))).with_partition_indexes(vec![0, 1])]))
+        },
+        |response: &mut OffsetFetchResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_refusals_bad_acks_corrupt_batches_and_oversized_batches() {
+    let mut pair = Pair::start("producebad").await;
+    let small = pair.name("small");
+    create_topics_on_both(&mut pair, vec![new_topic(&small, 1, 1, &[("max.message.bytes", "200")])]).await;
+    let versions = pair.versions::<ProduceRequest>().await;
+    let versions = (*versions.start()).max(3)..=*versions.end();
+    let mut corrupt = testing::batch(1, &[b"tampered"]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let cases: Vec<(Vec<u8>, i16)> = vec![(testing::batch(1, &[b"a"]), 2), (corrupt, -1), (testing::batch(1, &[&[7u8; 500]]), -1)];
+    for (records, acks) in cases {
+        let small = small.clone();
+        pair.compare_at(versions.clone(), move |_, _| produce(&small, 0, records.clone(), acks), normalise_produce).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_to_a_topic_that_does_not_exist() {
+    let mut pair = Pair::start("producemissing").await;
+    let versions = pair.versions::<ProduceRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(3)..=*versions.end(),
+        |p, v| produce(&p.name(&format!("absent-v{v}")), 0, testing::batch(1, &[b"a"]), 1),
+        normalise_produce,
+    )
+    .await;
+    pair.compare_at((*versions.start()).max(3)..=*versions.end(), |_, _| produce("bad/name", 0, testing::batch(1, &[b"a"]), 1), normalise_produce).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_partitions_grow_shrink_and_unknown() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    let mut pair = Pair::start("partitions").await;
+    let versions = pair.versions::<CreatePartitionsRequest>().await;
+    for v in versions {
+        let name = pair.name(&format!("grow-v{v}"));
+        create_on_both(&mut pair, &[(&name, 2)]).await;
+    }
+    for (count, validate_only) in [(4, true), (4, false), (3, false), (4, false)] {
+        pair.compare(
+            move |p, v| {
+                CreatePartitionsRequest::default().with_timeout_ms(10_000).with_validate_only(validate_only).with_topics(vec![
+                    CreatePartitionsTopic::default().with_name(topic_name(&p.name(&format!("grow-v{v}")))).with_count(count).with_assignments(None),
+                    CreatePartitionsTopic::default().with_name(topic_name(&p.name("absent"))).with_count(count).with_assignments(None),
+                ])
+            },
+            |response: &mut CreatePartitionsResponse, _| {
+                response.throttle_time_ms = 0;
+                response.results.sort_by(|a, b| a.name.cmp(&b.name));
+                for result in &mut response.results {
+                    result.error_message = None;
+                }
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_committed_outside_a_group_generation_and_fetched_back() {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    let mut pair = Pair::start("commit").await;
+    let group = pair.name("g-v0");
+    await_coordinator(&mut pair, &group).await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 2)]).await;
+    let versions = pair.versions::<OffsetCommitRequest>().await;
+    pair.compare_at(
+        versions.clone(),
+        |p, v| {
+            let partition = |index: i32, offset: i64| {
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(index)
+                    .with_committed_offset(offset)
+                    .with_committed_metadata(Some(StrBytes::from_static_str("meta")))
+            };
+            OffsetCommitRequest::default()
+                .with_group_id(group_id(&p.name(&format!("g-v{v}"))))
+                .with_generation_id_or_member_epoch(-1)
+                .with_retention_time_ms(-1)
+                .with_topics(vec![
+                    OffsetCommitRequestTopic::default().with_name(topic_name(&p.name("t"))).with_partitions(vec![
+                        partition(0, 5),
+                        partition(1, 7),
+                        partition(9, 1),
+                    ]),
+                    OffsetCommitRequestTopic::default().with_name(topic_name(&p.name("absent"))).with_partitions(vec![partition(0, 1)]),
+                ])
+        },
+        |response: &mut OffsetCommitResponse, _| {
+            response.throttle_time_ms = 0;
+            response.topics.sort_by(|a, b| a.name.cmp(&b.name));
+            for topic in &mut response.topics {
+                topic.partitions.sort_by_key(|p| p.partition_index);
+            }
+        },
+    )
+    .await;
+    let fetch_versions = pair.versions::<OffsetFetchRequest>().await;
+    let fetch_versions = (*fetch_versions.start()).max(*versions.start())..=(*fetch_versions.end()).min(7);
+    pair.compare_at(
+        fetch_versions,
+        |p, v| {
+            OffsetFetchRequest::default()
+                .with_group_id(group_id(&p.name(&format!("g-v{v}"))))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default().with_name(topic_name(&p.name("t"))).with_partition_indexes(vec![0, 1, 5])]))
+        },
+        |response: &mut OffsetFetchResponse, _| {
+            response.throttle_time_ms = 0;
+            for topic in &mut response.topics {
+                topic.partitions.sort_by_key(|p| p.partition_index);
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_group_asks_new_members_for_an_id_and_refuses_bad_requests() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    let mut pair = Pair::start("join").await;
+    let group = pair.name("g-v0");
+    await_coordinator(&mut pair, &group).await;
+    let join = |p: &Pair, v: i16, session_timeout_ms: i32, protocol_type: &'static str| {
+        let mut request = JoinGroupRequest::default()
+            .with_group_id(group_id(&p.name(&format!("g-v{v}"))))
+            .with_session_timeout_ms(session_timeout_ms)
+            .with_member_id(StrBytes::default())
+            .with_protocol_type(StrBytes::from_static_str(protocol_type))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"\0\x01"))]);
+        if v >= 1 {
+            request = request.with_rebalance_timeout_ms(10_000);
+        }
+        request
+    };
+    // From v4 a member without an id is given one and asked to rejoin.
+    let versions = pair.versions::<JoinGroupRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(4)..=*versions.end(),
+        move |p, v| join(p, v, 10_000, "consumer"),
+        |response: &mut JoinGroupResponse, _| {
+            response.throttle_time_ms = 0;
+            response.member_id = StrBytes::default();
+        },
+    )
+    .await;
+    // Session timeouts outside the broker's bounds are refused.
+    pair.compare(move |p, v| join(p, v, 1, "consumer"), |response: &mut JoinGroupResponse, _| response.throttle_time_ms = 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_versions_refuses_an_invalid_client_software_name() {
+    let mut pair = Pair::start("apiversions").await;
+    pair.compare_at(
+        3..=3,
+        |_, _| {
+            ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("-bad name-"))
+                .with_client_software_version(StrBytes::from_static_str("1"))
+        },
+        |response: &mut ApiVersionsResponse, _| {
+            // Each broker lists its own APIs; compare the verdict.
+            response.api_keys.clear();
+            response.throttle_time_ms = 0;
+            response.supported_features.clear();
+            response.finalized_features.clear();
+            response.finalized_features_epoch = -1;
+            response.zk_migration_ready = false;
+        },
+    )
+    .await;
+}
