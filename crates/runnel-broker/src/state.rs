@@ -548,21 +548,23 @@ impl BrokerState {
     /// `changes` maps a name to `Some(value)` to set or `None` to delete.
     pub fn alter_topic_configs(&self, name: &str, changes: &[(String, Option<String>)], incremental: bool, validate_only: bool) -> Result<(), TopicError> {
         let _admin = lock(&self.admin);
+        // As Apache Kafka: the configs are judged before the topic is
+        // looked up, so a bad value is INVALID_CONFIG even for a topic
+        // that does not exist.
+        for (key, value) in changes {
+            match value {
+                Some(value) => topic_config::validate(key, Some(value))?,
+                None if topic_config::find(key).is_none() => return Err(ConfigError::Unknown(key.clone()).into()),
+                None => {}
+            }
+        }
         let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
         let mut overrides = if incremental { topic.overrides() } else { BTreeMap::new() };
         for (key, value) in changes {
             match value {
-                Some(value) => {
-                    topic_config::validate(key, Some(value))?;
-                    overrides.insert(key.clone(), value.clone());
-                }
-                None => {
-                    if topic_config::find(key).is_none() {
-                        return Err(ConfigError::Unknown(key.clone()).into());
-                    }
-                    overrides.remove(key);
-                }
-            }
+                Some(value) => overrides.insert(key.clone(), value.clone()),
+                None => overrides.remove(key),
+            };
         }
         if validate_only {
             return Ok(());

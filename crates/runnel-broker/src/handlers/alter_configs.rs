@@ -31,7 +31,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterCo
                 other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
             };
             match outcome {
-                Ok(()) => response,
+                // As Apache Kafka: success carries no message (null, not "").
+                Ok(()) => response.with_error_message(None),
                 Err(error) => response.with_error_code(error.code()).with_error_message(error.message.map(str_bytes)),
             }
         })

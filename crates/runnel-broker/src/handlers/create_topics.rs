@@ -20,7 +20,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> CreateT
 fn create(ctx: &RequestContext<'_>, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult {
     let name = topic.name.0.to_string();
     let version = ctx.api_version;
-    let result = CreatableTopicResult::default().with_name(topic.name.clone());
+    // Success carries no message (null, as Apache Kafka sends, not "").
+    let result = CreatableTopicResult::default().with_name(topic.name.clone()).with_error_message(None);
     let fail = |error: KafkaError| result.clone().with_error_code(error.code()).with_error_message(error.message.filter(|_| version >= 1).map(str_bytes));
     let mut configs = BTreeMap::new();
     for config in &topic.configs {

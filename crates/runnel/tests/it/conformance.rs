@@ -101,9 +101,33 @@ impl Pair {
         answers
     }
 
+    /// Runs the same script against each broker and compares what each
+    /// observed, line by line: for exchanges whose requests depend on
+    /// earlier answers (producer ids, member ids).
+    async fn compare_scripts(&mut self, script: impl AsyncFn(&mut RawClient, &str) -> Vec<String>) {
+        let runnel = script(&mut self.runnel, &self.prefix).await;
+        let kafka = script(&mut self.kafka, &self.prefix).await;
+        let differences: Vec<String> = runnel
+            .iter()
+            .zip(&kafka)
+            .filter(|(r, k)| r != k)
+            .map(|(r, k)| format!("\n  runnel: {r}\n  kafka:  {k}"))
+            .chain((runnel.len() != kafka.len()).then(|| format!("\n  runnel saw {} steps, kafka {}", runnel.len(), kafka.len())))
+            .collect();
+        assert!(differences.is_empty(), "runnel differs from Apache Kafka:{}", differences.concat());
+    }
+
     /// Sends the same request to both without comparing (set-up steps).
     async fn both<R: Request>(&mut self, request: &R, version: i16) -> (R::Response, R::Response) {
         (self.runnel.call(request, version).await, self.kafka.call(request, version).await)
+    }
+}
+
+/// Error wording is each broker's own; only its presence on success (none,
+/// as in Apache Kafka) is compared.
+fn forget_error_message(code: i16, message: &mut Option<StrBytes>) {
+    if code != 0 {
+        *message = None;
     }
 }
 
@@ -158,7 +182,7 @@ fn normalise_create(response: &mut CreateTopicsResponse, _: i16) {
     response.throttle_time_ms = 0;
     for topic in &mut response.topics {
         topic.topic_id = Default::default();
-        topic.error_message = None;
+        forget_error_message(topic.error_code, &mut topic.error_message);
         topic.configs = None;
     }
 }
@@ -233,7 +257,7 @@ fn normalise_produce(response: &mut ProduceResponse, _: i16) {
     for topic in &mut response.responses {
         topic.partition_responses.sort_by_key(|p| p.index);
         for partition in &mut topic.partition_responses {
-            partition.error_message = None;
+            forget_error_message(partition.error_code, &mut partition.error_message);
         }
     }
 }
@@ -346,7 +370,7 @@ async fn delete_topics_existing_and_unknown() {
             response.responses.sort_by(|a, b| a.name.cmp(&b.name));
             for topic in &mut response.responses {
                 topic.topic_id = Default::default();
-                topic.error_message = None;
+                forget_error_message(topic.error_code, &mut topic.error_message);
             }
         },
     )
@@ -583,7 +607,7 @@ async fn create_partitions_grow_shrink_and_unknown() {
                 response.throttle_time_ms = 0;
                 response.results.sort_by(|a, b| a.name.cmp(&b.name));
                 for result in &mut response.results {
-                    result.error_message = None;
+                    forget_error_message(result.error_code, &mut result.error_message);
                 }
             },
         )
@@ -706,4 +730,180 @@ async fn api_versions_refuses_an_invalid_client_software_name() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotent_producer_sequences_duplicates_and_gaps() {
+    let mut pair = Pair::start("idempotent").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 2)]).await;
+    pair.compare_scripts(async |client, prefix| {
+        let t = format!("{prefix}-t");
+        // A fresh Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS until its
+        // producer id manager is ready; clients retry, and so does this.
+        let init = loop {
+            let init = client.call(&InitProducerIdRequest::default().with_transaction_timeout_ms(60_000), 4).await;
+            if init.error_code != 14 {
+                break init;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+        let mut seen = vec![format!("init: error {} epoch {epoch}", init.error_code)];
+        let steps: [(&str, i32, i32, usize); 6] =
+            [("first", 0, 0, 2), ("retry", 0, 0, 2), ("next", 0, 2, 1), ("gap", 0, 7, 1), ("other partition", 1, 0, 1), ("overlapping", 0, 1, 2)];
+        for (what, partition, sequence, records) in steps {
+            let values: Vec<&[u8]> = (0..records).map(|_| b"v".as_slice()).collect();
+            let response = client.call(&produce(&t, partition, testing::batch_with_producer(1, &values, pid, epoch, sequence), -1), 9).await;
+            let answer = &response.responses[0].partition_responses[0];
+            seen.push(format!("{what}: error {} base offset {}", answer.error_code, answer.base_offset));
+        }
+        seen
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_member_joins_syncs_heartbeats_commits_and_leaves() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let mut pair = Pair::start("lifecycle").await;
+    let (t, group) = (pair.name("t"), pair.name("g"));
+    create_on_both(&mut pair, &[(&t, 1)]).await;
+    await_coordinator(&mut pair, &group).await;
+    pair.compare_scripts(async |client, prefix| {
+        let (t, group) = (format!("{prefix}-t"), group_id(&format!("{prefix}-g")));
+        let mut seen = Vec::new();
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(Bytes::from_static(b"\0\x01"))])
+        };
+        let first = client.call(&join(""), 5).await;
+        seen.push(format!("join without id: error {} gets an id: {}", first.error_code, !first.member_id.is_empty()));
+        let member = first.member_id.to_string();
+        let joined = client.call(&join(&member), 5).await;
+        seen.push(format!(
+            "join: error {} generation {} protocol {:?} leader is me: {} members {}",
+            joined.error_code,
+            joined.generation_id,
+            joined.protocol_name,
+            joined.leader == joined.member_id,
+            joined.members.len()
+        ));
+        let generation = joined.generation_id;
+        let sync = SyncGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(generation)
+            .with_member_id(StrBytes::from_string(member.clone()))
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_assignment(Bytes::from_static(b"plan"))]);
+        let synced = client.call(&sync, 3).await;
+        seen.push(format!("sync: error {} assignment {:?}", synced.error_code, synced.assignment));
+        for (what, generation, member_id) in
+            [("heartbeat", generation, member.as_str()), ("stale generation", generation + 5, member.as_str()), ("unknown member", generation, "nobody")]
+        {
+            let beat = HeartbeatRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id(generation)
+                .with_member_id(StrBytes::from_string(member_id.to_string()));
+            seen.push(format!("{what}: error {}", client.call(&beat, 3).await.error_code));
+        }
+        for (what, generation) in [("commit", generation), ("commit stale generation", generation + 5)] {
+            let commit = OffsetCommitRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id_or_member_epoch(generation)
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(&t))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(3)])]);
+            let committed = client.call(&commit, 7).await;
+            seen.push(format!("{what}: error {}", committed.topics[0].partitions[0].error_code));
+        }
+        let describe = || DescribeGroupsRequest::default().with_groups(vec![group.clone()]);
+        let described = client.call(&describe(), 4).await;
+        let g = &described.groups[0];
+        seen.push(format!(
+            "describe: error {} state {} type {} protocol {} members {}",
+            g.error_code,
+            g.group_state,
+            g.protocol_type,
+            g.protocol_data,
+            g.members.len()
+        ));
+        let delete_busy = client.call(&DeleteGroupsRequest::default().with_groups_names(vec![group.clone()]), 2).await;
+        seen.push(format!("delete while in use: error {}", delete_busy.results[0].error_code));
+        let leave = LeaveGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_members(vec![MemberIdentity::default().with_member_id(StrBytes::from_string(member.clone()))]);
+        let left = client.call(&leave, 3).await;
+        seen.push(format!("leave: error {} member error {}", left.error_code, left.members[0].error_code));
+        let described = client.call(&describe(), 4).await;
+        seen.push(format!("describe after leaving: state {} members {}", described.groups[0].group_state, described.groups[0].members.len()));
+        for what in ["delete", "delete again"] {
+            let deleted = client.call(&DeleteGroupsRequest::default().with_groups_names(vec![group.clone()]), 2).await;
+            seen.push(format!("{what}: error {}", deleted.results[0].error_code));
+        }
+        seen
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topic_configs_altered_whole_and_incrementally() {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::incremental_alter_configs_request as incremental;
+    let mut pair = Pair::start("alterconfigs").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 1)]).await;
+    let cases: [(&str, &str); 4] = [("retention.ms", "60000"), ("retention.ms", "soon"), ("no.such.config", "1"), ("cleanup.policy", "delete,compact")];
+    for (name, value) in cases {
+        for target in [t.clone(), pair.name("absent")] {
+            let target2 = target.clone();
+            pair.compare(
+                move |_, _| {
+                    AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_string(target.clone()))
+                        .with_configs(vec![AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str(name))
+                            .with_value(Some(StrBytes::from_static_str(value)))])])
+                },
+                |response: &mut AlterConfigsResponse, _| {
+                    response.throttle_time_ms = 0;
+                    for r in &mut response.responses {
+                        forget_error_message(r.error_code, &mut r.error_message);
+                    }
+                },
+            )
+            .await;
+            pair.compare(
+                move |_, _| {
+                    IncrementalAlterConfigsRequest::default().with_resources(vec![incremental::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_string(target2.clone()))
+                        .with_configs(vec![incremental::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str(name))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_static_str(value)))])])
+                },
+                |response: &mut IncrementalAlterConfigsResponse, _| {
+                    response.throttle_time_ms = 0;
+                    for r in &mut response.responses {
+                        forget_error_message(r.error_code, &mut r.error_message);
+                    }
+                },
+            )
+            .await;
+        }
+    }
 }
