@@ -76,6 +76,17 @@ def broker(tmp_path_factory):
     assert b.proc.returncode == 0, "runnel should exit cleanly on SIGTERM"
 
 
+@pytest.fixture(scope="session")
+def kafka_peer():
+    """Bootstrap address of the Apache Kafka broker the test command runs
+    beside runnel (`scripts/kafka-peer`), for tests that compare the two."""
+    bootstrap = os.environ.get("RUNNEL_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        pytest.fail("these tests compare runnel with Apache Kafka: run them with scripts/test, or start a peer with "
+                    "`scripts/kafka-peer start DIR` and set RUNNEL_KAFKA_BOOTSTRAP=$(cat DIR/bootstrap)")
+    return bootstrap
+
+
 @pytest.fixture
 def topic(request):
     """A topic name unique to this test."""
