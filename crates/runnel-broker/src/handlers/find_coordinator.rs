@@ -3,6 +3,7 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::request::RequestContext;
@@ -28,6 +29,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> Find
     }
     match error {
         Some(e) => FindCoordinatorResponse::default().with_error_code(e.code()).with_node_id(BrokerId(-1)).with_port(-1),
-        None => FindCoordinatorResponse::default().with_node_id(node).with_host(host).with_port(port),
+        // Apache Kafka names the absent error "NONE" in v1-v3 answers.
+        None => {
+            FindCoordinatorResponse::default().with_node_id(node).with_host(host).with_port(port).with_error_message(Some(StrBytes::from_static_str("NONE")))
+        }
     }
 }

@@ -907,3 +907,282 @@ async fn topic_configs_altered_whole_and_incrementally() {
         }
     }
 }
+
+/// A topic with three batches of two records each (offsets 0..6) on both.
+async fn topic_with_records(pair: &mut Pair, suffix: &str, configs: &[(&str, &str)]) -> String {
+    let t = pair.name(suffix);
+    create_topics_on_both(pair, vec![new_topic(&t, 1, 1, configs)]).await;
+    for i in 0..3 {
+        produce_on_both(pair, &produce(&t, 0, testing::batch(1_700_000_000_000 + i * 1000, &[b"one", b"two"]), -1)).await;
+    }
+    t
+}
+
+fn fetch_one(topic: &str, offset: i64, partition_max_bytes: i32) -> FetchRequest {
+    FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(0).with_min_bytes(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+        .with_topic(topic_name(topic))
+        .with_partitions(vec![FetchPartition::default().with_fetch_offset(offset).with_partition_max_bytes(partition_max_bytes)])])
+}
+
+fn normalise_fetch(response: &mut FetchResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    response.session_id = 0;
+    for topic in &mut response.responses {
+        topic.partitions.sort_by_key(|p| p.partition_index);
+    }
+}
+
+async fn compare_fetch(pair: &mut Pair, topic: &str, offset: i64, partition_max_bytes: i32, from_version: i16) {
+    let versions = pair.versions::<FetchRequest>().await;
+    let topic = topic.to_string();
+    pair.compare_at(
+        (*versions.start()).max(from_version)..=(*versions.end()).min(12),
+        move |_, _| fetch_one(&topic, offset, partition_max_bytes),
+        normalise_fetch,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_smaller_than_a_batch_still_returns_the_whole_first_batch() {
+    let mut pair = Pair::start("fetchsmall").await;
+    let t = topic_with_records(&mut pair, "t", &[]).await;
+    // KIP-74: from v3 the first batch is returned even if larger than asked.
+    compare_fetch(&mut pair, &t, 1, 10, 3).await;
+    compare_fetch(&mut pair, &t, 3, 10, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_and_list_offsets_after_records_are_deleted() {
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    let mut pair = Pair::start("afterdelete").await;
+    let t = topic_with_records(&mut pair, "t", &[]).await;
+    let delete = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![DeleteRecordsTopic::default()
+        .with_name(topic_name(&t))
+        .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(3)])]);
+    let (runnel, kafka) = pair.both(&delete, 2).await;
+    assert_eq!(runnel, kafka);
+    compare_fetch(&mut pair, &t, 0, 1 << 20, 4).await;
+    compare_fetch(&mut pair, &t, 3, 1 << 20, 4).await;
+    for timestamp in [-2i64, -1, 0] {
+        let t = t.clone();
+        pair.compare(
+            move |_, _| {
+                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(&t))
+                    .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp).with_max_num_offsets(1)])])
+            },
+            |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_offsets_of_an_empty_topic() {
+    let mut pair = Pair::start("emptyoffsets").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 1)]).await;
+    for timestamp in [-2i64, -1, 0, -3] {
+        let versions = pair.versions::<ListOffsetsRequest>().await;
+        let versions = if timestamp == -3 { (*versions.start()).max(7)..=*versions.end() } else { versions };
+        let t = t.clone();
+        pair.compare_at(
+            versions,
+            move |_, _| {
+                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(&t))
+                    .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp).with_max_num_offsets(1)])])
+            },
+            |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_append_time_topics_stamp_the_broker_clock() {
+    let mut pair = Pair::start("appendtime").await;
+    let t = pair.name("t");
+    create_topics_on_both(&mut pair, vec![new_topic(&t, 1, 1, &[("message.timestamp.type", "LogAppendTime")])]).await;
+    let versions = pair.versions::<ProduceRequest>().await;
+    let t2 = t.clone();
+    pair.compare_at(
+        (*versions.start()).max(3)..=*versions.end(),
+        move |_, _| produce(&t2, 0, testing::batch(5, &[b"x"]), -1),
+        |response: &mut ProduceResponse, version| {
+            normalise_produce(response, version);
+            // The broker's clock differs; that it stamped one does not.
+            for topic in &mut response.responses {
+                for partition in &mut topic.partition_responses {
+                    partition.log_append_time_ms = partition.log_append_time_ms.signum();
+                }
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_at_the_oldest_versions_for_an_existing_topic() {
+    let mut pair = Pair::start("metadataold").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 2)]).await;
+    let versions = pair.versions::<MetadataRequest>().await;
+    pair.compare_at(
+        *versions.start()..=3,
+        move |_, _| MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(&t)))])),
+        normalise_metadata,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn find_coordinator_for_groups() {
+    let mut pair = Pair::start("findcoordinator").await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    let versions = pair.versions::<FindCoordinatorRequest>().await;
+    pair.compare_at(
+        versions,
+        |p, v| {
+            let request = FindCoordinatorRequest::default().with_key_type(0);
+            if v >= 4 {
+                request.with_coordinator_keys(vec![StrBytes::from_string(p.name("g")), StrBytes::from_string(p.name("h"))])
+            } else {
+                request.with_key(StrBytes::from_string(p.name("g")))
+            }
+        },
+        |response: &mut FindCoordinatorResponse, _| {
+            response.throttle_time_ms = 0;
+            forget_error_message(response.error_code, &mut response.error_message);
+            (response.node_id, response.host, response.port) = (BrokerId(0), StrBytes::default(), 0);
+            for coordinator in &mut response.coordinators {
+                (coordinator.node_id, coordinator.host, coordinator.port) = (BrokerId(0), StrBytes::default(), 0);
+                forget_error_message(coordinator.error_code, &mut coordinator.error_message);
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_offsets_listed_deleted_and_groups_removed() {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+    let mut pair = Pair::start("offsetdelete").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 2)]).await;
+    let groups = [pair.name("g1"), pair.name("g2")];
+    await_coordinator(&mut pair, &groups[0]).await;
+    for group in &groups {
+        let commit = OffsetCommitRequest::default().with_group_id(group_id(group)).with_generation_id_or_member_epoch(-1).with_topics(vec![
+            OffsetCommitRequestTopic::default().with_name(topic_name(&t)).with_partitions(vec![
+                OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(4),
+                OffsetCommitRequestPartition::default().with_partition_index(1).with_committed_offset(9),
+            ]),
+        ]);
+        let (runnel, kafka) = pair.both(&commit, 7).await;
+        assert_eq!(runnel, kafka);
+    }
+    // Listing: Apache Kafka is shared by every test, so only this test's
+    // groups are compared.
+    pair.compare(
+        |_, v| if v >= 4 { ListGroupsRequest::default().with_states_filter(vec![StrBytes::from_static_str("Empty")]) } else { ListGroupsRequest::default() },
+        {
+            let prefix = pair.prefix.clone();
+            move |response: &mut ListGroupsResponse, _| {
+                response.throttle_time_ms = 0;
+                response.groups.retain(|g| g.group_id.starts_with(prefix.as_str()));
+                response.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+            }
+        },
+    )
+    .await;
+    pair.compare(
+        |p, _| {
+            OffsetDeleteRequest::default().with_group_id(group_id(&p.name("g1"))).with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(topic_name(&p.name("t")))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)])])
+        },
+        |response: &mut OffsetDeleteResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+    let fetch_versions = pair.versions::<OffsetFetchRequest>().await;
+    pair.compare_at(
+        (*fetch_versions.start()).max(2)..=(*fetch_versions.end()).min(7),
+        |p, _| OffsetFetchRequest::default().with_group_id(group_id(&p.name("g1"))).with_topics(None),
+        |response: &mut OffsetFetchResponse, _| {
+            response.throttle_time_ms = 0;
+            for topic in &mut response.topics {
+                topic.partitions.sort_by_key(|p| p.partition_index);
+            }
+        },
+    )
+    .await;
+    pair.compare(
+        |p, _| OffsetDeleteRequest::default().with_group_id(group_id(&p.name("nobody"))).with_topics(vec![]),
+        |response: &mut OffsetDeleteResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+    let versions = pair.versions::<DeleteGroupsRequest>().await;
+    pair.compare_at(
+        versions,
+        |p, v| {
+            let group = if v == 0 { p.name("g2") } else { p.name("nobody") };
+            DeleteGroupsRequest::default().with_groups_names(vec![group_id(&group)])
+        },
+        |response: &mut DeleteGroupsResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_group_and_leave_group_refuse_strangers() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    let mut pair = Pair::start("strangers").await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    pair.compare_scripts(async |client, prefix| {
+        let group = group_id(&format!("{prefix}-g"));
+        let mut seen = Vec::new();
+        let join = |member: &str, protocol_type: &'static str| {
+            JoinGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_protocol_type(StrBytes::from_static_str(protocol_type))
+                .with_protocols(vec![JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range")).with_metadata(Bytes::from_static(b"m"))])
+        };
+        let first = client.call(&join("", "consumer"), 5).await;
+        let member = first.member_id.to_string();
+        let joined = client.call(&join(&member, "consumer"), 5).await;
+        seen.push(format!("join: error {} generation {}", joined.error_code, joined.generation_id));
+        let other_type = client.call(&join("", "connect"), 5).await;
+        seen.push(format!("join with another protocol type: error {}", other_type.error_code));
+        for (what, generation, member_id) in
+            [("sync stale generation", joined.generation_id + 1, member.as_str()), ("sync unknown member", joined.generation_id, "nobody")]
+        {
+            let sync = SyncGroupRequest::default()
+                .with_group_id(group.clone())
+                .with_generation_id(generation)
+                .with_member_id(StrBytes::from_string(member_id.to_string()));
+            seen.push(format!("{what}: error {}", client.call(&sync, 3).await.error_code));
+        }
+        let leave = LeaveGroupRequest::default().with_group_id(group.clone()).with_members(vec![
+            MemberIdentity::default().with_member_id(StrBytes::from_static_str("nobody")),
+            MemberIdentity::default().with_member_id(StrBytes::from_string(member.clone())),
+        ]);
+        let left = client.call(&leave, 3).await;
+        seen.push(format!("leave: error {} members {:?}", left.error_code, left.members.iter().map(|m| m.error_code).collect::<Vec<_>>()));
+        let unknown_group = LeaveGroupRequest::default()
+            .with_group_id(group_id(&format!("{prefix}-nobody")))
+            .with_members(vec![MemberIdentity::default().with_member_id(StrBytes::from_static_str("x"))]);
+        let left = client.call(&unknown_group, 3).await;
+        seen.push(format!("leave unknown group: error {} members {:?}", left.error_code, left.members.iter().map(|m| m.error_code).collect::<Vec<_>>()));
+        seen
+    })
+    .await;
+}
