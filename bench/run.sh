@@ -4,13 +4,29 @@
 # load), and prints a results table with the broker's CPU seconds and peak
 # RSS read from /proc.
 #
-#   bench/run.sh            full suite (several minutes, ~10 GB of disk)
-#   bench/run.sh --smoke    a ~10 second run of every workload, for CI
+#   bench/run.sh               full suite (several minutes, ~10 GB of disk)
+#   bench/run.sh --smoke       a ~10 second run of every workload, for CI
+#   bench/run.sh --peer kafka  workloads 1-5 against runnel and Apache Kafka
+#                              (scripts/kafka-peer) with the same librdkafka
+#                              load, side by side: runnel --fsync always
+#                              against Kafka flushing every message, and
+#                              runnel --fsync never against Kafka's defaults
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=0
-[ "${1:-}" = "--smoke" ] && SMOKE=1
+PEER=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1 ;;
+    --peer) PEER="${2:-}"; shift ;;
+    *) echo "usage: $0 [--smoke] [--peer kafka]" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -n "$PEER" ] && [ "$PEER" != kafka ]; then
+  echo "--peer: only kafka is supported" >&2; exit 2
+fi
 
 if [ "$SMOKE" = 1 ]; then
   cargo build --quiet -p runnel
@@ -26,6 +42,7 @@ WORK="$(mktemp -d)"
 BROKER_PID=""
 cleanup() {
   [ -n "$BROKER_PID" ] && kill -9 "$BROKER_PID" 2>/dev/null || true
+  [ -f "$WORK/kafka/pid" ] && scripts/kafka-peer stop "$WORK/kafka"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -36,8 +53,9 @@ now_ms() { date +%s%3N; }
 # BOOTSTRAP and READY_MS (time from exec to ready).
 start_broker() {
   local data="$1" log="$WORK/broker-$(date +%s%N).log" started
+  shift
   started=$(now_ms)
-  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 --no-registry --no-metrics 2>"$log" &
+  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 --no-registry --no-metrics "$@" 2>"$log" &
   BROKER_PID=$!
   for _ in $(seq 1 600); do
     if grep -q "ready" "$log" 2>/dev/null; then
@@ -54,7 +72,7 @@ start_broker() {
 stop_broker() { kill -TERM "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=""; }
 kill9_broker() { kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; BROKER_PID=""; }
 
-cpu_seconds() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/$BROKER_PID/stat"; }
+cpu_seconds() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/${1:-$BROKER_PID}/stat"; }
 rss_mb() { awk -v f="$2" '$1==f {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 json_field() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('-' if v is None else (f'{v:.2f}' if isinstance(v, float) else v))" "$1" "$2"; }
 
@@ -64,6 +82,47 @@ row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
 # Each workload starts with the previous one's dirty pages written back, so
 # its fsyncs do not pay for another workload's data.
 bench() { sync; "$RUNNEL" bench "$@" --bootstrap-server "$BOOTSTRAP" --json; }
+
+# --- runnel beside Apache Kafka ----------------------------------------------
+if [ "$PEER" = kafka ]; then
+  scripts/kafka-peer install
+  declare -A RESULT
+  # workloads LABEL PID: runs workloads 1-5 against $BOOTSTRAP and records
+  # MB/s (p99 ms for 5), the broker's CPU seconds for them and its peak RSS.
+  workloads() {
+    local label="$1" pid="$2" cpu_before r
+    cpu_before=$(cpu_seconds "$pid")
+    r=$(bench produce --topic "w1-$label" --record-size 1024 --records "$RECORDS" --acks 1 --partitions 1 --producers 1); RESULT[$label,1]=$(json_field "$r" mb_per_sec)
+    r=$(bench produce --topic "w2-$label" --record-size 1024 --records "$RECORDS" --acks -1 --partitions 1 --producers 1); RESULT[$label,2]=$(json_field "$r" mb_per_sec)
+    r=$(bench produce --topic "w3-$label" --record-size 1024 --records "$RECORDS" --acks -1 --partitions 8 --producers 2); RESULT[$label,3]=$(json_field "$r" mb_per_sec)
+    r=$(bench consume --topic "w1-$label" --record-size 1024 --records "$RECORDS"); RESULT[$label,4]=$(json_field "$r" mb_per_sec)
+    r=$(bench e2e --topic "w5-$label" --record-size 1024 --rate "$E2E_RATE" --duration "$E2E_SECS" --acks -1); RESULT[$label,5]=$(json_field "$r" p99_ms)
+    RESULT[$label,cpu]=$(awk -v a="$cpu_before" -v b="$(cpu_seconds "$pid")" 'BEGIN {printf "%.1f", b - a}')
+    RESULT[$label,rss]=$(rss_mb "$pid" VmHWM:)
+  }
+  start_broker "$WORK/runnel-durable" --fsync always
+  workloads runnel-durable "$BROKER_PID"; stop_broker
+  BOOTSTRAP=$(scripts/kafka-peer start "$WORK/kafka" log.flush.interval.messages=1 | cut -d= -f2)
+  workloads kafka-durable "$(cat "$WORK/kafka/pid")"; scripts/kafka-peer stop "$WORK/kafka"
+  start_broker "$WORK/runnel-relaxed" --fsync never
+  workloads runnel-relaxed "$BROKER_PID"; stop_broker
+  BOOTSTRAP=$(scripts/kafka-peer start "$WORK/kafka" | cut -d= -f2)
+  workloads kafka-relaxed "$(cat "$WORK/kafka/pid")"; scripts/kafka-peer stop "$WORK/kafka"
+
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+  names=("" "1. produce 1 KiB, 1 partition, acks=1 (MB/s)" "2. same, acks=-1 (MB/s)" "3. 8 partitions, 2 producers, acks=-1 (MB/s)"
+         "4. consume (MB/s)" "5. end-to-end p99 at $(( E2E_RATE / 1000 ))k rec/s, acks=-1 (ms)")
+  echo "runnel beside Apache Kafka $(basename "$(ls -d .test-deps/kafka-* | tail -1)" | cut -d- -f2) ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
+  echo
+  echo "| workload | runnel, fsync always | Kafka, flush every message | ratio | runnel, fsync never | Kafka, defaults | ratio |"
+  echo "|---|---|---|---|---|---|---|"
+  for i in 1 2 3 4 5; do
+    echo "| ${names[$i]} | ${RESULT[runnel-durable,$i]} | ${RESULT[kafka-durable,$i]} | $(ratio "${RESULT[runnel-durable,$i]}" "${RESULT[kafka-durable,$i]}") | ${RESULT[runnel-relaxed,$i]} | ${RESULT[kafka-relaxed,$i]} | $(ratio "${RESULT[runnel-relaxed,$i]}" "${RESULT[kafka-relaxed,$i]}") |"
+  done
+  echo "| broker CPU seconds for 1-5 | ${RESULT[runnel-durable,cpu]} | ${RESULT[kafka-durable,cpu]} | $(ratio "${RESULT[runnel-durable,cpu]}" "${RESULT[kafka-durable,cpu]}") | ${RESULT[runnel-relaxed,cpu]} | ${RESULT[kafka-relaxed,cpu]} | $(ratio "${RESULT[runnel-relaxed,cpu]}" "${RESULT[kafka-relaxed,cpu]}") |"
+  echo "| broker peak RSS (MB) | ${RESULT[runnel-durable,rss]} | ${RESULT[kafka-durable,rss]} | $(ratio "${RESULT[runnel-durable,rss]}" "${RESULT[kafka-durable,rss]}") | ${RESULT[runnel-relaxed,rss]} | ${RESULT[kafka-relaxed,rss]} | $(ratio "${RESULT[runnel-relaxed,rss]}" "${RESULT[kafka-relaxed,rss]}") |"
+  exit 0
+fi
 
 start_broker "$WORK/data"
 IDLE_RSS=$(rss_mb "$BROKER_PID" VmRSS:)

@@ -18,7 +18,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteT
             let version = ctx.api_version;
             let result = DeletableTopicResult::default().with_topic_id(id);
             let Some(name) = name else {
-                return result.with_error_code(ResponseError::UnknownTopicId.code());
+                // No name is known for an unknown id: null, as Kafka answers.
+                return result.with_name(None).with_error_code(ResponseError::UnknownTopicId.code());
             };
             let result = result.with_name(Some(topic_name(name.clone())));
             match ctx.state.delete_topic(&name) {

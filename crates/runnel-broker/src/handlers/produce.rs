@@ -129,6 +129,10 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
     let records = data.records.ok_or_else(|| KafkaError::new(ResponseError::CorruptMessage, "produce request carries no records"))?;
     let settings = topic.settings();
     let ranges = batch::split(&records).map_err(|e| KafkaError::from(&e))?;
+    if ctx.api_version >= 3 && ranges.len() != 1 {
+        // As Apache Kafka: from v3 a partition's records are one batch.
+        return Err(KafkaError::new(ResponseError::InvalidRecord, "produce requests from v3 must carry exactly one record batch per partition"));
+    }
     let mut headers = Vec::with_capacity(ranges.len());
     for range in &ranges {
         let bytes = &records[range.clone()];

@@ -210,7 +210,20 @@ async fn create_topics_on_both(pair: &mut Pair, topics: Vec<CreatableTopic>) {
             .topics
             .iter()
             .all(|t| t.error_code == 0 && !t.partitions.is_empty() && t.partitions.iter().all(|p| p.error_code == 0 && p.leader_id.0 >= 0));
-        if ready {
+        // Metadata can name a leader before that broker serves the
+        // partition; ListOffsets answers only once it does.
+        let offsets = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(
+            response
+                .topics
+                .iter()
+                .map(|t| {
+                    ListOffsetsTopic::default().with_name(t.name.clone().unwrap_or_default()).with_partitions(
+                        t.partitions.iter().map(|p| ListOffsetsPartition::default().with_partition_index(p.partition_index).with_timestamp(-1)).collect(),
+                    )
+                })
+                .collect(),
+        );
+        if ready && pair.kafka.call(&offsets, 5).await.topics.iter().flat_map(|t| &t.partitions).all(|p| p.error_code == 0) {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "Apache Kafka never elected leaders for {:?}", request.topics);
@@ -1184,5 +1197,173 @@ async fn sync_group_and_leave_group_refuse_strangers() {
         seen.push(format!("leave unknown group: error {} members {:?}", left.error_code, left.members.iter().map(|m| m.error_code).collect::<Vec<_>>()));
         seen
     })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topics_named_by_an_unknown_id() {
+    let mut pair = Pair::start("topicids").await;
+    let unknown = uuid::Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0001);
+    let versions = pair.versions::<DeleteTopicsRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(6)..=*versions.end(),
+        move |_, _| {
+            DeleteTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![DeleteTopicState::default().with_name(None).with_topic_id(unknown)])
+        },
+        |response: &mut DeleteTopicsResponse, _| {
+            response.throttle_time_ms = 0;
+            for topic in &mut response.responses {
+                forget_error_message(topic.error_code, &mut topic.error_message);
+            }
+        },
+    )
+    .await;
+    let versions = pair.versions::<FetchRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(13)..=*versions.end(),
+        move |_, _| {
+            FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+                .with_topic_id(unknown)
+                .with_partitions(vec![FetchPartition::default().with_partition_max_bytes(1 << 20)])])
+        },
+        normalise_fetch,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_committed_fetch_of_a_log_without_transactions() {
+    let mut pair = Pair::start("readcommitted").await;
+    let t = topic_with_records(&mut pair, "t", &[]).await;
+    let versions = pair.versions::<FetchRequest>().await;
+    pair.compare_at((*versions.start()).max(4)..=(*versions.end()).min(12), move |_, _| fetch_one(&t, 0, 1 << 20).with_isolation_level(1), normalise_fetch)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offset_for_leader_epoch_of_a_single_epoch_log() {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    let mut pair = Pair::start("leaderepoch").await;
+    let t = topic_with_records(&mut pair, "t", &[]).await;
+    let versions = pair.versions::<OffsetForLeaderEpochRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(2)..=*versions.end(),
+        move |_, v| {
+            let partition = |index: i32, epoch: i32| {
+                let p = OffsetForLeaderPartition::default().with_partition(index).with_leader_epoch(epoch);
+                if v >= 2 {
+                    p.with_current_leader_epoch(-1)
+                } else {
+                    p
+                }
+            };
+            let request = OffsetForLeaderEpochRequest::default().with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(topic_name(&t))
+                .with_partitions(vec![partition(0, 0), partition(0, 7), partition(4, 0)])]);
+            if v >= 3 {
+                request.with_replica_id(BrokerId(-1))
+            } else {
+                request
+            }
+        },
+        |response: &mut OffsetForLeaderEpochResponse, _| {
+            response.throttle_time_ms = 0;
+            for topic in &mut response.topics {
+                topic.partitions.sort_by_key(|p| (p.partition, p.leader_epoch));
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn describe_cluster_answers_for_brokers() {
+    let mut pair = Pair::start("cluster").await;
+    pair.compare(
+        |_, _| DescribeClusterRequest::default(),
+        |response: &mut DescribeClusterResponse, _| {
+            response.throttle_time_ms = 0;
+            response.cluster_id = StrBytes::default();
+            response.controller_id = BrokerId(0);
+            for broker in &mut response.brokers {
+                (broker.broker_id, broker.host, broker.port) = (BrokerId(0), StrBytes::default(), 0);
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_group_requests_metadata_too_large_and_empty_group_id() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    let mut pair = Pair::start("badgroup").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 1)]).await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    let versions = pair.versions::<OffsetCommitRequest>().await;
+    pair.compare_at(
+        versions,
+        |p, v| {
+            OffsetCommitRequest::default().with_group_id(group_id(&p.name(&format!("g-v{v}")))).with_generation_id_or_member_epoch(-1).with_topics(vec![
+                OffsetCommitRequestTopic::default().with_name(topic_name(&p.name("t"))).with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_committed_offset(1)
+                    .with_committed_metadata(Some(StrBytes::from_string("m".repeat(5000))))]),
+            ])
+        },
+        |response: &mut OffsetCommitResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+    pair.compare(
+        |_, v| {
+            let request = JoinGroupRequest::default()
+                .with_group_id(group_id(""))
+                .with_session_timeout_ms(10_000)
+                .with_member_id(StrBytes::default())
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(Bytes::from_static(b"m"))]);
+            if v >= 1 {
+                request.with_rebalance_timeout_ms(10_000)
+            } else {
+                request
+            }
+        },
+        |response: &mut JoinGroupResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_bad_topic_among_good_ones_and_two_batches_in_one_produce() {
+    let mut pair = Pair::start("mixed").await;
+    pair.compare(
+        |p, v| {
+            create_topics(
+                vec![
+                    new_topic(&p.name(&format!("a-v{v}")), 1, 1, &[]),
+                    new_topic(&p.name(&format!("b-v{v}")), 0, 1, &[]),
+                    new_topic(&p.name(&format!("c-v{v}")), 2, 1, &[]),
+                ],
+                false,
+            )
+        },
+        normalise_create,
+    )
+    .await;
+    let t = pair.name("two");
+    create_on_both(&mut pair, &[(&t, 1)]).await;
+    let versions = pair.versions::<ProduceRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(3)..=*versions.end(),
+        move |_, _| {
+            let mut records = testing::batch(1, &[b"a", b"b"]);
+            records.extend(testing::batch(2, &[b"c"]));
+            produce(&t, 0, records, -1)
+        },
+        normalise_produce,
+    )
     .await;
 }
