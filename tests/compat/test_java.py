@@ -1,5 +1,6 @@
-"""The Java kafka-clients 3.9 (the reference client): admin, idempotent
-producer with every codec, consumer with topic-id fetches."""
+"""The Java kafka-clients, the reference client, in the 4.x line and the
+still widely deployed 3.9: admin, idempotent producer with every codec,
+consumer with topic-id fetches."""
 import os
 import shutil
 import subprocess
@@ -8,23 +9,28 @@ from pathlib import Path
 import pytest
 
 JAVA_DIR = Path(__file__).parent / "java"
+VERSIONS = ["4.4.0", "3.9.1"]
 
 
-def classpath():
-    jars = os.environ.get("RUNNEL_JAVA_JARS")
-    if not jars or not (Path(jars) / "kafka-clients.jar").exists():
-        pytest.fail("RUNNEL_JAVA_JARS must name a folder with kafka-clients.jar; scripts/test fetches it")
+def classpath(version):
+    clients = os.environ.get("RUNNEL_JAVA_CLIENTS")
+    if not clients or not (Path(clients) / version).is_dir():
+        pytest.fail(f"RUNNEL_JAVA_CLIENTS must name a folder with {version}/, the kafka-clients jars; scripts/test fetches them")
     if shutil.which("javac") is None:
         pytest.fail("javac is required; scripts/test installs a JDK")
-    return f"{jars}/*"
+    return f"{clients}/{version}/*"
 
 
-def test_java_client_probe(broker, tmp_path):
-    cp = classpath()
+def compiled_probe(version, tmp_path):
+    """ClientProbe compiled against kafka-clients `version`; its classpath."""
+    cp = classpath(version)
     subprocess.run(["javac", "-d", str(tmp_path), "-cp", cp, str(JAVA_DIR / "ClientProbe.java")], check=True, timeout=120)
-    result = subprocess.run(
-        ["java", "-cp", f"{tmp_path}:{cp}", "ClientProbe", broker.bootstrap, "java"],
-        capture_output=True, text=True, timeout=180,
-    )
+    return f"{tmp_path}:{cp}"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_java_client_probe(broker, tmp_path, version):
+    cp = compiled_probe(version, tmp_path)
+    result = subprocess.run(["java", "-cp", cp, "ClientProbe", broker.bootstrap, f"java-{version}"], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ALL OK" in result.stdout

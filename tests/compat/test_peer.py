@@ -151,14 +151,13 @@ def test_kafka_python_round_trip_and_group(broker, kafka_peer):
 
 
 def test_java_client_probe_says_the_same_on_both(broker, kafka_peer, tmp_path):
-    from test_java import JAVA_DIR, classpath
+    from test_java import VERSIONS, compiled_probe
 
-    cp = classpath()
-    subprocess.run(["javac", "-d", str(tmp_path), "-cp", cp, str(JAVA_DIR / "ClientProbe.java")], check=True, timeout=120)
+    cp = compiled_probe(VERSIONS[0], tmp_path)
     prefix = f"peer-java-{uuid.uuid4().hex[:8]}"
     outputs = []
     for bootstrap in [broker.bootstrap, kafka_peer]:
-        result = subprocess.run(["java", "-cp", f"{tmp_path}:{cp}", "ClientProbe", bootstrap, prefix], capture_output=True, text=True, timeout=180)
+        result = subprocess.run(["java", "-cp", cp, "ClientProbe", bootstrap, prefix], capture_output=True, text=True, timeout=180)
         assert result.returncode == 0, f"against {bootstrap}:\n{result.stdout}{result.stderr}"
         outputs.append(result.stdout.splitlines())
     assert outputs[0] == outputs[1]
