@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 
+import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
@@ -162,3 +163,12 @@ def test_java_client_probe_says_the_same_on_both(broker, kafka_peer, tmp_path):
         outputs.append(result.stdout.splitlines())
     assert outputs[0] == outputs[1]
     assert outputs[0][-1] == "ALL OK"
+
+
+@pytest.mark.parametrize("probe", ["franz_go", "kafkajs"])
+def test_go_and_node_probes_say_the_same_on_both(broker, kafka_peer, probe):
+    import test_probes
+
+    run = getattr(test_probes, probe)
+    prefix = f"peer-{probe}-{uuid.uuid4().hex[:8]}"
+    assert run(broker.bootstrap, prefix) == run(kafka_peer, prefix)
