@@ -69,7 +69,7 @@ impl From<&ConfigError> for KafkaError {
 impl From<&TopicError> for KafkaError {
     fn from(e: &TopicError) -> Self {
         let code = match e {
-            TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            TopicError::InvalidName(_) | TopicError::Collides { .. } => ResponseError::InvalidTopicException,
             TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
             TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
             TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,

@@ -38,6 +38,8 @@ pub enum TopicError {
     InvalidName(String),
     #[error("topic `{0}` already exists")]
     AlreadyExists(String),
+    #[error("topic `{name}` collides with existing topic `{existing}` ('.' and '_' are alike in metric names)")]
+    Collides { name: String, existing: String },
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
     #[error("{0}")]
@@ -400,6 +402,11 @@ impl BrokerState {
         validate_topic_name(name)?;
         if self.topic(name).is_some() {
             return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        // As Apache Kafka: names equal but for '.' and '_' are refused.
+        let unified = |n: &str| n.replace('.', "_");
+        if let Some(existing) = read(&self.topics).keys().find(|existing| unified(existing) == unified(name)) {
+            return Err(TopicError::Collides { name: name.to_string(), existing: existing.clone() });
         }
         if partitions == 0 || partitions < -1 {
             return Err(TopicError::InvalidPartitions(format!("number of partitions must be positive, got {partitions}")));

@@ -73,7 +73,9 @@ fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), KafkaError> 
                 Ok(hit.copied().unwrap_or((-1, -1)))
             }
         },
-        other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("unknown special timestamp {other}"))),
+        // As Apache Kafka: a special timestamp it does not know is one
+        // this version of the API does not support.
+        other => Err(KafkaError::new(ResponseError::UnsupportedVersion, format!("unknown special timestamp {other}"))),
     }
 }
 

@@ -17,6 +17,7 @@ use runnel_log::BatchError;
 use super::str_bytes;
 use crate::config::FsyncPolicy;
 use crate::error::KafkaError;
+use crate::groups::OFFSETS_TOPIC;
 use crate::request::RequestContext;
 use crate::state::{now_ms, Partition, Topic, TopicError};
 
@@ -59,11 +60,14 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
         // As Apache Kafka: only Metadata creates topics on first use; a
         // produce to a topic that does not exist is refused.
         let topic = ctx.state.topic(&name).ok_or_else(|| TopicError::UnknownTopic(name.clone()));
+        // The broker alone writes its internal topics, as in Apache Kafka.
+        let internal = name == OFFSETS_TOPIC;
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;
             let outcome = match (&topic, acks) {
                 (_, a) if !(-1..=1).contains(&a) => Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {a}"))),
+                _ if internal => Err(KafkaError::new(ResponseError::InvalidTopicException, format!("cannot append to internal topic `{name}`"))),
                 (Err(e), _) => Err(KafkaError::from(e)),
                 (Ok(topic), -1) if topic.settings().min_insync_replicas > 1 => Err(KafkaError::new(
                     ResponseError::NotEnoughReplicas,

@@ -1367,3 +1367,157 @@ async fn one_bad_topic_among_good_ones_and_two_batches_in_one_produce() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_topics_with_replica_assignments_and_colliding_names() {
+    use kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    let mut pair = Pair::start("assign").await;
+    pair.compare(
+        |p, v| {
+            let assigned = |suffix: &str, brokers: &[i32]| {
+                new_topic(&p.name(&format!("{suffix}-v{v}")), -1, -1, &[]).with_assignments(vec![CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())])
+            };
+            create_topics(vec![assigned("on-broker", &[1]), assigned("on-missing-broker", &[7]), assigned("on-no-broker", &[])], false)
+        },
+        normalise_create,
+    )
+    .await;
+    // Kafka refuses names that collide with an existing one once `.` and
+    // `_` are treated alike (their metric names would clash).
+    let dotted = pair.name("a.b");
+    create_on_both(&mut pair, &[(&dotted, 1)]).await;
+    pair.compare(|p, _| create_topics(vec![new_topic(&p.name("a_b"), 1, 1, &[])], false), normalise_create).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_records_to_the_high_watermark_and_odd_list_offsets_timestamps() {
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    let mut pair = Pair::start("hwm").await;
+    let t = topic_with_records(&mut pair, "t", &[]).await;
+    let t2 = t.clone();
+    pair.compare_at(
+        0..=0,
+        move |_, _| {
+            DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(&t2))
+                .with_partitions(vec![DeleteRecordsPartition::default().with_offset(-1)])])
+        },
+        normalise_delete_records,
+    )
+    .await;
+    // -5 and below are Kafka's newer special timestamps (tiered storage);
+    // a timestamp no version gives a meaning is compared instead.
+    for timestamp in [-2i64, -100] {
+        let t = t.clone();
+        let versions = pair.versions::<ListOffsetsRequest>().await;
+        pair.compare_at(
+            (*versions.start()).max(1)..=*versions.end(),
+            move |_, _| {
+                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(&t))
+                    .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp)])])
+            },
+            |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_to_the_internal_offsets_topic_is_refused() {
+    let mut pair = Pair::start("internal").await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    let versions = pair.versions::<ProduceRequest>().await;
+    pair.compare_at((*versions.start()).max(3)..=*versions.end(), |_, _| produce("__consumer_offsets", 0, testing::batch(1, &[b"x"]), 1), normalise_produce)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_of_several_groups_fetched_in_one_request_and_groups_described_together() {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+    let mut pair = Pair::start("multigroup").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 2)]).await;
+    let committed = pair.name("committed");
+    await_coordinator(&mut pair, &committed).await;
+    let commit = OffsetCommitRequest::default().with_group_id(group_id(&committed)).with_generation_id_or_member_epoch(-1).with_topics(vec![
+        OffsetCommitRequestTopic::default()
+            .with_name(topic_name(&t))
+            .with_partitions(vec![OffsetCommitRequestPartition::default().with_partition_index(1).with_committed_offset(11)]),
+    ]);
+    let (runnel, kafka) = pair.both(&commit, 7).await;
+    assert_eq!(runnel, kafka);
+    let versions = pair.versions::<OffsetFetchRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(8)..=*versions.end(),
+        |p, _| {
+            let group = |name: &str, topics| OffsetFetchRequestGroup::default().with_group_id(group_id(&p.name(name))).with_topics(topics);
+            OffsetFetchRequest::default().with_groups(vec![
+                group("committed", Some(vec![OffsetFetchRequestTopics::default().with_name(topic_name(&p.name("t"))).with_partition_indexes(vec![0, 1])])),
+                group("committed", None),
+                group("never", None),
+            ])
+        },
+        |response: &mut OffsetFetchResponse, _| {
+            response.throttle_time_ms = 0;
+            for group in &mut response.groups {
+                for topic in &mut group.topics {
+                    topic.partitions.sort_by_key(|p| p.partition_index);
+                }
+            }
+        },
+    )
+    .await;
+    pair.compare(
+        |p, _| DescribeGroupsRequest::default().with_groups(vec![group_id(&p.name("committed")), group_id(&p.name("never"))]),
+        |response: &mut DescribeGroupsResponse, _| {
+            response.throttle_time_ms = 0;
+            response.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_config_operations_and_validate_only() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let mut pair = Pair::start("incremental").await;
+    let versions = pair.versions::<IncrementalAlterConfigsRequest>().await;
+    for v in versions {
+        let name = pair.name(&format!("t-v{v}"));
+        create_topics_on_both(&mut pair, vec![new_topic(&name, 1, 1, &[("retention.ms", "600000"), ("cleanup.policy", "delete")])]).await;
+    }
+    // SET, DELETE, APPEND, SUBTRACT; then a validate-only change.
+    let operations: [(&str, i8, &str, bool); 6] = [
+        ("retention.ms", 0, "1000", false),
+        ("retention.ms", 1, "", false),
+        ("cleanup.policy", 2, "compact", false),
+        ("cleanup.policy", 3, "delete", false),
+        ("retention.ms", 0, "nope", true),
+        ("segment.ms", 0, "3600000", true),
+    ];
+    for (name, operation, value, validate_only) in operations {
+        pair.compare(
+            move |p, v| {
+                IncrementalAlterConfigsRequest::default().with_validate_only(validate_only).with_resources(vec![AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_string(p.name(&format!("t-v{v}"))))
+                    .with_configs(vec![AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str(name))
+                        .with_config_operation(operation)
+                        .with_value((operation != 1).then(|| StrBytes::from_static_str(value)))])])
+            },
+            |response: &mut IncrementalAlterConfigsResponse, _| {
+                response.throttle_time_ms = 0;
+                for r in &mut response.responses {
+                    forget_error_message(r.error_code, &mut r.error_message);
+                }
+            },
+        )
+        .await;
+    }
+}
