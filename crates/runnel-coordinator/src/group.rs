@@ -362,6 +362,9 @@ impl GroupCoordinator {
     /// Handles SyncGroup; followers wait (as an effect) for the leader.
     pub fn sync(&mut self, now: Millis, request: SyncRequest, reply: ReplyId) -> Vec<Effect> {
         let fail = |error: GroupError| vec![Effect::Sync(reply, SyncResponse::error(error))];
+        if let Err(e) = self.validate_group_id(&request.group_id) {
+            return fail(e);
+        }
         let Some(group) = self.groups.get_mut(&request.group_id) else { return fail(GroupError::UnknownMemberId) };
         if let Err(e) = group.check_instance(&request.member_id, request.group_instance_id.as_deref()) {
             return fail(e);
@@ -426,6 +429,7 @@ impl GroupCoordinator {
 
     /// Handles Heartbeat.
     pub fn heartbeat(&mut self, now: Millis, request: &HeartbeatRequest) -> Result<(), GroupError> {
+        self.validate_group_id(&request.group_id)?;
         let group = self.groups.get_mut(&request.group_id).ok_or(GroupError::UnknownMemberId)?;
         group.check_instance(&request.member_id, request.group_instance_id.as_deref())?;
         if group.state == GroupState::Empty || group.state == GroupState::Dead {

@@ -1521,3 +1521,142 @@ async fn incremental_config_operations_and_validate_only() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_for_no_topics_at_all() {
+    let mut pair = Pair::start("notopics").await;
+    let versions = pair.versions::<MetadataRequest>().await;
+    pair.compare_at((*versions.start()).max(1)..=*versions.end(), |_, _| MetadataRequest::default().with_topics(Some(vec![])), normalise_metadata).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_topic_is_gone_and_its_name_free_again() {
+    let mut pair = Pair::start("recreate").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 2)]).await;
+    produce_on_both(&mut pair, &produce(&t, 0, testing::batch(1, &[b"before"]), -1)).await;
+    let delete = DeleteTopicsRequest::default().with_timeout_ms(10_000).with_topic_names(vec![topic_name(&t)]);
+    let (runnel, kafka) = pair.both(&delete, 5).await;
+    assert_eq!((runnel.responses[0].error_code, kafka.responses[0].error_code), (0, 0));
+    // Kafka's brokers learn of a deletion from the controller a moment
+    // later; clients retry until their metadata agrees.
+    let gone = MetadataRequest::default()
+        .with_allow_auto_topic_creation(false)
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(&t)))]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pair.kafka.call(&gone, 12).await.topics[0].error_code == 0 {
+        assert!(std::time::Instant::now() < deadline, "Apache Kafka never forgot the deleted topic");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let t2 = t.clone();
+    let metadata_versions = pair.versions::<MetadataRequest>().await;
+    pair.compare_at(
+        (*metadata_versions.start()).max(4)..=*metadata_versions.end(),
+        move |_, _| {
+            MetadataRequest::default()
+                .with_allow_auto_topic_creation(false)
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(&t2)))]))
+        },
+        normalise_metadata,
+    )
+    .await;
+    // Kafka removes a deleted topic's data asynchronously; recreating the
+    // name may take a moment, as clients see.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let recreate = create_topics(vec![new_topic(&t, 1, 1, &[])], false);
+        let (runnel, kafka) = pair.both(&recreate, 5).await;
+        assert_eq!(runnel.topics[0].error_code, 0, "runnel frees the name at once");
+        if kafka.topics[0].error_code == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "Apache Kafka never freed the name");
+        let undo = DeleteTopicsRequest::default().with_timeout_ms(10_000).with_topic_names(vec![topic_name(&t)]);
+        pair.runnel.call(&undo, 5).await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let t3 = t.clone();
+    let offsets_versions = pair.versions::<ListOffsetsRequest>().await;
+    pair.compare_at(
+        (*offsets_versions.start()).max(4)..=*offsets_versions.end(),
+        move |_, _| {
+            ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic_name(&t3))
+                .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)])])
+        },
+        |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_internal_offsets_topic_cannot_be_grown_or_deleted() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    let mut pair = Pair::start("internaladmin").await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    pair.compare(
+        |_, _| {
+            CreatePartitionsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![CreatePartitionsTopic::default().with_name(topic_name("__consumer_offsets")).with_count(100).with_assignments(None)])
+        },
+        |response: &mut CreatePartitionsResponse, _| {
+            response.throttle_time_ms = 0;
+            for result in &mut response.results {
+                forget_error_message(result.error_code, &mut result.error_message);
+            }
+        },
+    )
+    .await;
+    pair.compare_at(
+        1..=5,
+        |_, _| DeleteTopicsRequest::default().with_timeout_ms(10_000).with_topic_names(vec![topic_name("__consumer_offsets")]),
+        |response: &mut DeleteTopicsResponse, _| {
+            response.throttle_time_ms = 0;
+            for topic in &mut response.responses {
+                forget_error_message(topic.error_code, &mut topic.error_message);
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_requests_without_a_group_id_or_protocols() {
+    let mut pair = Pair::start("nogroup").await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    pair.compare(
+        |_, _| HeartbeatRequest::default().with_group_id(group_id("")).with_generation_id(1).with_member_id(StrBytes::from_static_str("m")),
+        |response: &mut HeartbeatResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+    pair.compare(
+        |p, v| {
+            let request = JoinGroupRequest::default()
+                .with_group_id(group_id(&p.name(&format!("g-v{v}"))))
+                .with_session_timeout_ms(10_000)
+                .with_member_id(StrBytes::default())
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![]);
+            if v >= 1 {
+                request.with_rebalance_timeout_ms(10_000)
+            } else {
+                request
+            }
+        },
+        |response: &mut JoinGroupResponse, _| {
+            response.throttle_time_ms = 0;
+            response.member_id = StrBytes::default();
+        },
+    )
+    .await;
+    let versions = pair.versions::<LeaveGroupRequest>().await;
+    pair.compare_at(
+        *versions.start()..=2,
+        |p, _| LeaveGroupRequest::default().with_group_id(group_id(&p.name("g"))).with_member_id(StrBytes::from_static_str("nobody")),
+        |response: &mut LeaveGroupResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+}
