@@ -306,3 +306,32 @@ fn normalise_fetch(response: &mut FetchResponse, _: i16) {
         topic.partitions.sort_by_key(|p| p.partition_index);
     }
 }
+
+/// ListOffsets for partition 0 of `topic` at `timestamp` (or a special
+/// value: -1 latest, -2 earliest, -3 max-timestamp).
+fn list_offsets(topic: &str, timestamp: i64) -> ListOffsetsRequest {
+    ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+        .with_name(topic_name(topic))
+        .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp).with_max_num_offsets(1)])])
+}
+
+fn normalise_list_offsets(response: &mut ListOffsetsResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    for topic in &mut response.topics {
+        topic.partitions.sort_by_key(|p| p.partition_index);
+    }
+}
+
+fn normalise_alter_configs(response: &mut AlterConfigsResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    for r in &mut response.responses {
+        forget_error_message(r.error_code, &mut r.error_message);
+    }
+}
+
+fn normalise_incremental_alter_configs(response: &mut IncrementalAlterConfigsResponse, _: i16) {
+    response.throttle_time_ms = 0;
+    for r in &mut response.responses {
+        forget_error_message(r.error_code, &mut r.error_message);
+    }
+}

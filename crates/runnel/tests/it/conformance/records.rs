@@ -94,12 +94,7 @@ async fn list_offsets_earliest_latest_by_time_and_max_timestamp() {
                         ListOffsetsPartition::default().with_partition_index(3).with_timestamp(timestamp).with_max_num_offsets(1),
                     ])])
             },
-            |response: &mut ListOffsetsResponse, _| {
-                response.throttle_time_ms = 0;
-                for topic in &mut response.topics {
-                    topic.partitions.sort_by_key(|p| p.partition_index);
-                }
-            },
+            normalise_list_offsets,
         )
         .await;
     }
@@ -257,15 +252,7 @@ async fn fetch_and_list_offsets_after_records_are_deleted() {
     compare_fetch(&mut pair, &t, 3, 1 << 20, 4).await;
     for timestamp in [-2i64, -1, 0] {
         let t = t.clone();
-        pair.compare(
-            move |_, _| {
-                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(&t))
-                    .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp).with_max_num_offsets(1)])])
-            },
-            |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
-        )
-        .await;
+        pair.compare(move |_, _| list_offsets(&t, timestamp), normalise_list_offsets).await;
     }
 }
 
@@ -278,16 +265,7 @@ async fn list_offsets_of_an_empty_topic() {
         let versions = pair.versions::<ListOffsetsRequest>().await;
         let versions = if timestamp == -3 { (*versions.start()).max(7)..=*versions.end() } else { versions };
         let t = t.clone();
-        pair.compare_at(
-            versions,
-            move |_, _| {
-                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(&t))
-                    .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp).with_max_num_offsets(1)])])
-            },
-            |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
-        )
-        .await;
+        pair.compare_at(versions, move |_, _| list_offsets(&t, timestamp), normalise_list_offsets).await;
     }
 }
 
@@ -412,16 +390,7 @@ async fn delete_records_to_the_high_watermark_and_odd_list_offsets_timestamps() 
     for timestamp in [-2i64, -100] {
         let t = t.clone();
         let versions = pair.versions::<ListOffsetsRequest>().await;
-        pair.compare_at(
-            (*versions.start()).max(1)..=*versions.end(),
-            move |_, _| {
-                ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(&t))
-                    .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(timestamp)])])
-            },
-            |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
-        )
-        .await;
+        pair.compare_at((*versions.start()).max(1)..=*versions.end(), move |_, _| list_offsets(&t, timestamp), normalise_list_offsets).await;
     }
 }
 

@@ -175,12 +175,7 @@ async fn topic_configs_altered_whole_and_incrementally() {
                             .with_name(StrBytes::from_static_str(name))
                             .with_value(Some(StrBytes::from_static_str(value)))])])
                 },
-                |response: &mut AlterConfigsResponse, _| {
-                    response.throttle_time_ms = 0;
-                    for r in &mut response.responses {
-                        forget_error_message(r.error_code, &mut r.error_message);
-                    }
-                },
+                normalise_alter_configs,
             )
             .await;
             pair.compare(
@@ -193,12 +188,7 @@ async fn topic_configs_altered_whole_and_incrementally() {
                             .with_config_operation(0)
                             .with_value(Some(StrBytes::from_static_str(value)))])])
                 },
-                |response: &mut IncrementalAlterConfigsResponse, _| {
-                    response.throttle_time_ms = 0;
-                    for r in &mut response.responses {
-                        forget_error_message(r.error_code, &mut r.error_message);
-                    }
-                },
+                normalise_incremental_alter_configs,
             )
             .await;
         }
@@ -319,12 +309,7 @@ async fn incremental_config_operations_and_validate_only() {
                         .with_config_operation(operation)
                         .with_value((operation != 1).then(|| StrBytes::from_static_str(value)))])])
             },
-            |response: &mut IncrementalAlterConfigsResponse, _| {
-                response.throttle_time_ms = 0;
-                for r in &mut response.responses {
-                    forget_error_message(r.error_code, &mut r.error_message);
-                }
-            },
+            normalise_incremental_alter_configs,
         )
         .await;
     }
@@ -393,7 +378,7 @@ async fn a_deleted_topic_is_gone_and_its_name_free_again() {
                 .with_name(topic_name(&t3))
                 .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)])])
         },
-        |response: &mut ListOffsetsResponse, _| response.throttle_time_ms = 0,
+        normalise_list_offsets,
     )
     .await;
 }
