@@ -154,8 +154,14 @@ def test_kafka_python_members_share_and_take_over(broker, topic):
     consumers = {}
 
     def run(name):
-        consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
                                  session_timeout_ms=6000, heartbeat_interval_ms=500)
+        # kafka-python's leader assigns from the metadata it holds when the
+        # join completes; with no initial rebalance delay a fast join can
+        # beat its first metadata answer, and it then assigns nothing. Load
+        # the topic's metadata before subscribing.
+        assert consumer.partitions_for_topic(topic) == set(range(PARTITIONS))
+        consumer.subscribe([topic])
         consumers[name] = consumer
         while not stop.get(name):
             for tp, messages in consumer.poll(timeout_ms=100).items():
