@@ -521,8 +521,12 @@ impl GroupCoordinator {
 
     /// Checks that an OffsetCommit may be applied. `generation_id < 0` with
     /// an empty or unknown group is a commit from outside group management.
+    /// As Apache Kafka, an empty group id is accepted here (commits from
+    /// clients without a group); only its length is checked.
     pub fn validate_commit(&mut self, now: Millis, group_id: &str, generation_id: i32, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
-        self.validate_group_id(group_id)?;
+        if group_id.len() > self.config.max_group_id_len {
+            return Err(GroupError::InvalidGroupId);
+        }
         let Some(group) = self.groups.get_mut(group_id) else {
             return if generation_id < 0 { Ok(()) } else { Err(GroupError::IllegalGeneration) };
         };

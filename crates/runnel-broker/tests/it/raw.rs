@@ -547,7 +547,7 @@ async fn bad_group_requests_get_error_codes_and_leave_state_intact() {
         (commit_request("solid", generation - 1, &member, "gt", 1, ""), ResponseError::IllegalGeneration),
         (commit_request("solid", generation, &member, "gt", 1, &"m".repeat(5000)), ResponseError::OffsetMetadataTooLarge),
         (commit_request("solid", generation, "stranger", "gt", 1, ""), ResponseError::UnknownMemberId),
-        (commit_request("", -1, "", "gt", 1, ""), ResponseError::InvalidGroupId),
+        (commit_request(&"g".repeat(300), -1, "", "gt", 1, ""), ResponseError::InvalidGroupId),
     ];
     for (request, expected) in cases {
         assert_eq!(commit_error(&client.call(&request, 8).await), expected.code(), "{expected:?}");

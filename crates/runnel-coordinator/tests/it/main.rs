@@ -363,7 +363,8 @@ fn commits_follow_the_generation_rules() {
     let mut s = Scenario::new();
     assert_eq!(s.coordinator.validate_commit(s.now, "standalone", -1, "", None), Ok(()), "commits from outside group management");
     assert_eq!(s.coordinator.validate_commit(s.now, "unknown", 3, "m", None), Err(GroupError::IllegalGeneration));
-    assert_eq!(s.coordinator.validate_commit(s.now, "", -1, "", None), Err(GroupError::InvalidGroupId));
+    assert_eq!(s.coordinator.validate_commit(s.now, "", -1, "", None), Ok(()), "an empty group id commits, as in Apache Kafka");
+    assert_eq!(s.coordinator.validate_commit(s.now, &"g".repeat(300), -1, "", None), Err(GroupError::InvalidGroupId));
     let (ids, generation) = s.stable_group(1);
     assert_eq!(s.coordinator.validate_commit(s.now, "g", -1, "", None), Err(GroupError::UnknownMemberId), "active groups need a member");
     let (_, _, _) = s.new_member(&["range"]);

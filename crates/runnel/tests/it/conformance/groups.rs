@@ -505,3 +505,37 @@ async fn group_requests_without_a_group_id_or_protocols() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_and_committing_without_a_group_id() {
+    use kafka_protocol::messages::leave_group_request::MemberIdentity;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    let mut pair = Pair::start("emptyid").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 1)]).await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    pair.compare(
+        |_, v| {
+            let request = LeaveGroupRequest::default().with_group_id(group_id(""));
+            if v >= 3 {
+                request.with_members(vec![MemberIdentity::default().with_member_id(StrBytes::from_static_str("m"))])
+            } else {
+                request.with_member_id(StrBytes::from_static_str("m"))
+            }
+        },
+        |response: &mut LeaveGroupResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+    pair.compare(
+        move |_, _| {
+            OffsetCommitRequest::default().with_group_id(group_id("")).with_generation_id_or_member_epoch(-1).with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(&t))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default().with_committed_offset(1)]),
+            ])
+        },
+        |response: &mut OffsetCommitResponse, _| response.throttle_time_ms = 0,
+    )
+    .await;
+}
