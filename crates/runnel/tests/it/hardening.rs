@@ -99,38 +99,44 @@ async fn kill_9_loops_with_small_segments_and_idempotent_producers_duplicate_not
 
 #[test]
 fn half_sent_huge_frames_cannot_exhaust_memory() {
-    const BUDGET: u64 = 64 << 20;
+    const BUDGET: u64 = 16 << 20;
+    const CONNECTIONS: usize = 20;
     let dir = tempfile::tempdir().unwrap();
     let budget = BUDGET.to_string();
     let serve =
         Serve::start(dir.path(), &["--queued-max-request-bytes", &budget, "--socket-request-max-bytes", &budget, "--request-stall-timeout-ms", "3000"], &[]);
     let start_rss = serve.rss_bytes();
     let addr = serve.bootstrap();
-    // 20 connections each declare a 50 MiB request and send half of it:
-    // 500 MiB if the broker buffered them all.
-    let declared: i32 = 50 << 20;
-    let chunk = vec![0u8; 1 << 20];
+    // 20 connections each declare a 10 MiB request and send half of it:
+    // 100 MiB held if the broker buffered them all, which loopback
+    // delivers well within the deadline when nothing pushes back.
+    let declared: usize = 10 << 20;
+    let chunk = vec![0u8; 256 << 10];
     let mut sockets = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..CONNECTIONS {
         let mut socket = TcpStream::connect(&addr).unwrap();
-        socket.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
-        socket.write_all(&declared.to_be_bytes()).unwrap();
+        socket.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
+        socket.write_all(&(declared as i32).to_be_bytes()).unwrap();
         sockets.push(socket);
     }
     let mut peak = 0;
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(4);
     let mut sent = vec![0usize; sockets.len()];
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && sent.iter().any(|s| *s < declared / 2) {
         for (socket, sent) in sockets.iter_mut().zip(sent.iter_mut()) {
-            if *sent < (declared as usize) / 2 && socket.write(&chunk).is_ok() {
-                *sent += chunk.len();
+            if *sent < declared / 2 {
+                if let Ok(n) = socket.write(&chunk) {
+                    *sent += n;
+                }
             }
         }
         peak = peak.max(serve.rss_bytes());
     }
+    std::thread::sleep(Duration::from_millis(300));
+    peak = peak.max(serve.rss_bytes());
     let total_sent: usize = sent.iter().sum();
     eprintln!("sent {} MiB; broker RSS {} MiB at start, {} MiB at peak", total_sent >> 20, start_rss >> 20, peak >> 20);
-    assert!(peak < start_rss + BUDGET + (48 << 20), "RSS peaked at {} MiB with {} MiB sent (start {} MiB)", peak >> 20, total_sent >> 20, start_rss >> 20);
+    assert!(peak < start_rss + BUDGET + (24 << 20), "RSS peaked at {} MiB with {} MiB sent (start {} MiB)", peak >> 20, total_sent >> 20, start_rss >> 20);
     // Stalled frames are dropped after the stall timeout and their
     // memory is returned: a normal client is then served.
     drop(sockets);
