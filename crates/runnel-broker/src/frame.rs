@@ -51,7 +51,8 @@ impl MemoryBudget {
     }
 
     /// Bytes not reserved by any request right now.
-    pub fn available(&self) -> usize {
+    #[cfg(test)]
+    fn available(&self) -> usize {
         self.semaphore.available_permits()
     }
 }

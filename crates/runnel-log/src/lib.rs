@@ -15,5 +15,5 @@ mod segment;
 mod sync;
 
 pub use error::{BatchError, LogError};
-pub use log::{segment_file_name, sync_dir, Appended, Bounds, CleanPoint, Corruption, LogConfig, OpenMode, PartitionLog, ReadChunk};
+pub use log::{segment_file_name, Appended, Bounds, CleanPoint, Corruption, LogConfig, OpenMode, PartitionLog, ReadChunk};
 pub use producer_state::SequenceError;

@@ -131,7 +131,7 @@ struct Inner {
 const LOG_START_FILE: &str = "log-start-offset";
 
 /// Makes a directory's entries (new, renamed or deleted files) durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
