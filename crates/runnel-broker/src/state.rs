@@ -420,6 +420,7 @@ impl BrokerState {
         for (key, value) in configs {
             topic_config::validate(key, Some(value))?;
         }
+        topic_config::validate_together(configs, &self.config.topic_defaults)?;
         Ok(())
     }
 
@@ -431,6 +432,13 @@ impl BrokerState {
         self.check_open_files(partitions as u64)?;
         // Directories a crash left behind belong to no topic: start afresh.
         self.remove_topic_files(name, 0..partitions);
+        let configs = configs
+            .into_iter()
+            .map(|(key, value)| {
+                let value = topic_config::canonical(&key, &value);
+                (key, value)
+            })
+            .collect();
         let record = TopicRecord { id: Uuid::new_v4(), partitions, configs };
         let created = self.open_topic(name, record, None, now_ms()).map(Arc::new).and_then(|topic| {
             self.persist_topic(&topic)?;
@@ -569,10 +577,11 @@ impl BrokerState {
         let mut overrides = if incremental { topic.overrides() } else { BTreeMap::new() };
         for (key, value) in changes {
             match value {
-                Some(value) => overrides.insert(key.clone(), value.clone()),
+                Some(value) => overrides.insert(key.clone(), topic_config::canonical(key, value)),
                 None => overrides.remove(key),
             };
         }
+        topic_config::validate_together(&overrides, &self.config.topic_defaults)?;
         if validate_only {
             return Ok(());
         }

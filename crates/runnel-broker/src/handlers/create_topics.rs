@@ -54,6 +54,7 @@ fn create(ctx: &RequestContext<'_>, topic: CreatableTopic, validate_only: bool) 
             let broker = &ctx.state.config.topic_defaults;
             let described = TOPIC_CONFIGS
                 .iter()
+                .filter(|def| def.listed() || configs.contains_key(def.name))
                 .map(|def| {
                     let (value, source) = topic_config::resolve(def, &configs, broker);
                     CreatableTopicConfigs::default().with_name(str_bytes(def.name)).with_value(Some(str_bytes(value))).with_config_source(source as i8)

@@ -57,7 +57,8 @@ fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonym
                 .with_error_message(Some(str_bytes(format!("resource type {other} is not supported"))))
         }
     };
-    let wanted = resource.configuration_keys.map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
+    // No keys, or an empty list of keys, asks for every config.
+    let wanted = resource.configuration_keys.filter(|keys| !keys.is_empty()).map(|keys| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>());
     let configs = entries
         .into_iter()
         .filter(|e| wanted.as_ref().is_none_or(|w| w.contains(&e.name)))
@@ -78,10 +79,7 @@ fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonym
                         .collect(),
                 );
             }
-            if docs {
-                out = out.with_documentation(Some(str_bytes(e.doc)));
-            }
-            out
+            out.with_documentation(docs.then(|| str_bytes(e.doc)))
         })
         .collect();
     result.with_configs(configs)
@@ -90,17 +88,17 @@ fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonym
 fn topic_entries(topic: &std::collections::BTreeMap<String, String>, broker: &std::collections::BTreeMap<String, String>) -> Vec<Entry> {
     TOPIC_CONFIGS
         .iter()
+        .filter(|def| def.listed() || topic.contains_key(def.name))
         .map(|def| {
             let (value, source) = topic_config::resolve(def, topic, broker);
-            let mut synonyms = Vec::new();
-            if let Some(v) = topic.get(def.name) {
-                synonyms.push((def.name.to_string(), v.clone(), ConfigSource::Topic));
+            Entry {
+                name: def.name.to_string(),
+                value: value.to_string(),
+                source,
+                config_type: def.config_type,
+                doc: def.doc,
+                synonyms: topic_config::synonyms(def, topic, broker),
             }
-            if let Some(v) = broker.get(def.name) {
-                synonyms.push((def.broker_name.to_string(), v.clone(), ConfigSource::StaticBroker));
-            }
-            synonyms.push((def.broker_name.to_string(), def.default.to_string(), ConfigSource::Default));
-            Entry { name: def.name.to_string(), value: value.to_string(), source, config_type: def.config_type, doc: def.doc, synonyms }
         })
         .collect()
 }
@@ -109,18 +107,19 @@ fn broker_entries(ctx: &RequestContext<'_>) -> Vec<Entry> {
     let config = &ctx.state.config;
     let mut entries: Vec<Entry> = TOPIC_CONFIGS
         .iter()
+        .filter(|def| def.listed())
         .map(|def| {
             let (value, source) = match config.topic_defaults.get(def.name) {
                 Some(v) => (v.clone(), ConfigSource::StaticBroker),
                 None => (def.default.to_string(), ConfigSource::Default),
             };
             Entry {
-                name: def.broker_name.to_string(),
+                name: def.broker_name().to_string(),
                 value: value.clone(),
                 source,
                 config_type: def.config_type,
                 doc: def.doc,
-                synonyms: vec![(def.broker_name.to_string(), value, source)],
+                synonyms: vec![(def.broker_name().to_string(), value, source)],
             }
         })
         .collect();

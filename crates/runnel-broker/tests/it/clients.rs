@@ -238,7 +238,7 @@ async fn long_poll_returns_as_soon_as_data_arrives() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_deletes_expired_segments_in_the_background() {
     let broker = TestBroker::start_with(|c| c.retention_check_interval_ms = 50).await;
-    create_topic(&broker.bootstrap, "short-lived", 1, &[("retention.ms", "1000"), ("segment.bytes", "1024")]).await;
+    create_topic(&broker.bootstrap, "short-lived", 1, &[("retention.ms", "1000"), ("internal.segment.bytes", "1024")]).await;
     let producer = producer(&broker.bootstrap, &[("linger.ms", "0")]);
     let old = rdkafka::util::millis_to_epoch(std::time::SystemTime::now()) - 60_000;
     for _ in 0..20 {

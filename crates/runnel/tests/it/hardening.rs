@@ -29,7 +29,7 @@ async fn kill_9_loops_with_small_segments_and_idempotent_producers_duplicate_not
     const ITERATIONS: usize = 6;
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
-    let args = ["--kafka-listen", listen.as_str(), "--topic-default", "segment.bytes=2048"];
+    let args = ["--kafka-listen", listen.as_str(), "--topic-default", "internal.segment.bytes=2048"];
     let mut serve = Serve::start(dir.path(), &args, &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
@@ -246,7 +246,7 @@ async fn a_full_disk_is_logged_survives_a_restart_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_damaged_sealed_segment_is_logged_and_reported_to_consumers() {
     let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(dir.path(), &["--topic-default", "segment.bytes=4096"], &[]);
+    let serve = Serve::start(dir.path(), &["--topic-default", "internal.segment.bytes=4096"], &[]);
     let producer: FutureProducer = client(&serve.bootstrap(), &[("acks", "all"), ("linger.ms", "0")]).create().unwrap();
     for i in 0..100 {
         producer.send(FutureRecord::<(), _>::to("damaged").payload(&format!("{i:0>100}")), Duration::from_secs(5)).await.unwrap();

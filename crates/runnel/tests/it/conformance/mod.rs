@@ -30,6 +30,7 @@ use runnel_testkit::{kafka_peer, RawClient};
 
 use crate::support::Serve;
 
+mod configs;
 mod groups;
 mod records;
 mod topics;
@@ -180,14 +181,32 @@ fn create_topics(topics: Vec<CreatableTopic>, validate_only: bool) -> CreateTopi
 }
 
 /// What differs between any two brokers in a CreateTopics answer: the
-/// generated topic id, the error wording, and (a difference listed in the
-/// README until every topic config is served) the configs it echoes.
+/// generated topic id, the error wording, the order of topics and of the
+/// configs echoed (Apache Kafka's is a hash order), and Apache Kafka's
+/// KRaft bootstrap default for `min.insync.replicas`.
 fn normalise_create(response: &mut CreateTopicsResponse, _: i16) {
     response.throttle_time_ms = 0;
+    response.topics.sort_by(|a, b| a.name.cmp(&b.name));
     for topic in &mut response.topics {
         topic.topic_id = Default::default();
         forget_error_message(topic.error_code, &mut topic.error_message);
-        topic.configs = None;
+        for config in topic.configs.iter_mut().flatten() {
+            forget_cluster_default_min_insync(config.name.as_str(), &mut config.config_source);
+        }
+        if let Some(configs) = &mut topic.configs {
+            configs.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+}
+
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+
+/// Apache Kafka's KRaft bootstrap records `min.insync.replicas` as a
+/// cluster-wide dynamic default; runnel has no dynamic broker configs and
+/// reports the same value as a default.
+fn forget_cluster_default_min_insync(name: &str, source: &mut i8) {
+    if name == "min.insync.replicas" && *source == DYNAMIC_DEFAULT_BROKER_CONFIG {
+        *source = 5;
     }
 }
 
