@@ -31,7 +31,8 @@ impl KafkaError {
 impl From<&BatchError> for KafkaError {
     fn from(e: &BatchError) -> Self {
         let code = match e {
-            BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+            // As Apache Kafka 4: message formats 0 and 1 are invalid records.
+            BatchError::UnsupportedMagic(_) => ResponseError::InvalidRecord,
             BatchError::CrcMismatch | BatchError::Truncated | BatchError::BadLength(_) => ResponseError::CorruptMessage,
             BatchError::BadRecordCount { .. } | BatchError::UnexpectedControlBatch => ResponseError::InvalidRecord,
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,

@@ -28,6 +28,9 @@ const RECORDS_COUNT: usize = 57;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+const COMPRESSION_MASK: i16 = 0x07;
+/// The zstd codec's id in a batch's attributes.
+pub const ZSTD: i16 = 4;
 
 /// The decoded fixed header of one record batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +100,11 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
+    }
+
+    /// The codec of the records (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub fn compression(&self) -> i16 {
+        self.attributes & COMPRESSION_MASK
     }
 
     /// True when the producer asked for idempotent delivery.

@@ -2,7 +2,9 @@
 //! `max_wait_ms`/`min_bytes` and the `max_bytes` limits.
 //!
 //! Fetch sessions are not kept: every response has session id 0, so
-//! clients send full fetch requests, which the protocol allows.
+//! clients send full fetch requests, which the protocol allows; an
+//! incremental fetch (epoch above 0) names a session this broker does not
+//! have, and is refused as Apache Kafka refuses an unknown session.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use runnel_log::LogError;
 use tokio::time::Instant;
 
+use super::check_current_leader_epoch;
 use crate::error::KafkaError;
 use crate::request::RequestContext;
 use crate::state::{Partition, Topic};
@@ -27,6 +30,9 @@ enum Resolved {
 
 pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
     let version = ctx.api_version;
+    if request.session_epoch > 0 {
+        return FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code()).with_session_id(0);
+    }
     let uses_topic_ids = version >= 13;
     let topics: Vec<Resolved> = request
         .topics
@@ -85,6 +91,17 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
                         return data.with_error_code(code.code()).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1);
                     }
                 };
+                if let Err(code) = check_current_leader_epoch(p.current_leader_epoch) {
+                    // As Apache Kafka: a fenced read also has no
+                    // aborted-transaction list (null, not empty).
+                    any_error = true;
+                    return data
+                        .with_error_code(code.code())
+                        .with_aborted_transactions(None)
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1);
+                }
                 let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
                 match read_partition(&partition, p.fetch_offset, budget, total == 0) {
                     Ok((records, start, end)) => {

@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
+use super::{check_current_leader_epoch, LEADER_EPOCH};
 use crate::error::KafkaError;
 use crate::request::RequestContext;
 use crate::state::Partition;
@@ -33,12 +34,15 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if let Err(error) = check_current_leader_epoch(p.current_leader_epoch) {
+                        return response.with_error_code(error.code());
+                    }
                     match lookup(&partition, p.timestamp) {
                         Ok((timestamp, offset)) => match ctx.api_version {
                             0 => response.with_old_style_offsets(if offset >= 0 { vec![offset] } else { vec![] }),
                             1..=3 => response.with_timestamp(timestamp).with_offset(offset),
                             // As Apache Kafka: no record found has no epoch.
-                            _ => response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(if offset >= 0 { 0 } else { -1 }),
+                            _ => response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(if offset >= 0 { LEADER_EPOCH } else { -1 }),
                         },
                         Err(e) => response.with_error_code(e.code()),
                     }

@@ -39,6 +39,22 @@ pub(crate) fn topic_name(s: impl Into<String>) -> TopicName {
     TopicName(str_bytes(s))
 }
 
+/// Every partition's leader epoch: a single broker has led each partition
+/// since it was created, in epoch 0.
+pub(crate) const LEADER_EPOCH: i32 = 0;
+
+/// Checks a request's `current_leader_epoch` as a partition leader does:
+/// -1 skips the check, a newer epoch than the leader's is unknown to it,
+/// and an older one comes from a fenced client.
+pub(crate) fn check_current_leader_epoch(current: i32) -> Result<(), kafka_protocol::error::ResponseError> {
+    use kafka_protocol::error::ResponseError;
+    match current {
+        -1 | LEADER_EPOCH => Ok(()),
+        newer if newer > LEADER_EPOCH => Err(ResponseError::UnknownLeaderEpoch),
+        _ => Err(ResponseError::FencedLeaderEpoch),
+    }
+}
+
 /// Sentinel for "authorized operations not requested".
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 

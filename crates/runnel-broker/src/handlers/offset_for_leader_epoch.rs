@@ -5,6 +5,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::{check_current_leader_epoch, LEADER_EPOCH};
 use crate::request::RequestContext;
 
 pub fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
@@ -21,15 +22,15 @@ pub fn handle(ctx: &RequestContext<'_>, request: OffsetForLeaderEpochRequest) ->
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if p.current_leader_epoch > 0 {
-                        return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    if let Err(error) = check_current_leader_epoch(p.current_leader_epoch) {
+                        return result.with_error_code(error.code());
                     }
-                    if p.leader_epoch != 0 {
+                    if p.leader_epoch != LEADER_EPOCH {
                         return result;
                     }
                     let end = partition.log.bounds().log_end_offset;
                     if ctx.api_version >= 1 {
-                        result.with_leader_epoch(0).with_end_offset(end)
+                        result.with_leader_epoch(LEADER_EPOCH).with_end_offset(end)
                     } else {
                         result.with_end_offset(end)
                     }

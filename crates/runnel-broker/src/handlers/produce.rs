@@ -147,6 +147,10 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
         if header.is_control() {
             return Err(KafkaError::from(&BatchError::UnexpectedControlBatch));
         }
+        if header.compression() == batch::ZSTD && ctx.api_version < 7 {
+            // As Apache Kafka: clients may send zstd only from v7 (KIP-110).
+            return Err(KafkaError::new(ResponseError::UnsupportedCompressionType, "zstd batches need Produce v7 or later"));
+        }
         if header.is_transactional() {
             return Err(KafkaError::new(ResponseError::InvalidRecord, "transactional produce is not supported yet"));
         }

@@ -123,7 +123,7 @@ async fn bad_batches_get_the_right_error_codes_and_are_not_stored() {
 
     let cases = [
         ("strict", bad_crc, 1, ResponseError::CorruptMessage),
-        ("strict", old_magic, 1, ResponseError::UnsupportedForMessageFormat),
+        ("strict", old_magic, 1, ResponseError::InvalidRecord),
         ("strict", too_big, 1, ResponseError::MessageTooLarge),
         ("strict", truncated, 1, ResponseError::CorruptMessage),
         ("bad/name", testing::batch(1, &[b"x"]), 1, ResponseError::UnknownTopicOrPartition),

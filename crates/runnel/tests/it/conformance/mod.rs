@@ -30,6 +30,7 @@ use runnel_testkit::{kafka_peer, RawClient};
 
 use crate::support::Serve;
 
+mod batches;
 mod configs;
 mod groups;
 mod records;

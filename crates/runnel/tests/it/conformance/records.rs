@@ -203,7 +203,7 @@ async fn idempotent_producer_sequences_duplicates_and_gaps() {
 }
 
 /// A topic with three batches of two records each (offsets 0..6) on both.
-async fn topic_with_records(pair: &mut Pair, suffix: &str, configs: &[(&str, &str)]) -> String {
+pub(super) async fn topic_with_records(pair: &mut Pair, suffix: &str, configs: &[(&str, &str)]) -> String {
     let t = pair.name(suffix);
     create_topics_on_both(pair, vec![new_topic(&t, 1, 1, configs)]).await;
     for i in 0..3 {
@@ -212,7 +212,7 @@ async fn topic_with_records(pair: &mut Pair, suffix: &str, configs: &[(&str, &st
     t
 }
 
-fn fetch_one(topic: &str, offset: i64, partition_max_bytes: i32) -> FetchRequest {
+pub(super) fn fetch_one(topic: &str, offset: i64, partition_max_bytes: i32) -> FetchRequest {
     FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(0).with_min_bytes(0).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
         .with_topic(topic_name(topic))
         .with_partitions(vec![FetchPartition::default().with_fetch_offset(offset).with_partition_max_bytes(partition_max_bytes)])])
