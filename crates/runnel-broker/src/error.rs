@@ -73,6 +73,7 @@ impl From<&TopicError> for KafkaError {
             TopicError::InvalidName(_) | TopicError::Collides { .. } => ResponseError::InvalidTopicException,
             TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
             TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            TopicError::Internal(_) => ResponseError::InvalidRequest,
             TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             TopicError::TooManyOpenFiles { .. } => ResponseError::InvalidPartitions,

@@ -42,6 +42,8 @@ pub enum TopicError {
     Collides { name: String, existing: String },
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
+    #[error("topic `{0}` holds every group's committed offsets; it cannot be deleted or grown")]
+    Internal(String),
     #[error("{0}")]
     InvalidPartitions(String),
     #[error("replication factor {0} is not possible on a single broker; use 1 or -1")]
@@ -515,6 +517,11 @@ impl BrokerState {
 
     pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _admin = lock(&self.admin);
+        // Apache Kafka lets an admin delete (or grow) `__consumer_offsets`,
+        // losing every group's offsets; runnel keeps them.
+        if name == OFFSETS_TOPIC {
+            return Err(TopicError::Internal(name.to_string()));
+        }
         let topic = write(&self.topics).remove(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
         std::fs::remove_file(self.config.data_dir.join("topics").join(format!("{name}.json")))?;
         for partition in topic.partitions() {
@@ -527,6 +534,9 @@ impl BrokerState {
     /// Grows a topic to `count` partitions.
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         let _admin = lock(&self.admin);
+        if name == OFFSETS_TOPIC {
+            return Err(TopicError::Internal(name.to_string()));
+        }
         let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
         let current = topic.partition_count() as i32;
         if count <= current {

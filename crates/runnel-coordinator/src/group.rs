@@ -515,7 +515,8 @@ impl GroupCoordinator {
                 }
             }
         }
-        self.groups.retain(|_, g| !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending.is_empty()));
+        let forget_after = config.offsets_retention_check_interval_ms;
+        self.groups.retain(|_, g| !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending.is_empty() && now - g.empty_since >= forget_after));
         (effects, expired)
     }
 
@@ -712,8 +713,9 @@ fn join_new_member(group: &mut Group, config: &CoordinatorConfig, now: Millis, r
 
 /// A static member came back with a new member id: fence the old one and,
 /// unless its protocols would change the group's, hand back the current
-/// generation without a rebalance (KIP-345). The leader gets the member
-/// list, and with JoinGroup v9+ is told to skip computing an assignment.
+/// generation without a rebalance (KIP-345). With JoinGroup v9+ a leader
+/// gets the member list and is told to skip computing an assignment;
+/// before v9 it is told the old leader id, so it computes none.
 #[allow(clippy::too_many_arguments)]
 fn rejoin_static_member(
     group: &mut Group,
@@ -739,6 +741,7 @@ fn rejoin_static_member(
         effects.push(Effect::Sync(waiting, SyncResponse::error(GroupError::FencedInstanceId)));
     }
     let was_leader = group.is_leader(&old_id);
+    let leader_before = group.leader.clone().unwrap_or_default();
     member.id = new_id.clone();
     member.last_heartbeat = now;
     member.session_timeout_ms = request.session_timeout_ms;
@@ -757,9 +760,18 @@ fn rejoin_static_member(
     // partitions, for instance) without forcing everyone to rejoin.
     let protocol_unchanged = group.select_protocol() == group.protocol_name;
     match group.state {
-        GroupState::Stable if protocol_unchanged => {
+        GroupState::Stable if protocol_unchanged && request.supports_skip_assignment => {
             let mut response = group.current_join_response(&new_id, was_leader);
-            response.skip_assignment = was_leader && request.supports_skip_assignment;
+            response.skip_assignment = was_leader;
+            effects.push(Effect::Join(reply, response));
+        }
+        GroupState::Stable if protocol_unchanged => {
+            // As Apache Kafka: before v9 the answer names the leader as it
+            // was, so a rejoining static leader does not take itself for
+            // the leader and compute an assignment a stable group would
+            // never hand out.
+            let mut response = group.current_join_response(&new_id, false);
+            response.leader = leader_before;
             effects.push(Effect::Join(reply, response));
         }
         _ => {

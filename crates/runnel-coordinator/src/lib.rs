@@ -46,6 +46,10 @@ pub struct CoordinatorConfig {
     /// `offsets.retention.minutes`, in milliseconds: committed offsets of a
     /// group that stays empty this long expire.
     pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`: an empty group without
+    /// offsets is forgotten (becomes Dead) after staying empty this long,
+    /// as Apache Kafka forgets it at its next retention check.
+    pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`
     pub max_offset_metadata_bytes: usize,
     /// Longest accepted group id.
@@ -59,6 +63,7 @@ impl Default for CoordinatorConfig {
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 0,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
             max_offset_metadata_bytes: 4096,
             max_group_id_len: 255,
         }

@@ -20,6 +20,11 @@ impl RawClient {
         RawClient { stream: TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect to {addr}: {e}")), correlation_id: 0 }
     }
 
+    /// The address this client is connected to, to open another connection.
+    pub fn peer_addr(&self) -> String {
+        self.stream.peer_addr().expect("connected").to_string()
+    }
+
     /// The correlation id of the last request encoded.
     pub fn correlation_id(&self) -> i32 {
         self.correlation_id

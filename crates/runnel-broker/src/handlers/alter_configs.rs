@@ -5,6 +5,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
+use super::check_config_topic_name;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::error::KafkaError;
@@ -21,7 +22,9 @@ pub fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterCo
                 resource.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
             let outcome = match resource.resource_type {
                 RESOURCE_TOPIC => {
-                    if let Some((name, _)) = changes.iter().find(|(_, v)| v.is_none()) {
+                    if let Err(e) = check_config_topic_name(resource.resource_name.as_str()) {
+                        Err(e)
+                    } else if let Some((name, _)) = changes.iter().find(|(_, v)| v.is_none()) {
                         Err(KafkaError::new(ResponseError::InvalidConfig, format!("config `{name}` has a null value")))
                     } else {
                         ctx.state.alter_topic_configs(resource.resource_name.as_str(), &changes, false, request.validate_only).map_err(|e| KafkaError::from(&e))

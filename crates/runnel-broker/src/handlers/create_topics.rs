@@ -7,14 +7,22 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-use super::str_bytes;
+use super::{repeated, str_bytes};
 use crate::error::KafkaError;
 use crate::request::RequestContext;
 use crate::topic_config::{self, TOPIC_CONFIGS};
 
 pub fn handle(ctx: &RequestContext<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
-    let topics = request.topics.into_iter().map(|topic| create(ctx, topic, request.validate_only)).collect();
-    CreateTopicsResponse::default().with_topics(topics)
+    let twice = repeated(request.topics.iter().map(|t| t.name.clone()));
+    let refused = twice.iter().map(|name| {
+        CreatableTopicResult::default()
+            .with_name(name.clone())
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(str_bytes(format!("topic `{}` is named more than once in this request", name.as_str()))).filter(|_| ctx.api_version >= 1))
+    });
+    let created: Vec<CreatableTopicResult> =
+        request.topics.into_iter().filter(|topic| !twice.contains(&topic.name)).map(|topic| create(ctx, topic, request.validate_only)).collect();
+    CreateTopicsResponse::default().with_topics(created.into_iter().chain(refused).collect())
 }
 
 fn create(ctx: &RequestContext<'_>, topic: CreatableTopic, validate_only: bool) -> CreatableTopicResult {

@@ -6,7 +6,7 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use super::str_bytes;
+use super::{check_config_topic_name, str_bytes};
 use crate::request::RequestContext;
 use crate::topic_config::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
 
@@ -34,14 +34,20 @@ fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonym
     let docs = docs && version >= 3;
     let result = DescribeConfigsResult::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
     let entries = match resource.resource_type {
-        RESOURCE_TOPIC => match ctx.state.topic(resource.resource_name.as_str()) {
-            Some(topic) => topic_entries(&topic.overrides(), &ctx.state.config.topic_defaults),
-            None => {
-                return result
-                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                    .with_error_message(Some(str_bytes(format!("topic `{}` does not exist", resource.resource_name.as_str()))))
+        RESOURCE_TOPIC => {
+            let name = resource.resource_name.as_str();
+            if let Err(e) = check_config_topic_name(name) {
+                return result.with_error_code(e.code()).with_error_message(e.message.map(str_bytes));
             }
-        },
+            match ctx.state.topic(name) {
+                Some(topic) => topic_entries(&topic.overrides(), &ctx.state.config.topic_defaults),
+                None => {
+                    return result
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        .with_error_message(Some(str_bytes(format!("topic `{name}` does not exist"))))
+                }
+            }
+        }
         RESOURCE_BROKER => {
             let name = resource.resource_name.as_str();
             if !name.is_empty() && name != ctx.state.node_id.to_string() {

@@ -4,12 +4,13 @@
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
-use super::{str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
+use super::{operations, str_bytes, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::error::group_code;
 use crate::request::RequestContext;
 
 pub fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let version = ctx.api_version;
+    let authorized_operations = operations::if_requested(version >= 3 && request.include_authorized_operations, operations::GROUP);
     let groups = request
         .groups
         .into_iter()
@@ -37,6 +38,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeGroupsRequest) -> Descr
                 .with_protocol_type(str_bytes(group.protocol_type))
                 .with_protocol_data(str_bytes(group.protocol_name))
                 .with_members(members)
+                .with_authorized_operations(authorized_operations)
         })
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)

@@ -6,6 +6,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
 use super::alter_configs::broker_configs_are_static;
+use super::check_config_topic_name;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::error::KafkaError;
@@ -25,9 +26,11 @@ pub fn handle(ctx: &RequestContext<'_>, request: IncrementalAlterConfigsRequest)
             let response =
                 AlterConfigsResourceResponse::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
             let outcome = match resource.resource_type {
-                RESOURCE_TOPIC => changes(ctx, resource.resource_name.as_str(), &resource.configs).and_then(|changes| {
-                    ctx.state.alter_topic_configs(resource.resource_name.as_str(), &changes, true, request.validate_only).map_err(|e| KafkaError::from(&e))
-                }),
+                RESOURCE_TOPIC => check_config_topic_name(resource.resource_name.as_str())
+                    .and_then(|()| changes(ctx, resource.resource_name.as_str(), &resource.configs))
+                    .and_then(|changes| {
+                        ctx.state.alter_topic_configs(resource.resource_name.as_str(), &changes, true, request.validate_only).map_err(|e| KafkaError::from(&e))
+                    }),
                 RESOURCE_BROKER => Err(broker_configs_are_static()),
                 other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
             };

@@ -10,7 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
-use super::{check_current_leader_epoch, LEADER_EPOCH};
+use super::{check_current_leader_epoch, repeated, LEADER_EPOCH};
 use crate::error::KafkaError;
 use crate::request::RequestContext;
 use crate::state::Partition;
@@ -26,9 +26,19 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
         .into_iter()
         .map(|t| {
             let topic = ctx.state.topic(&t.name.0);
+            let twice = repeated(t.partitions.iter().map(|p| p.partition_index));
+            let refused = twice.iter().map(|&index| {
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(index)
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_timestamp(-1)
+                    .with_offset(-1)
+                    .with_leader_epoch(-1)
+            });
             let partitions = t
                 .partitions
                 .iter()
+                .filter(|p| !twice.contains(&p.partition_index))
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
@@ -47,6 +57,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                         Err(e) => response.with_error_code(e.code()),
                     }
                 })
+                .chain(refused)
                 .collect();
             ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
         })

@@ -55,8 +55,52 @@ pub(crate) fn check_current_leader_epoch(current: i32) -> Result<(), kafka_proto
     }
 }
 
+/// The keys that occur more than once. As Apache Kafka does, admin
+/// requests answer such a key once, with INVALID_REQUEST, and act on the
+/// rest.
+pub(crate) fn repeated<K: Ord + Clone>(keys: impl IntoIterator<Item = K>) -> std::collections::BTreeSet<K> {
+    let mut seen = std::collections::BTreeSet::new();
+    keys.into_iter().filter(|key| !seen.insert(key.clone())).collect()
+}
+
 /// Sentinel for "authorized operations not requested".
 pub(crate) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Bit sets of Kafka's ACL operations (bit n for operation code n). With
+/// no authorizer, as Apache Kafka does, a client may do everything a
+/// resource type supports.
+pub(crate) mod operations {
+    const READ: i32 = 1 << 3;
+    const WRITE: i32 = 1 << 4;
+    const CREATE: i32 = 1 << 5;
+    const DELETE: i32 = 1 << 6;
+    const ALTER: i32 = 1 << 7;
+    const DESCRIBE: i32 = 1 << 8;
+    const CLUSTER_ACTION: i32 = 1 << 9;
+    const DESCRIBE_CONFIGS: i32 = 1 << 10;
+    const ALTER_CONFIGS: i32 = 1 << 11;
+    const IDEMPOTENT_WRITE: i32 = 1 << 12;
+
+    pub const TOPIC: i32 = READ | WRITE | CREATE | DELETE | ALTER | DESCRIBE | DESCRIBE_CONFIGS | ALTER_CONFIGS;
+    pub const CLUSTER: i32 = CREATE | ALTER | DESCRIBE | CLUSTER_ACTION | DESCRIBE_CONFIGS | ALTER_CONFIGS | IDEMPOTENT_WRITE;
+    pub const GROUP: i32 = READ | DELETE | DESCRIBE | DESCRIBE_CONFIGS | ALTER_CONFIGS;
+
+    /// `all` when the client asked for its authorized operations.
+    pub fn if_requested(requested: bool, all: i32) -> i32 {
+        if requested {
+            all
+        } else {
+            super::AUTHORIZED_OPERATIONS_OMITTED
+        }
+    }
+}
+
+/// A topic named by a config resource: an invalid name is an invalid
+/// request, as Apache Kafka answers, before any lookup.
+pub(crate) fn check_config_topic_name(name: &str) -> Result<(), crate::error::KafkaError> {
+    crate::state::validate_topic_name(name)
+        .map_err(|_| crate::error::KafkaError::new(kafka_protocol::error::ResponseError::InvalidRequest, format!("`{name}` is not a valid topic name")))
+}
 
 /// `None` for an absent or empty string, as Kafka treats optional ids.
 pub(crate) fn non_empty(s: Option<&kafka_protocol::protocol::StrBytes>) -> Option<String> {

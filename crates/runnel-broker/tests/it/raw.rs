@@ -567,3 +567,33 @@ async fn bad_group_requests_get_error_codes_and_leave_state_intact() {
     assert_eq!(committed.len(), 1);
     assert_eq!(committed[0].1.offset, 5, "rejected commits changed nothing");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_offsets_topic_can_be_neither_deleted_nor_grown_and_committed_offsets_survive() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap).await;
+    crate::support::create_topic(&broker.bootstrap, "rides", 1, &[]).await;
+    let commit =
+        OffsetCommitRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))).with_generation_id_or_member_epoch(-1).with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic("rides"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default().with_committed_offset(42)]),
+        ]);
+    assert_eq!(client.call(&commit, 8).await.topics[0].partitions[0].error_code, 0);
+
+    let delete = DeleteTopicsRequest::default().with_timeout_ms(1000).with_topic_names(vec![topic("__consumer_offsets")]);
+    let deleted = client.call(&delete, 5).await;
+    assert_eq!(deleted.responses[0].error_code, ResponseError::InvalidRequest.code());
+    assert!(deleted.responses[0].error_message.as_ref().is_some_and(|m| m.contains("committed offsets")), "{deleted:?}");
+    let grow = CreatePartitionsRequest::default()
+        .with_timeout_ms(1000)
+        .with_topics(vec![CreatePartitionsTopic::default().with_name(topic("__consumer_offsets")).with_count(50).with_assignments(None)]);
+    assert_eq!(client.call(&grow, 3).await.results[0].error_code, ResponseError::InvalidRequest.code());
+
+    // Offsets are still there, and commits still work.
+    let fetch = OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))).with_topics(None);
+    assert_eq!(client.call(&fetch, 7).await.topics[0].partitions[0].committed_offset, 42);
+    assert_eq!(client.call(&commit, 8).await.topics[0].partitions[0].error_code, 0);
+}

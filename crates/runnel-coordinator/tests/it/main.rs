@@ -342,7 +342,9 @@ fn leaving_triggers_a_rebalance_and_the_last_member_empties_the_group() {
     assert_eq!(results, vec![Ok(()), Err(GroupError::UnknownMemberId)]);
     assert_eq!(s.state(), GroupState::Empty);
     s.advance(1);
-    assert_eq!(s.state(), GroupState::Dead, "an empty group without offsets is forgotten");
+    assert_eq!(s.state(), GroupState::Empty, "an empty group is kept until the next retention check, as in Apache Kafka");
+    s.advance(CoordinatorConfig::default().offsets_retention_check_interval_ms);
+    assert_eq!(s.state(), GroupState::Dead, "an empty group without offsets is then forgotten");
 }
 
 #[test]

@@ -31,8 +31,10 @@ use runnel_testkit::{kafka_peer, RawClient};
 use crate::support::Serve;
 
 mod batches;
+mod cluster;
 mod configs;
 mod groups;
+mod membership;
 mod records;
 mod topics;
 
@@ -138,8 +140,12 @@ fn forget_error_message(code: i16, message: &mut Option<StrBytes>) {
 }
 
 /// Where two Debug renderings first part, with some context: responses
-/// can run to kilobytes, the difference is usually one field.
+/// can run to kilobytes, the difference is usually one field. Set
+/// `CONFORMANCE_FULL_RESPONSES` to see both whole.
 fn first_difference(runnel: &str, kafka: &str) -> String {
+    if std::env::var_os("CONFORMANCE_FULL_RESPONSES").is_some() {
+        return format!("\n  runnel: {runnel}\n  kafka:  {kafka}");
+    }
     let at = runnel.bytes().zip(kafka.bytes()).position(|(a, b)| a != b).unwrap_or(runnel.len().min(kafka.len()));
     let window = |s: &str| {
         let start = s.floor_char_boundary(at.saturating_sub(160));

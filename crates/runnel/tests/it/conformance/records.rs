@@ -136,6 +136,7 @@ async fn delete_records_advances_the_start_and_refuses_out_of_range() {
 
 fn normalise_delete_records(response: &mut DeleteRecordsResponse, _: i16) {
     response.throttle_time_ms = 0;
+    response.topics.sort_by(|a, b| a.name.cmp(&b.name));
     for topic in &mut response.topics {
         topic.partitions.sort_by_key(|p| p.partition_index);
     }
@@ -402,4 +403,37 @@ async fn produce_to_the_internal_offsets_topic_is_refused() {
     let versions = pair.versions::<ProduceRequest>().await;
     pair.compare_at((*versions.start()).max(3)..=*versions.end(), |_, _| produce("__consumer_offsets", 0, testing::batch(1, &[b"x"]), 1), normalise_produce)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_records_of_unknown_topics_and_partitions_and_below_the_start() {
+    let mut pair = Pair::start("deleterecordsedges").await;
+    let t = topic_with_records(&mut pair, "t", &[]).await;
+    let request = |topic: &str, partitions: &[(i32, i64)]| {
+        DeleteRecordsTopic::default().with_name(topic_name(topic)).with_partitions(
+            partitions.iter().map(|&(index, offset)| DeleteRecordsPartition::default().with_partition_index(index).with_offset(offset)).collect(),
+        )
+    };
+    let first = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![request(&t, &[(0, 4)])]);
+    let (runnel, kafka) = pair.both(&first, 2).await;
+    assert_eq!((runnel.topics[0].partitions[0].error_code, kafka.topics[0].partitions[0].error_code), (0, 0), "set-up: deleting records");
+    let absent = pair.name("absent");
+    pair.compare(
+        move |_, _| DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![request(&t, &[(0, 2), (3, 0)]), request(&absent, &[(0, 0)])]),
+        normalise_delete_records,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_at_the_log_end_waits_and_returns_nothing() {
+    let mut pair = Pair::start("fetchwait").await;
+    let t = topic_with_records(&mut pair, "t", &[]).await;
+    let versions = pair.versions::<FetchRequest>().await;
+    pair.compare_at(
+        (*versions.start()).max(4)..=(*versions.end()).min(12),
+        move |_, _| fetch_one(&t, 6, 1 << 20).with_min_bytes(1).with_max_wait_ms(100),
+        normalise_fetch,
+    )
+    .await;
 }

@@ -382,36 +382,3 @@ async fn a_deleted_topic_is_gone_and_its_name_free_again() {
     )
     .await;
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_internal_offsets_topic_cannot_be_grown_or_deleted() {
-    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-    let mut pair = Pair::start("internaladmin").await;
-    let group = pair.name("g");
-    await_coordinator(&mut pair, &group).await;
-    pair.compare(
-        |_, _| {
-            CreatePartitionsRequest::default()
-                .with_timeout_ms(10_000)
-                .with_topics(vec![CreatePartitionsTopic::default().with_name(topic_name("__consumer_offsets")).with_count(100).with_assignments(None)])
-        },
-        |response: &mut CreatePartitionsResponse, _| {
-            response.throttle_time_ms = 0;
-            for result in &mut response.results {
-                forget_error_message(result.error_code, &mut result.error_message);
-            }
-        },
-    )
-    .await;
-    pair.compare_at(
-        1..=5,
-        |_, _| DeleteTopicsRequest::default().with_timeout_ms(10_000).with_topic_names(vec![topic_name("__consumer_offsets")]),
-        |response: &mut DeleteTopicsResponse, _| {
-            response.throttle_time_ms = 0;
-            for topic in &mut response.responses {
-                forget_error_message(topic.error_code, &mut topic.error_message);
-            }
-        },
-    )
-    .await;
-}
