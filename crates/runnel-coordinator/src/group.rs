@@ -911,9 +911,11 @@ fn maybe_complete_join(group: &mut Group, config: &CoordinatorConfig, now: Milli
     group.initial_delay_until = None;
     group.generation += 1;
     if group.members.is_empty() {
+        // As Apache Kafka: an empty group keeps its protocol type, so
+        // listings still show a consumer group as one; a member of any
+        // type may join it again.
         group.state = GroupState::Empty;
         group.protocol_name = None;
-        group.protocol_type = None;
         group.leader = None;
         group.empty_since = now;
         return;

@@ -230,9 +230,15 @@ async fn groups_listed_by_state() {
     let group = pair.name("stable");
     await_coordinator(&mut pair, &group).await;
     pair.compare_scripts(async |client, prefix| {
-        let (stable, empty) = (group_id(&format!("{prefix}-stable")), group_id(&format!("{prefix}-empty")));
+        let (stable, empty, left) = (group_id(&format!("{prefix}-stable")), group_id(&format!("{prefix}-empty")), group_id(&format!("{prefix}-left")));
         let (member, joined) = join_new(client, &stable, &["range"]).await;
         client.call(&sync(&stable, joined.generation_id, &member, &[(&member, b"p0")]), 5).await;
+        // A group whose only member left keeps its protocol type.
+        let (gone, joined) = join_new(client, &left, &["range"]).await;
+        client.call(&sync(&left, joined.generation_id, &gone, &[(&gone, b"p0")]), 5).await;
+        let leave =
+            LeaveGroupRequest::default().with_group_id(left.clone()).with_members(vec![MemberIdentity::default().with_member_id(StrBytes::from_string(gone))]);
+        client.call(&leave, 3).await;
         let commit = OffsetCommitRequest::default().with_group_id(empty.clone()).with_generation_id_or_member_epoch(-1).with_topics(vec![
             OffsetCommitRequestTopic::default()
                 .with_name(topic_name(&format!("{prefix}-t")))
@@ -252,6 +258,11 @@ async fn groups_listed_by_state() {
         };
         for version in 0..=3 {
             seen.push(format!("v{version}: {}", ours(&client.call(&ListGroupsRequest::default(), version).await)));
+        }
+        let mut described = client.call(&DescribeGroupsRequest::default().with_groups(vec![left.clone(), empty.clone()]), 5).await;
+        described.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        for g in &described.groups {
+            seen.push(format!("described {}: state {} type {:?} protocol {:?}", g.group_id.as_str(), g.group_state, g.protocol_type, g.protocol_data));
         }
         for states in [vec![], vec!["Stable"], vec!["Empty"], vec!["PreparingRebalance", "CompletingRebalance"], vec!["stable"]] {
             let request = ListGroupsRequest::default().with_states_filter(states.iter().map(|s| StrBytes::from_static_str(s)).collect());

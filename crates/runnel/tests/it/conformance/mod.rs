@@ -115,6 +115,9 @@ impl Pair {
     async fn compare_scripts(&mut self, script: impl AsyncFn(&mut RawClient, &str) -> Vec<String>) {
         let runnel = script(&mut self.runnel, &self.prefix).await;
         let kafka = script(&mut self.kafka, &self.prefix).await;
+        if std::env::var_os("CONFORMANCE_FULL_RESPONSES").is_some() {
+            eprintln!("runnel saw:\n  {}\nkafka saw:\n  {}", runnel.join("\n  "), kafka.join("\n  "));
+        }
         let differences: Vec<String> = runnel
             .iter()
             .zip(&kafka)
@@ -312,6 +315,7 @@ fn normalise_produce(response: &mut ProduceResponse, _: i16) {
 
 fn normalise_metadata(response: &mut MetadataResponse, _: i16) {
     response.throttle_time_ms = 0;
+    response.topics.sort_by(|a, b| a.name.cmp(&b.name));
     response.brokers.clear();
     response.cluster_id = None;
     response.controller_id = BrokerId(0);
