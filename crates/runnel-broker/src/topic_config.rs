@@ -325,6 +325,10 @@ pub struct TopicSettings {
     pub log_append_time: bool,
     /// Replicas an `acks=all` write needs; this broker is the only one.
     pub min_insync_replicas: i64,
+    /// How far behind and ahead of the broker's clock a CreateTime
+    /// timestamp may be (`message.timestamp.before.max.ms`, `.after.max.ms`).
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
 }
 
 impl TopicSettings {
@@ -336,6 +340,12 @@ impl TopicSettings {
             Some(bytes) => bytes.trim().parse().unwrap_or_default(),
             None => long("segment.bytes"),
         };
+        // The deprecated single bound stands in for both when a topic sets
+        // it and neither of the newer ones.
+        let difference = topic
+            .get("message.timestamp.difference.max.ms")
+            .filter(|_| !topic.contains_key("message.timestamp.before.max.ms") && !topic.contains_key("message.timestamp.after.max.ms"));
+        let bound = |name: &str| difference.and_then(|d| d.trim().parse().ok()).unwrap_or_else(|| long(name));
         // Retention deletes segments only under the `delete` policy.
         let deletes = get("cleanup.policy").split(',').any(|p| p.trim() == "delete");
         TopicSettings {
@@ -349,6 +359,8 @@ impl TopicSettings {
             max_message_bytes: long("max.message.bytes") as usize,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             min_insync_replicas: long("min.insync.replicas"),
+            timestamp_before_max_ms: bound("message.timestamp.before.max.ms"),
+            timestamp_after_max_ms: bound("message.timestamp.after.max.ms"),
         }
     }
 }
@@ -435,6 +447,20 @@ mod tests {
         topic.insert("retention.ms".to_string(), "5".to_string());
         assert_eq!(resolve(def, &topic, &broker), ("5", ConfigSource::Topic));
         assert_eq!(TopicSettings::resolve(&topic, &broker).log.retention_ms, 5);
+    }
+
+    #[test]
+    fn the_deprecated_timestamp_bound_stands_in_for_both() {
+        let none = BTreeMap::new();
+        let defaults = TopicSettings::resolve(&none, &none);
+        assert_eq!((defaults.timestamp_before_max_ms, defaults.timestamp_after_max_ms), (i64::MAX, 3_600_000));
+        let old: BTreeMap<String, String> = [("message.timestamp.difference.max.ms".to_string(), "5000".to_string())].into();
+        let settings = TopicSettings::resolve(&old, &none);
+        assert_eq!((settings.timestamp_before_max_ms, settings.timestamp_after_max_ms), (5000, 5000));
+        let mut both = old.clone();
+        both.insert("message.timestamp.after.max.ms".to_string(), "7".to_string());
+        let settings = TopicSettings::resolve(&both, &none);
+        assert_eq!((settings.timestamp_before_max_ms, settings.timestamp_after_max_ms), (i64::MAX, 7));
     }
 
     #[test]

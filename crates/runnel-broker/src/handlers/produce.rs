@@ -2,15 +2,18 @@
 //! sequences, append as bytes, and answer per `acks`.
 //!
 //! Records are never decoded here: a batch is checked (magic, lengths,
-//! count, CRC-32C), stamped with its base offset and written as is.
+//! count, CRC-32C, timestamps by its header), stamped with its base offset
+//! and written as is. Only a batch already refused for its timestamps is
+//! decoded, to name the records at fault.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::records::RecordBatchDecoder;
 use runnel_log::batch;
 use runnel_log::BatchError;
 
@@ -65,16 +68,19 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;
-            let outcome = match (&topic, acks) {
-                (_, a) if !(-1..=1).contains(&a) => Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {a}"))),
-                _ if internal => Err(KafkaError::new(ResponseError::InvalidTopicException, format!("cannot append to internal topic `{name}`"))),
-                (Err(e), _) => Err(KafkaError::from(e)),
+            let outcome: Result<Appended, Refused> = match (&topic, acks) {
+                (_, a) if !(-1..=1).contains(&a) => {
+                    Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {a}")).into())
+                }
+                _ if internal => Err(KafkaError::new(ResponseError::InvalidTopicException, format!("cannot append to internal topic `{name}`")).into()),
+                (Err(e), _) => Err(KafkaError::from(e).into()),
                 (Ok(topic), -1) if topic.settings().min_insync_replicas > 1 => Err(KafkaError::new(
                     ResponseError::NotEnoughReplicas,
                     format!("topic `{name}` requires min.insync.replicas={} but this broker is its only replica", topic.settings().min_insync_replicas),
-                )),
+                )
+                .into()),
                 (Ok(topic), _) => match topic.partition(index) {
-                    None => Err(KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` has no partition {index}"))),
+                    None => Err(KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` has no partition {index}")).into()),
                     Some(partition) => append(ctx, topic, &partition, data),
                 },
             };
@@ -94,16 +100,17 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
                         .with_log_append_time_ms(if version >= 2 { done.log_append_time } else { -1 })
                         .with_log_start_offset(if version >= 5 { done.log_start_offset } else { -1 })
                 }
-                Err(error) => {
+                Err(Refused { error, records, log_start_offset }) => {
                     if error.code != ResponseError::UnknownTopicOrPartition {
                         tracing::debug!(topic = %name, partition = index, error = ?error, "produce rejected");
                     }
                     response
                         .with_error_code(error.code())
                         .with_error_message(error.message.filter(|_| version >= 8).map(str_bytes))
+                        .with_record_errors(if version >= 8 { records } else { Vec::new() })
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
+                        .with_log_start_offset(if version >= 5 { log_start_offset } else { -1 })
                 }
             });
         }
@@ -121,6 +128,21 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
     Some(Produced { response: ProduceResponse::default().with_responses(responses), flushes, version: ctx.api_version })
 }
 
+/// Why a partition's batch was refused, with the records to blame when
+/// the fault is theirs (Produce v8+ reports them one by one; Apache Kafka
+/// then also reports the log start offset).
+struct Refused {
+    error: KafkaError,
+    records: Vec<BatchIndexAndErrorMessage>,
+    log_start_offset: i64,
+}
+
+impl From<KafkaError> for Refused {
+    fn from(error: KafkaError) -> Self {
+        Refused { error, records: Vec::new(), log_start_offset: -1 }
+    }
+}
+
 struct Appended {
     base_offset: i64,
     log_append_time: i64,
@@ -129,39 +151,45 @@ struct Appended {
     flush_to: Option<i64>,
 }
 
-fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: PartitionProduceData) -> Result<Appended, KafkaError> {
+fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: PartitionProduceData) -> Result<Appended, Refused> {
     let records = data.records.ok_or_else(|| KafkaError::new(ResponseError::CorruptMessage, "produce request carries no records"))?;
     let settings = topic.settings();
     let ranges = batch::split(&records).map_err(|e| KafkaError::from(&e))?;
     if ctx.api_version >= 3 && ranges.len() != 1 {
         // As Apache Kafka: from v3 a partition's records are one batch.
-        return Err(KafkaError::new(ResponseError::InvalidRecord, "produce requests from v3 must carry exactly one record batch per partition"));
+        return Err(KafkaError::new(ResponseError::InvalidRecord, "produce requests from v3 must carry exactly one record batch per partition").into());
     }
     let mut headers = Vec::with_capacity(ranges.len());
     for range in &ranges {
         let bytes = &records[range.clone()];
         if bytes.len() > settings.max_message_bytes {
-            return Err(KafkaError::from(&BatchError::TooLarge { size: bytes.len(), max: settings.max_message_bytes }));
+            return Err(KafkaError::from(&BatchError::TooLarge { size: bytes.len(), max: settings.max_message_bytes }).into());
         }
         let header = batch::validate(bytes).map_err(|e| KafkaError::from(&e))?;
         if header.is_control() {
-            return Err(KafkaError::from(&BatchError::UnexpectedControlBatch));
+            return Err(KafkaError::from(&BatchError::UnexpectedControlBatch).into());
         }
         if header.compression() == batch::ZSTD && ctx.api_version < 7 {
             // As Apache Kafka: clients may send zstd only from v7 (KIP-110).
-            return Err(KafkaError::new(ResponseError::UnsupportedCompressionType, "zstd batches need Produce v7 or later"));
+            return Err(KafkaError::new(ResponseError::UnsupportedCompressionType, "zstd batches need Produce v7 or later").into());
         }
         if header.is_transactional() {
-            return Err(KafkaError::new(ResponseError::InvalidRecord, "transactional produce is not supported yet"));
+            return Err(KafkaError::new(ResponseError::InvalidRecord, "transactional produce is not supported yet").into());
         }
         headers.push(header);
     }
     let now = now_ms();
+    if !settings.log_append_time {
+        for (range, header) in ranges.iter().zip(&headers) {
+            check_timestamps(&records[range.clone()], header, now, settings.timestamp_before_max_ms, settings.timestamp_after_max_ms)
+                .map_err(|refused| Refused { log_start_offset: partition.log.bounds().log_start_offset, ..refused })?;
+        }
+    }
     let log_append_time = settings.log_append_time.then_some(now);
     let mut payload = BytesMut::from(&records[..]);
     let appended = partition.log.append(&mut payload, &mut headers, log_append_time, now).map_err(|e| {
         partition.report(&e);
-        KafkaError::from(&e)
+        Refused::from(KafkaError::from(&e))
     })?;
     let fsync_always = ctx.state.config.fsync == FsyncPolicy::Always;
     if appended.duplicate {
@@ -182,3 +210,40 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
         flush_to: fsync_always.then_some(appended.last_offset + 1),
     })
 }
+
+/// Refuses a CreateTime batch with a timestamp further from the broker's
+/// clock than the topic allows. The batch header's first and maximum
+/// timestamps decide, so records are not decoded on the way in; they are
+/// decoded only to name the offenders, as Apache Kafka reports them.
+fn check_timestamps(bytes: &[u8], header: &batch::BatchHeader, now: i64, before_max_ms: i64, after_max_ms: i64) -> Result<(), Refused> {
+    let earliest = now.saturating_sub(before_max_ms);
+    let latest = now.saturating_add(after_max_ms);
+    let out_of_range = |timestamp: i64| timestamp != NO_TIMESTAMP && (timestamp < earliest || timestamp > latest);
+    if !out_of_range(header.base_timestamp) && !out_of_range(header.max_timestamp) {
+        return Ok(());
+    }
+    let mut buf = bytes::Bytes::copy_from_slice(bytes);
+    let offenders = match RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, record)| out_of_range(record.timestamp))
+            .map(|(index, record)| {
+                BatchIndexAndErrorMessage::default().with_batch_index(index as i32).with_batch_index_error_message(Some(str_bytes(format!(
+                    "timestamp {} of the record at index {index} is out of range: it must be within [{earliest}, {latest}]",
+                    record.timestamp
+                ))))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Err(Refused {
+        error: KafkaError::new(ResponseError::InvalidTimestamp, "one or more records have a timestamp out of the range the topic allows"),
+        records: offenders,
+        log_start_offset: -1,
+    })
+}
+
+/// A record's "no timestamp" marker, which no bound applies to.
+const NO_TIMESTAMP: i64 = -1;

@@ -10,7 +10,12 @@ use super::*;
 /// Records with keys, null values and headers, encoded by kafka-protocol
 /// in message format `version` (0, 1 or 2) with `compression`.
 fn encoded(version: i8, compression: Compression, timestamp: i64) -> Vec<u8> {
-    let records: Vec<Record> = (0..3)
+    encoded_at(version, compression, &[timestamp, timestamp + 1, timestamp + 2])
+}
+
+/// Like [`encoded`], one record per timestamp.
+fn encoded_at(version: i8, compression: Compression, timestamps: &[i64]) -> Vec<u8> {
+    let records: Vec<Record> = (0..timestamps.len() as i64)
         .map(|i| Record {
             transactional: false,
             control: false,
@@ -22,7 +27,7 @@ fn encoded(version: i8, compression: Compression, timestamp: i64) -> Vec<u8> {
             // kafka-protocol starts a new batch where offset - sequence
             // changes; this keeps one batch with base sequence -1.
             sequence: i as i32 - 1,
-            timestamp: timestamp + i,
+            timestamp: timestamps[i as usize],
             key: Some(Bytes::from(format!("key-{i}"))),
             value: (i != 1).then(|| Bytes::from(format!("ride {i} from zone 132 to zone 236"))),
             headers: if version == 2 {
@@ -240,6 +245,49 @@ async fn list_offsets_earliest_local_and_read_committed() {
             (*versions.start()).max(2)..=*versions.end(),
             move |_, _| list_offsets(&topic, timestamp).with_isolation_level(1),
             normalise_list_offsets,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_with_timestamps_out_of_the_allowed_range_are_refused_one_by_one() {
+    let mut pair = Pair::start("timestamps").await;
+    let (open, strict, appended) = (pair.name("open"), pair.name("strict"), pair.name("appendtime"));
+    create_topics_on_both(
+        &mut pair,
+        vec![
+            new_topic(&open, 1, 1, &[]),
+            new_topic(&strict, 1, 1, &[("message.timestamp.before.max.ms", "60000"), ("message.timestamp.after.max.ms", "60000")]),
+            new_topic(&appended, 1, 1, &[("message.timestamp.type", "LogAppendTime")]),
+        ],
+    )
+    .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let hour = 3_600_000;
+    // Apache Kafka 4 allows an hour ahead by default and any time behind;
+    // the strict topic a minute either way; LogAppendTime ignores them.
+    let cases: Vec<(String, Vec<i64>)> = vec![
+        (open.clone(), vec![now, now + 2 * hour, now - 100 * hour]),
+        (open.clone(), vec![now + 3 * hour]),
+        (strict.clone(), vec![now - hour, now, now + hour]),
+        (strict.clone(), vec![-1]),
+        (appended.clone(), vec![now + 5 * hour]),
+    ];
+    let versions = pair.versions::<ProduceRequest>().await;
+    for (topic, timestamps) in cases {
+        pair.compare_at(
+            (*versions.start()).max(3)..=*versions.end(),
+            move |_, _| produce(&topic, 0, encoded_at(2, Compression::None, &timestamps), -1),
+            |response: &mut ProduceResponse, version| {
+                normalise_produce(response, version);
+                for partition in response.responses.iter_mut().flat_map(|t| t.partition_responses.iter_mut()) {
+                    partition.log_append_time_ms = partition.log_append_time_ms.min(0);
+                    for record in &mut partition.record_errors {
+                        record.batch_index_error_message = None;
+                    }
+                }
+            },
         )
         .await;
     }
