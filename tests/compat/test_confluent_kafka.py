@@ -1,6 +1,8 @@
 """confluent-kafka (librdkafka 2.16) against runnel."""
+import time
+
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 from conftest import CODECS
@@ -131,3 +133,18 @@ def test_idempotent_producer(broker, topic):
     offsets = produce(broker.bootstrap, topic, records, **{"enable.idempotence": True, "linger.ms": 2})
     assert sorted(o for _, o in offsets) == list(range(1000))
     assert [int(m.value()) for m in consume(broker.bootstrap, topic, 1000)] == list(range(1000))
+
+
+def test_a_record_timestamped_hours_ahead_is_refused_and_the_rest_delivered(broker, topic):
+    now = int(time.time() * 1000)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "retries": 0})
+    outcomes = {}
+
+    def on_delivery(err, msg):
+        outcomes[msg.value()] = err.code() if err else None
+
+    producer.produce(topic, value=b"now", timestamp=now, on_delivery=on_delivery)
+    producer.flush(20)
+    producer.produce(topic, value=b"ahead", timestamp=now + 2 * 3600 * 1000, on_delivery=on_delivery)
+    assert producer.flush(20) == 0
+    assert outcomes == {b"now": None, b"ahead": KafkaError.INVALID_TIMESTAMP}
