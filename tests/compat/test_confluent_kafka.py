@@ -148,3 +148,13 @@ def test_a_record_timestamped_hours_ahead_is_refused_and_the_rest_delivered(brok
     producer.produce(topic, value=b"ahead", timestamp=now + 2 * 3600 * 1000, on_delivery=on_delivery)
     assert producer.flush(20) == 0
     assert outcomes == {b"now": None, b"ahead": KafkaError.INVALID_TIMESTAMP}
+
+
+def test_a_topic_codec_rewrites_what_producers_send_and_consumers_read_it(broker, topic):
+    client = admin(broker)
+    client.create_topics([NewTopic(topic, 1, 1, config={"compression.type": "zstd", "compression.zstd.level": "9"})])[topic].result()
+    records = [(b"zone-%d" % (i % 7), b"ride %d " % i + b"x" * (i % 50), {}) for i in range(500)]
+    for codec in ("none", "gzip", "lz4"):
+        produce(broker.bootstrap, topic, records, **{"compression.type": codec, "linger.ms": 5})
+    got = consume(broker.bootstrap, topic, 1500)
+    assert [(m.key(), m.value()) for m in got] == [(k, v) for k, v, _ in records] * 3

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use runnel_log::LogConfig;
 
+use crate::codec::TopicCodec;
+
 /// Where an effective config value came from, as DescribeConfigs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i8)]
@@ -329,6 +331,8 @@ pub struct TopicSettings {
     /// timestamp may be (`message.timestamp.before.max.ms`, `.after.max.ms`).
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// What batches are stored as (`compression.type` and its level).
+    pub codec: TopicCodec,
 }
 
 impl TopicSettings {
@@ -361,6 +365,14 @@ impl TopicSettings {
             min_insync_replicas: long("min.insync.replicas"),
             timestamp_before_max_ms: bound("message.timestamp.before.max.ms"),
             timestamp_after_max_ms: bound("message.timestamp.after.max.ms"),
+            codec: match get("compression.type").as_str() {
+                "uncompressed" => TopicCodec::Uncompressed,
+                "gzip" => TopicCodec::Gzip { level: long("compression.gzip.level") as i32 },
+                "snappy" => TopicCodec::Snappy,
+                "lz4" => TopicCodec::Lz4 { level: long("compression.lz4.level") as i32 },
+                "zstd" => TopicCodec::Zstd { level: long("compression.zstd.level") as i32 },
+                _ => TopicCodec::Producer,
+            },
         }
     }
 }

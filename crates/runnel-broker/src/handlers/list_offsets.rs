@@ -4,13 +4,13 @@
 //! Finding a timestamp needs the records of one batch, so this handler (not
 //! the produce or fetch path) decodes that single batch.
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
 
 use super::{check_current_leader_epoch, repeated, LEADER_EPOCH};
+use crate::codec;
 use crate::error::KafkaError;
 use crate::request::RequestContext;
 use crate::state::Partition;
@@ -95,79 +95,6 @@ fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), KafkaError> 
 }
 
 /// `(timestamp, offset)` of every record in one batch.
-fn decode(mut batch: Bytes) -> Result<Vec<(i64, i64)>, KafkaError> {
-    let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress))
-        .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
-    Ok(set.records.iter().map(|r| (r.timestamp, r.offset)).collect())
-}
-
-/// Decompresses a batch's records. kafka-protocol reads only raw snappy,
-/// but the Java client and kafka-python write snappy in xerial's framing,
-/// so that case is handled here. (The `anyhow` result is the signature
-/// kafka-protocol's decoder requires.)
-fn decompress(buf: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-    let take = |b: &mut Bytes| Ok(b.split_off(0));
-    match compression {
-        Compression::None => take(buf),
-        Compression::Snappy if buf.starts_with(XERIAL_MAGIC) => unframe_xerial(buf),
-        Compression::Snappy => Snappy::decompress(buf, take),
-        Compression::Gzip => Gzip::decompress(buf, take),
-        Compression::Lz4 => Lz4::decompress(buf, take),
-        Compression::Zstd => Zstd::decompress(buf, take),
-    }
-}
-
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_LEN: usize = 16;
-
-/// xerial framing: a 16-byte header, then `[length: i32][raw snappy block]`*.
-fn unframe_xerial(buf: &mut Bytes) -> anyhow::Result<Bytes> {
-    let mut input = buf.split_off(0);
-    anyhow::ensure!(input.len() >= XERIAL_HEADER_LEN, "xerial snappy header is truncated");
-    input.advance(XERIAL_HEADER_LEN);
-    let mut out = Vec::new();
-    let mut decoder = snap::raw::Decoder::new();
-    while input.has_remaining() {
-        anyhow::ensure!(input.remaining() >= 4, "xerial snappy block length is truncated");
-        let len = input.get_i32();
-        anyhow::ensure!(len >= 0 && len as usize <= input.remaining(), "xerial snappy block length {len} is out of range");
-        let block = input.split_to(len as usize);
-        out.extend_from_slice(&decoder.decompress_vec(&block)?);
-    }
-    Ok(Bytes::from(out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn xerial(blocks: &[&[u8]]) -> Vec<u8> {
-        let mut out = XERIAL_MAGIC.to_vec();
-        out.extend_from_slice(&1i32.to_be_bytes());
-        out.extend_from_slice(&1i32.to_be_bytes());
-        for block in blocks {
-            let compressed = snap::raw::Encoder::new().compress_vec(block).unwrap();
-            out.extend_from_slice(&(compressed.len() as i32).to_be_bytes());
-            out.extend_from_slice(&compressed);
-        }
-        out
-    }
-
-    #[test]
-    fn xerial_framed_snappy_is_unframed_block_by_block() {
-        let mut framed = Bytes::from(xerial(&[b"hello ", b"world"]));
-        assert_eq!(decompress(&mut framed, Compression::Snappy).unwrap(), Bytes::from_static(b"hello world"));
-    }
-
-    #[test]
-    fn damaged_xerial_frames_are_errors_not_panics() {
-        let whole = xerial(&[b"some records"]);
-        for cut in 0..whole.len() {
-            let mut truncated = Bytes::from(whole[..cut].to_vec());
-            let _ = decompress(&mut truncated, Compression::Snappy);
-        }
-        let mut bad_length = Bytes::from([&whole[..16], &i32::MAX.to_be_bytes()[..]].concat());
-        assert!(decompress(&mut bad_length, Compression::Snappy).is_err());
-    }
+fn decode(batch: Bytes) -> Result<Vec<(i64, i64)>, KafkaError> {
+    Ok(codec::decode(batch)?.records.iter().map(|r| (r.timestamp, r.offset)).collect())
 }

@@ -3,8 +3,10 @@
 //!
 //! Records are never decoded here: a batch is checked (magic, lengths,
 //! count, CRC-32C, timestamps by its header), stamped with its base offset
-//! and written as is. Only a batch already refused for its timestamps is
-//! decoded, to name the records at fault.
+//! and written as is. Two exceptions decode records, as Apache Kafka does:
+//! a topic whose `compression.type` names a codec rewrites batches sent
+//! in another one, and a batch refused for its timestamps is decoded to
+//! name the records at fault.
 
 use std::sync::Arc;
 
@@ -13,11 +15,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 use runnel_log::batch;
 use runnel_log::BatchError;
 
 use super::str_bytes;
+use crate::codec;
 use crate::config::FsyncPolicy;
 use crate::error::KafkaError;
 use crate::groups::OFFSETS_TOPIC;
@@ -186,7 +188,11 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
         }
     }
     let log_append_time = settings.log_append_time.then_some(now);
-    let mut payload = BytesMut::from(&records[..]);
+    let mut payload = if headers.iter().any(|h| settings.codec.rewrite_from(h.compression()).is_some()) {
+        rewrite_into_topic_codec(&records, &ranges, &mut headers, settings.codec)?
+    } else {
+        BytesMut::from(&records[..])
+    };
     let appended = partition.log.append(&mut payload, &mut headers, log_append_time, now).map_err(|e| {
         partition.report(&e);
         Refused::from(KafkaError::from(&e))
@@ -222,8 +228,7 @@ fn check_timestamps(bytes: &[u8], header: &batch::BatchHeader, now: i64, before_
     if !out_of_range(header.base_timestamp) && !out_of_range(header.max_timestamp) {
         return Ok(());
     }
-    let mut buf = bytes::Bytes::copy_from_slice(bytes);
-    let offenders = match RecordBatchDecoder::decode(&mut buf) {
+    let offenders = match codec::decode(bytes::Bytes::copy_from_slice(bytes)) {
         Ok(set) => set
             .records
             .iter()
@@ -247,3 +252,25 @@ fn check_timestamps(bytes: &[u8], header: &batch::BatchHeader, now: i64, before_
 
 /// A record's "no timestamp" marker, which no bound applies to.
 const NO_TIMESTAMP: i64 = -1;
+
+/// Rewrites every batch not already in the topic's codec, as Apache Kafka
+/// does when `compression.type` names one; `headers` follow the new bytes.
+fn rewrite_into_topic_codec(
+    records: &[u8],
+    ranges: &[std::ops::Range<usize>],
+    headers: &mut [batch::BatchHeader],
+    topic_codec: codec::TopicCodec,
+) -> Result<BytesMut, Refused> {
+    let mut payload = BytesMut::with_capacity(records.len());
+    for (range, header) in ranges.iter().zip(headers.iter_mut()) {
+        let bytes = &records[range.clone()];
+        if topic_codec.rewrite_from(header.compression()).is_some() {
+            let rewritten = codec::recompress(bytes, topic_codec)?;
+            *header = batch::validate(&rewritten).map_err(|e| KafkaError::from(&e))?;
+            payload.extend_from_slice(&rewritten);
+        } else {
+            payload.extend_from_slice(bytes);
+        }
+    }
+    Ok(payload)
+}

@@ -292,3 +292,34 @@ async fn records_with_timestamps_out_of_the_allowed_range_are_refused_one_by_one
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_codec_rewrites_batches_sent_in_another() {
+    let mut pair = Pair::start("topiccodec").await;
+    let codecs = ["gzip", "snappy", "lz4", "zstd", "uncompressed", "producer"];
+    let topics: Vec<String> = codecs.iter().map(|c| pair.name(c)).collect();
+    create_topics_on_both(&mut pair, codecs.iter().zip(&topics).map(|(codec, t)| new_topic(t, 1, 1, &[("compression.type", codec)])).collect()).await;
+    for topic in &topics {
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            produce_on_both(&mut pair, &produce(topic, 0, encoded(2, compression, 1_700_000_000_000), -1)).await;
+        }
+    }
+    // Each broker compresses with its own library, so the stored bytes
+    // differ; the codec each batch is stored in and its records must not.
+    for topic in topics {
+        let (runnel, kafka) = pair.both(&fetch_one(&topic, 0, 1 << 20), 12).await;
+        let stored = |response: &FetchResponse| {
+            let mut bytes = response.responses[0].partitions[0].records.clone().unwrap_or_default();
+            let mut batches = Vec::new();
+            while bytes.len() >= 61 {
+                let codec = i16::from_be_bytes([bytes[21], bytes[22]]) & 7;
+                let size = 12 + i32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+                let set = runnel_broker::codec::decode(bytes.split_to(size)).expect("a batch");
+                let records: Vec<_> = set.records.iter().map(|r| (r.offset, r.timestamp, r.key.clone(), r.value.clone(), r.headers.clone())).collect();
+                batches.push(format!("codec {codec}: {records:?}"));
+            }
+            batches
+        };
+        assert_eq!(stored(&runnel), stored(&kafka), "topic {topic}");
+    }
+}
