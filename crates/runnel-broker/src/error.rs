@@ -2,7 +2,7 @@
 
 use kafka_protocol::error::ResponseError;
 use runnel_coordinator::GroupError;
-use runnel_log::{BatchError, LogError, SequenceError};
+use runnel_log::{BatchError, LogError, RecordsError, SequenceError};
 
 use crate::state::TopicError;
 use crate::topic_config::ConfigError;
@@ -38,6 +38,12 @@ impl From<&BatchError> for KafkaError {
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
         };
         KafkaError::new(code, e.to_string())
+    }
+}
+
+impl From<&RecordsError> for KafkaError {
+    fn from(e: &RecordsError) -> Self {
+        KafkaError::new(ResponseError::CorruptMessage, e.to_string())
     }
 }
 

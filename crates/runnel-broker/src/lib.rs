@@ -6,7 +6,6 @@
 //! `state` (topics, partitions, producer state) → `runnel_log` (storage).
 //! Errors become Kafka error codes only in `error`.
 
-pub mod codec;
 pub mod config;
 pub mod error;
 pub mod frame;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use runnel_log::LogConfig;
 
-use crate::codec::TopicCodec;
+use runnel_log::records::TopicCodec;
 
 /// Where an effective config value came from, as DescribeConfigs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

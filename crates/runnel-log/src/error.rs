@@ -25,6 +25,15 @@ pub enum BatchError {
     TooLarge { size: usize, max: usize },
 }
 
+/// Why records could not be decoded or encoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordsError {
+    #[error("undecodable record batch: {0}")]
+    Undecodable(String),
+    #[error("could not encode records: {0}")]
+    Unencodable(String),
+}
+
 /// Errors from a partition log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {

@@ -11,9 +11,10 @@ mod error;
 pub mod index;
 mod log;
 pub mod producer_state;
+pub mod records;
 mod segment;
 mod sync;
 
-pub use error::{BatchError, LogError};
+pub use error::{BatchError, LogError, RecordsError};
 pub use log::{segment_file_name, Appended, Bounds, CleanPoint, Corruption, LogConfig, OpenMode, PartitionLog, ReadChunk};
 pub use producer_state::SequenceError;

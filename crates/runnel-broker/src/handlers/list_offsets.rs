@@ -10,7 +10,6 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{check_current_leader_epoch, repeated, LEADER_EPOCH};
-use crate::codec;
 use crate::error::KafkaError;
 use crate::request::RequestContext;
 use crate::state::Partition;
@@ -96,5 +95,5 @@ fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), KafkaError> 
 
 /// `(timestamp, offset)` of every record in one batch.
 fn decode(batch: Bytes) -> Result<Vec<(i64, i64)>, KafkaError> {
-    Ok(codec::decode(batch)?.records.iter().map(|r| (r.timestamp, r.offset)).collect())
+    Ok(runnel_log::records::decode(batch).map_err(|e| KafkaError::from(&e))?.records.iter().map(|r| (r.timestamp, r.offset)).collect())
 }

@@ -16,10 +16,10 @@ use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use runnel_log::batch;
+use runnel_log::records::{self, TopicCodec};
 use runnel_log::BatchError;
 
 use super::str_bytes;
-use crate::codec;
 use crate::config::FsyncPolicy;
 use crate::error::KafkaError;
 use crate::groups::OFFSETS_TOPIC;
@@ -228,7 +228,7 @@ fn check_timestamps(bytes: &[u8], header: &batch::BatchHeader, now: i64, before_
     if !out_of_range(header.base_timestamp) && !out_of_range(header.max_timestamp) {
         return Ok(());
     }
-    let offenders = match codec::decode(bytes::Bytes::copy_from_slice(bytes)) {
+    let offenders = match records::decode(bytes::Bytes::copy_from_slice(bytes)) {
         Ok(set) => set
             .records
             .iter()
@@ -259,13 +259,13 @@ fn rewrite_into_topic_codec(
     records: &[u8],
     ranges: &[std::ops::Range<usize>],
     headers: &mut [batch::BatchHeader],
-    topic_codec: codec::TopicCodec,
+    topic_codec: TopicCodec,
 ) -> Result<BytesMut, Refused> {
     let mut payload = BytesMut::with_capacity(records.len());
     for (range, header) in ranges.iter().zip(headers.iter_mut()) {
         let bytes = &records[range.clone()];
         if topic_codec.rewrite_from(header.compression()).is_some() {
-            let rewritten = codec::recompress(bytes, topic_codec)?;
+            let rewritten = records::recompress(bytes, topic_codec).map_err(|e| KafkaError::from(&e))?;
             *header = batch::validate(&rewritten).map_err(|e| KafkaError::from(&e))?;
             payload.extend_from_slice(&rewritten);
         } else {

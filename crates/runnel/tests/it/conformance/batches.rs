@@ -314,7 +314,7 @@ async fn a_topic_codec_rewrites_batches_sent_in_another() {
             while bytes.len() >= 61 {
                 let codec = i16::from_be_bytes([bytes[21], bytes[22]]) & 7;
                 let size = 12 + i32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-                let set = runnel_broker::codec::decode(bytes.split_to(size)).expect("a batch");
+                let set = runnel_log::records::decode(bytes.split_to(size)).expect("a batch");
                 let records: Vec<_> = set.records.iter().map(|r| (r.offset, r.timestamp, r.key.clone(), r.value.clone(), r.headers.clone())).collect();
                 batches.push(format!("codec {codec}: {records:?}"));
             }

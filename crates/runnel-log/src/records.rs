@@ -1,14 +1,15 @@
 //! Records decoded and encoded, for the few places that need more than a
-//! batch header: ListOffsets by timestamp, naming the records a produce
-//! refuses, and rewriting batches into a topic's `compression.type`.
+//! batch header: the log cleaner, ListOffsets by timestamp, naming the
+//! records a produce refuses, and rewriting batches into a topic's
+//! `compression.type`. kafka-protocol does the encoding; this module adds
+//! xerial-framed snappy and per-topic compression levels.
 //!
 //! The produce and fetch paths otherwise move batches as bytes.
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet};
 
-use crate::error::KafkaError;
+use crate::error::RecordsError;
 
 /// The codec a topic stores its batches with (`compression.type` and the
 /// codec's level setting).
@@ -46,16 +47,21 @@ impl TopicCodec {
 
 /// Decodes one batch, whatever its codec (snappy in xerial's framing too,
 /// as the Java client and kafka-python write it).
-pub fn decode(mut batch: Bytes) -> Result<RecordSet, KafkaError> {
-    RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress))
-        .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, format!("undecodable record batch: {e}")))
+pub fn decode(mut batch: Bytes) -> Result<RecordSet, RecordsError> {
+    RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress)).map_err(|e| RecordsError::Undecodable(e.to_string()))
 }
 
 /// Rewrites one batch into `codec`, keeping its records, offsets,
 /// timestamps and producer identity, as Apache Kafka does for a topic
 /// whose `compression.type` differs from the producer's.
-pub fn recompress(batch: &[u8], codec: TopicCodec) -> Result<Vec<u8>, KafkaError> {
+pub fn recompress(batch: &[u8], codec: TopicCodec) -> Result<Vec<u8>, RecordsError> {
     let set = decode(Bytes::copy_from_slice(batch))?;
+    encode(&set.records, codec)
+}
+
+/// Encodes records as one v2 batch in `codec` (`Producer` means
+/// uncompressed here).
+pub fn encode(records: &[Record], codec: TopicCodec) -> Result<Vec<u8>, RecordsError> {
     let compression = match codec {
         TopicCodec::Producer | TopicCodec::Uncompressed => Compression::None,
         TopicCodec::Gzip { .. } => Compression::Gzip,
@@ -65,8 +71,8 @@ pub fn recompress(batch: &[u8], codec: TopicCodec) -> Result<Vec<u8>, KafkaError
     };
     let mut out = BytesMut::new();
     let compress = |records: &mut BytesMut, out: &mut BytesMut, _: Compression| compress(records, out, codec);
-    RecordBatchEncoder::encode_with_custom_compression(&mut out, &set.records, &RecordEncodeOptions { version: 2, compression }, Some(compress))
-        .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, format!("could not rewrite the batch as {compression:?}: {e}")))?;
+    RecordBatchEncoder::encode_with_custom_compression(&mut out, records, &RecordEncodeOptions { version: 2, compression }, Some(compress))
+        .map_err(|e| RecordsError::Unencodable(e.to_string()))?;
     Ok(out.to_vec())
 }
 
@@ -207,7 +213,7 @@ mod tests {
             TopicCodec::Zstd { level: -5 },
         ] {
             let rewritten = recompress(&original, codec).unwrap();
-            let header = runnel_log::batch::validate(&rewritten).unwrap();
+            let header = crate::batch::validate(&rewritten).unwrap();
             assert_eq!(codec.rewrite_from(header.compression()), None, "{codec:?} is now the batch's codec");
             assert_eq!((header.producer_id, header.producer_epoch, header.base_sequence), (7, 1, 40));
             let after = decode(Bytes::from(rewritten.clone())).unwrap();
