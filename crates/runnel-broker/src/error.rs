@@ -61,6 +61,7 @@ impl From<&LogError> for KafkaError {
                 KafkaError::new(code, s.to_string())
             }
             // As Apache Kafka answers a read that meets a damaged batch.
+            LogError::Records(r) => r.into(),
             LogError::Corrupt { .. } => KafkaError::new(ResponseError::CorruptMessage, e.to_string()),
             LogError::Io(_) => KafkaError::new(ResponseError::KafkaStorageError, e.to_string()),
         }

@@ -116,6 +116,17 @@ impl BatchHeader {
 /// Validates a whole batch as received from a producer: magic, lengths,
 /// record count and CRC-32C. Returns its header.
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = validate_stored(buf)?;
+    if header.records_count <= 0 || header.last_offset_delta < 0 || header.records_count as i64 != header.last_offset_delta as i64 + 1 {
+        return Err(BatchError::BadRecordCount { count: header.records_count, last_offset_delta: header.last_offset_delta });
+    }
+    Ok(header)
+}
+
+/// Validates a batch as the log stores it: magic, lengths and CRC-32C.
+/// Unlike a producer's, a compacted batch may hold fewer records than its
+/// offsets span.
+pub fn validate_stored(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.size != buf.len() {
         return Err(BatchError::BadLength(i32_at(buf, BATCH_LENGTH)));
@@ -123,9 +134,6 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let stored = u32::from_be_bytes(buf[CRC..CRC + 4].try_into().expect("4 bytes"));
     if crc32c::crc32c(&buf[ATTRIBUTES..]) != stored {
         return Err(BatchError::CrcMismatch);
-    }
-    if header.records_count <= 0 || header.last_offset_delta < 0 || header.records_count as i64 != header.last_offset_delta as i64 + 1 {
-        return Err(BatchError::BadRecordCount { count: header.records_count, last_offset_delta: header.last_offset_delta });
     }
     Ok(header)
 }

@@ -43,6 +43,8 @@ pub enum LogError {
     OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
     #[error(transparent)]
     Sequence(#[from] SequenceError),
+    #[error(transparent)]
+    Records(#[from] RecordsError),
     #[error("damaged batch in {} at byte {position}: {reason}", segment.display())]
     Corrupt { segment: PathBuf, position: u64, reason: String },
     #[error("log I/O failed: {0}")]

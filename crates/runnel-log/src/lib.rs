@@ -7,6 +7,7 @@
 //! record. See ARCHITECTURE.md for the format and the invariants.
 
 pub mod batch;
+pub mod cleaner;
 mod error;
 pub mod index;
 mod log;
@@ -16,5 +17,5 @@ mod segment;
 mod sync;
 
 pub use error::{BatchError, LogError, RecordsError};
-pub use log::{segment_file_name, Appended, Bounds, CleanPoint, Corruption, LogConfig, OpenMode, PartitionLog, ReadChunk};
+pub use log::{segment_file_name, Appended, Bounds, CleanPoint, CleanStats, Corruption, LogConfig, OpenMode, PartitionLog, ReadChunk};
 pub use producer_state::SequenceError;

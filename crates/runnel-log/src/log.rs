@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchHeader};
+use crate::cleaner::{self, Cleaned, CompactionConfig, OffsetMap};
 use crate::error::LogError;
 use crate::producer_state::{self, ProducerStates};
 use crate::segment::{self, scan_headers, ActiveRecovery, Segment};
@@ -30,6 +31,8 @@ pub struct LogConfig {
     /// Forget an idempotent producer whose newest batch is this old
     /// (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: i64,
+    /// Set for compacted partitions (`cleanup.policy` with `compact`).
+    pub compaction: Option<CompactionConfig>,
 }
 
 impl Default for LogConfig {
@@ -41,6 +44,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             index_interval_bytes: 4096,
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            compaction: None,
         }
     }
 }
@@ -126,9 +130,57 @@ struct Inner {
     /// The log end offset at which a snapshot of `producers` was last
     /// written or loaded, so a close with nothing new writes none.
     snapshot_at: Option<i64>,
+    /// Offsets below this were covered by a compaction pass; what follows
+    /// is the dirty section.
+    cleaned_to: i64,
+    /// When the oldest tombstone a pass kept may go (`i64::MAX`: none kept).
+    tombstones_due_ms: i64,
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+/// A segment being rewritten by the cleaner; deleted at open.
+const CLEANED_SUFFIX: &str = ".log.cleaned";
+/// A rewritten segment, durable and ready to replace the original; the
+/// swap is completed at open.
+const SWAP_SUFFIX: &str = ".log.swap";
+
+/// What a compaction pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CleanStats {
+    pub segments_rewritten: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Where the pass's dirty section ended: the next pass starts there.
+    pub cleaned_to: i64,
+}
+
+/// What a compaction pass works on.
+struct CleaningPlan {
+    config: CompactionConfig,
+    /// Sealed segments old enough to clean, oldest first.
+    cleanable: Vec<SealedRef>,
+    /// Where the dirty section starts.
+    checkpoint: i64,
+}
+
+/// What rewriting one segment did.
+struct Rewritten {
+    /// The new size, if anything changed.
+    size: Option<u64>,
+    /// Tombstones still in the segment.
+    tombstones: usize,
+}
+
+/// A sealed segment as the cleaner sees it, read without the log's lock.
+struct SealedRef {
+    base_offset: i64,
+    next_offset: i64,
+    size: u64,
+    max_timestamp: i64,
+    file: std::sync::Arc<std::fs::File>,
+    path: std::sync::Arc<Path>,
+}
 
 /// Makes a directory's entries (new, renamed or deleted files) durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -163,6 +215,7 @@ impl PartitionLog {
     /// snapshot plus the batches after it.
     pub fn open(dir: &Path, config: LogConfig, mode: OpenMode, now_ms: i64) -> Result<PartitionLog, LogError> {
         std::fs::create_dir_all(dir)?;
+        finish_interrupted_cleaning(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -197,7 +250,16 @@ impl PartitionLog {
         }
         let first_base = *segments.keys().next().expect("non-empty");
         let persisted_start = std::fs::read_to_string(dir.join(LOG_START_FILE)).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
-        let mut inner = Inner { config, segments, log_start_offset: first_base.max(persisted_start), producers: ProducerStates::default(), snapshot_at: None };
+        let (cleaned_to, tombstones_due_ms) = read_cleaner_checkpoint(dir);
+        let mut inner = Inner {
+            config,
+            segments,
+            log_start_offset: first_base.max(persisted_start),
+            producers: ProducerStates::default(),
+            snapshot_at: None,
+            cleaned_to,
+            tombstones_due_ms,
+        };
         inner.log_start_offset = inner.log_start_offset.min(inner.next_offset());
         let (producers, snapshot_at) = load_producer_states(dir, &inner)?;
         inner.producers = producers;
@@ -215,7 +277,15 @@ impl PartitionLog {
     pub fn create(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, LogError> {
         std::fs::create_dir(dir)?;
         let segments = BTreeMap::from([(0, Segment::create(dir, 0, now_ms)?)]);
-        let inner = Inner { config, segments, log_start_offset: 0, producers: ProducerStates::default(), snapshot_at: Some(0) };
+        let inner = Inner {
+            config,
+            segments,
+            log_start_offset: 0,
+            producers: ProducerStates::default(),
+            snapshot_at: Some(0),
+            cleaned_to: 0,
+            tombstones_due_ms: i64::MAX,
+        };
         Ok(PartitionLog { dir: dir.to_path_buf(), inner: Mutex::new(inner), flusher: Flusher::new(0), corruption: Mutex::new(None) })
     }
 
@@ -372,33 +442,39 @@ impl PartitionLog {
     }
 
     fn read_unnoted(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadChunk, LogError> {
-        let (file, path, start, end, bounds) = {
+        let (candidates, bounds) = {
             let inner = self.lock();
             let bounds = inner.bounds();
             if offset < bounds.log_start_offset || offset > bounds.log_end_offset {
                 return Err(LogError::OffsetOutOfRange { offset, log_start: bounds.log_start_offset, log_end: bounds.log_end_offset });
             }
-            let found = inner
-                .segments
-                .range(..=offset)
-                .next_back()
-                .filter(|(_, s)| offset < s.next_offset)
-                .or_else(|| inner.segments.range(offset..).find(|(_, s)| s.size > 0));
-            match found {
-                Some((_, segment)) if offset < bounds.log_end_offset => {
-                    (segment.file.clone(), segment.log_path.clone(), segment.scan_start(offset), segment.size, bounds)
-                }
-                _ => return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset }),
+            // The segment holding `offset`, then the next one with
+            // batches: compaction may have left no batch at or after
+            // `offset` in the first, never in the second.
+            let holding = inner.segments.range(..=offset).next_back().filter(|(_, s)| offset < s.next_offset && s.size > 0);
+            let next = inner.segments.range(offset + 1..).find(|(_, s)| s.size > 0);
+            let candidates: Vec<_> = holding
+                .into_iter()
+                .chain(next)
+                .filter(|_| offset < bounds.log_end_offset)
+                .map(|(_, s)| (s.file.clone(), s.log_path.clone(), s.scan_start(offset), s.size))
+                .collect();
+            (candidates, bounds)
+        };
+        let empty = || ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset };
+        let mut found = None;
+        for (file, path, start, end) in candidates {
+            if let Some((pos, first)) = scan_headers(&file, &path, start, end, |_, h| h.last_offset() >= offset)? {
+                found = Some((file, end, pos, first));
+                break;
             }
-        };
-        let Some((pos, first)) = scan_headers(&file, &path, start, end, |_, h| h.last_offset() >= offset)? else {
-            return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset });
-        };
+        }
+        let Some((file, end, pos, first)) = found else { return Ok(empty()) };
         let available = (end - pos) as usize;
         let mut want = available.min(max_bytes);
         if want < first.size {
             if !min_one_batch {
-                return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset });
+                return Ok(empty());
             }
             want = first.size;
         }
@@ -502,10 +578,14 @@ impl PartitionLog {
             let config = inner.config.clone();
             let total = inner.size_bytes() as i64;
             let oldest = inner.segments.values().next().expect("non-empty");
-            if oldest.size == 0 {
+            // An empty oldest segment is the active one, or a sealed one
+            // compaction emptied (kept to hold the log start): that one
+            // goes as soon as retention is on.
+            let emptied = oldest.size == 0 && inner.segments.len() > 1;
+            if oldest.size == 0 && !emptied {
                 break;
             }
-            let expired = config.retention_ms >= 0 && oldest.max_timestamp >= 0 && now_ms - oldest.max_timestamp > config.retention_ms;
+            let expired = config.retention_ms >= 0 && (emptied || oldest.max_timestamp >= 0 && now_ms - oldest.max_timestamp > config.retention_ms);
             let oversized = config.retention_bytes >= 0 && total - oldest.size as i64 >= config.retention_bytes;
             if !(expired || oversized) {
                 break;
@@ -526,11 +606,245 @@ impl PartitionLog {
         Ok(deleted)
     }
 
+    /// One compaction pass (see [`crate::cleaner`]), if the log is
+    /// compacted and its dirty section is large or old enough, or kept
+    /// tombstones have outlived `delete.retention.ms`. Segments are
+    /// rewritten beside the originals without the log's lock, then swapped
+    /// in under it; readers holding an original keep reading it. A crash
+    /// at any step leaves either the original or the rewritten segment in
+    /// place (see `finish_interrupted_cleaning`).
+    pub fn clean(&self, now_ms: i64) -> Result<Option<CleanStats>, LogError> {
+        let Some(plan) = self.plan_cleaning(now_ms) else { return Ok(None) };
+        let checkpoint = plan.checkpoint;
+        let mut map = OffsetMap::new(plan.config.max_keys_per_pass);
+        let mut map_end = checkpoint;
+        for segment in plan.cleanable.iter().filter(|s| s.next_offset > checkpoint) {
+            let mut full = false;
+            for_each_batch(segment, |header, bytes| {
+                if header.last_offset() < checkpoint || full {
+                    return Ok(());
+                }
+                if cleaner::map_batch(&mut map, bytes, header)? {
+                    map_end = header.last_offset() + 1;
+                } else {
+                    full = true;
+                }
+                Ok(())
+            })?;
+            if full {
+                break;
+            }
+            map_end = segment.next_offset;
+        }
+        let mut stats = CleanStats { cleaned_to: map_end, ..CleanStats::default() };
+        let retention = plan.config.delete_retention_ms;
+        let mut tombstones_due = i64::MAX;
+        for segment in plan.cleanable.iter().filter(|s| s.base_offset < map_end) {
+            // A tombstone goes once a pass has already kept it and its
+            // segment's newest record is older than delete.retention.ms.
+            let drop_tombstones = segment.next_offset <= checkpoint && segment.max_timestamp < now_ms.saturating_sub(retention);
+            let rewritten = self.rewrite_segment(&map, segment, drop_tombstones)?;
+            if let Some(after) = rewritten.size {
+                stats.segments_rewritten += 1;
+                stats.bytes_before += segment.size;
+                stats.bytes_after += after;
+            }
+            if rewritten.tombstones > 0 {
+                tombstones_due = tombstones_due.min(segment.max_timestamp.saturating_add(retention).saturating_add(1));
+            }
+        }
+        let mut inner = self.lock();
+        inner.cleaned_to = map_end;
+        inner.tombstones_due_ms = tombstones_due;
+        let tmp = self.dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
+        std::fs::write(&tmp, format!("{map_end} {tombstones_due}"))?;
+        std::fs::rename(&tmp, self.dir.join(CLEANER_CHECKPOINT_FILE))?;
+        Ok(Some(stats))
+    }
+
+    /// What a pass would clean, if one is due.
+    fn plan_cleaning(&self, now_ms: i64) -> Option<CleaningPlan> {
+        let inner = self.lock();
+        let config = inner.config.compaction?;
+        let active_base = inner.active().base_offset;
+        let horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        let cleanable: Vec<SealedRef> = inner
+            .segments
+            .values()
+            .filter(|s| s.base_offset < active_base)
+            .take_while(|s| s.max_timestamp <= horizon)
+            .map(|s| SealedRef {
+                base_offset: s.base_offset,
+                next_offset: s.next_offset,
+                size: s.size,
+                max_timestamp: s.max_timestamp,
+                file: s.file.clone(),
+                path: s.log_path.clone(),
+            })
+            .collect();
+        let checkpoint = inner.cleaned_to.max(inner.log_start_offset);
+        let total: u64 = cleanable.iter().map(|s| s.size).sum();
+        let dirty: Vec<&SealedRef> = cleanable.iter().filter(|s| s.next_offset > checkpoint).collect();
+        let dirty_bytes: u64 = dirty.iter().map(|s| s.size).sum();
+        let ratio_ppm = dirty_bytes.saturating_mul(1_000_000) / total.max(1);
+        let overdue = dirty.first().is_some_and(|s| s.max_timestamp >= 0 && now_ms.saturating_sub(s.max_timestamp) > config.max_compaction_lag_ms);
+        let dirty_enough = dirty_bytes > 0 && (ratio_ppm >= config.min_dirty_ratio_ppm as u64 || overdue);
+        let tombstones_due = inner.tombstones_due_ms <= now_ms && total > 0;
+        (dirty_enough || tombstones_due).then_some(CleaningPlan { config, cleanable, checkpoint })
+    }
+
+    /// Writes the cleaned copy of `segment` and swaps it in, unless
+    /// nothing in it changed.
+    fn rewrite_segment(&self, map: &OffsetMap, segment: &SealedRef, drop_tombstones: bool) -> Result<Rewritten, LogError> {
+        use std::io::Write;
+        let stem = segment::file_stem(segment.base_offset);
+        let cleaned_path = self.dir.join(format!("{stem}{CLEANED_SUFFIX}"));
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&cleaned_path)?);
+        let mut changed = false;
+        let mut written = 0u64;
+        let mut tombstones = 0;
+        for_each_batch(segment, |header, bytes| {
+            let (cleaned, kept_tombstones) = cleaner::clean_batch(map, bytes, header, drop_tombstones)?;
+            tombstones += kept_tombstones;
+            match cleaned {
+                Cleaned::Unchanged => {
+                    out.write_all(bytes)?;
+                    written += bytes.len() as u64;
+                }
+                Cleaned::Rewritten(rewritten) => {
+                    changed = true;
+                    out.write_all(&rewritten)?;
+                    written += rewritten.len() as u64;
+                }
+                Cleaned::Empty => changed = true,
+            }
+            Ok(())
+        })?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        let unchanged = Rewritten { size: None, tombstones };
+        if !changed {
+            drop(file);
+            remove_if_present(&cleaned_path)?;
+            return Ok(unchanged);
+        }
+        file.sync_all()?;
+        drop(file);
+        let swap_path = self.dir.join(format!("{stem}{SWAP_SUFFIX}"));
+        std::fs::rename(&cleaned_path, &swap_path)?;
+        sync_dir(&self.dir)?;
+        let mut inner = self.lock();
+        let active_base = inner.active().base_offset;
+        let still_there = inner.segments.get(&segment.base_offset).is_some_and(|s| s.size == segment.size && s.base_offset < active_base);
+        if !still_there {
+            // Retention or DeleteRecords took the segment meanwhile.
+            remove_if_present(&swap_path)?;
+            return Ok(unchanged);
+        }
+        let first = *inner.segments.keys().next().expect("non-empty");
+        if written == 0 && segment.base_offset != first {
+            // Nothing left: the segment goes; reads skip the gap.
+            let removed = inner.segments.remove(&segment.base_offset).expect("checked above");
+            delete_segment(&self.dir, &removed)?;
+            remove_if_present(&swap_path)?;
+        } else {
+            segment::remove_index_files(&self.dir, segment.base_offset)?;
+            std::fs::rename(&swap_path, &*segment.path)?;
+            let index_interval = inner.config.index_interval_bytes;
+            let reopened = Segment::open_sealed(&self.dir, segment.base_offset, segment.next_offset, index_interval, segment.max_timestamp)?;
+            inner.segments.insert(segment.base_offset, reopened);
+        }
+        sync_dir(&self.dir)?;
+        Ok(Rewritten { size: Some(written), tombstones })
+    }
+
     /// Removes the partition's directory; the log must not be used after.
     pub fn delete(&self) -> Result<(), LogError> {
         std::fs::remove_dir_all(&self.dir)?;
         Ok(())
     }
+}
+
+/// Calls `visit` with every batch of a sealed segment, read in order in
+/// large chunks. Reads are positional: the file's cursor is shared.
+fn for_each_batch(segment: &SealedRef, mut visit: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+    let mut chunk = Chunk { bytes: Vec::new(), start: 0 };
+    let mut pos = 0u64;
+    while pos < segment.size {
+        chunk.cover(segment, pos, batch::HEADER_LEN)?;
+        let header = BatchHeader::parse(chunk.at(pos)).map_err(|e| corrupt(segment, pos, e.to_string()))?;
+        if pos + header.size as u64 > segment.size {
+            return Err(corrupt(segment, pos, format!("batch of {} bytes overruns the segment", header.size)));
+        }
+        chunk.cover(segment, pos, header.size)?;
+        visit(&header, &chunk.at(pos)[..header.size])?;
+        pos += header.size as u64;
+    }
+    Ok(())
+}
+
+fn corrupt(segment: &SealedRef, position: u64, reason: String) -> LogError {
+    LogError::Corrupt { segment: segment.path.to_path_buf(), position, reason }
+}
+
+/// A window of a segment file held in memory.
+struct Chunk {
+    bytes: Vec<u8>,
+    start: u64,
+}
+
+impl Chunk {
+    const SIZE: usize = 1 << 20;
+
+    /// Makes sure `len` bytes from `pos` are held, reading ahead a chunk.
+    fn cover(&mut self, segment: &SealedRef, pos: u64, len: usize) -> Result<(), LogError> {
+        if pos >= self.start && pos + len as u64 <= self.start + self.bytes.len() as u64 {
+            return Ok(());
+        }
+        let want = len.max(Self::SIZE).min((segment.size - pos) as usize);
+        self.bytes.resize(want, 0);
+        segment.file.read_exact_at(&mut self.bytes, pos).map_err(|e| corrupt(segment, pos, e.to_string()))?;
+        self.start = pos;
+        Ok(())
+    }
+
+    fn at(&self, pos: u64) -> &[u8] {
+        &self.bytes[(pos - self.start) as usize..]
+    }
+}
+
+/// Where the last compaction pass ended and when its oldest kept
+/// tombstone may go; a log never cleaned starts dirty from its beginning.
+fn read_cleaner_checkpoint(dir: &Path) -> (i64, i64) {
+    let text = std::fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or_default();
+    let mut fields = text.split_whitespace().map(|f| f.parse::<i64>().ok());
+    let cleaned_to = fields.next().flatten().unwrap_or(0);
+    let tombstones_due = fields.next().flatten().unwrap_or(i64::MAX);
+    (cleaned_to, tombstones_due)
+}
+
+/// Completes what a crash interrupted: a rewritten segment that reached
+/// its swap file is complete and durable, so it replaces the original
+/// (whose indexes are rebuilt); one still being written is discarded.
+fn finish_interrupted_cleaning(dir: &Path) -> Result<(), LogError> {
+    let mut touched = false;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(CLEANED_SUFFIX) {
+            remove_if_present(&dir.join(&*name))?;
+            touched = true;
+        } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
+            let Ok(base) = stem.parse::<i64>() else { continue };
+            segment::remove_index_files(dir, base)?;
+            std::fs::rename(dir.join(&*name), dir.join(segment_file_name(base)))?;
+            tracing::info!(dir = %dir.display(), base, "completed a compaction swap interrupted by a crash");
+            touched = true;
+        }
+    }
+    if touched {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Deletes a segment's files and the producer snapshot taken where it

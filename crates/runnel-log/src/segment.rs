@@ -228,7 +228,7 @@ impl Segment {
             if reader.read_exact(&mut buf[LOG_OVERHEAD..]).is_err() {
                 break;
             }
-            let Ok(header) = batch::validate(&buf) else { break };
+            let Ok(header) = batch::validate_stored(&buf) else { break };
             if header.base_offset < next_offset {
                 break;
             }
@@ -330,6 +330,19 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Removes a segment's index files, which are rebuilt from the segment
+/// when next needed (after the cleaner rewrote it).
+pub(crate) fn remove_index_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    let (_, index, time) = paths(dir, base_offset);
+    for path in [index, time] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn note_batch(next_offset: &mut i64, max_timestamp: &mut i64, offset_of_max_timestamp: &mut i64, header: &BatchHeader) {

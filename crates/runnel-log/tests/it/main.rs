@@ -7,6 +7,8 @@ use std::path::Path;
 use runnel_log::batch::{testing, validate, BatchHeader};
 use runnel_log::{Appended, LogConfig, LogError, OpenMode, PartitionLog, SequenceError};
 
+mod compaction;
+
 const NOW: i64 = 1_700_000_000_000;
 
 fn small_segments() -> LogConfig {
