@@ -151,7 +151,10 @@ pub fn clean_batch(map: &OffsetMap, bytes: &[u8], header: &BatchHeader, drop_tom
         .into_iter()
         .filter(|r| match &r.key {
             None => true,
-            Some(key) => !map.superseded(key, r.offset) && !(drop_tombstones && r.value.is_none()),
+            Some(key) => {
+                let expired_tombstone = drop_tombstones && r.value.is_none();
+                !map.superseded(key, r.offset) && !expired_tombstone
+            }
         })
         .collect();
     let tombstones = kept.iter().filter(|r| r.key.is_some() && r.value.is_none()).count();
