@@ -86,6 +86,8 @@ pub struct BrokerConfig {
     pub fsync_interval_ms: u64,
     /// How often retention runs (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
+    /// Pause between log cleaner rounds (`log.cleaner.backoff.ms`).
+    pub log_cleaner_backoff_ms: u64,
     /// Broker-wide defaults for topic configs, keyed by topic config name
     /// (`retention.ms = "3600000"`); reported with source STATIC_BROKER_CONFIG.
     pub topic_defaults: BTreeMap<String, String>,
@@ -115,6 +117,7 @@ impl Default for BrokerConfig {
             fsync: FsyncPolicy::Always,
             fsync_interval_ms: 1000,
             retention_check_interval_ms: 300_000,
+            log_cleaner_backoff_ms: 15_000,
             topic_defaults: BTreeMap::new(),
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 6_000,

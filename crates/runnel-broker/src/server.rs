@@ -58,6 +58,7 @@ pub async fn run(state: Arc<BrokerState>, listeners: Vec<(TcpListener, Listener)
         tasks.spawn(accept_loop(state.clone(), socket, Arc::new(listener), budget.clone()));
     }
     tasks.spawn(retention_loop(state.clone()));
+    tasks.spawn(cleaner_loop(state.clone()));
     tasks.spawn(group_tick_loop(state.clone()));
     if state.config.fsync == FsyncPolicy::Interval {
         tasks.spawn(fsync_loop(state.clone()));
@@ -185,6 +186,17 @@ async fn retention_loop(state: Arc<BrokerState>) {
         tokio::time::sleep(period).await;
         let state = state.clone();
         let _ = tokio::task::spawn_blocking(move || state.enforce_retention()).await;
+    }
+}
+
+/// The log cleaner: compacts partitions of compacted topics, one at a
+/// time on one blocking thread, so produce and fetch keep the others.
+async fn cleaner_loop(state: Arc<BrokerState>) {
+    let period = Duration::from_millis(state.config.log_cleaner_backoff_ms.max(10));
+    loop {
+        tokio::time::sleep(period).await;
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.clean_logs()).await;
     }
 }
 

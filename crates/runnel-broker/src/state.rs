@@ -253,7 +253,10 @@ impl BrokerState {
         }
         *write(&state.topics) = topics;
         if state.topic(OFFSETS_TOPIC).is_none() {
-            let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+            // Compacted, in 100 MiB segments, as Apache Kafka's
+            // (offsets.topic.segment.bytes): the cleaner never touches
+            // the active segment, so smaller ones keep replay short.
+            let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string()), ("segment.bytes".to_string(), "104857600".to_string())]);
             state.create_topic(OFFSETS_TOPIC, 1, 1, configs)?;
         }
         state.replay_offsets()?;
@@ -633,6 +636,26 @@ impl BrokerState {
                 let expired = partition.log.expire_producers(now);
                 if expired > 0 {
                     tracing::debug!(partition = %partition.name, expired, "expired idle producers");
+                }
+            }
+        }
+    }
+
+    /// Runs a compaction pass on every compacted partition that is due.
+    pub fn clean_logs(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                match partition.log.clean(now) {
+                    Ok(None) => {}
+                    Ok(Some(stats)) => tracing::info!(
+                        partition = %partition.name,
+                        segments = stats.segments_rewritten,
+                        bytes_before = stats.bytes_before,
+                        bytes_after = stats.bytes_after,
+                        "compacted"
+                    ),
+                    Err(e) => partition.report(&e),
                 }
             }
         }

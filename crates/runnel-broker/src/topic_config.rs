@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use runnel_log::cleaner::CompactionConfig;
 use runnel_log::LogConfig;
 
 use runnel_log::records::TopicCodec;
@@ -350,14 +351,26 @@ impl TopicSettings {
             .get("message.timestamp.difference.max.ms")
             .filter(|_| !topic.contains_key("message.timestamp.before.max.ms") && !topic.contains_key("message.timestamp.after.max.ms"));
         let bound = |name: &str| difference.and_then(|d| d.trim().parse().ok()).unwrap_or_else(|| long(name));
-        // Retention deletes segments only under the `delete` policy.
-        let deletes = get("cleanup.policy").split(',').any(|p| p.trim() == "delete");
+        // Retention deletes segments only under the `delete` policy;
+        // the cleaner compacts under `compact`.
+        let policy = get("cleanup.policy");
+        let deletes = policy.split(',').any(|p| p.trim() == "delete");
+        let compacts = policy.split(',').any(|p| p.trim() == "compact");
+        let ratio: f64 = get("min.cleanable.dirty.ratio").parse().unwrap_or(0.5);
+        let compaction = compacts.then(|| CompactionConfig {
+            min_dirty_ratio_ppm: (ratio * 1_000_000.0) as u32,
+            min_compaction_lag_ms: long("min.compaction.lag.ms"),
+            max_compaction_lag_ms: long("max.compaction.lag.ms"),
+            delete_retention_ms: long("delete.retention.ms"),
+            ..CompactionConfig::default()
+        });
         TopicSettings {
             log: LogConfig {
                 segment_bytes: segment_bytes as u64,
                 segment_ms: long("segment.ms"),
                 retention_ms: if deletes { long("retention.ms") } else { -1 },
                 retention_bytes: if deletes { long("retention.bytes") } else { -1 },
+                compaction,
                 ..LogConfig::default()
             },
             max_message_bytes: long("max.message.bytes") as usize,

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// How often retention deletes old segments.
     #[arg(long, env = "RUNNEL_RETENTION_CHECK_INTERVAL_MS")]
     retention_check_interval_ms: Option<u64>,
+    /// Pause between rounds of the log cleaner, which compacts topics with
+    /// `cleanup.policy=compact` (log.cleaner.backoff.ms).
+    #[arg(long, env = "RUNNEL_LOG_CLEANER_BACKOFF_MS")]
+    log_cleaner_backoff_ms: Option<u64>,
     /// Largest request accepted (socket.request.max.bytes).
     #[arg(long, env = "RUNNEL_SOCKET_REQUEST_MAX_BYTES")]
     socket_request_max_bytes: Option<usize>,
@@ -162,6 +166,9 @@ impl ServeArgs {
         }
         if let Some(ms) = self.retention_check_interval_ms {
             config.retention_check_interval_ms = ms;
+        }
+        if let Some(ms) = self.log_cleaner_backoff_ms {
+            config.log_cleaner_backoff_ms = ms;
         }
         if let Some(bytes) = self.socket_request_max_bytes {
             config.socket_request_max_bytes = bytes;

@@ -3,10 +3,11 @@
 //!
 //! Records are never decoded here: a batch is checked (magic, lengths,
 //! count, CRC-32C, timestamps by its header), stamped with its base offset
-//! and written as is. Two exceptions decode records, as Apache Kafka does:
-//! a topic whose `compression.type` names a codec rewrites batches sent
-//! in another one, and a batch refused for its timestamps is decoded to
-//! name the records at fault.
+//! and written as is. Three exceptions decode records, as Apache Kafka
+//! does: a topic whose `compression.type` names a codec rewrites batches
+//! sent in another one, a compacted topic checks that every record has a
+//! key, and a batch refused for its timestamps is decoded to name the
+//! records at fault.
 
 use std::sync::Arc;
 
@@ -181,6 +182,12 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
         headers.push(header);
     }
     let now = now_ms();
+    if settings.log.compaction.is_some() {
+        for range in &ranges {
+            refuse_keyless_records(&records[range.clone()])
+                .map_err(|refused| Refused { log_start_offset: partition.log.bounds().log_start_offset, ..refused })?;
+        }
+    }
     if !settings.log_append_time {
         for (range, header) in ranges.iter().zip(&headers) {
             check_timestamps(&records[range.clone()], header, now, settings.timestamp_before_max_ms, settings.timestamp_after_max_ms)
@@ -246,6 +253,33 @@ fn check_timestamps(bytes: &[u8], header: &batch::BatchHeader, now: i64, before_
     Err(Refused {
         error: KafkaError::new(ResponseError::InvalidTimestamp, "one or more records have a timestamp out of the range the topic allows"),
         records: offenders,
+        log_start_offset: -1,
+    })
+}
+
+/// Refuses records without a key on a compacted topic, which could never
+/// be compacted away, as Apache Kafka does. Records must be decoded for
+/// this, so compacted topics (internal state and changelogs, mostly) pay
+/// a decode on produce that other topics do not.
+fn refuse_keyless_records(bytes: &[u8]) -> Result<(), Refused> {
+    let set = records::decode(bytes::Bytes::copy_from_slice(bytes)).map_err(|e| KafkaError::from(&e))?;
+    let keyless: Vec<BatchIndexAndErrorMessage> = set
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, record)| record.key.is_none())
+        .map(|(index, _)| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(index as i32)
+                .with_batch_index_error_message(Some(str_bytes("a compacted topic cannot take a record without a key")))
+        })
+        .collect();
+    if keyless.is_empty() {
+        return Ok(());
+    }
+    Err(Refused {
+        error: KafkaError::new(ResponseError::InvalidRecord, "records without a key were sent to a compacted topic"),
+        records: keyless,
         log_start_offset: -1,
     })
 }

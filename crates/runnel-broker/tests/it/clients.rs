@@ -252,3 +252,66 @@ async fn retention_deletes_expired_segments_in_the_background() {
     }
     assert_eq!(partition.log.bounds().log_end_offset, 20);
 }
+
+/// Reads a partition from the beginning to its end: `(offset, key, value)`.
+fn read_from_start(bootstrap: &str, topic: &str) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+    let consumer: BaseConsumer = client_config(bootstrap, &[("group.id", "compaction-check"), ("enable.auto.commit", "false")]).create().unwrap();
+    let (_, end) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut out = Vec::new();
+    while out.last().is_none_or(|(offset, _, _)| offset + 1 < end) {
+        let message = consumer.poll(Duration::from_secs(10)).expect("a record before the end").unwrap();
+        out.push((message.offset(), message.key().unwrap().to_vec(), message.payload().map(<[u8]>::to_vec)));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cleaner_compacts_a_topic_in_the_background_and_consumers_see_the_newest_values() {
+    let broker = TestBroker::start_with(|c| c.log_cleaner_backoff_ms = 50).await;
+    let configs = [("cleanup.policy", "compact"), ("internal.segment.bytes", "8192"), ("min.cleanable.dirty.ratio", "0.01")];
+    create_topic(&broker.bootstrap, "zones", 1, &configs).await;
+    let producer = producer(&broker.bootstrap, &[("linger.ms", "5"), ("compression.type", "lz4"), ("batch.size", "4096")]);
+    let mut newest = HashMap::new();
+    let mut pending = Vec::new();
+    for i in 0..5_000u32 {
+        let (key, value) = (format!("zone-{}", i % 265), format!("rides-{i}"));
+        pending.push(producer.send_result(FutureRecord::to("zones").key(&key).payload(&value)).unwrap());
+        newest.insert(key.into_bytes(), Some(value.into_bytes()));
+    }
+    for zone in (0..265).step_by(5) {
+        let key = format!("zone-{zone}");
+        pending.push(producer.send_result(FutureRecord::<_, ()>::to("zones").key(&key)).unwrap());
+        newest.insert(key.into_bytes(), None);
+    }
+    for delivery in pending.drain(..) {
+        delivery.await.unwrap().unwrap();
+    }
+    // Later writes to other keys seal the segments holding the zones.
+    for i in 0..2_000u32 {
+        pending.push(producer.send_result(FutureRecord::to("zones").key(&format!("filler-{i}")).payload("x")).unwrap());
+    }
+    for delivery in pending {
+        delivery.await.unwrap().unwrap();
+    }
+    // Keyless records are refused by a compacted topic.
+    let keyless = producer.send(FutureRecord::<(), _>::to("zones").payload("no key"), Duration::from_secs(10)).await;
+    assert!(matches!(keyless, Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::InvalidRecord), _))), "{keyless:?}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let records = loop {
+        let records = read_from_start(&broker.bootstrap, "zones");
+        let zone_records = records.iter().filter(|(_, key, _)| key.starts_with(b"zone-")).count();
+        if zone_records <= 265 {
+            break records;
+        }
+        assert!(std::time::Instant::now() < deadline, "the cleaner never compacted: {zone_records} zone records left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let state: HashMap<Vec<u8>, Option<Vec<u8>>> =
+        records.iter().filter(|(_, key, _)| key.starts_with(b"zone-")).map(|(_, k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(state, newest, "each zone's newest value, and its tombstone if deleted");
+    assert!(records.windows(2).all(|w| w[0].0 < w[1].0));
+}

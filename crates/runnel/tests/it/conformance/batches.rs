@@ -15,6 +15,11 @@ fn encoded(version: i8, compression: Compression, timestamp: i64) -> Vec<u8> {
 
 /// Like [`encoded`], one record per timestamp.
 fn encoded_at(version: i8, compression: Compression, timestamps: &[i64]) -> Vec<u8> {
+    encoded_with(version, compression, timestamps, &[])
+}
+
+/// Like [`encoded_at`], with no key on the records at `keyless`.
+fn encoded_with(version: i8, compression: Compression, timestamps: &[i64], keyless: &[usize]) -> Vec<u8> {
     let records: Vec<Record> = (0..timestamps.len() as i64)
         .map(|i| Record {
             transactional: false,
@@ -28,7 +33,7 @@ fn encoded_at(version: i8, compression: Compression, timestamps: &[i64]) -> Vec<
             // changes; this keeps one batch with base sequence -1.
             sequence: i as i32 - 1,
             timestamp: timestamps[i as usize],
-            key: Some(Bytes::from(format!("key-{i}"))),
+            key: (!keyless.contains(&(i as usize))).then(|| Bytes::from(format!("key-{i}"))),
             value: (i != 1).then(|| Bytes::from(format!("ride {i} from zone 132 to zone 236"))),
             headers: if version == 2 {
                 IndexMap::from([(StrBytes::from_static_str("source"), Some(Bytes::from_static(b"rides.csv")))])
@@ -321,5 +326,32 @@ async fn a_topic_codec_rewrites_batches_sent_in_another() {
             batches
         };
         assert_eq!(stored(&runnel), stored(&kafka), "topic {topic}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compacted_topics_refuse_records_without_a_key() {
+    let mut pair = Pair::start("keyless").await;
+    let policies = ["compact", "compact,delete", "delete"];
+    let topics: Vec<String> = ["compact", "both", "delete"].iter().map(|t| pair.name(t)).collect();
+    create_topics_on_both(&mut pair, policies.iter().zip(&topics).map(|(policy, t)| new_topic(t, 1, 1, &[("cleanup.policy", policy)])).collect()).await;
+    let versions = pair.versions::<ProduceRequest>().await;
+    for topic in topics {
+        for (keyless, compression) in [(vec![], Compression::None), (vec![1], Compression::None), (vec![0, 2], Compression::Gzip)] {
+            let topic = topic.clone();
+            pair.compare_at(
+                (*versions.start()).max(3)..=*versions.end(),
+                move |_, _| produce(&topic, 0, encoded_with(2, compression, &[1_700_000_000_000; 3], &keyless), -1),
+                |response: &mut ProduceResponse, version| {
+                    normalise_produce(response, version);
+                    for partition in response.responses.iter_mut().flat_map(|t| t.partition_responses.iter_mut()) {
+                        for record in &mut partition.record_errors {
+                            record.batch_index_error_message = None;
+                        }
+                    }
+                },
+            )
+            .await;
+        }
     }
 }
