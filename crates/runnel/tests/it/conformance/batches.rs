@@ -98,7 +98,7 @@ async fn fetch_sessions_unknown_to_the_broker_are_refused() {
     // which the protocol allows; clients then send full fetches.
     for (session_id, epoch) in [(0, -1), (0, 1), (12345, 1), (12345, -1), (0, 0)] {
         let t = t.clone();
-        pair.compare_at(
+        pair.compare_reads(
             (*versions.start()).max(7)..=(*versions.end()).min(12),
             move |_, _| fetch_one(&t, 2, 1 << 20).with_session_id(session_id).with_session_epoch(epoch),
             normalise_fetch,
