@@ -1,5 +1,5 @@
-//! runnel-coordinator: the classic consumer group protocol as a pure state
-//! machine.
+//! runnel-coordinator: the classic consumer group protocol and the
+//! transaction coordinator, as pure state machines.
 //!
 //! Requests go in with the current time; responses and effects come out.
 //! There is no I/O, no clock and no async here: JoinGroup and SyncGroup
@@ -11,6 +11,7 @@
 mod error;
 mod group;
 mod offsets;
+pub mod txn;
 
 pub use error::GroupError;
 pub use group::{

@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use runnel_coordinator::*;
 
+mod txn;
+
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
 
