@@ -57,9 +57,17 @@ impl Groups {
     }
 
     /// Runs `f` on the coordinator; for calls that answer at once.
+    ///
+    /// Members whose session ended by now are removed first, so every
+    /// request sees deadlines met to the millisecond.
     pub fn with<R>(&self, f: impl FnOnce(&mut GroupCoordinator, Millis) -> R) -> R {
         let now = self.now();
-        f(&mut self.lock(), now)
+        let mut coordinator = self.lock();
+        let effects = coordinator.expire_members(now);
+        let result = f(&mut coordinator, now);
+        drop(coordinator);
+        self.deliver(effects);
+        result
     }
 
     fn reply_id(&self) -> ReplyId {

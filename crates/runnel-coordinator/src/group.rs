@@ -486,10 +486,29 @@ impl GroupCoordinator {
     /// groups that stayed empty. Returns answers that became ready and the
     /// offsets that expired (to be tombstoned).
     pub fn tick(&mut self, now: Millis) -> (Vec<Effect>, Vec<OffsetKey>) {
-        let mut effects = Vec::new();
+        let effects = self.expire_members(now);
         let mut expired = Vec::new();
         let config = self.config.clone();
         for (group_id, group) in self.groups.iter_mut() {
+            if group.state == GroupState::Empty && !group.offsets.is_empty() && now - group.empty_since > config.offsets_retention_ms {
+                for ((topic, partition), _) in std::mem::take(&mut group.offsets) {
+                    expired.push(OffsetKey { group: group_id.clone(), topic, partition });
+                }
+            }
+        }
+        let forget_after = config.offsets_retention_check_interval_ms;
+        self.groups.retain(|_, g| !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending.is_empty() && now - g.empty_since >= forget_after));
+        (effects, expired)
+    }
+
+    /// Removes members whose session ended and completes rebalances whose
+    /// deadlines passed, as of `now`. The broker runs it before every group
+    /// request as well as on its tick, so a deadline is met when it falls,
+    /// as Apache Kafka's timers meet it, not up to a tick later.
+    pub fn expire_members(&mut self, now: Millis) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let config = self.config.clone();
+        for group in self.groups.values_mut() {
             group.pending.retain(|_, deadline| *deadline > now);
             let sync_overdue = group.state == GroupState::CompletingRebalance && now >= group.sync_deadline;
             let dead: Vec<String> = group
@@ -497,7 +516,7 @@ impl GroupCoordinator {
                 .values()
                 .filter(|m| {
                     let waiting = m.awaiting_join.is_some() || (m.awaiting_sync.is_some() && !sync_overdue);
-                    let silent = now - m.last_heartbeat > m.session_timeout_ms as i64;
+                    let silent = now - m.last_heartbeat >= m.session_timeout_ms as i64;
                     (!waiting && silent) || (sync_overdue && m.awaiting_sync.is_none())
                 })
                 .map(|m| m.id.clone())
@@ -509,15 +528,8 @@ impl GroupCoordinator {
                 rebalance_after_departure(group, &config, now, &mut effects);
             }
             maybe_complete_join(group, &config, now, &mut effects);
-            if group.state == GroupState::Empty && !group.offsets.is_empty() && now - group.empty_since > config.offsets_retention_ms {
-                for ((topic, partition), _) in std::mem::take(&mut group.offsets) {
-                    expired.push(OffsetKey { group: group_id.clone(), topic, partition });
-                }
-            }
         }
-        let forget_after = config.offsets_retention_check_interval_ms;
-        self.groups.retain(|_, g| !(g.state == GroupState::Empty && g.offsets.is_empty() && g.pending.is_empty() && now - g.empty_since >= forget_after));
-        (effects, expired)
+        effects
     }
 
     /// Checks that an OffsetCommit may be applied. `generation_id < 0` with

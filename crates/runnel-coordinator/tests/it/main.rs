@@ -422,3 +422,17 @@ fn listing_filters_by_state() {
     assert_eq!(described.members.len(), 1);
     assert_eq!(described.protocol_name, "range");
 }
+
+#[test]
+fn a_silent_member_expires_exactly_at_its_session_timeout() {
+    let mut s = Scenario::new();
+    s.stable_group(1);
+    s.now += SESSION as i64 - 1;
+    assert!(s.coordinator.expire_members(s.now).is_empty());
+    assert_eq!(s.state(), GroupState::Stable, "a millisecond before its deadline the member is still there");
+    assert_eq!(s.coordinator.delete_group("g"), Err(GroupError::NonEmptyGroup));
+    s.now += 1;
+    s.coordinator.expire_members(s.now);
+    assert_eq!(s.state(), GroupState::Empty, "at the deadline it is gone, with no tick needed");
+    assert_eq!(s.coordinator.delete_group("g").map(|offsets| offsets.len()), Ok(0), "so the group can be deleted right away");
+}
