@@ -208,13 +208,7 @@ async fn idempotent_producer_epochs_bumped_stale_and_unknown() {
     create_on_both(&mut pair, &[(&t, 1)]).await;
     pair.compare_scripts(async |client, prefix| {
         let t = format!("{prefix}-t");
-        let init = loop {
-            let init = client.call(&InitProducerIdRequest::default().with_transaction_timeout_ms(60_000), 4).await;
-            if init.error_code != 14 {
-                break init;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let init = init_idempotent_producer(client).await;
         let pid = init.producer_id.0;
         let mut seen = vec![format!("init: error {} epoch {}", init.error_code, init.producer_epoch)];
         let steps: [(&str, i64, i16, i32); 7] = [

@@ -179,15 +179,7 @@ async fn idempotent_producer_sequences_duplicates_and_gaps() {
     create_on_both(&mut pair, &[(&t, 2)]).await;
     pair.compare_scripts(async |client, prefix| {
         let t = format!("{prefix}-t");
-        // A fresh Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS until its
-        // producer id manager is ready; clients retry, and so does this.
-        let init = loop {
-            let init = client.call(&InitProducerIdRequest::default().with_transaction_timeout_ms(60_000), 4).await;
-            if init.error_code != 14 {
-                break init;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let init = init_idempotent_producer(client).await;
         let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
         let mut seen = vec![format!("init: error {} epoch {epoch}", init.error_code)];
         let steps: [(&str, i32, i32, usize); 6] =
