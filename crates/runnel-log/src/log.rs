@@ -451,19 +451,19 @@ impl PartitionLog {
             // The segment holding `offset`, then the next one with
             // batches: compaction may have left no batch at or after
             // `offset` in the first, never in the second.
+            if offset >= bounds.log_end_offset {
+                return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset });
+            }
             let holding = inner.segments.range(..=offset).next_back().filter(|(_, s)| offset < s.next_offset && s.size > 0);
-            let next = inner.segments.range(offset + 1..).find(|(_, s)| s.size > 0);
-            let candidates: Vec<_> = holding
-                .into_iter()
-                .chain(next)
-                .filter(|_| offset < bounds.log_end_offset)
-                .map(|(_, s)| (s.file.clone(), s.log_path.clone(), s.scan_start(offset), s.size))
-                .collect();
-            (candidates, bounds)
+            // Only a sealed segment can end before the log does.
+            let active_base = inner.active().base_offset;
+            let next = holding.is_none_or(|(&base, _)| base < active_base).then(|| inner.segments.range(offset + 1..).find(|(_, s)| s.size > 0)).flatten();
+            let candidate = |(_, s): (&i64, &Segment)| (s.file.clone(), s.log_path.clone(), s.scan_start(offset), s.size);
+            ([holding.map(candidate), next.map(candidate)], bounds)
         };
         let empty = || ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset };
         let mut found = None;
-        for (file, path, start, end) in candidates {
+        for (file, path, start, end) in candidates.into_iter().flatten() {
             if let Some((pos, first)) = scan_headers(&file, &path, start, end, |_, h| h.last_offset() >= offset)? {
                 found = Some((file, end, pos, first));
                 break;
