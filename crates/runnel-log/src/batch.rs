@@ -191,6 +191,115 @@ fn i64_at(buf: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// A transaction marker: the control batch a coordinator writes to every
+/// partition of a transaction it commits or aborts, as Apache Kafka lays
+/// it out (one record; key: version 0 and type, 0 abort or 1 commit;
+/// value: version 0 and the coordinator's epoch).
+pub fn control_batch(producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, timestamp: i64) -> Vec<u8> {
+    let key = [0u8, 0, 0, commit as u8];
+    let mut value = vec![0u8, 0];
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    assemble(&[(Some(&key), Some(&value))], TRANSACTIONAL_BIT | CONTROL_BIT, timestamp, producer_id, producer_epoch, -1)
+}
+
+/// Whether a control batch is a COMMIT (true) or ABORT (false) marker;
+/// `None` if it is not a well-formed marker.
+pub fn marker_commits(buf: &[u8]) -> Option<bool> {
+    let header = BatchHeader::parse(buf).ok()?;
+    if !header.is_control() || buf.len() < header.size {
+        return None;
+    }
+    let mut rest = &buf[HEADER_LEN..header.size];
+    let _length = read_varint(&mut rest)?;
+    let (_attributes, tail) = rest.split_first()?;
+    rest = tail;
+    let _timestamp_delta = read_varint(&mut rest)?;
+    let _offset_delta = read_varint(&mut rest)?;
+    if read_varint(&mut rest)? != 4 {
+        return None;
+    }
+    let key = rest.get(..4)?;
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
+/// A record's key and value (`None` is null).
+type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Builds a v2 batch at base offset 0 from `(key, value)` records.
+fn assemble(
+    records: &[KeyValue],
+    attributes: i16,
+    base_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (delta, (key, value)) in records.iter().enumerate() {
+        let mut body = vec![0u8]; // record attributes
+        put_varint(&mut body, 0); // timestamp delta
+        put_varint(&mut body, delta as i64); // offset delta
+        for field in [key, value] {
+            match field {
+                Some(bytes) => {
+                    put_varint(&mut body, bytes.len() as i64);
+                    body.extend_from_slice(bytes);
+                }
+                None => put_varint(&mut body, -1),
+            }
+        }
+        put_varint(&mut body, 0); // no headers
+        put_varint(&mut bytes, body.len() as i64);
+        bytes.extend_from_slice(&body);
+    }
+    let mut buf = vec![0u8; HEADER_LEN];
+    buf.extend_from_slice(&bytes);
+    let len = buf.len();
+    buf[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&((len - LOG_OVERHEAD) as i32).to_be_bytes());
+    buf[MAGIC] = 2;
+    buf[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let last_delta = records.len() as i32 - 1;
+    buf[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&last_delta.to_be_bytes());
+    buf[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&base_timestamp.to_be_bytes());
+    buf[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&base_timestamp.to_be_bytes());
+    buf[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    buf[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    buf[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    buf[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&(records.len() as i32).to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES..]);
+    buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    buf
+}
+
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        if zigzag < 0x80 {
+            out.push(zigzag as u8);
+            return;
+        }
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+}
+
+fn read_varint(buf: &mut &[u8]) -> Option<i64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = buf.split_first()?;
+        *buf = rest;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte < 0x80 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
 /// Builds valid batches for tests across the workspace; records inside are
 /// minimal but well-formed.
 pub mod testing {
@@ -203,47 +312,14 @@ pub mod testing {
 
     /// Like [`batch`], stamped with an idempotent producer's identity.
     pub fn batch_with_producer(base_timestamp: i64, values: &[&[u8]], producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Vec<u8> {
-        let mut records = Vec::new();
-        for (delta, value) in values.iter().enumerate() {
-            let mut body = Vec::new();
-            body.push(0u8); // attributes
-            put_varint(&mut body, 0); // timestamp delta
-            put_varint(&mut body, delta as i64); // offset delta
-            put_varint(&mut body, -1); // null key
-            put_varint(&mut body, value.len() as i64);
-            body.extend_from_slice(value);
-            put_varint(&mut body, 0); // no headers
-            put_varint(&mut records, body.len() as i64);
-            records.extend_from_slice(&body);
-        }
-        let mut buf = vec![0u8; HEADER_LEN];
-        buf.extend_from_slice(&records);
-        let len = buf.len();
-        buf[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&((len - LOG_OVERHEAD) as i32).to_be_bytes());
-        buf[MAGIC] = 2;
-        let last_delta = values.len() as i32 - 1;
-        buf[LAST_OFFSET_DELTA..LAST_OFFSET_DELTA + 4].copy_from_slice(&last_delta.to_be_bytes());
-        buf[BASE_TIMESTAMP..BASE_TIMESTAMP + 8].copy_from_slice(&base_timestamp.to_be_bytes());
-        buf[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&base_timestamp.to_be_bytes());
-        buf[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
-        buf[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&producer_epoch.to_be_bytes());
-        buf[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
-        buf[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&(values.len() as i32).to_be_bytes());
-        let crc = crc32c::crc32c(&buf[ATTRIBUTES..]);
-        buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
-        buf
+        let records: Vec<KeyValue> = values.iter().map(|v| (None, Some(*v))).collect();
+        assemble(&records, 0, base_timestamp, producer_id, producer_epoch, base_sequence)
     }
 
-    fn put_varint(out: &mut Vec<u8>, value: i64) {
-        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-        loop {
-            if zigzag < 0x80 {
-                out.push(zigzag as u8);
-                return;
-            }
-            out.push((zigzag as u8 & 0x7f) | 0x80);
-            zigzag >>= 7;
-        }
+    /// Like [`batch_with_producer`], inside the producer's transaction.
+    pub fn transactional_batch(base_timestamp: i64, values: &[&[u8]], producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Vec<u8> {
+        let records: Vec<KeyValue> = values.iter().map(|v| (None, Some(*v))).collect();
+        assemble(&records, TRANSACTIONAL_BIT, base_timestamp, producer_id, producer_epoch, base_sequence)
     }
 }
 
@@ -266,6 +342,25 @@ mod tests {
         let last = buf.len() - 2;
         buf[last] ^= 1;
         assert_eq!(validate(&buf), Err(BatchError::CrcMismatch));
+    }
+
+    #[test]
+    fn markers_are_control_batches_kafka_clients_can_read() {
+        for commit in [true, false] {
+            let marker = control_batch(42, 3, commit, 7, 1_700_000_000_000);
+            let header = validate(&marker).expect("a well-formed batch");
+            assert!(header.is_control() && header.is_transactional());
+            assert_eq!((header.producer_id, header.producer_epoch, header.base_sequence), (42, 3, -1));
+            assert_eq!(marker_commits(&marker), Some(commit));
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes::Bytes::from(marker)).unwrap();
+            assert!(set.records[0].control);
+            assert_eq!(set.records[0].key.as_deref(), Some(&[0u8, 0, 0, commit as u8][..]));
+        }
+        assert_eq!(marker_commits(&testing::batch(1, &[b"data"])), None);
+        let marker = control_batch(1, 0, true, 0, 0);
+        for cut in 0..marker.len() {
+            assert_eq!(marker_commits(&marker[..cut]), None, "a torn marker is not read as one");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::batch::{self, BatchHeader};
 use crate::cleaner::{self, Cleaned, CompactionConfig, OffsetMap};
 use crate::error::LogError;
-use crate::producer_state::{self, ProducerStates};
+use crate::producer_state::{self, AbortedTxn, ProducerStates};
 use crate::segment::{self, scan_headers, ActiveRecovery, Segment};
 use crate::sync::Flusher;
 
@@ -95,6 +95,7 @@ pub struct ReadChunk {
     pub bytes: Bytes,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    pub last_stable_offset: i64,
 }
 
 /// Offsets that bound a partition.
@@ -102,6 +103,9 @@ pub struct ReadChunk {
 pub struct Bounds {
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// The last stable offset: below it every transaction is decided; a
+    /// read_committed consumer reads no further.
+    pub last_stable_offset: i64,
 }
 
 /// The durable, append-only log of one partition.
@@ -135,10 +139,16 @@ struct Inner {
     cleaned_to: i64,
     /// When the oldest tombstone a pass kept may go (`i64::MAX`: none kept).
     tombstones_due_ms: i64,
+    /// Transactions aborted in this partition, by marker offset; kept
+    /// durable in `ABORTED_FILE`.
+    aborted: Vec<AbortedTxn>,
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
 const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+/// Aborted transactions: 24-byte entries (producer id, first offset, last
+/// offset), each fsynced before its ABORT marker is acknowledged.
+const ABORTED_FILE: &str = "aborted-transactions";
 /// A segment being rewritten by the cleaner; deleted at open.
 const CLEANED_SUFFIX: &str = ".log.cleaned";
 /// A rewritten segment, durable and ready to replace the original; the
@@ -201,7 +211,12 @@ impl Inner {
     }
 
     fn bounds(&self) -> Bounds {
-        Bounds { log_start_offset: self.log_start_offset, log_end_offset: self.next_offset() }
+        let end = self.next_offset();
+        Bounds {
+            log_start_offset: self.log_start_offset,
+            log_end_offset: end,
+            last_stable_offset: self.producers.first_unstable_offset().map_or(end, |o| o.min(end)),
+        }
     }
 
     fn size_bytes(&self) -> u64 {
@@ -259,10 +274,12 @@ impl PartitionLog {
             snapshot_at: None,
             cleaned_to,
             tombstones_due_ms,
+            aborted: Vec::new(),
         };
         inner.log_start_offset = inner.log_start_offset.min(inner.next_offset());
-        let (producers, snapshot_at) = load_producer_states(dir, &inner)?;
+        let (producers, snapshot_at, replayed_aborts) = load_producer_states(dir, &inner)?;
         inner.producers = producers;
+        inner.aborted = load_aborted(dir, inner.log_start_offset, inner.next_offset(), replayed_aborts)?;
         let end = inner.next_offset();
         let nothing_to_snapshot = end == first_base && inner.producers.is_empty();
         inner.snapshot_at = (snapshot_at == Some(end) || nothing_to_snapshot).then_some(end);
@@ -285,6 +302,7 @@ impl PartitionLog {
             snapshot_at: Some(0),
             cleaned_to: 0,
             tombstones_due_ms: i64::MAX,
+            aborted: Vec::new(),
         };
         Ok(PartitionLog { dir: dir.to_path_buf(), inner: Mutex::new(inner), flusher: Flusher::new(0), corruption: Mutex::new(None) })
     }
@@ -347,6 +365,58 @@ impl PartitionLog {
             inner.producers.record(header);
         }
         Ok(Appended { base_offset, last_offset: next - 1, log_start_offset: inner.log_start_offset, duplicate: false })
+    }
+
+    /// Appends a transaction marker for `producer_id`: its open transaction
+    /// in this partition ends, committed or aborted. An abort is recorded
+    /// (durably) in the aborted-transaction list first. Returns the
+    /// marker's offset; the caller makes it durable with
+    /// [`PartitionLog::flush_to`] before reporting the marker written.
+    pub fn append_marker(&self, producer_id: i64, producer_epoch: i16, commit: bool, coordinator_epoch: i32, now_ms: i64) -> Result<i64, LogError> {
+        let mut inner = self.lock();
+        let mut bytes = batch::control_batch(producer_id, producer_epoch, commit, coordinator_epoch, now_ms);
+        let offset = inner.next_offset();
+        batch::assign_offset(&mut bytes, offset, 0);
+        let header = batch::validate(&bytes)?;
+        let index_interval = inner.config.index_interval_bytes;
+        let active = inner.active();
+        if active.size > 0 && active.size + bytes.len() as u64 > inner.config.segment_bytes {
+            Self::roll(&self.dir, &mut inner, now_ms)?;
+        }
+        inner.active_mut().append(&bytes, &[header], index_interval)?;
+        // A crash before the entry is durable is repaired at start-up,
+        // when replaying the marker finds it missing.
+        if let Some(aborted) = inner.producers.record_marker(producer_id, producer_epoch, offset, commit) {
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(ABORTED_FILE))?;
+            std::io::Write::write_all(&mut file, &encode_aborted(&aborted))?;
+            file.sync_data()?;
+            inner.aborted.push(aborted);
+        }
+        Ok(offset)
+    }
+
+    /// Like [`PartitionLog::read`], for a read_committed consumer: nothing
+    /// at or past the last stable offset.
+    pub fn read_stable(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadChunk, LogError> {
+        let mut chunk = self.read(offset, max_bytes, min_one_batch)?;
+        let stable = chunk.last_stable_offset;
+        let mut pos = 0;
+        while let Ok(header) = BatchHeader::parse(&chunk.bytes[pos..]) {
+            if header.base_offset >= stable {
+                break;
+            }
+            pos += header.size;
+        }
+        chunk.bytes.truncate(pos);
+        Ok(chunk)
+    }
+
+    /// Aborted transactions a read_committed consumer must skip when it
+    /// reads `[from, to)`: those whose records or marker lie in the range.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let inner = self.lock();
+        let start = inner.aborted.partition_point(|a| a.last_offset < from);
+        inner.aborted[start..].iter().filter(|a| a.first_offset < to).copied().collect()
     }
 
     /// Seals the active segment (durably), snapshots producer state at the
@@ -452,7 +522,12 @@ impl PartitionLog {
             // batches: compaction may have left no batch at or after
             // `offset` in the first, never in the second.
             if offset >= bounds.log_end_offset {
-                return Ok(ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset });
+                return Ok(ReadChunk {
+                    bytes: Bytes::new(),
+                    log_start_offset: bounds.log_start_offset,
+                    log_end_offset: bounds.log_end_offset,
+                    last_stable_offset: bounds.last_stable_offset,
+                });
             }
             let holding = inner.segments.range(..=offset).next_back().filter(|(_, s)| offset < s.next_offset && s.size > 0);
             // Only a sealed segment can end before the log does.
@@ -461,7 +536,12 @@ impl PartitionLog {
             let candidate = |(_, s): (&i64, &Segment)| (s.file.clone(), s.log_path.clone(), s.scan_start(offset), s.size);
             ([holding.map(candidate), next.map(candidate)], bounds)
         };
-        let empty = || ReadChunk { bytes: Bytes::new(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset };
+        let empty = || ReadChunk {
+            bytes: Bytes::new(),
+            log_start_offset: bounds.log_start_offset,
+            log_end_offset: bounds.log_end_offset,
+            last_stable_offset: bounds.last_stable_offset,
+        };
         let mut found = None;
         for (file, path, start, end) in candidates.into_iter().flatten() {
             if let Some((pos, first)) = scan_headers(&file, &path, start, end, |_, h| h.last_offset() >= offset)? {
@@ -482,7 +562,12 @@ impl PartitionLog {
         file.read_exact_at(&mut buf, pos)?;
         let whole = whole_batches_len(&buf);
         buf.truncate(whole);
-        Ok(ReadChunk { bytes: buf.freeze(), log_start_offset: bounds.log_start_offset, log_end_offset: bounds.log_end_offset })
+        Ok(ReadChunk {
+            bytes: buf.freeze(),
+            log_start_offset: bounds.log_start_offset,
+            log_end_offset: bounds.log_end_offset,
+            last_stable_offset: bounds.last_stable_offset,
+        })
     }
 
     /// The first batch holding a record with a timestamp at or after
@@ -565,6 +650,8 @@ impl PartitionLog {
             }
             let segment = inner.segments.remove(&first).expect("key exists");
             delete_segment(dir, &segment)?;
+            let start = inner.log_start_offset;
+            inner.aborted.retain(|a| a.last_offset >= start);
         }
     }
 
@@ -601,6 +688,8 @@ impl PartitionLog {
             delete_segment(&self.dir, &segment)?;
             let first = *inner.segments.keys().next().expect("active segment remains");
             inner.log_start_offset = inner.log_start_offset.max(first);
+            let start = inner.log_start_offset;
+            inner.aborted.retain(|a| a.last_offset >= start);
             deleted += 1;
         }
         Ok(deleted)
@@ -868,7 +957,7 @@ fn remove_if_present(path: &Path) -> std::io::Result<()> {
 /// data a crash took back) and damaged ones are deleted.
 ///
 /// Also returns the offset of the snapshot used, if any.
-fn load_producer_states(dir: &Path, inner: &Inner) -> Result<(ProducerStates, Option<i64>), LogError> {
+fn load_producer_states(dir: &Path, inner: &Inner) -> Result<(ProducerStates, Option<i64>, Vec<AbortedTxn>), LogError> {
     let log_end = inner.next_offset();
     let mut from = *inner.segments.keys().next().expect("non-empty");
     let mut producers = ProducerStates::default();
@@ -892,10 +981,22 @@ fn load_producer_states(dir: &Path, inner: &Inner) -> Result<(ProducerStates, Op
             }
         }
     }
+    let mut aborted = Vec::new();
     for segment in inner.segments.values().filter(|s| s.next_offset > from) {
-        let replayed = scan_headers(&segment.file, &segment.log_path, segment.scan_start(from), segment.size, |_, header| {
-            if header.base_offset >= from {
+        let replayed = scan_headers(&segment.file, &segment.log_path, segment.scan_start(from), segment.size, |pos, header| {
+            if header.base_offset < from {
+                return false;
+            }
+            if !header.is_control() {
                 producers.record(header);
+                return false;
+            }
+            // A marker: read its one record to know how the transaction
+            // ended.
+            let mut marker = vec![0u8; header.size];
+            match segment.file.read_exact_at(&mut marker, pos).ok().and_then(|()| batch::marker_commits(&marker)) {
+                Some(commit) => aborted.extend(producers.record_marker(header.producer_id, header.producer_epoch, header.base_offset, commit)),
+                None => tracing::warn!(offset = header.base_offset, "skipping an unreadable transaction marker"),
             }
             false
         });
@@ -903,7 +1004,54 @@ fn load_producer_states(dir: &Path, inner: &Inner) -> Result<(ProducerStates, Op
             tracing::error!(error = %e, "producer state replay skipped the rest of a damaged segment");
         }
     }
-    Ok((producers, snapshot))
+    Ok((producers, snapshot, aborted))
+}
+
+/// The partition's aborted transactions: the durable list, less what lies
+/// below the log start or past the log end (a marker a crash took back is
+/// written again by its coordinator), plus any that replaying markers
+/// found missing from it.
+fn load_aborted(dir: &Path, log_start: i64, log_end: i64, replayed: Vec<AbortedTxn>) -> Result<Vec<AbortedTxn>, LogError> {
+    let bytes = match std::fs::read(dir.join(ABORTED_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let field = |entry: &[u8], at: usize| i64::from_be_bytes(entry[at..at + 8].try_into().expect("8 bytes"));
+    let mut aborted: Vec<AbortedTxn> = bytes
+        .chunks_exact(ABORTED_ENTRY_LEN)
+        .map(|e| AbortedTxn { producer_id: field(e, 0), first_offset: field(e, 8), last_offset: field(e, 16) })
+        .filter(|a| a.last_offset >= log_start && a.last_offset < log_end)
+        .collect();
+    let missing: Vec<AbortedTxn> = replayed.into_iter().filter(|r| !aborted.contains(r)).collect();
+    let changed = !missing.is_empty() || aborted.len() * ABORTED_ENTRY_LEN != bytes.len();
+    aborted.extend(missing);
+    aborted.sort_by_key(|a| (a.last_offset, a.producer_id));
+    aborted.dedup();
+    if changed {
+        write_aborted(dir, &aborted)?;
+    }
+    Ok(aborted)
+}
+
+const ABORTED_ENTRY_LEN: usize = 24;
+
+fn encode_aborted(entry: &AbortedTxn) -> [u8; ABORTED_ENTRY_LEN] {
+    let mut out = [0u8; ABORTED_ENTRY_LEN];
+    out[..8].copy_from_slice(&entry.producer_id.to_be_bytes());
+    out[8..16].copy_from_slice(&entry.first_offset.to_be_bytes());
+    out[16..].copy_from_slice(&entry.last_offset.to_be_bytes());
+    out
+}
+
+/// Replaces the aborted-transaction file with `aborted`, atomically.
+fn write_aborted(dir: &Path, aborted: &[AbortedTxn]) -> Result<(), LogError> {
+    let tmp = dir.join(format!("{ABORTED_FILE}.tmp"));
+    std::fs::write(&tmp, aborted.iter().flat_map(encode_aborted).collect::<Vec<u8>>())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(ABORTED_FILE))?;
+    sync_dir(dir)?;
+    Ok(())
 }
 
 /// Length of the prefix of `buf` made of whole batches.

@@ -34,6 +34,19 @@ struct ProducerEntry {
     /// measured from it, as in Kafka.
     last_timestamp: i64,
     recent: VecDeque<BatchMeta>,
+    /// First offset of the producer's open transaction here, if any: the
+    /// log is unstable from it until the transaction's marker.
+    txn_first_offset: Option<i64>,
+}
+
+/// A transaction this partition saw aborted: a read_committed consumer
+/// skips its producer's records from `first_offset` to the ABORT marker
+/// at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 /// Why a batch may not be appended.
@@ -106,12 +119,16 @@ impl ProducerStates {
         Ok(None)
     }
 
-    /// Records a batch that is in the log at `header.base_offset`.
+    /// Records a batch that is in the log at `header.base_offset`. Control
+    /// batches (transaction markers) go through [`ProducerStates::record_marker`].
     pub fn record(&mut self, header: &BatchHeader) {
-        if !header.has_producer_id() {
+        if !header.has_producer_id() || header.is_control() {
             return;
         }
         let entry = self.producers.entry(header.producer_id).or_default();
+        if header.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(header.base_offset);
+        }
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.recent.clear();
@@ -123,11 +140,31 @@ impl ProducerStates {
         entry.recent.push_back(BatchMeta { first_sequence: header.base_sequence, last_sequence: header.last_sequence(), base_offset: header.base_offset });
     }
 
+    /// Records a transaction marker of `producer_id` at `offset`: its open
+    /// transaction here ends. Returns the transaction if the marker
+    /// aborted one.
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, offset: i64, commit: bool) -> Option<AbortedTxn> {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.recent.clear();
+        }
+        let first_offset = entry.txn_first_offset.take()?;
+        (!commit).then_some(AbortedTxn { producer_id, first_offset, last_offset: offset })
+    }
+
+    /// Where the log stops being stable: the first offset of the oldest
+    /// open transaction, if any (the last stable offset, LSO).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.values().filter_map(|e| e.txn_first_offset).min()
+    }
+
     /// Forgets producers whose newest batch is `expiration_ms` or more
-    /// older than `now_ms` (`producer.id.expiration.ms`). Returns how many.
+    /// older than `now_ms` (`producer.id.expiration.ms`), except those
+    /// with a transaction still open. Returns how many.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, entry| now_ms - entry.last_timestamp < expiration_ms);
+        self.producers.retain(|_, entry| entry.txn_first_offset.is_some() || now_ms - entry.last_timestamp < expiration_ms);
         before - self.producers.len()
     }
 
@@ -139,13 +176,17 @@ impl ProducerStates {
         self.producers.is_empty()
     }
 
-    /// Encodes the state as a snapshot file's bytes (format v1):
+    /// Encodes the state as a snapshot file's bytes (format v2):
     ///
     /// ```text
     /// magic "RNPS" | version u16 | crc32c u32 of the rest | count u32
     /// count x (producer id i64 | epoch i16 | last timestamp i64 |
+    ///          open transaction's first offset i64, -1 if none |
     ///          batches u8 | batches x (first seq i32 | last seq i32 | base offset i64))
     /// ```
+    ///
+    /// Version 1, written before transactions, lacks the transaction field
+    /// and still decodes.
     ///
     /// Big-endian, producers sorted by id so equal states encode equally.
     pub fn encode_snapshot(&self) -> Vec<u8> {
@@ -158,6 +199,7 @@ impl ProducerStates {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&entry.epoch.to_be_bytes());
             body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.recent.len() as u8);
             for batch in &entry.recent {
                 body.extend_from_slice(&batch.first_sequence.to_be_bytes());
@@ -178,7 +220,8 @@ impl ProducerStates {
     pub fn decode_snapshot(bytes: &[u8]) -> Option<ProducerStates> {
         let rest = bytes.strip_prefix(SNAPSHOT_MAGIC.as_slice())?;
         let mut reader = Reader(rest);
-        if reader.u16()? != SNAPSHOT_VERSION {
+        let version = reader.u16()?;
+        if version != 1 && version != SNAPSHOT_VERSION {
             return None;
         }
         let crc = reader.u32()?;
@@ -191,6 +234,7 @@ impl ProducerStates {
             let id = reader.i64()?;
             let epoch = reader.u16()? as i16;
             let last_timestamp = reader.i64()?;
+            let txn_first_offset = if version >= 2 { Some(reader.i64()?).filter(|o| *o >= 0) } else { None };
             let batches = reader.u8()? as usize;
             if batches > MAX_IN_FLIGHT {
                 return None;
@@ -199,14 +243,14 @@ impl ProducerStates {
             for _ in 0..batches {
                 recent.push_back(BatchMeta { first_sequence: reader.u32()? as i32, last_sequence: reader.u32()? as i32, base_offset: reader.i64()? });
             }
-            producers.insert(id, ProducerEntry { epoch, last_timestamp, recent });
+            producers.insert(id, ProducerEntry { epoch, last_timestamp, recent, txn_first_offset });
         }
         reader.0.is_empty().then_some(ProducerStates { producers })
     }
 }
 
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RNPS";
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
 const SNAPSHOT_SUFFIX: &str = ".snapshot";
 
 struct Reader<'a>(&'a [u8]);
@@ -345,5 +389,32 @@ mod tests {
             framed.extend_from_slice(&bytes);
             let _ = ProducerStates::decode_snapshot(&framed);
         }
+    }
+
+    #[test]
+    fn open_transactions_survive_a_snapshot_and_version_1_snapshots_still_load() {
+        let mut states = ProducerStates::default();
+        let mut txn = validate(&testing::transactional_batch(1_000, &[b"v"], 9, 0, 0)).unwrap();
+        txn.base_offset = 40;
+        states.record(&txn);
+        assert_eq!(states.first_unstable_offset(), Some(40));
+        let loaded = ProducerStates::decode_snapshot(&states.encode_snapshot()).unwrap();
+        assert_eq!(loaded.first_unstable_offset(), Some(40));
+        assert_eq!(states.clone().record_marker(9, 0, 41, false), Some(AbortedTxn { producer_id: 9, first_offset: 40, last_offset: 41 }));
+        assert_eq!(states.record_marker(9, 0, 41, true), None, "a commit ends it without an abort entry");
+        assert_eq!(states.first_unstable_offset(), None);
+
+        // Version 1: one producer, id 5, epoch 2, no transaction field.
+        let mut body = 1u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&5i64.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.extend_from_slice(&1_000i64.to_be_bytes());
+        body.push(0);
+        let mut v1 = SNAPSHOT_MAGIC.to_vec();
+        v1.extend_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        v1.extend_from_slice(&body);
+        let loaded = ProducerStates::decode_snapshot(&v1).expect("a version 1 snapshot loads");
+        assert_eq!((loaded.len(), loaded.first_unstable_offset()), (1, None));
     }
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-use runnel_log::LogError;
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
+use runnel_log::{LogError, ReadChunk};
 use tokio::time::Instant;
 
 use super::check_current_leader_epoch;
@@ -69,8 +69,10 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
     let mut responses = Vec::with_capacity(request.topics.len());
     // Apache Kafka answers a read_uncommitted fetch of a partition it
     // holds with no aborted-transaction list at all (null), and a
-    // read_committed one with the (so far always empty) list.
-    let aborted = (request.isolation_level != 0).then(Vec::new);
+    // read_committed one with the list (perhaps empty); read_committed
+    // also stops at the last stable offset.
+    let read_committed = request.isolation_level != 0;
+    let no_aborted = read_committed.then(Vec::new);
     for (fetch_topic, resolved) in request.topics.iter().zip(topics) {
         let partitions = fetch_topic
             .partitions
@@ -103,20 +105,20 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
                         .with_log_start_offset(-1);
                 }
                 let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-                match read_partition(&partition, p.fetch_offset, budget, total == 0) {
-                    Ok((records, start, end)) => {
-                        total += records.len();
-                        data.with_aborted_transactions(aborted.clone())
-                            .with_high_watermark(end)
-                            .with_last_stable_offset(lso(end))
-                            .with_log_start_offset(log_start(start))
-                            .with_records(Some(records))
+                match read_partition(&partition, p.fetch_offset, budget, total == 0, read_committed) {
+                    Ok((chunk, aborted)) => {
+                        total += chunk.bytes.len();
+                        data.with_aborted_transactions(aborted)
+                            .with_high_watermark(chunk.log_end_offset)
+                            .with_last_stable_offset(lso(chunk.last_stable_offset))
+                            .with_log_start_offset(log_start(chunk.log_start_offset))
+                            .with_records(Some(chunk.bytes))
                     }
                     Err(e) => {
                         any_error = true;
                         // As Apache Kafka: an error carries no offsets.
                         partition.report(&e);
-                        data.with_aborted_transactions(aborted.clone())
+                        data.with_aborted_transactions(no_aborted.clone())
                             .with_error_code(KafkaError::from(&e).code())
                             .with_high_watermark(-1)
                             .with_last_stable_offset(-1)
@@ -130,7 +132,30 @@ fn read_all(request: &FetchRequest, topics: &[Resolved], max_bytes: usize, versi
     (responses, total, any_error)
 }
 
-fn read_partition(partition: &Partition, offset: i64, budget: usize, first: bool) -> Result<(bytes::Bytes, i64, i64), LogError> {
-    let chunk = partition.log.read(offset, budget, first)?;
-    Ok((chunk.bytes, chunk.log_start_offset, chunk.log_end_offset))
+/// Reads a partition; for read_committed, only up to its last stable
+/// offset, with the aborted transactions in what was read.
+fn read_partition(
+    partition: &Partition,
+    offset: i64,
+    budget: usize,
+    first: bool,
+    read_committed: bool,
+) -> Result<(ReadChunk, Option<Vec<AbortedTransaction>>), LogError> {
+    if !read_committed {
+        return Ok((partition.log.read(offset, budget, first)?, None));
+    }
+    let chunk = partition.log.read_stable(offset, budget, first)?;
+    let mut end = offset;
+    let mut pos = 0;
+    while let Ok(header) = runnel_log::batch::BatchHeader::parse(&chunk.bytes[pos..]) {
+        end = header.last_offset() + 1;
+        pos += header.size;
+    }
+    let aborted = partition
+        .log
+        .aborted_transactions(offset, end)
+        .into_iter()
+        .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
+        .collect();
+    Ok((chunk, Some(aborted)))
 }

@@ -20,6 +20,7 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -46,7 +47,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
                     if let Err(error) = check_current_leader_epoch(p.current_leader_epoch) {
                         return response.with_error_code(error.code());
                     }
-                    match lookup(&partition, p.timestamp) {
+                    match lookup(&partition, p.timestamp, read_committed) {
                         Ok((timestamp, offset)) => match ctx.api_version {
                             0 => response.with_old_style_offsets(if offset >= 0 { vec![offset] } else { vec![] }),
                             1..=3 => response.with_timestamp(timestamp).with_offset(offset),
@@ -65,10 +66,12 @@ pub fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffs
 }
 
 /// Returns `(timestamp, offset)`; `(-1, -1)` when no record qualifies.
-fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), KafkaError> {
+/// A read_committed client's latest offset is the last stable one.
+fn lookup(partition: &Partition, target: i64, read_committed: bool) -> Result<(i64, i64), KafkaError> {
     let bounds = partition.log.bounds();
     let log_err = |e: runnel_log::LogError| KafkaError::from(&e);
     match target {
+        LATEST if read_committed => Ok((-1, bounds.last_stable_offset)),
         LATEST => Ok((-1, bounds.log_end_offset)),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, bounds.log_start_offset)),
         MAX_TIMESTAMP => match partition.log.batch_with_max_timestamp().map_err(log_err)? {
