@@ -16,6 +16,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::offsets::{get_string, put_string};
 use crate::Millis;
 
 /// Where a transactional id's current transaction stands.
@@ -102,6 +105,93 @@ pub struct TxnMetadata {
     /// When the current transaction began (-1 when none is open).
     pub start_ms: Millis,
     pub last_update_ms: Millis,
+}
+
+const LOG_KEY_VERSION: i16 = 0;
+const LOG_VALUE_VERSION: i16 = 0;
+
+impl TxnMetadata {
+    /// The `__transaction_state` key of a transactional id, in Apache
+    /// Kafka's schema (key v0), so tools that read the topic understand it.
+    pub fn encode_key(transactional_id: &str) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.put_i16(LOG_KEY_VERSION);
+        put_string(&mut buf, transactional_id);
+        buf.freeze()
+    }
+
+    pub fn decode_key(mut buf: Bytes) -> Option<String> {
+        (buf.remaining() >= 2 && buf.get_i16() == LOG_KEY_VERSION).then(|| get_string(&mut buf)).flatten()
+    }
+
+    /// The record value, in Apache Kafka's schema (value v0). The previous
+    /// producer id and epoch are not part of it: after a restart a lost
+    /// answer is retried as a new initialisation.
+    pub fn encode(&self) -> Bytes {
+        let mut buf = BytesMut::new();
+        buf.put_i16(LOG_VALUE_VERSION);
+        buf.put_i64(self.producer_id);
+        buf.put_i16(self.producer_epoch);
+        buf.put_i32(self.timeout_ms);
+        buf.put_i8(self.state.id());
+        let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
+        for (topic, partition) in &self.partitions {
+            match topics.last_mut() {
+                Some((last, partitions)) if *last == topic.as_str() => partitions.push(*partition),
+                _ => topics.push((topic, vec![*partition])),
+            }
+        }
+        buf.put_i32(topics.len() as i32);
+        for (topic, partitions) in topics {
+            put_string(&mut buf, topic);
+            buf.put_i32(partitions.len() as i32);
+            for partition in partitions {
+                buf.put_i32(partition);
+            }
+        }
+        buf.put_i64(self.last_update_ms);
+        buf.put_i64(self.start_ms);
+        buf.freeze()
+    }
+
+    /// Decodes a record value; `None` for an unknown version or damage.
+    pub fn decode(mut buf: Bytes) -> Option<TxnMetadata> {
+        let need = |buf: &Bytes, n: usize| (buf.remaining() >= n).then_some(());
+        need(&buf, 17)?;
+        if buf.get_i16() != LOG_VALUE_VERSION {
+            return None;
+        }
+        let producer_id = buf.get_i64();
+        let producer_epoch = buf.get_i16();
+        let timeout_ms = buf.get_i32();
+        let state = TxnState::from_id(buf.get_i8())?;
+        need(&buf, 4)?;
+        let topics = buf.get_i32();
+        let mut partitions = BTreeSet::new();
+        for _ in 0..topics.max(0) {
+            let topic = get_string(&mut buf)?;
+            need(&buf, 4)?;
+            let count = buf.get_i32();
+            for _ in 0..count.max(0) {
+                need(&buf, 4)?;
+                partitions.insert((topic.clone(), buf.get_i32()));
+            }
+        }
+        need(&buf, 16)?;
+        let last_update_ms = buf.get_i64();
+        let start_ms = buf.get_i64();
+        Some(TxnMetadata {
+            producer_id,
+            last_producer_id: -1,
+            producer_epoch,
+            last_producer_epoch: -1,
+            timeout_ms,
+            state,
+            partitions,
+            start_ms,
+            last_update_ms,
+        })
+    }
 }
 
 /// Why a transactional request was refused; the broker maps each to its

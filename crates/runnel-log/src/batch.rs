@@ -230,14 +230,7 @@ pub fn marker_commits(buf: &[u8]) -> Option<bool> {
 type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Builds a v2 batch at base offset 0 from `(key, value)` records.
-fn assemble(
-    records: &[KeyValue],
-    attributes: i16,
-    base_timestamp: i64,
-    producer_id: i64,
-    producer_epoch: i16,
-    base_sequence: i32,
-) -> Vec<u8> {
+fn assemble(records: &[KeyValue], attributes: i16, base_timestamp: i64, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Vec<u8> {
     let mut bytes = Vec::new();
     for (delta, (key, value)) in records.iter().enumerate() {
         let mut body = vec![0u8]; // record attributes

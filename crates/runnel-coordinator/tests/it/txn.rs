@@ -229,3 +229,20 @@ fn decided_transactions_replayed_after_a_restart_name_their_markers() {
     assert_eq!(owed[0].partitions.len(), 2);
     assert_eq!(TxnState::from_id(TxnState::PrepareCommit.id()), Some(TxnState::PrepareCommit));
 }
+
+#[test]
+fn metadata_round_trips_through_kafkas_transaction_log_schema() {
+    let mut t = Txns::new();
+    let producer = t.init_durably(None);
+    t.add(producer, &[("rides", 0), ("rides", 3), ("zones", 1)]).unwrap();
+    let metadata = t.coordinator.get(ID).unwrap().clone();
+    let key = TxnMetadata::encode_key(ID);
+    assert_eq!(&key[..4], &[0, 0, 0, ID.len() as u8], "key v0: version, then the id as a string");
+    assert_eq!(TxnMetadata::decode_key(key).as_deref(), Some(ID));
+    let decoded = TxnMetadata::decode(metadata.encode()).unwrap();
+    assert_eq!(decoded, TxnMetadata { last_producer_id: -1, last_producer_epoch: -1, ..metadata.clone() });
+    let encoded = metadata.encode();
+    for cut in 0..encoded.len() {
+        assert_eq!(TxnMetadata::decode(encoded.slice(..cut)), None, "a torn value is refused, not misread");
+    }
+}
