@@ -396,19 +396,22 @@ impl PartitionLog {
     }
 
     /// Like [`PartitionLog::read`], for a read_committed consumer: nothing
-    /// at or past the last stable offset.
-    pub fn read_stable(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadChunk, LogError> {
+    /// at or past the last stable offset, and the aborted transactions in
+    /// what was read, which the consumer skips.
+    pub fn read_stable(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<(ReadChunk, Vec<AbortedTxn>), LogError> {
         let mut chunk = self.read(offset, max_bytes, min_one_batch)?;
         let stable = chunk.last_stable_offset;
-        let mut pos = 0;
+        let (mut pos, mut end) = (0, offset);
         while let Ok(header) = BatchHeader::parse(&chunk.bytes[pos..]) {
             if header.base_offset >= stable {
                 break;
             }
             pos += header.size;
+            end = header.last_offset() + 1;
         }
         chunk.bytes.truncate(pos);
-        Ok(chunk)
+        let aborted = self.aborted_transactions(offset, end);
+        Ok((chunk, aborted))
     }
 
     /// Aborted transactions a read_committed consumer must skip when it

@@ -144,18 +144,8 @@ fn read_partition(
     if !read_committed {
         return Ok((partition.log.read(offset, budget, first)?, None));
     }
-    let chunk = partition.log.read_stable(offset, budget, first)?;
-    let mut end = offset;
-    let mut pos = 0;
-    while let Ok(header) = runnel_log::batch::BatchHeader::parse(&chunk.bytes[pos..]) {
-        end = header.last_offset() + 1;
-        pos += header.size;
-    }
-    let aborted = partition
-        .log
-        .aborted_transactions(offset, end)
-        .into_iter()
-        .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
-        .collect();
+    let (chunk, aborted) = partition.log.read_stable(offset, budget, first)?;
+    let aborted =
+        aborted.into_iter().map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset)).collect();
     Ok((chunk, Some(aborted)))
 }

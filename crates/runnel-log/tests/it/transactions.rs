@@ -25,7 +25,7 @@ fn aborted(producer_id: i64, first_offset: i64, last_offset: i64) -> AbortedTxn 
 
 /// Offsets of the batches a read_committed consumer gets from `offset`.
 fn stable_batches(log: &PartitionLog, offset: i64) -> Vec<i64> {
-    let chunk = log.read_stable(offset, 1 << 20, true).unwrap();
+    let (chunk, _) = log.read_stable(offset, 1 << 20, true).unwrap();
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < chunk.bytes.len() {
@@ -52,6 +52,7 @@ fn open_transactions_hold_the_last_stable_offset_and_aborts_are_listed() {
     assert_eq!(log.bounds().last_stable_offset, 3, "producer 9's transaction is still open");
     assert_eq!(stable_batches(&log, 0), vec![0, 2]);
     assert_eq!(log.aborted_transactions(0, 3), vec![aborted(7, 0, 5)]);
+    assert_eq!(log.read_stable(0, 1 << 20, true).unwrap().1, vec![aborted(7, 0, 5)], "a read_committed read names the abort it holds");
 
     assert_eq!(log.append_marker(9, 0, true, 0, NOW).unwrap(), 6);
     assert_eq!(log.bounds().last_stable_offset, 7);
