@@ -100,6 +100,15 @@ pub struct BrokerConfig {
     /// `offsets.retention.minutes`: committed offsets of groups that stay
     /// empty this long expire.
     pub offsets_retention_minutes: i64,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a
+    /// producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: a transactional id unused this
+    /// long is forgotten.
+    pub transactional_id_expiration_ms: i64,
+    /// How often transactions open past their timeout are aborted
+    /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    pub transaction_timeout_check_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -123,6 +132,9 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 7 * 24 * 60,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 7 * 24 * 3600 * 1000,
+            transaction_timeout_check_interval_ms: 10_000,
         }
     }
 }

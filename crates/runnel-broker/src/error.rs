@@ -1,6 +1,7 @@
 //! The one place where runnel's errors become Kafka error codes.
 
 use kafka_protocol::error::ResponseError;
+use runnel_coordinator::txn::TxnError;
 use runnel_coordinator::GroupError;
 use runnel_log::{BatchError, LogError, RecordsError, SequenceError};
 
@@ -115,4 +116,19 @@ impl From<GroupError> for KafkaError {
 /// The Kafka error code of an optional group error (0 for none).
 pub fn group_code(error: Option<GroupError>) -> i16 {
     error.map_or(0, |e| KafkaError::from(e).code())
+}
+
+/// The Kafka error of a refused transactional request. Clients older than
+/// KIP-588 know a fenced producer only as INVALID_PRODUCER_EPOCH, so
+/// request versions below `fenced_from` get that, as Apache Kafka answers.
+pub fn txn_error(e: TxnError, version: i16, fenced_from: i16) -> ResponseError {
+    match e {
+        TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        TxnError::ProducerFenced if version < fenced_from => ResponseError::InvalidProducerEpoch,
+        TxnError::ProducerFenced => ResponseError::ProducerFenced,
+        TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+        TxnError::InvalidRequest => ResponseError::InvalidRequest,
+    }
 }

@@ -18,6 +18,7 @@ pub mod resources;
 pub mod server;
 pub mod state;
 pub mod topic_config;
+pub mod txns;
 
 pub use config::{BrokerConfig, FsyncPolicy, ListenerConfig};
 pub use server::{bind, run, Listener};

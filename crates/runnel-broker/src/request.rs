@@ -14,7 +14,8 @@ use crate::handlers;
 use crate::server::Listener;
 use crate::state::BrokerState;
 
-/// The APIs runnel serves and their version ranges (Apache Kafka 3.7's).
+/// The APIs runnel serves and their version ranges (Apache Kafka 3.7's;
+/// ListTransactions v1, from 3.8, filters by duration).
 /// ApiVersions advertises exactly this table.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 9),
@@ -43,6 +44,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The version range runnel serves for `api_key`, if any.
@@ -136,7 +144,7 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Option<Resp
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, r)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(ctx, r)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(ctx, r)),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(ctx, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await),
         RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r)),
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r)),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(ctx, r)),
@@ -154,6 +162,13 @@ async fn dispatch(ctx: &RequestContext<'_>, request: RequestKind) -> Option<Resp
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(ctx, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await),
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(ctx, r).await),
+        RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(ctx, r).await),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(ctx, r).await),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(ctx, r).await),
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(describe_producers::handle(ctx, r)),
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(describe_transactions::handle(ctx, r)),
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(list_transactions::handle(ctx, r)),
         other => {
             // Unreachable while SUPPORTED_APIS and this match agree; answer
             // by closing rather than panicking if they ever do not.

@@ -60,6 +60,7 @@ pub async fn run(state: Arc<BrokerState>, listeners: Vec<(TcpListener, Listener)
     tasks.spawn(retention_loop(state.clone()));
     tasks.spawn(cleaner_loop(state.clone()));
     tasks.spawn(group_tick_loop(state.clone()));
+    tasks.spawn(transaction_loop(state.clone()));
     if state.config.fsync == FsyncPolicy::Interval {
         tasks.spawn(fsync_loop(state.clone()));
     }
@@ -214,6 +215,16 @@ async fn group_tick_loop(state: Arc<BrokerState>) {
                 tracing::warn!(error = %e, "could not tombstone expired offsets");
             }
         }
+    }
+}
+
+/// Finishes transactions decided before a restart, then aborts those open
+/// past their timeout, every `transaction_timeout_check_interval_ms`.
+async fn transaction_loop(state: Arc<BrokerState>) {
+    let interval = Duration::from_millis(state.config.transaction_timeout_check_interval_ms);
+    loop {
+        crate::txns::tick(&state).await;
+        tokio::time::sleep(interval).await;
     }
 }
 

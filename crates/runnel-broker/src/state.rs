@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use runnel_coordinator::txn::TxnMetadata;
 use runnel_coordinator::{CommittedOffset, OffsetKey};
 
 use crate::config::{BrokerConfig, FsyncPolicy};
@@ -25,6 +26,7 @@ use crate::groups::{Groups, OFFSETS_TOPIC};
 use crate::log_limit::LogLimiter;
 use crate::resources;
 use crate::topic_config::{self, ConfigError, TopicSettings};
+use crate::txns::{Transactions, TXN_TOPIC};
 
 /// Milliseconds since the Unix epoch, the unit of every Kafka timestamp.
 pub fn now_ms() -> i64 {
@@ -42,7 +44,7 @@ pub enum TopicError {
     Collides { name: String, existing: String },
     #[error("topic `{0}` does not exist")]
     UnknownTopic(String),
-    #[error("topic `{0}` holds every group's committed offsets; it cannot be deleted or grown")]
+    #[error("topic `{0}` is internal to the broker; it cannot be deleted or grown")]
     Internal(String),
     #[error("{0}")]
     InvalidPartitions(String),
@@ -56,6 +58,14 @@ pub enum TopicError {
     Log(#[from] LogError),
     #[error("metadata I/O failed: {0}")]
     Io(#[from] io::Error),
+}
+
+/// The topics the broker alone writes: clients may read them but never
+/// produce to, delete or grow them.
+pub const INTERNAL_TOPICS: [&str; 2] = [OFFSETS_TOPIC, TXN_TOPIC];
+
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
 }
 
 /// Checks a topic name against Kafka's rules.
@@ -177,6 +187,8 @@ pub struct BrokerState {
     pub appended: Notify,
     /// The consumer group coordinator.
     pub groups: Groups,
+    /// The transaction coordinator.
+    pub txns: Transactions,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -233,6 +245,7 @@ impl BrokerState {
         let groups = Groups::new(&config);
         let state = BrokerState {
             groups,
+            txns: Transactions::new(&config),
             config,
             cluster_id: meta.cluster_id,
             node_id: meta.node_id,
@@ -252,23 +265,28 @@ impl BrokerState {
             topics.insert(name.to_string(), Arc::new(topic));
         }
         *write(&state.topics) = topics;
-        if state.topic(OFFSETS_TOPIC).is_none() {
-            // Compacted, in 100 MiB segments, as Apache Kafka's
-            // (offsets.topic.segment.bytes): the cleaner never touches
-            // the active segment, so smaller ones keep replay short.
-            let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string()), ("segment.bytes".to_string(), "104857600".to_string())]);
-            state.create_topic(OFFSETS_TOPIC, 1, 1, configs)?;
+        for internal in INTERNAL_TOPICS {
+            if state.topic(internal).is_none() {
+                // Compacted, in 100 MiB segments, as Apache Kafka's
+                // (offsets.topic.segment.bytes, transaction.state.log.segment.bytes):
+                // the cleaner never touches the active segment, so smaller
+                // ones keep replay short.
+                let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string()), ("segment.bytes".to_string(), "104857600".to_string())]);
+                state.create_topic(internal, 1, 1, configs)?;
+            }
         }
         state.replay_offsets()?;
+        state.replay_transactions()?;
         Ok(state)
     }
 
-    /// Rebuilds committed offsets from `__consumer_offsets`.
-    fn replay_offsets(&self) -> Result<(), TopicError> {
-        let partition = self.topic(OFFSETS_TOPIC).and_then(|t| t.partition(0)).expect("offsets topic exists");
+    /// Calls `f` with every record of partition 0 of an internal topic,
+    /// in log order, skipping batches that do not decode.
+    fn replay_internal(&self, topic: &str, mut f: impl FnMut(Record)) -> Result<usize, TopicError> {
+        let partition = self.topic(topic).and_then(|t| t.partition(0)).ok_or_else(|| TopicError::UnknownTopic(topic.to_string()))?;
         let bounds = partition.log.bounds();
         let mut offset = bounds.log_start_offset;
-        let mut loaded = 0usize;
+        let mut replayed = 0usize;
         while offset < bounds.log_end_offset {
             let chunk = partition.log.read(offset, 1 << 20, true)?;
             if chunk.bytes.is_empty() {
@@ -281,19 +299,48 @@ impl BrokerState {
                 pos += header.size;
                 offset = header.last_offset() + 1;
                 let Ok(set) = RecordBatchDecoder::decode(&mut batch) else {
-                    tracing::warn!(offset = header.base_offset, "skipping undecodable batch in {OFFSETS_TOPIC}");
+                    tracing::warn!(offset = header.base_offset, "skipping undecodable batch in {topic}");
                     continue;
                 };
-                for record in set.records {
-                    let Some(key) = record.key.and_then(OffsetKey::decode) else { continue };
-                    let value = record.value.and_then(CommittedOffset::decode);
-                    self.groups.with(|c, now| c.load_offset(now, key, value));
-                    loaded += 1;
-                }
+                replayed += set.records.len();
+                set.records.into_iter().for_each(&mut f);
             }
         }
-        if loaded > 0 {
-            tracing::info!(records = loaded, "replayed committed offsets");
+        Ok(replayed)
+    }
+
+    /// Rebuilds committed offsets from `__consumer_offsets`. Offsets a
+    /// transaction committed count once its COMMIT marker follows.
+    fn replay_offsets(&self) -> Result<(), TopicError> {
+        let replayed = self.replay_internal(OFFSETS_TOPIC, |record| {
+            if record.control {
+                let commit = record.key.as_ref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
+                self.groups.with(|c, now| c.complete_txn_offsets(now, record.producer_id, commit));
+                return;
+            }
+            let Some(key) = record.key.and_then(OffsetKey::decode) else { return };
+            let value = record.value.and_then(CommittedOffset::decode);
+            match value {
+                Some(value) if record.transactional => {
+                    self.groups.with(|c, _| c.stage_txn_offsets(record.producer_id, &key.group, vec![((key.topic, key.partition), value)]))
+                }
+                value => self.groups.with(|c, now| c.load_offset(now, key, value)),
+            }
+        })?;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replayed committed offsets");
+        }
+        Ok(())
+    }
+
+    /// Rebuilds every transactional id's metadata from `__transaction_state`.
+    fn replay_transactions(&self) -> Result<(), TopicError> {
+        let replayed = self.replay_internal(TXN_TOPIC, |record| {
+            let Some(id) = record.key.and_then(TxnMetadata::decode_key) else { return };
+            self.txns.with(|c, _| c.load(&id, record.value.and_then(TxnMetadata::decode)));
+        })?;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replayed transaction state");
         }
         Ok(())
     }
@@ -301,6 +348,13 @@ impl BrokerState {
     /// Appends key/value records (`None` is a tombstone) to partition 0 of
     /// an internal topic and waits until they are durable.
     pub async fn append_internal(&self, topic: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), TopicError> {
+        self.append_internal_as(topic, records, None).await
+    }
+
+    /// Like [`BrokerState::append_internal`], as part of a producer's open
+    /// transaction (`(producer id, epoch)`): the records count once the
+    /// transaction's COMMIT marker follows them.
+    pub async fn append_internal_as(&self, topic: &str, records: Vec<(Bytes, Option<Bytes>)>, transaction: Option<(i64, i16)>) -> Result<(), TopicError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -310,11 +364,11 @@ impl BrokerState {
             .into_iter()
             .enumerate()
             .map(|(i, (key, value))| Record {
-                transactional: false,
+                transactional: transaction.is_some(),
                 control: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: transaction.map_or(-1, |(id, _)| id),
+                producer_epoch: transaction.map_or(-1, |(_, epoch)| epoch),
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
                 sequence: -1,
@@ -521,8 +575,9 @@ impl BrokerState {
     pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         let _admin = lock(&self.admin);
         // Apache Kafka lets an admin delete (or grow) `__consumer_offsets`,
-        // losing every group's offsets; runnel keeps them.
-        if name == OFFSETS_TOPIC {
+        // losing every group's offsets; runnel keeps them, and the
+        // transaction state likewise.
+        if is_internal_topic(name) {
             return Err(TopicError::Internal(name.to_string()));
         }
         let topic = write(&self.topics).remove(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
@@ -537,7 +592,7 @@ impl BrokerState {
     /// Grows a topic to `count` partitions.
     pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
         let _admin = lock(&self.admin);
-        if name == OFFSETS_TOPIC {
+        if is_internal_topic(name) {
             return Err(TopicError::Internal(name.to_string()));
         }
         let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;

@@ -300,17 +300,24 @@ impl Group {
     }
 }
 
+/// An offset a transaction committed: group, partition and value.
+type StagedOffset = (String, (String, i32), CommittedOffset);
+
 /// Every group this broker coordinates, and their committed offsets.
 #[derive(Debug)]
 pub struct GroupCoordinator {
     config: CoordinatorConfig,
     groups: HashMap<String, Group>,
     join_counter: u64,
+    /// Offsets committed inside open transactions, by producer id: they
+    /// take effect when the transaction's COMMIT marker is written to
+    /// `__consumer_offsets`, and vanish on ABORT.
+    txn_offsets: HashMap<i64, Vec<StagedOffset>>,
 }
 
 impl GroupCoordinator {
     pub fn new(config: CoordinatorConfig) -> GroupCoordinator {
-        GroupCoordinator { config, groups: HashMap::new(), join_counter: 0 }
+        GroupCoordinator { config, groups: HashMap::new(), join_counter: 0, txn_offsets: HashMap::new() }
     }
 
     pub fn config(&self) -> &CoordinatorConfig {
@@ -574,6 +581,31 @@ impl GroupCoordinator {
     pub fn apply_offsets(&mut self, now: Millis, group_id: &str, offsets: Vec<((String, i32), CommittedOffset)>) {
         let group = self.groups.entry(group_id.to_string()).or_insert_with(|| Group::new(now));
         group.offsets.extend(offsets);
+    }
+
+    /// Holds offsets a TxnOffsetCommit stored for `producer_id`'s open
+    /// transaction until its marker decides them.
+    pub fn stage_txn_offsets(&mut self, producer_id: i64, group_id: &str, offsets: Vec<((String, i32), CommittedOffset)>) {
+        let staged = self.txn_offsets.entry(producer_id).or_default();
+        staged.extend(offsets.into_iter().map(|(partition, offset)| (group_id.to_string(), partition, offset)));
+    }
+
+    /// `producer_id`'s transaction ended: its staged offsets become the
+    /// committed ones on commit and are dropped on abort.
+    pub fn complete_txn_offsets(&mut self, now: Millis, producer_id: i64, commit: bool) {
+        let Some(staged) = self.txn_offsets.remove(&producer_id) else { return };
+        if commit {
+            for (group_id, partition, offset) in staged {
+                self.apply_offsets(now, &group_id, vec![(partition, offset)]);
+            }
+        }
+    }
+
+    /// Whether an open transaction holds an offset for this partition of
+    /// the group: OffsetFetch with `require_stable` answers
+    /// UNSTABLE_OFFSET_COMMIT until it ends, as Apache Kafka does (KIP-447).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.txn_offsets.values().flatten().any(|(g, (t, p), _)| g == group_id && t == topic && *p == partition)
     }
 
     /// Replays one `__consumer_offsets` record at startup; `None` is a

@@ -69,19 +69,20 @@ impl TxnState {
         }
     }
 
+    /// Every state, in the order of their ids.
+    pub const ALL: [TxnState; 8] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Dead,
+        TxnState::PrepareEpochFence,
+    ];
+
     pub fn from_id(id: i8) -> Option<TxnState> {
-        [
-            TxnState::Empty,
-            TxnState::Ongoing,
-            TxnState::PrepareCommit,
-            TxnState::PrepareAbort,
-            TxnState::CompleteCommit,
-            TxnState::CompleteAbort,
-            TxnState::Dead,
-            TxnState::PrepareEpochFence,
-        ]
-        .into_iter()
-        .find(|s| s.id() == id)
+        TxnState::ALL.into_iter().find(|s| s.id() == id)
     }
 }
 

@@ -486,7 +486,12 @@ impl PartitionLog {
         inner.producers.expire(now_ms, expiration)
     }
 
-    /// Idempotent producers this partition remembers.
+    /// The producers this partition remembers, for DescribeProducers.
+    pub fn producers(&self) -> Vec<crate::producer_state::ProducerSummary> {
+        self.lock().producers.summaries()
+    }
+
+    /// How many idempotent producers this partition remembers.
     pub fn producer_count(&self) -> usize {
         self.lock().producers.len()
     }

@@ -49,6 +49,22 @@ pub struct AbortedTxn {
     pub last_offset: i64,
 }
 
+/// What DescribeProducers reports of one producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence of the newest record, -1 when none was numbered.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// First offset of its open transaction here, -1 when none is open.
+    pub txn_start_offset: i64,
+}
+
+/// The base sequence of batches the broker writes for a producer itself
+/// (transactional offset commits): they carry no sequence to check.
+pub const NO_SEQUENCE: i32 = -1;
+
 /// Why a batch may not be appended.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SequenceError {
@@ -79,7 +95,7 @@ impl ProducerStates {
     /// Judges one batch against what this partition has seen of its
     /// producer.
     pub fn check(&self, header: &BatchHeader) -> Result<SequenceVerdict, SequenceError> {
-        if !header.has_producer_id() {
+        if !header.has_producer_id() || header.base_sequence == NO_SEQUENCE {
             return Ok(SequenceVerdict::Append);
         }
         let Some(entry) = self.producers.get(&header.producer_id) else {
@@ -133,10 +149,13 @@ impl ProducerStates {
             entry.epoch = header.producer_epoch;
             entry.recent.clear();
         }
+        entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
+        if header.base_sequence == NO_SEQUENCE {
+            return;
+        }
         if entry.recent.len() == MAX_IN_FLIGHT {
             entry.recent.pop_front();
         }
-        entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
         entry.recent.push_back(BatchMeta { first_sequence: header.base_sequence, last_sequence: header.last_sequence(), base_offset: header.base_offset });
     }
 
@@ -166,6 +185,24 @@ impl ProducerStates {
         let before = self.producers.len();
         self.producers.retain(|_, entry| entry.txn_first_offset.is_some() || now_ms - entry.last_timestamp < expiration_ms);
         before - self.producers.len()
+    }
+
+    /// Every producer this partition remembers, by id, for
+    /// DescribeProducers.
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut summaries: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| ProducerSummary {
+                producer_id,
+                producer_epoch: entry.epoch,
+                last_sequence: entry.recent.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp: entry.last_timestamp,
+                txn_start_offset: entry.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        summaries.sort_unstable_by_key(|s| s.producer_id);
+        summaries
     }
 
     pub fn len(&self) -> usize {

@@ -74,6 +74,16 @@ pub struct ServeArgs {
     /// Committed offsets of groups empty this long expire (offsets.retention.minutes).
     #[arg(long, env = "RUNNEL_OFFSETS_RETENTION_MINUTES")]
     offsets_retention_minutes: Option<i64>,
+    /// Longest transaction timeout a producer may ask for (transaction.max.timeout.ms) [default: 900000].
+    #[arg(long, env = "RUNNEL_TRANSACTION_MAX_TIMEOUT_MS")]
+    transaction_max_timeout_ms: Option<i32>,
+    /// Forget transactional ids unused this long (transactional.id.expiration.ms) [default: 604800000].
+    #[arg(long, env = "RUNNEL_TRANSACTIONAL_ID_EXPIRATION_MS")]
+    transactional_id_expiration_ms: Option<i64>,
+    /// How often transactions open past their timeout are aborted
+    /// (transaction.abort.timed.out.transaction.cleanup.interval.ms) [default: 10000].
+    #[arg(long, env = "RUNNEL_TRANSACTION_TIMEOUT_CHECK_INTERVAL_MS")]
+    transaction_timeout_check_interval_ms: Option<u64>,
     /// Address of the Schema Registry's REST API [default: 127.0.0.1:8081].
     #[arg(long, env = "RUNNEL_REGISTRY_LISTEN")]
     registry_listen: Option<std::net::SocketAddr>,
@@ -194,6 +204,15 @@ impl ServeArgs {
         if let Some(minutes) = self.offsets_retention_minutes {
             config.offsets_retention_minutes = minutes;
         }
+        if let Some(ms) = self.transaction_max_timeout_ms {
+            config.transaction_max_timeout_ms = ms;
+        }
+        if let Some(ms) = self.transactional_id_expiration_ms {
+            config.transactional_id_expiration_ms = ms;
+        }
+        if let Some(ms) = self.transaction_timeout_check_interval_ms {
+            config.transaction_timeout_check_interval_ms = ms;
+        }
         for spec in &self.topic_defaults {
             let (key, value) = spec.split_once('=').with_context(|| format!("--topic-default `{spec}` must be KEY=VALUE"))?;
             config.topic_defaults.insert(key.to_string(), value.to_string());
@@ -215,6 +234,9 @@ fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
     }
     if config.group_initial_rebalance_delay_ms < 0 || config.group_min_session_timeout_ms < 1 || config.offsets_retention_minutes < 1 {
         bail!("group timings must be positive");
+    }
+    if config.transaction_max_timeout_ms < 1 || config.transactional_id_expiration_ms < 1 || config.transaction_timeout_check_interval_ms == 0 {
+        bail!("transaction timings must be positive");
     }
     if config.queued_max_request_bytes < config.socket_request_max_bytes {
         bail!(

@@ -1,4 +1,5 @@
-//! FindCoordinator: this broker coordinates every group.
+//! FindCoordinator: this broker coordinates every group and every
+//! transactional id.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -9,13 +10,14 @@ use super::str_bytes;
 use crate::request::RequestContext;
 
 const GROUP_KEY: i8 = 0;
+const TRANSACTION_KEY: i8 = 1;
 
 pub fn handle(ctx: &RequestContext<'_>, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let node = BrokerId(ctx.state.node_id);
     let host = str_bytes(ctx.listener.advertised_host.clone());
     let port = ctx.listener.advertised_port;
-    // Transactions are not implemented, so there is no transaction coordinator.
-    let error = if request.key_type != GROUP_KEY { Some(ResponseError::CoordinatorNotAvailable) } else { None };
+    // As Apache Kafka: an unknown key type is an invalid request.
+    let error = if request.key_type != GROUP_KEY && request.key_type != TRANSACTION_KEY { Some(ResponseError::InvalidRequest) } else { None };
     if ctx.api_version >= 4 {
         let coordinators = request
             .coordinator_keys

@@ -1,8 +1,11 @@
 //! OffsetFetch: one group (v0–7) or several (v8+); partitions without a
-//! commit answer offset -1.
+//! commit answer offset -1. With `require_stable` (v7+, sent by
+//! read_committed consumers), a partition whose offset an open transaction
+//! is committing answers UNSTABLE_OFFSET_COMMIT, and the client retries.
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
@@ -13,25 +16,40 @@ use super::{str_bytes, topic_name};
 use crate::error::group_code;
 use crate::request::RequestContext;
 
-/// `(topic, [(partition, committed)])` for the requested partitions, or
-/// for everything committed when `topics` is `None`.
-type Fetched = Vec<(TopicName, Vec<(i32, Option<CommittedOffset>)>)>;
+/// A partition's answer: its committed offset, if any, or an error code.
+type Found = Result<Option<CommittedOffset>, i16>;
 
-fn fetch(ctx: &RequestContext<'_>, group_id: &str, topics: Option<Vec<(TopicName, Vec<i32>)>>) -> Result<Fetched, i16> {
+/// `(topic, [(partition, found)])` for the requested partitions, or for
+/// everything committed when `topics` is `None`.
+type Fetched = Vec<(TopicName, Vec<(i32, Found)>)>;
+
+fn fetch(ctx: &RequestContext<'_>, group_id: &str, topics: Option<Vec<(TopicName, Vec<i32>)>>, require_stable: bool) -> Result<Fetched, i16> {
     ctx.state.groups.with(|c, _| c.validate_group_id(group_id)).map_err(|e| group_code(Some(e)))?;
     let committed: BTreeMap<(String, i32), CommittedOffset> = ctx.state.groups.with(|c, _| c.committed(group_id)).into_iter().collect();
+    let unstable = |topic: &str, partition: i32| require_stable && ctx.state.groups.with(|c, _| c.has_pending_txn_offset(group_id, topic, partition));
     Ok(match topics {
         Some(topics) => topics
             .into_iter()
             .map(|(name, partitions)| {
-                let found = partitions.into_iter().map(|p| (p, committed.get(&(name.0.to_string(), p)).cloned())).collect();
+                let found = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let found = if unstable(&name.0, p) {
+                            Err(ResponseError::UnstableOffsetCommit.code())
+                        } else {
+                            Ok(committed.get(&(name.0.to_string(), p)).cloned())
+                        };
+                        (p, found)
+                    })
+                    .collect();
                 (name, found)
             })
             .collect(),
         None => {
-            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> = BTreeMap::new();
+            let mut by_topic: BTreeMap<String, Vec<(i32, Found)>> = BTreeMap::new();
             for ((topic, partition), value) in committed {
-                by_topic.entry(topic).or_default().push((partition, Some(value)));
+                let found = if unstable(&topic, partition) { Err(ResponseError::UnstableOffsetCommit.code()) } else { Ok(Some(value)) };
+                by_topic.entry(topic).or_default().push((partition, found));
             }
             by_topic.into_iter().map(|(t, ps)| (topic_name(t), ps)).collect()
         }
@@ -41,9 +59,12 @@ fn fetch(ctx: &RequestContext<'_>, group_id: &str, topics: Option<Vec<(TopicName
 /// The v0–7 and v8+ layouts have distinct partition types with the same
 /// fields; this fills either.
 macro_rules! partition_result {
-    ($ty:ty, $partition:expr, $committed:expr, $version:expr) => {{
-        let committed: Option<CommittedOffset> = $committed;
+    ($ty:ty, $partition:expr, $found:expr, $version:expr) => {{
+        let found: Found = $found;
+        let error_code = found.as_ref().err().copied().unwrap_or(0);
+        let committed = found.unwrap_or(None);
         <$ty>::default()
+            .with_error_code(error_code)
             .with_partition_index($partition)
             .with_committed_offset(committed.as_ref().map_or(-1, |c| c.offset))
             .with_committed_leader_epoch(if $version >= 5 { committed.as_ref().map_or(-1, |c| c.leader_epoch) } else { -1 })
@@ -60,7 +81,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFe
             .map(|g| {
                 let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
                 let response = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch(ctx, &g.group_id.0, topics) {
+                match fetch(ctx, &g.group_id.0, topics, request.require_stable) {
                     Err(code) => response.with_error_code(code),
                     Ok(found) => response.with_topics(
                         found
@@ -78,7 +99,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFe
     }
     let group_id: GroupId = request.group_id;
     let topics = request.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
-    match fetch(ctx, &group_id.0, topics) {
+    match fetch(ctx, &group_id.0, topics, version >= 7 && request.require_stable) {
         Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code),
         Err(_) => OffsetFetchResponse::default(),
         Ok(found) => OffsetFetchResponse::default().with_topics(

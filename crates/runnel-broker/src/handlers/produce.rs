@@ -16,6 +16,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use runnel_coordinator::txn::TxnError;
 use runnel_log::batch;
 use runnel_log::records::{self, TopicCodec};
 use runnel_log::BatchError;
@@ -23,9 +24,8 @@ use runnel_log::BatchError;
 use super::str_bytes;
 use crate::config::FsyncPolicy;
 use crate::error::KafkaError;
-use crate::groups::OFFSETS_TOPIC;
 use crate::request::RequestContext;
-use crate::state::{now_ms, Partition, Topic, TopicError};
+use crate::state::{is_internal_topic, now_ms, Partition, Topic, TopicError};
 
 /// Appended batches whose response may still wait for an fsync.
 pub struct Produced {
@@ -59,6 +59,7 @@ impl Produced {
 /// its next request while this one's fsync is in flight.
 pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produced> {
     let acks = request.acks;
+    let transactional_id = super::non_empty(request.transactional_id.as_ref().map(|id| &id.0));
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut pending_flushes = Vec::new();
     for topic_data in request.topic_data {
@@ -67,7 +68,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
         // produce to a topic that does not exist is refused.
         let topic = ctx.state.topic(&name).ok_or_else(|| TopicError::UnknownTopic(name.clone()));
         // The broker alone writes its internal topics, as in Apache Kafka.
-        let internal = name == OFFSETS_TOPIC;
+        let internal = is_internal_topic(&name);
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let index = data.index;
@@ -84,7 +85,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
                 .into()),
                 (Ok(topic), _) => match topic.partition(index) {
                     None => Err(KafkaError::new(ResponseError::UnknownTopicOrPartition, format!("topic `{name}` has no partition {index}")).into()),
-                    Some(partition) => append(ctx, topic, &partition, data),
+                    Some(partition) => append(ctx, topic, &partition, transactional_id.as_deref(), data),
                 },
             };
             let response = PartitionProduceResponse::default().with_index(index);
@@ -154,7 +155,13 @@ struct Appended {
     flush_to: Option<i64>,
 }
 
-fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: PartitionProduceData) -> Result<Appended, Refused> {
+fn append(
+    ctx: &RequestContext<'_>,
+    topic: &Topic,
+    partition: &Partition,
+    transactional_id: Option<&str>,
+    data: PartitionProduceData,
+) -> Result<Appended, Refused> {
     let records = data.records.ok_or_else(|| KafkaError::new(ResponseError::CorruptMessage, "produce request carries no records"))?;
     let settings = topic.settings();
     let ranges = batch::split(&records).map_err(|e| KafkaError::from(&e))?;
@@ -177,7 +184,7 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
             return Err(KafkaError::new(ResponseError::UnsupportedCompressionType, "zstd batches need Produce v7 or later").into());
         }
         if header.is_transactional() {
-            return Err(KafkaError::new(ResponseError::InvalidRecord, "transactional produce is not supported yet").into());
+            check_in_transaction(ctx, transactional_id, &header, &topic.name, partition.index)?;
         }
         headers.push(header);
     }
@@ -221,6 +228,25 @@ fn append(ctx: &RequestContext<'_>, topic: &Topic, partition: &Partition, data: 
         log_append_time: log_append_time.unwrap_or(-1),
         log_start_offset: appended.log_start_offset,
         flush_to: fsync_always.then_some(appended.last_offset + 1),
+    })
+}
+
+/// A transactional batch must come from the transactional id's current
+/// producer, into a partition its open transaction added, as Apache Kafka
+/// verifies before appending (KIP-890): a late batch from a finished or
+/// aborted transaction would otherwise leave the partition unstable.
+fn check_in_transaction(ctx: &RequestContext<'_>, transactional_id: Option<&str>, header: &batch::BatchHeader, topic: &str, index: i32) -> Result<(), Refused> {
+    let Some(transactional_id) = transactional_id else {
+        return Err(KafkaError::new(ResponseError::InvalidTxnState, "transactional records need the producer's transactional id").into());
+    };
+    let partition = (topic.to_string(), index);
+    ctx.state.txns.with(|c, _| c.verify_partition(transactional_id, header.producer_id, header.producer_epoch, &partition)).map_err(|e| {
+        let code = match e {
+            TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+            _ => ResponseError::InvalidTxnState,
+        };
+        KafkaError::new(code, format!("{e} ({topic}-{index})")).into()
     })
 }
 

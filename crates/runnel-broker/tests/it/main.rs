@@ -6,3 +6,4 @@ mod fuzz;
 mod groups;
 mod raw;
 mod support;
+mod txns;

@@ -18,7 +18,9 @@ pub struct TestBroker {
     pub bootstrap: String,
     pub state: Arc<BrokerState>,
     shutdown: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    stopped: Option<tokio::task::JoinHandle<()>>,
+    config: BrokerConfig,
+    dir: Arc<tempfile::TempDir>,
 }
 
 impl TestBroker {
@@ -27,21 +29,37 @@ impl TestBroker {
     }
 
     pub async fn start_with(customise: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Arc::new(tempfile::tempdir().unwrap());
         let mut config = BrokerConfig {
             data_dir: dir.path().to_path_buf(),
             listeners: vec![ListenerConfig { name: "PLAINTEXT".into(), listen: "127.0.0.1:0".parse().unwrap(), advertise: None }],
             ..BrokerConfig::default()
         };
         customise(&mut config);
+        Self::open(config, dir).await
+    }
+
+    async fn open(config: BrokerConfig, dir: Arc<tempfile::TempDir>) -> TestBroker {
         let listeners = runnel_broker::bind(&config.listeners).await.unwrap();
         let bootstrap = format!("127.0.0.1:{}", listeners[0].1.local_addr.port());
-        let state = Arc::new(BrokerState::open(config).unwrap());
+        let state = Arc::new(BrokerState::open(config.clone()).unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(runnel_broker::run(state.clone(), listeners, async move {
+        let stopped = tokio::spawn(runnel_broker::run(state.clone(), listeners, async move {
             let _ = rx.await;
         }));
-        TestBroker { bootstrap, state, shutdown: Some(tx), _dir: dir }
+        TestBroker { bootstrap, state, shutdown: Some(tx), stopped: Some(stopped), config, dir }
+    }
+
+    /// Stops the broker and starts a new one on the same data directory
+    /// (and a new port).
+    pub async fn restart(mut self) -> TestBroker {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            stopped.await.unwrap();
+        }
+        Self::open(self.config.clone(), self.dir.clone()).await
     }
 }
 

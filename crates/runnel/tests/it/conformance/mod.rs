@@ -333,7 +333,7 @@ async fn await_coordinator(pair: &mut Pair, group: &str) {
 /// clients retry, and so does this.
 async fn init_idempotent_producer(client: &mut RawClient) -> InitProducerIdResponse {
     loop {
-        let init = client.call(&InitProducerIdRequest::default().with_transaction_timeout_ms(60_000), 4).await;
+        let init = client.call(&InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000), 4).await;
         if init.error_code != 14 {
             return init;
         }
