@@ -103,7 +103,7 @@ pub struct TxnMetadata {
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<TxnPartition>,
-    /// When the current transaction began (-1 when none is open).
+    /// When the current (or last) transaction began; -1 before the first.
     pub start_ms: Millis,
     pub last_update_ms: Millis,
 }
@@ -523,8 +523,8 @@ impl TxnCoordinator {
             TxnState::PrepareAbort => TxnState::CompleteAbort,
             _ => return None,
         };
+        // As Apache Kafka: a finished transaction keeps its start time.
         next.partitions.clear();
-        next.start_ms = -1;
         next.last_update_ms = now;
         entry.pending = Some(Some(next.clone()));
         Some(Proposal { transactional_id: transactional_id.to_string(), metadata: Some(next) })

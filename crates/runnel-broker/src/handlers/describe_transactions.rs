@@ -18,7 +18,7 @@ pub fn handle(ctx: &RequestContext<'_>, request: DescribeTransactionsRequest) ->
             let found = ctx.state.txns.with(|c, _| c.get(&id.0).cloned());
             let state = TransactionState::default().with_transactional_id(id);
             let Some(metadata) = found else {
-                return state.with_error_code(ResponseError::TransactionalIdNotFound.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+                return state.with_error_code(ResponseError::TransactionalIdNotFound.code());
             };
             let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
             for (topic, partition) in &metadata.partitions {

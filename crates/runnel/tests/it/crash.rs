@@ -237,7 +237,10 @@ async fn kill_9_at_any_point_of_transactions_leaves_whole_transactions_and_their
         assert_eq!(values.len() % 10, 0, "round {round}: a transaction is visible in part");
         let expected: Vec<String> = (0..transactions).flat_map(|n| (0..10).map(move |i| format!("t{n}-{i}"))).collect();
         assert_eq!(values, expected, "round {round}");
-        assert!(transactions == acknowledged_total || transactions == acknowledged_total + 1, "round {round}: {transactions} visible, {acknowledged_total} acknowledged");
+        assert!(
+            transactions == acknowledged_total || transactions == acknowledged_total + 1,
+            "round {round}: {transactions} visible, {acknowledged_total} acknowledged"
+        );
         assert_eq!(committed_offset, transactions, "round {round}: the group's offset moved with the transactions");
         acknowledged_total = transactions;
         restarted.stop();

@@ -37,6 +37,7 @@ mod groups;
 mod membership;
 mod records;
 mod topics;
+mod transactions;
 
 /// Connections to both brokers, and runnel's process.
 struct Pair {
