@@ -8,6 +8,12 @@
 //! only if no newer record of its key was mapped. Offsets are preserved,
 //! so the log gains gaps; tombstones (null values) are kept long enough
 //! for consumers to see them, then dropped.
+//!
+//! Transactions, as Apache Kafka's cleaner treats them: nothing at or past
+//! the last stable offset is cleaned; records of aborted transactions are
+//! neither mapped nor kept; and a COMMIT or ABORT marker goes, like a
+//! tombstone, once no record of its transaction remains and it has
+//! outlived `delete.retention.ms`.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -17,6 +23,7 @@ use kafka_protocol::records::Record;
 
 use crate::batch::BatchHeader;
 use crate::error::RecordsError;
+use crate::producer_state::AbortedTxn;
 use crate::records::{self, TopicCodec};
 
 /// How a compacted partition is cleaned (the topic's compaction configs).
@@ -123,6 +130,37 @@ pub fn map_batch(map: &mut OffsetMap, bytes: &[u8], header: &BatchHeader) -> Res
         }
     }
     Ok(true)
+}
+
+/// Whether a batch holds records of a transaction that was aborted
+/// (`aborted` sorted by the aborts' marker offsets, as the log keeps it).
+pub fn in_aborted_transaction(aborted: &[AbortedTxn], header: &BatchHeader) -> bool {
+    if !header.is_transactional() || header.is_control() {
+        return false;
+    }
+    let from = aborted.partition_point(|a| a.last_offset < header.base_offset);
+    aborted[from..].iter().any(|a| a.producer_id == header.producer_id && a.first_offset <= header.base_offset)
+}
+
+/// Follows, batch by batch in offset order, whether each producer's
+/// current transaction still has records in the cleaned log, to tell
+/// when its marker has nothing left to decide.
+#[derive(Debug, Default)]
+pub struct MarkerTracker {
+    records_kept: HashMap<i64, bool>,
+}
+
+impl MarkerTracker {
+    /// A transactional batch of `producer_id` stays in the log.
+    pub fn kept(&mut self, producer_id: i64) {
+        self.records_kept.insert(producer_id, true);
+    }
+
+    /// A marker of `producer_id` ends its transaction; true when no record
+    /// of that transaction remains, so the marker may go.
+    pub fn marker_is_empty(&mut self, producer_id: i64) -> bool {
+        !self.records_kept.remove(&producer_id).unwrap_or(false)
+    }
 }
 
 /// What cleaning left of a batch.

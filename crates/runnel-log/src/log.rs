@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 
 use crate::batch::{self, BatchHeader};
-use crate::cleaner::{self, Cleaned, CompactionConfig, OffsetMap};
+use crate::cleaner::{self, Cleaned, CompactionConfig, MarkerTracker, OffsetMap};
 use crate::error::LogError;
 use crate::producer_state::{self, AbortedTxn, ProducerStates};
 use crate::segment::{self, scan_headers, ActiveRecovery, Segment};
@@ -168,10 +168,13 @@ pub struct CleanStats {
 /// What a compaction pass works on.
 struct CleaningPlan {
     config: CompactionConfig,
-    /// Sealed segments old enough to clean, oldest first.
+    /// Sealed segments old enough to clean, and wholly below the last
+    /// stable offset, oldest first.
     cleanable: Vec<SealedRef>,
     /// Where the dirty section starts.
     checkpoint: i64,
+    /// The partition's aborted transactions, whose records are dropped.
+    aborted: Vec<AbortedTxn>,
 }
 
 /// What rewriting one segment did.
@@ -718,7 +721,7 @@ impl PartitionLog {
         for segment in plan.cleanable.iter().filter(|s| s.next_offset > checkpoint) {
             let mut full = false;
             for_each_batch(segment, |header, bytes| {
-                if header.last_offset() < checkpoint || full {
+                if header.last_offset() < checkpoint || full || cleaner::in_aborted_transaction(&plan.aborted, header) {
                     return Ok(());
                 }
                 if cleaner::map_batch(&mut map, bytes, header)? {
@@ -736,11 +739,13 @@ impl PartitionLog {
         let mut stats = CleanStats { cleaned_to: map_end, ..CleanStats::default() };
         let retention = plan.config.delete_retention_ms;
         let mut tombstones_due = i64::MAX;
+        let mut markers = MarkerTracker::default();
         for segment in plan.cleanable.iter().filter(|s| s.base_offset < map_end) {
-            // A tombstone goes once a pass has already kept it and its
-            // segment's newest record is older than delete.retention.ms.
+            // A tombstone (or an empty transaction's marker) goes once a
+            // pass has already kept it and its segment's newest record is
+            // older than delete.retention.ms.
             let drop_tombstones = segment.next_offset <= checkpoint && segment.max_timestamp < now_ms.saturating_sub(retention);
-            let rewritten = self.rewrite_segment(&map, segment, drop_tombstones)?;
+            let rewritten = self.rewrite_segment(&map, &plan.aborted, &mut markers, segment, drop_tombstones)?;
             if let Some(after) = rewritten.size {
                 stats.segments_rewritten += 1;
                 stats.bytes_before += segment.size;
@@ -765,11 +770,12 @@ impl PartitionLog {
         let config = inner.config.compaction?;
         let active_base = inner.active().base_offset;
         let horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        let stable = inner.producers.first_unstable_offset().unwrap_or(i64::MAX);
         let cleanable: Vec<SealedRef> = inner
             .segments
             .values()
             .filter(|s| s.base_offset < active_base)
-            .take_while(|s| s.max_timestamp <= horizon)
+            .take_while(|s| s.max_timestamp <= horizon && s.next_offset <= stable)
             .map(|s| SealedRef {
                 base_offset: s.base_offset,
                 next_offset: s.next_offset,
@@ -787,12 +793,20 @@ impl PartitionLog {
         let overdue = dirty.first().is_some_and(|s| s.max_timestamp >= 0 && now_ms.saturating_sub(s.max_timestamp) > config.max_compaction_lag_ms);
         let dirty_enough = dirty_bytes > 0 && (ratio_ppm >= config.min_dirty_ratio_ppm as u64 || overdue);
         let tombstones_due = inner.tombstones_due_ms <= now_ms && total > 0;
-        (dirty_enough || tombstones_due).then_some(CleaningPlan { config, cleanable, checkpoint })
+        let aborted = inner.aborted.clone();
+        (dirty_enough || tombstones_due).then_some(CleaningPlan { config, cleanable, checkpoint, aborted })
     }
 
     /// Writes the cleaned copy of `segment` and swaps it in, unless
     /// nothing in it changed.
-    fn rewrite_segment(&self, map: &OffsetMap, segment: &SealedRef, drop_tombstones: bool) -> Result<Rewritten, LogError> {
+    fn rewrite_segment(
+        &self,
+        map: &OffsetMap,
+        aborted: &[AbortedTxn],
+        markers: &mut MarkerTracker,
+        segment: &SealedRef,
+        drop_tombstones: bool,
+    ) -> Result<Rewritten, LogError> {
         use std::io::Write;
         let stem = segment::file_stem(segment.base_offset);
         let cleaned_path = self.dir.join(format!("{stem}{CLEANED_SUFFIX}"));
@@ -801,7 +815,20 @@ impl PartitionLog {
         let mut written = 0u64;
         let mut tombstones = 0;
         for_each_batch(segment, |header, bytes| {
-            let (cleaned, kept_tombstones) = cleaner::clean_batch(map, bytes, header, drop_tombstones)?;
+            let (cleaned, kept_tombstones) = if cleaner::in_aborted_transaction(aborted, header) {
+                (Cleaned::Empty, 0)
+            } else if header.is_control() {
+                match (markers.marker_is_empty(header.producer_id), drop_tombstones) {
+                    (true, true) => (Cleaned::Empty, 0),
+                    (true, false) => (Cleaned::Unchanged, 1),
+                    (false, _) => (Cleaned::Unchanged, 0),
+                }
+            } else {
+                cleaner::clean_batch(map, bytes, header, drop_tombstones)?
+            };
+            if header.is_transactional() && !header.is_control() && !matches!(cleaned, Cleaned::Empty) {
+                markers.kept(header.producer_id);
+            }
             tombstones += kept_tombstones;
             match cleaned {
                 Cleaned::Unchanged => {

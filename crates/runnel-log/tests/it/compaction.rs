@@ -24,18 +24,24 @@ fn compacted(delete_retention_ms: i64) -> LogConfig {
 /// Appends one batch of `(key, value)` records (a `None` value is a
 /// tombstone) in `compression`.
 fn append_keyed(log: &PartitionLog, records: &[(String, Option<String>)], compression: Compression) {
+    append_keyed_as(log, records, compression, None);
+}
+
+/// Like [`append_keyed`], inside the open transaction of `(producer id,
+/// epoch, first sequence)` when one is given.
+fn append_keyed_as(log: &PartitionLog, records: &[(String, Option<String>)], compression: Compression, transaction: Option<(i64, i16, i32)>) {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: transaction.is_some(),
             control: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: transaction.map_or(-1, |t| t.0),
+            producer_epoch: transaction.map_or(-1, |t| t.1),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32 - 1,
+            sequence: transaction.map_or(i as i32 - 1, |t| t.2 + i as i32),
             timestamp: NOW,
             key: Some(Bytes::from(key.clone())),
             value: value.clone().map(Bytes::from),
@@ -221,4 +227,79 @@ fn reads_during_cleaning_always_see_whole_valid_batches_in_order() {
         reads += 1;
     }
     cleaning.join().unwrap();
+}
+
+/// Every batch from the start as `(offset, what)`: `key=value` records, or
+/// `COMMIT`/`ABORT` for markers.
+fn read_batches(log: &PartitionLog) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut offset = log.bounds().log_start_offset;
+    loop {
+        let chunk = log.read(offset, 1 << 20, true).unwrap();
+        if chunk.bytes.is_empty() {
+            return out;
+        }
+        let mut bytes = chunk.bytes.clone();
+        while !bytes.is_empty() {
+            let size = 12 + i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+            let batch = bytes.split_to(size);
+            let header = validate_stored(&batch).unwrap();
+            if header.is_control() {
+                let commit = runnel_log::batch::marker_commits(&batch).unwrap();
+                out.push((header.base_offset, if commit { "COMMIT" } else { "ABORT" }.to_string()));
+            } else {
+                for record in records::decode(batch).unwrap().records {
+                    let text = |b: Option<Bytes>| b.map_or("-".to_string(), |b| String::from_utf8(b.to_vec()).unwrap());
+                    out.push((record.offset, format!("{}={}", text(record.key), text(record.value))));
+                }
+            }
+            offset = header.last_offset() + 1;
+        }
+    }
+}
+
+fn kv(pairs: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))).collect()
+}
+
+#[test]
+fn aborted_records_go_and_markers_follow_their_transactions_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 200, ..compacted(1000) };
+    let log = PartitionLog::create(&dir.path().join("p"), config, NOW).unwrap();
+    // An aborted transaction, a committed one, and plain writes; a
+    // transaction still open at the end.
+    append_keyed_as(&log, &kv(&[("a", "aborted"), ("b", "aborted")]), Compression::None, Some((7, 0, 0)));
+    log.append_marker(7, 0, false, 0, NOW).unwrap();
+    append_keyed(&log, &kv(&[("a", "plain")]), Compression::None);
+    append_keyed_as(&log, &kv(&[("c", "committed")]), Compression::None, Some((7, 0, 2)));
+    log.append_marker(7, 0, true, 0, NOW).unwrap();
+    append_keyed(&log, &kv(&[("b", "plain")]), Compression::None);
+    append_keyed_as(&log, &kv(&[("b", "open")]), Compression::Gzip, Some((8, 0, 0)));
+    append_keyed(&log, &kv(&[("z", "seals the segments before it")]), Compression::None);
+    let stable = log.bounds().last_stable_offset;
+    assert_eq!(stable, 7, "the open transaction starts at offset 7");
+
+    clean_until_done(&log, NOW);
+    let first_pass = read_batches(&log);
+    assert_eq!(
+        first_pass,
+        [
+            (2, "ABORT".to_string()),
+            (3, "a=plain".to_string()),
+            (4, "c=committed".to_string()),
+            (5, "COMMIT".to_string()),
+            (6, "b=plain".to_string()),
+            (7, "b=open".to_string()),
+            (8, "z=seals the segments before it".to_string()),
+        ][..],
+        "aborted records go; the ABORT marker stays until delete.retention.ms has passed",
+    );
+    // An hour on, the abort marker goes; the commit marker stays with its
+    // record, and nothing past the last stable offset was touched.
+    let later = NOW + 3_600_000;
+    while log.clean(later).unwrap().is_some() {}
+    let later_pass = read_batches(&log);
+    assert!(!later_pass.iter().any(|(_, what)| what == "ABORT"), "{later_pass:?}");
+    assert!(later_pass.contains(&(5, "COMMIT".to_string())) && later_pass.contains(&(7, "b=open".to_string())), "{later_pass:?}");
 }
