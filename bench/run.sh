@@ -190,6 +190,17 @@ PY
 stop_broker
 row "8. $CONNECTIONS idle connections, 3 rounds" "-" "-" "$CONN" "≤ 10 KB; after ≤ 2× before"
 
+# 9. Transactions committed every 100 ms against the idempotent producer
+# they build on, both acks=all.
+start_broker "$WORK/transactions"
+r=$(bench produce --topic idempotent --record-size 1024 --records "$RECORDS" --acks -1 -X enable.idempotence=true)
+IDEMPOTENT=$(json_field "$r" mb_per_sec)
+r=$(bench produce --topic transactional --record-size 1024 --records "$RECORDS" --acks -1 --transaction-ms 100)
+TRANSACTIONAL=$(json_field "$r" mb_per_sec)
+stop_broker
+row "9. transactional producer committing every 100 ms, acks=-1" "$(json_field "$r" records_per_sec)" "$TRANSACTIONAL" \
+    "$(awk -v t="$TRANSACTIONAL" -v i="$IDEMPOTENT" 'BEGIN {printf "%.0f%% of idempotent (%.1f MB/s)", 100 * t / i, i}')" "≥ 70% of idempotent"
+
 echo "runnel benchmark suite ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
 echo
 echo "| workload | records/s | MB/s | latency / other | target |"

@@ -44,6 +44,9 @@ pub struct BenchOptions {
     pub keyed: bool,
     /// Records per second across all producers; `None` is as fast as possible.
     pub rate: Option<f64>,
+    /// Produce in transactions committed this often; `None` produces
+    /// outside transactions.
+    pub transaction_ms: Option<u64>,
     /// Extra librdkafka properties for every client.
     pub client_properties: Vec<(String, String)>,
 }

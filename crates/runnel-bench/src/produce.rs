@@ -1,5 +1,6 @@
 //! The produce workload: `producers` threads, each with its own librdkafka
-//! producer, sending fixed-size records as fast as allowed.
+//! producer, sending fixed-size records as fast as allowed, optionally in
+//! transactions committed at a fixed interval.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -71,7 +72,17 @@ pub fn produce(options: &BenchOptions) -> Result<BenchReport, BenchError> {
 }
 
 fn run_producer(options: &BenchOptions, id: usize, records: Option<u64>, deadline: Option<Instant>, counters: Arc<Counters>) -> Result<(), BenchError> {
-    let producer: ThreadedProducer<CountingContext> = options.producer_config().create_with_context(CountingContext(counters))?;
+    let mut config = options.producer_config();
+    if options.transaction_ms.is_some() {
+        config.set("transactional.id", format!("runnel-bench-{}-{id}", options.topic));
+    }
+    let producer: ThreadedProducer<CountingContext> = config.create_with_context(CountingContext(counters))?;
+    let transaction_every = options.transaction_ms.map(Duration::from_millis);
+    let mut transaction_started = Instant::now();
+    if transaction_every.is_some() {
+        producer.init_transactions(TRANSACTION_TIMEOUT)?;
+        producer.begin_transaction()?;
+    }
     let value = payload(options.record_size, 0);
     let rate_per_producer = options.rate.map(|r| r / options.producers as f64);
     let started = Instant::now();
@@ -79,6 +90,11 @@ fn run_producer(options: &BenchOptions, id: usize, records: Option<u64>, deadlin
     loop {
         if records.is_some_and(|n| sent >= n) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
+        }
+        if transaction_every.is_some_and(|every| transaction_started.elapsed() >= every) {
+            producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+            producer.begin_transaction()?;
+            transaction_started = Instant::now();
         }
         if let Some(rate) = rate_per_producer {
             let due = started + Duration::from_secs_f64(sent as f64 / rate);
@@ -103,6 +119,12 @@ fn run_producer(options: &BenchOptions, id: usize, records: Option<u64>, deadlin
         }
         sent += 1;
     }
+    if transaction_every.is_some() {
+        producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+    }
     producer.flush(Duration::from_secs(60))?;
     Ok(())
 }
+
+/// How long transactional calls may take before the run fails.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);

@@ -59,6 +59,10 @@ struct CommonArgs {
     /// Records per second across all producers.
     #[arg(long)]
     rate: Option<f64>,
+    /// Produce in transactions, committing every this many milliseconds
+    /// (each producer gets its own transactional id).
+    #[arg(long)]
+    transaction_ms: Option<u64>,
     /// Extra librdkafka property, KEY=VALUE; repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
@@ -75,6 +79,9 @@ impl CommonArgs {
             (Some(n), None) => Amount::Records(n),
             (None, None) => Amount::Records(1_000_000),
         };
+        if self.transaction_ms == Some(0) {
+            bail!("--transaction-ms must be positive");
+        }
         if self.partitions < 1 || self.producers < 1 || self.consumers < 1 {
             bail!("--partitions, --producers and --consumers must be at least 1");
         }
@@ -97,6 +104,7 @@ impl CommonArgs {
             batch_size: self.batch_size,
             keyed: self.keyed,
             rate: self.rate,
+            transaction_ms: self.transaction_ms,
             client_properties,
         })
     }
