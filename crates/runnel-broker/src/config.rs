@@ -88,6 +88,10 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// Pause between log cleaner rounds (`log.cleaner.backoff.ms`).
     pub log_cleaner_backoff_ms: u64,
+    /// The cleaner's disk traffic, read and written, in bytes per second
+    /// (`log.cleaner.io.max.bytes.per.second`), so compaction never takes
+    /// the disk from produce and fetch.
+    pub log_cleaner_io_max_bytes_per_second: u64,
     /// Broker-wide defaults for topic configs, keyed by topic config name
     /// (`retention.ms = "3600000"`); reported with source STATIC_BROKER_CONFIG.
     pub topic_defaults: BTreeMap<String, String>,
@@ -127,6 +131,7 @@ impl Default for BrokerConfig {
             fsync_interval_ms: 1000,
             retention_check_interval_ms: 300_000,
             log_cleaner_backoff_ms: 15_000,
+            log_cleaner_io_max_bytes_per_second: 64 * 1024 * 1024,
             topic_defaults: BTreeMap::new(),
             group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 6_000,

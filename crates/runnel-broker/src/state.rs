@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use runnel_log::{CleanPoint, LogError, OpenMode, PartitionLog};
+use runnel_log::{CleanPoint, IoPacer, LogError, OpenMode, PartitionLog};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -189,6 +189,8 @@ pub struct BrokerState {
     pub groups: Groups,
     /// The transaction coordinator.
     pub txns: Transactions,
+    /// Paces the log cleaner's disk traffic across all partitions.
+    cleaner_pacer: IoPacer,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -246,6 +248,7 @@ impl BrokerState {
         let state = BrokerState {
             groups,
             txns: Transactions::new(&config),
+            cleaner_pacer: IoPacer::new(config.log_cleaner_io_max_bytes_per_second),
             config,
             cluster_id: meta.cluster_id,
             node_id: meta.node_id,
@@ -701,7 +704,7 @@ impl BrokerState {
         let now = now_ms();
         for topic in self.topics() {
             for partition in topic.partitions() {
-                match partition.log.clean(now) {
+                match partition.log.clean_paced(now, &self.cleaner_pacer) {
                     Ok(None) => {}
                     Ok(Some(stats)) => tracing::info!(
                         partition = %partition.name,

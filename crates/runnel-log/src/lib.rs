@@ -17,5 +17,5 @@ mod segment;
 mod sync;
 
 pub use error::{BatchError, LogError, RecordsError};
-pub use log::{segment_file_name, Appended, Bounds, CleanPoint, CleanStats, Corruption, LogConfig, OpenMode, PartitionLog, ReadChunk};
+pub use log::{segment_file_name, Appended, Bounds, CleanPoint, CleanStats, Corruption, IoPacer, LogConfig, OpenMode, PartitionLog, ReadChunk};
 pub use producer_state::SequenceError;

@@ -714,13 +714,19 @@ impl PartitionLog {
     /// at any step leaves either the original or the rewritten segment in
     /// place (see `finish_interrupted_cleaning`).
     pub fn clean(&self, now_ms: i64) -> Result<Option<CleanStats>, LogError> {
+        self.clean_paced(now_ms, &IoPacer::unlimited())
+    }
+
+    /// [`PartitionLog::clean`], reading and writing no faster than `pacer`
+    /// allows, so that cleaning leaves the disk to produce and fetch.
+    pub fn clean_paced(&self, now_ms: i64, pacer: &IoPacer) -> Result<Option<CleanStats>, LogError> {
         let Some(plan) = self.plan_cleaning(now_ms) else { return Ok(None) };
         let checkpoint = plan.checkpoint;
         let mut map = OffsetMap::new(plan.config.max_keys_per_pass);
         let mut map_end = checkpoint;
         for segment in plan.cleanable.iter().filter(|s| s.next_offset > checkpoint) {
             let mut full = false;
-            for_each_batch(segment, |header, bytes| {
+            for_each_batch(segment, pacer, |header, bytes| {
                 if header.last_offset() < checkpoint || full || cleaner::in_aborted_transaction(&plan.aborted, header) {
                     return Ok(());
                 }
@@ -745,7 +751,7 @@ impl PartitionLog {
             // pass has already kept it and its segment's newest record is
             // older than delete.retention.ms.
             let drop_tombstones = segment.next_offset <= checkpoint && segment.max_timestamp < now_ms.saturating_sub(retention);
-            let rewritten = self.rewrite_segment(&map, &plan.aborted, &mut markers, segment, drop_tombstones)?;
+            let rewritten = self.rewrite_segment(&map, &plan.aborted, &mut markers, segment, drop_tombstones, pacer)?;
             if let Some(after) = rewritten.size {
                 stats.segments_rewritten += 1;
                 stats.bytes_before += segment.size;
@@ -806,6 +812,7 @@ impl PartitionLog {
         markers: &mut MarkerTracker,
         segment: &SealedRef,
         drop_tombstones: bool,
+        pacer: &IoPacer,
     ) -> Result<Rewritten, LogError> {
         use std::io::Write;
         let stem = segment::file_stem(segment.base_offset);
@@ -814,7 +821,7 @@ impl PartitionLog {
         let mut changed = false;
         let mut written = 0u64;
         let mut tombstones = 0;
-        for_each_batch(segment, |header, bytes| {
+        for_each_batch(segment, pacer, |header, bytes| {
             let (cleaned, kept_tombstones) = if cleaner::in_aborted_transaction(aborted, header) {
                 (Cleaned::Empty, 0)
             } else if header.is_control() {
@@ -832,11 +839,13 @@ impl PartitionLog {
             tombstones += kept_tombstones;
             match cleaned {
                 Cleaned::Unchanged => {
+                    pacer.pace(bytes.len() as u64);
                     out.write_all(bytes)?;
                     written += bytes.len() as u64;
                 }
                 Cleaned::Rewritten(rewritten) => {
                     changed = true;
+                    pacer.pace(rewritten.len() as u64);
                     out.write_all(&rewritten)?;
                     written += rewritten.len() as u64;
                 }
@@ -890,7 +899,9 @@ impl PartitionLog {
 
 /// Calls `visit` with every batch of a sealed segment, read in order in
 /// large chunks. Reads are positional: the file's cursor is shared.
-fn for_each_batch(segment: &SealedRef, mut visit: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
+/// Visits every batch of a sealed segment in order, reading it no faster
+/// than `pacer` allows.
+fn for_each_batch(segment: &SealedRef, pacer: &IoPacer, mut visit: impl FnMut(&BatchHeader, &[u8]) -> Result<(), LogError>) -> Result<(), LogError> {
     let mut chunk = Chunk { bytes: Vec::new(), start: 0 };
     let mut pos = 0u64;
     while pos < segment.size {
@@ -900,6 +911,7 @@ fn for_each_batch(segment: &SealedRef, mut visit: impl FnMut(&BatchHeader, &[u8]
             return Err(corrupt(segment, pos, format!("batch of {} bytes overruns the segment", header.size)));
         }
         chunk.cover(segment, pos, header.size)?;
+        pacer.pace(header.size as u64);
         visit(&header, &chunk.at(pos)[..header.size])?;
         pos += header.size as u64;
     }
@@ -908,6 +920,47 @@ fn for_each_batch(segment: &SealedRef, mut visit: impl FnMut(&BatchHeader, &[u8]
 
 fn corrupt(segment: &SealedRef, position: u64, reason: String) -> LogError {
     LogError::Corrupt { segment: segment.path.to_path_buf(), position, reason }
+}
+
+/// Bounds the cleaner's disk traffic to a rate in bytes per second
+/// (`log.cleaner.io.max.bytes.per.second`), shared by every partition a
+/// cleaner round visits: each byte read or written is paid for by
+/// sleeping whenever the round runs ahead of the rate.
+#[derive(Debug)]
+pub struct IoPacer {
+    bytes_per_second: f64,
+    spent: Mutex<(std::time::Instant, f64)>,
+}
+
+impl IoPacer {
+    pub fn new(bytes_per_second: u64) -> IoPacer {
+        IoPacer { bytes_per_second: bytes_per_second.max(1) as f64, spent: Mutex::new((std::time::Instant::now(), 0.0)) }
+    }
+
+    pub fn unlimited() -> IoPacer {
+        IoPacer { bytes_per_second: f64::INFINITY, spent: Mutex::new((std::time::Instant::now(), 0.0)) }
+    }
+
+    /// Accounts for `bytes` of I/O, sleeping until the rate allows it.
+    pub fn pace(&self, bytes: u64) {
+        if self.bytes_per_second.is_infinite() {
+            return;
+        }
+        let wait = {
+            let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+            spent.1 += bytes as f64;
+            let due = spent.1 / self.bytes_per_second;
+            let elapsed = spent.0.elapsed().as_secs_f64();
+            if elapsed > 1.0 && due < elapsed {
+                // Idle time is not saved up for a burst later.
+                *spent = (std::time::Instant::now(), 0.0);
+            }
+            due - elapsed
+        };
+        if wait > 0.0 {
+            std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+        }
+    }
 }
 
 /// A window of a segment file held in memory.

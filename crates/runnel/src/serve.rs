@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// `cleanup.policy=compact` (log.cleaner.backoff.ms).
     #[arg(long, env = "RUNNEL_LOG_CLEANER_BACKOFF_MS")]
     log_cleaner_backoff_ms: Option<u64>,
+    /// Disk bytes per second the log cleaner may read and write
+    /// (log.cleaner.io.max.bytes.per.second) [default: 67108864].
+    #[arg(long, env = "RUNNEL_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND")]
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
     /// Largest request accepted (socket.request.max.bytes).
     #[arg(long, env = "RUNNEL_SOCKET_REQUEST_MAX_BYTES")]
     socket_request_max_bytes: Option<usize>,
@@ -180,6 +184,9 @@ impl ServeArgs {
         if let Some(ms) = self.log_cleaner_backoff_ms {
             config.log_cleaner_backoff_ms = ms;
         }
+        if let Some(rate) = self.log_cleaner_io_max_bytes_per_second {
+            config.log_cleaner_io_max_bytes_per_second = rate;
+        }
         if let Some(bytes) = self.socket_request_max_bytes {
             config.socket_request_max_bytes = bytes;
         }
@@ -234,6 +241,9 @@ fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
     }
     if config.group_initial_rebalance_delay_ms < 0 || config.group_min_session_timeout_ms < 1 || config.offsets_retention_minutes < 1 {
         bail!("group timings must be positive");
+    }
+    if config.log_cleaner_io_max_bytes_per_second == 0 {
+        bail!("log_cleaner_io_max_bytes_per_second must be positive");
     }
     if config.transaction_max_timeout_ms < 1 || config.transactional_id_expiration_ms < 1 || config.transaction_timeout_check_interval_ms == 0 {
         bail!("transaction timings must be positive");
