@@ -215,6 +215,19 @@ stop_broker
 row "10. end-to-end at $(( E2E_RATE / 1000 ))k rec/s while the cleaner compacts" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" \
     "p50 $(json_field "$r" p50_ms) / p99 $(json_field "$r" p99_ms) ms; cleaner rewrote $CLEANED" "p99 ≤ 10 ms"
 
+# 11. Start-up replay of __consumer_offsets after many commits: compaction
+# keeps it to the live offsets and the active segment, not the history.
+start_broker "$WORK/commits" --log-cleaner-backoff-ms 1000
+bench commit --topic committed --partitions 10 --consumers 100 --records "$RECORDS" >/dev/null
+if [ "$SMOKE" = 0 ]; then
+  for _ in $(seq 1 300); do grep -q "compacted partition=__consumer_offsets-0" "$BROKER_LOG" && break; sleep 0.2; done
+fi
+stop_broker
+start_broker "$WORK/commits"
+REPLAY=$(grep "replayed committed offsets" "$BROKER_LOG" | grep -o 'records=[0-9]* elapsed_ms=[0-9]*' | tr '=' ' ' | awk '{print $2 " records in " $4 " ms"}')
+stop_broker
+row "11. start-up after $(( RECORDS / 1000 ))k offset commits on 100 groups" "-" "-" "replayed ${REPLAY:-nothing}; ready in ${READY_MS} ms" "bounded by live offsets + 1 segment"
+
 echo "runnel benchmark suite ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
 echo
 echo "| workload | records/s | MB/s | latency / other | target |"

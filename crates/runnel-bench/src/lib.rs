@@ -1,9 +1,11 @@
-//! runnel-bench: produce, consume and end-to-end latency workloads.
+//! runnel-bench: produce, consume, end-to-end latency and offset-commit
+//! workloads.
 //!
 //! The load comes from librdkafka (the `rdkafka` crate), not from runnel's
 //! own protocol code, so the client is neutral and the same numbers can be
 //! taken against any Kafka-compatible broker.
 
+mod commits;
 mod consume;
 mod e2e;
 mod produce;
@@ -16,6 +18,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 use serde::Serialize;
 
+pub use commits::commits;
 pub use consume::consume;
 pub use e2e::e2e;
 pub use produce::produce;

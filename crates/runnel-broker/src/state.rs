@@ -283,9 +283,9 @@ impl BrokerState {
         Ok(state)
     }
 
-    /// Calls `f` with every record of partition 0 of an internal topic,
-    /// in log order, skipping batches that do not decode.
-    fn replay_internal(&self, topic: &str, mut f: impl FnMut(Record)) -> Result<usize, TopicError> {
+    /// Calls `f` with the records of every batch of partition 0 of an
+    /// internal topic, in log order, skipping batches that do not decode.
+    fn replay_internal(&self, topic: &str, mut f: impl FnMut(Vec<Record>)) -> Result<usize, TopicError> {
         let partition = self.topic(topic).and_then(|t| t.partition(0)).ok_or_else(|| TopicError::UnknownTopic(topic.to_string()))?;
         let bounds = partition.log.bounds();
         let mut offset = bounds.log_start_offset;
@@ -306,7 +306,7 @@ impl BrokerState {
                     continue;
                 };
                 replayed += set.records.len();
-                set.records.into_iter().for_each(&mut f);
+                f(set.records);
             }
         }
         Ok(replayed)
@@ -315,32 +315,39 @@ impl BrokerState {
     /// Rebuilds committed offsets from `__consumer_offsets`. Offsets a
     /// transaction committed count once its COMMIT marker follows.
     fn replay_offsets(&self) -> Result<(), TopicError> {
-        let replayed = self.replay_internal(OFFSETS_TOPIC, |record| {
-            if record.control {
-                let commit = record.key.as_ref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
-                self.groups.with(|c, now| c.complete_txn_offsets(now, record.producer_id, commit));
-                return;
-            }
-            let Some(key) = record.key.and_then(OffsetKey::decode) else { return };
-            let value = record.value.and_then(CommittedOffset::decode);
-            match value {
-                Some(value) if record.transactional => {
-                    self.groups.with(|c, _| c.stage_txn_offsets(record.producer_id, &key.group, vec![((key.topic, key.partition), value)]))
+        let started = std::time::Instant::now();
+        let replayed = self.replay_internal(OFFSETS_TOPIC, |records| {
+            self.groups.with(|c, now| {
+                for record in records {
+                    if record.control {
+                        let commit = record.key.as_ref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
+                        c.complete_txn_offsets(now, record.producer_id, commit);
+                        continue;
+                    }
+                    let Some(key) = record.key.and_then(OffsetKey::decode) else { continue };
+                    match record.value.and_then(CommittedOffset::decode) {
+                        Some(value) if record.transactional => c.stage_txn_offsets(record.producer_id, &key.group, vec![((key.topic, key.partition), value)]),
+                        value => c.load_offset(now, key, value),
+                    }
                 }
-                value => self.groups.with(|c, now| c.load_offset(now, key, value)),
-            }
+            })
         })?;
         if replayed > 0 {
-            tracing::info!(records = replayed, "replayed committed offsets");
+            tracing::info!(records = replayed, elapsed_ms = started.elapsed().as_millis() as u64, "replayed committed offsets");
         }
         Ok(())
     }
 
     /// Rebuilds every transactional id's metadata from `__transaction_state`.
     fn replay_transactions(&self) -> Result<(), TopicError> {
-        let replayed = self.replay_internal(TXN_TOPIC, |record| {
-            let Some(id) = record.key.and_then(TxnMetadata::decode_key) else { return };
-            self.txns.with(|c, _| c.load(&id, record.value.and_then(TxnMetadata::decode)));
+        let replayed = self.replay_internal(TXN_TOPIC, |records| {
+            self.txns.with(|c, _| {
+                for record in records {
+                    if let Some(id) = record.key.and_then(TxnMetadata::decode_key) {
+                        c.load(&id, record.value.and_then(TxnMetadata::decode));
+                    }
+                }
+            })
         })?;
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed transaction state");

@@ -21,6 +21,8 @@ enum Workload {
     Consume(CommonArgs),
     /// Produce at a fixed --rate and consume; report send-to-receive latency.
     E2e(CommonArgs),
+    /// Commit offsets for every partition from --consumers groups, --records in all.
+    Commit(CommonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +117,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::Produce(c) => (c, runnel_bench::produce(&c.options()?)?),
         Workload::Consume(c) => (c, runnel_bench::consume(&c.options()?)?),
         Workload::E2e(c) => (c, runnel_bench::e2e(&c.options()?)?),
+        Workload::Commit(c) => (c, runnel_bench::commits(&c.options()?)?),
     };
     if common.json {
         println!("{}", serde_json::to_string(&report)?);
