@@ -203,17 +203,20 @@ row "9. transactional producer committing every 100 ms, acks=-1" "$(json_field "
     "$(awk -v t="$TRANSACTIONAL" -v i="$IDEMPOTENT" 'BEGIN {printf "%.0f%% of idempotent (%.1f MB/s)", 100 * t / i, i}')" "≥ 70% of idempotent"
 
 # 10. End-to-end latency while the cleaner compacts a large dirty topic
-# (paced by --log-cleaner-io-max-bytes-per-second, 64 MiB/s by default).
+# (paced by --log-cleaner-io-max-bytes-per-second, 64 MiB/s by default):
+# the topic becomes cleanable (min.compaction.lag.ms drops to 0) just as
+# the end-to-end run starts.
 start_broker "$WORK/cleaning" --log-cleaner-backoff-ms 200
 "$RUNNEL" topic create churn -b "$BOOTSTRAP" --config cleanup.policy=compact --config segment.bytes=1048576 \
-  --config min.cleanable.dirty.ratio=0.01 >/dev/null
+  --config min.compaction.lag.ms=3600000 >/dev/null
 bench produce --topic churn --record-size 1024 --records "$RECORDS" --acks 1 --keyed >/dev/null
+"$RUNNEL" topic alter churn -b "$BOOTSTRAP" --config min.compaction.lag.ms=0 >/dev/null
 r=$(bench e2e --topic w10 --record-size 1024 --rate "$E2E_RATE" --duration "$E2E_SECS" --acks -1)
-for _ in $(seq 1 600); do grep -q "compacted" "$BROKER_LOG" && break; sleep 0.2; done
-CLEANED=$(grep "compacted" "$BROKER_LOG" | head -1 | python3 -c "import re,sys; l=sys.stdin.read(); b=re.search(r'bytes_before=(\d+)', l); a=re.search(r'bytes_after=(\d+)', l); print(f'{int(b[1])/2**20:.0f} MB to {int(a[1])/2**20:.0f} MB' if b and a else 'nothing')")
+for _ in $(seq 1 900); do grep -q "compacted partition=churn" "$BROKER_LOG" && break; sleep 0.2; done
+CLEANED=$(grep "compacted partition=churn" "$BROKER_LOG" | python3 -c "import re,sys; t=sys.stdin.read(); b=sum(map(int,re.findall(r'bytes_before=(\d+)',t))); a=sum(map(int,re.findall(r'bytes_after=(\d+)',t))); print(f'{b/2**20:.0f} MB to {a/2**20:.0f} MB')")
 stop_broker
 row "10. end-to-end at $(( E2E_RATE / 1000 ))k rec/s while the cleaner compacts" "$(json_field "$r" records_per_sec)" "$(json_field "$r" mb_per_sec)" \
-    "p50 $(json_field "$r" p50_ms) / p99 $(json_field "$r" p99_ms) ms; cleaner rewrote $CLEANED" "p99 ≤ 10 ms"
+    "p50 $(json_field "$r" p50_ms) / p99 $(json_field "$r" p99_ms) ms; the pass rewrote $CLEANED" "p99 ≤ 10 ms"
 
 # 11. Start-up replay of __consumer_offsets after many commits: compaction
 # keeps it to the live offsets and the active segment, not the history.
