@@ -61,6 +61,7 @@ pub async fn run(state: Arc<BrokerState>, listeners: Vec<(TcpListener, Listener)
     tasks.spawn(cleaner_loop(state.clone()));
     tasks.spawn(group_tick_loop(state.clone()));
     tasks.spawn(transaction_loop(state.clone()));
+    tasks.spawn(log_maintenance_loop(state.clone()));
     if state.config.fsync == FsyncPolicy::Interval {
         tasks.spawn(fsync_loop(state.clone()));
     }
@@ -225,6 +226,15 @@ async fn transaction_loop(state: Arc<BrokerState>) {
     loop {
         crate::txns::tick(&state).await;
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// Every second: fsyncs for topics with `flush.ms`, and removal of deleted
+/// segments whose `file.delete.delay.ms` is up.
+async fn log_maintenance_loop(state: Arc<BrokerState>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        state.maintain_logs().await;
     }
 }
 

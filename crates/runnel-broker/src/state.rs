@@ -726,6 +726,18 @@ impl BrokerState {
         }
     }
 
+    /// Time-driven upkeep of every log (see [`PartitionLog::maintain`]).
+    pub async fn maintain_logs(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for partition in topic.partitions() {
+                if let Err(e) = partition.log.maintain(now).await {
+                    partition.report(&e);
+                }
+            }
+        }
+    }
+
     /// Fsyncs every partition (interval fsync policy, shutdown).
     pub fn sync_all(&self) {
         for topic in self.topics() {

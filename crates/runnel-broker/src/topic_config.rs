@@ -370,6 +370,13 @@ impl TopicSettings {
                 segment_ms: long("segment.ms"),
                 retention_ms: if deletes { long("retention.ms") } else { -1 },
                 retention_bytes: if deletes { long("retention.bytes") } else { -1 },
+                index_interval_bytes: long("index.interval.bytes") as u64,
+                segment_index_bytes: long("segment.index.bytes") as u64,
+                segment_jitter_ms: long("segment.jitter.ms"),
+                flush_messages: long("flush.messages"),
+                flush_ms: long("flush.ms"),
+                file_delete_delay_ms: long("file.delete.delay.ms"),
+                preallocate: get("preallocate").eq_ignore_ascii_case("true"),
                 compaction,
                 ..LogConfig::default()
             },

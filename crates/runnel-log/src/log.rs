@@ -26,8 +26,31 @@ pub struct LogConfig {
     pub retention_ms: i64,
     /// Delete the oldest segments while the log exceeds this size; -1 keeps all.
     pub retention_bytes: i64,
-    /// Bytes of batches between two offset index entries.
+    /// Bytes of batches between two offset index entries
+    /// (`index.interval.bytes`).
     pub index_interval_bytes: u64,
+    /// Roll once the active segment's offset or time index would grow past
+    /// this many bytes (`segment.index.bytes`; 8-byte offset entries,
+    /// 12-byte time entries).
+    pub segment_index_bytes: u64,
+    /// Up to this much is taken off `segment_ms` for each segment
+    /// (`segment.jitter.ms`), so partitions created together do not all
+    /// roll at once. The share is a hash of the partition and the
+    /// segment's base offset, fixed for the segment's life.
+    pub segment_jitter_ms: i64,
+    /// Fsync once this many messages are not yet durable
+    /// (`flush.messages`); `i64::MAX` leaves it to the broker's policy.
+    pub flush_messages: i64,
+    /// Fsync once this long has passed since the last fsync (`flush.ms`);
+    /// `i64::MAX` leaves it to the broker's policy.
+    pub flush_ms: i64,
+    /// A segment that retention, DeleteRecords or the cleaner removes is
+    /// renamed `*.deleted` and its files removed this much later
+    /// (`file.delete.delay.ms`); 0 removes them at once.
+    pub file_delete_delay_ms: i64,
+    /// Reserve `segment_bytes` of disk for each new segment up front
+    /// (`preallocate`), without changing its visible size.
+    pub preallocate: bool,
     /// Forget an idempotent producer whose newest batch is this old
     /// (`producer.id.expiration.ms`).
     pub producer_id_expiration_ms: i64,
@@ -43,6 +66,12 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             index_interval_bytes: 4096,
+            segment_index_bytes: 10 * 1024 * 1024,
+            segment_jitter_ms: 0,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            file_delete_delay_ms: 60_000,
+            preallocate: false,
             producer_id_expiration_ms: 24 * 3600 * 1000,
             compaction: None,
         }
@@ -52,6 +81,9 @@ impl Default for LogConfig {
 /// Where appended batches landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    /// Set when `flush.messages` calls for an fsync covering this append
+    /// before it is acknowledged, whatever `acks` asked.
+    pub flush_due: bool,
     pub base_offset: i64,
     pub last_offset: i64,
     pub log_start_offset: i64,
@@ -142,6 +174,9 @@ struct Inner {
     /// Transactions aborted in this partition, by marker offset; kept
     /// durable in `ABORTED_FILE`.
     aborted: Vec<AbortedTxn>,
+    /// Files of removed segments, renamed `*.deleted`, and when each may
+    /// go (`file.delete.delay.ms`).
+    doomed: Vec<(i64, PathBuf)>,
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
@@ -149,6 +184,9 @@ const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 /// Aborted transactions: 24-byte entries (producer id, first offset, last
 /// offset), each fsynced before its ABORT marker is acknowledged.
 const ABORTED_FILE: &str = "aborted-transactions";
+/// The extension of a removed segment's files waiting for
+/// `file.delete.delay.ms`; any left at open are removed.
+pub(crate) const DELETED_EXTENSION: &str = "deleted";
 /// A segment being rewritten by the cleaner; deleted at open.
 const CLEANED_SUFFIX: &str = ".log.cleaned";
 /// A rewritten segment, durable and ready to replace the original; the
@@ -225,6 +263,42 @@ impl Inner {
     fn size_bytes(&self) -> u64 {
         self.segments.values().map(|s| s.size).sum()
     }
+
+    /// Whether `incoming` more bytes call for a new segment first: the
+    /// active one would outgrow `segment.bytes` or its indexes
+    /// `segment.index.bytes`, or it is older than `segment.ms` less its
+    /// jitter. An empty segment never rolls.
+    fn roll_due(&self, dir: &Path, incoming: usize, now_ms: i64) -> bool {
+        let active = self.active();
+        if active.size == 0 {
+            return false;
+        }
+        let config = &self.config;
+        let jitter = roll_jitter(dir, active.base_offset, config.segment_jitter_ms);
+        active.size + incoming as u64 > config.segment_bytes
+            || now_ms - active.created_ms >= config.segment_ms.saturating_sub(jitter)
+            || active.indexes_full(config.segment_index_bytes)
+    }
+
+    /// A new, empty segment at `base_offset`, with its disk reserved when
+    /// the topic preallocates.
+    fn new_segment(&self, dir: &Path, base_offset: i64, now_ms: i64) -> Result<Segment, LogError> {
+        let reserve = self.config.preallocate.then_some(self.config.segment_bytes);
+        Ok(Segment::create(dir, base_offset, now_ms, reserve)?)
+    }
+}
+
+/// This segment's share of `segment.jitter.ms`: a hash of the partition's
+/// directory and the base offset, so it is spread across partitions and
+/// stays the same across restarts.
+fn roll_jitter(dir: &Path, base_offset: i64, jitter_ms: i64) -> i64 {
+    if jitter_ms <= 0 {
+        return 0;
+    }
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (dir, base_offset).hash(&mut hasher);
+    (hasher.finish() % jitter_ms as u64) as i64
 }
 
 impl PartitionLog {
@@ -234,6 +308,7 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig, mode: OpenMode, now_ms: i64) -> Result<PartitionLog, LogError> {
         std::fs::create_dir_all(dir)?;
         finish_interrupted_cleaning(dir)?;
+        remove_deleted_files(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -264,7 +339,7 @@ impl PartitionLog {
             segments.insert(base, segment);
         }
         if segments.is_empty() {
-            segments.insert(0, Segment::create(dir, 0, now_ms)?);
+            segments.insert(0, Segment::create(dir, 0, now_ms, config.preallocate.then_some(config.segment_bytes))?);
         }
         let first_base = *segments.keys().next().expect("non-empty");
         let persisted_start = std::fs::read_to_string(dir.join(LOG_START_FILE)).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
@@ -278,6 +353,7 @@ impl PartitionLog {
             cleaned_to,
             tombstones_due_ms,
             aborted: Vec::new(),
+            doomed: Vec::new(),
         };
         inner.log_start_offset = inner.log_start_offset.min(inner.next_offset());
         let (producers, snapshot_at, replayed_aborts) = load_producer_states(dir, &inner)?;
@@ -296,7 +372,7 @@ impl PartitionLog {
     /// one directory and one empty segment, nothing to read.
     pub fn create(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, LogError> {
         std::fs::create_dir(dir)?;
-        let segments = BTreeMap::from([(0, Segment::create(dir, 0, now_ms)?)]);
+        let segments = BTreeMap::from([(0, Segment::create(dir, 0, now_ms, config.preallocate.then_some(config.segment_bytes))?)]);
         let inner = Inner {
             config,
             segments,
@@ -306,6 +382,7 @@ impl PartitionLog {
             cleaned_to: 0,
             tombstones_due_ms: i64::MAX,
             aborted: Vec::new(),
+            doomed: Vec::new(),
         };
         Ok(PartitionLog { dir: dir.to_path_buf(), inner: Mutex::new(inner), flusher: Flusher::new(0), corruption: Mutex::new(None) })
     }
@@ -340,7 +417,7 @@ impl PartitionLog {
         let mut inner = self.lock();
         if let Some(original) = inner.producers.check_all(headers)? {
             let last_offset = original + headers.first().map_or(0, |h| h.last_offset_delta as i64);
-            return Ok(Appended { base_offset: original, last_offset, log_start_offset: inner.log_start_offset, duplicate: true });
+            return Ok(Appended { base_offset: original, last_offset, log_start_offset: inner.log_start_offset, duplicate: true, flush_due: false });
         }
         let base_offset = inner.next_offset();
         let mut next = base_offset;
@@ -357,17 +434,15 @@ impl PartitionLog {
             pos += header.size;
         }
         let index_interval = inner.config.index_interval_bytes;
-        let active = inner.active();
-        let too_big = active.size > 0 && active.size + payload.len() as u64 > inner.config.segment_bytes;
-        let too_old = active.size > 0 && now_ms - active.created_ms >= inner.config.segment_ms;
-        if too_big || too_old {
+        if inner.roll_due(&self.dir, payload.len(), now_ms) {
             Self::roll(&self.dir, &mut inner, now_ms)?;
         }
         inner.active_mut().append(payload, headers, index_interval)?;
         for header in headers.iter() {
             inner.producers.record(header);
         }
-        Ok(Appended { base_offset, last_offset: next - 1, log_start_offset: inner.log_start_offset, duplicate: false })
+        let flush_due = next - self.flusher.synced() >= inner.config.flush_messages;
+        Ok(Appended { base_offset, last_offset: next - 1, log_start_offset: inner.log_start_offset, duplicate: false, flush_due })
     }
 
     /// Appends a transaction marker for `producer_id`: its open transaction
@@ -382,8 +457,7 @@ impl PartitionLog {
         batch::assign_offset(&mut bytes, offset, 0);
         let header = batch::validate(&bytes)?;
         let index_interval = inner.config.index_interval_bytes;
-        let active = inner.active();
-        if active.size > 0 && active.size + bytes.len() as u64 > inner.config.segment_bytes {
+        if inner.roll_due(&self.dir, bytes.len(), now_ms) {
             Self::roll(&self.dir, &mut inner, now_ms)?;
         }
         inner.active_mut().append(&bytes, &[header], index_interval)?;
@@ -431,7 +505,8 @@ impl PartitionLog {
         inner.active_mut().sync()?;
         let next = inner.next_offset();
         std::fs::write(producer_state::snapshot_path(dir, next), inner.producers.encode_snapshot())?;
-        inner.segments.insert(next, Segment::create(dir, next, now_ms)?);
+        let segment = inner.new_segment(dir, next, now_ms)?;
+        inner.segments.insert(next, segment);
         sync_dir(dir)?;
         for offset in producer_state::snapshot_offsets(dir)? {
             if offset < next && !inner.segments.contains_key(&offset) {
@@ -453,9 +528,39 @@ impl PartitionLog {
             .map_err(LogError::Io)
     }
 
+    /// Offsets below this are known to be on stable storage.
+    pub fn durable_offset(&self) -> i64 {
+        self.flusher.synced()
+    }
+
     /// Synchronously makes the whole log durable, indexes included.
     pub fn sync(&self) -> Result<(), LogError> {
-        self.lock().active_mut().sync()?;
+        let mut inner = self.lock();
+        inner.active_mut().sync()?;
+        self.flusher.synced_to(inner.next_offset());
+        Ok(())
+    }
+
+    /// Upkeep that time calls for, run every second or so by the broker:
+    /// an fsync when `flush.ms` has passed since the last one with data
+    /// not yet durable, and the removal of deleted segments' files whose
+    /// `file.delete.delay.ms` is up.
+    pub async fn maintain(&self, now_ms: i64) -> Result<(), LogError> {
+        let (flush_to, doomed) = {
+            let mut inner = self.lock();
+            let end = inner.next_offset();
+            let flush_ms = inner.config.flush_ms;
+            let flush = (flush_ms != i64::MAX && self.flusher.synced() < end && self.flusher.since_last_sync_ms() >= flush_ms).then_some(end);
+            let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.doomed).into_iter().partition(|(at, _)| *at <= now_ms);
+            inner.doomed = waiting;
+            (flush, due)
+        };
+        for (_, path) in doomed {
+            remove_if_present(&path)?;
+        }
+        if let Some(end) = flush_to {
+            self.flush_to(end).await?;
+        }
         Ok(())
     }
 
@@ -660,7 +765,8 @@ impl PartitionLog {
                 return Ok(());
             }
             let segment = inner.segments.remove(&first).expect("key exists");
-            delete_segment(dir, &segment)?;
+            let delay = inner.config.file_delete_delay_ms;
+            delete_segment(dir, &segment, delay, &mut inner.doomed)?;
             let start = inner.log_start_offset;
             inner.aborted.retain(|a| a.last_offset >= start);
         }
@@ -696,7 +802,8 @@ impl PartitionLog {
             }
             let base = *inner.segments.keys().next().expect("non-empty");
             let segment = inner.segments.remove(&base).expect("key exists");
-            delete_segment(&self.dir, &segment)?;
+            let delay = inner.config.file_delete_delay_ms;
+            delete_segment(&self.dir, &segment, delay, &mut inner.doomed)?;
             let first = *inner.segments.keys().next().expect("active segment remains");
             inner.log_start_offset = inner.log_start_offset.max(first);
             let start = inner.log_start_offset;
@@ -877,7 +984,8 @@ impl PartitionLog {
         if written == 0 && segment.base_offset != first {
             // Nothing left: the segment goes; reads skip the gap.
             let removed = inner.segments.remove(&segment.base_offset).expect("checked above");
-            delete_segment(&self.dir, &removed)?;
+            let delay = inner.config.file_delete_delay_ms;
+            delete_segment(&self.dir, &removed, delay, &mut inner.doomed)?;
             remove_if_present(&swap_path)?;
         } else {
             segment::remove_index_files(&self.dir, segment.base_offset)?;
@@ -1026,9 +1134,33 @@ fn finish_interrupted_cleaning(dir: &Path) -> Result<(), LogError> {
 
 /// Deletes a segment's files and the producer snapshot taken where it
 /// began; later segments have snapshots of their own.
-fn delete_segment(dir: &Path, segment: &Segment) -> Result<(), LogError> {
-    segment.delete_files()?;
+/// Removes a segment from the log's files: at once, or (with
+/// `file.delete.delay.ms`) renamed `*.deleted` and queued in `doomed` for
+/// [`PartitionLog::maintain`] to remove once the delay is up.
+fn delete_segment(dir: &Path, segment: &Segment, delay_ms: i64, doomed: &mut Vec<(i64, PathBuf)>) -> Result<(), LogError> {
     remove_if_present(&producer_state::snapshot_path(dir, segment.base_offset))?;
+    if delay_ms <= 0 {
+        segment.delete_files()?;
+        return Ok(());
+    }
+    let due = wall_clock_ms().saturating_add(delay_ms);
+    doomed.extend(segment.rename_deleted()?.into_iter().map(|path| (due, path)));
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, for deletion delays.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Removes `*.deleted` files a previous run left waiting for their delay.
+fn remove_deleted_files(dir: &Path) -> Result<(), LogError> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == DELETED_EXTENSION) {
+            remove_if_present(&path)?;
+        }
+    }
     Ok(())
 }
 

@@ -62,10 +62,21 @@ fn modified_ms(file: &File, default: i64) -> i64 {
 }
 
 impl Segment {
-    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+    /// A new, empty segment; `reserve` bytes of disk are allocated for it
+    /// up front (`preallocate`) where the filesystem supports it.
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64, reserve: Option<u64>) -> io::Result<Segment> {
         let (log_path, _, _) = paths(dir, base_offset);
         let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&log_path)?;
+        if let Some(bytes) = reserve {
+            preallocate(&file, bytes);
+        }
         Ok(Self::unindexed(dir, base_offset, file, now_ms))
+    }
+
+    /// Whether either index is too full for another entry under
+    /// `segment.index.bytes` (8-byte offset and 12-byte time entries).
+    pub fn indexes_full(&self, max_bytes: u64) -> bool {
+        (self.offset_index.entries().len() as u64 + 1) * 8 > max_bytes || (self.time_index.entries().len() as u64 + 1) * 12 > max_bytes
     }
 
     /// A segment over `file` that knows nothing of its contents yet: no
@@ -319,6 +330,25 @@ impl Segment {
         self.time_index.persist(sync)
     }
 
+    /// Renames the segment's files `<name>.deleted` (readers holding them
+    /// open read on); returns the new paths of those that existed.
+    pub fn rename_deleted(&self) -> io::Result<Vec<PathBuf>> {
+        let dir = self.log_path.parent().expect("segment lives in a partition directory");
+        let (log, index, time) = paths(dir, self.base_offset);
+        let mut renamed = Vec::new();
+        for path in [log, index, time] {
+            let mut deleted = path.clone().into_os_string();
+            deleted.push(".");
+            deleted.push(crate::log::DELETED_EXTENSION);
+            match std::fs::rename(&path, &deleted) {
+                Ok(()) => renamed.push(PathBuf::from(deleted)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(renamed)
+    }
+
     pub fn delete_files(&self) -> io::Result<()> {
         let dir = self.log_path.parent().expect("segment lives in a partition directory");
         let (log, index, time) = paths(dir, self.base_offset);
@@ -404,4 +434,16 @@ pub(crate) fn scan_headers(
         pos += header.size as u64;
     }
     Ok(None)
+}
+
+/// Reserves disk for `bytes` without changing the file's size, so readers
+/// and recovery see only what was written. Filesystems without
+/// `fallocate` simply do without.
+fn preallocate(file: &File, bytes: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for writing for the whole call.
+    let result = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, bytes.min(i64::MAX as u64) as libc::off_t) };
+    if result != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "could not preallocate a segment");
+    }
 }

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -18,11 +19,35 @@ struct FlushState {
     /// Every offset below this is on stable storage.
     synced: i64,
     in_flight: bool,
+    /// When the last fsync finished (`flush.ms` counts from it).
+    synced_at: Instant,
 }
 
 impl Flusher {
     pub fn new(synced: i64) -> Flusher {
-        Flusher { state: Mutex::new(FlushState { synced, in_flight: false }), done: Notify::new() }
+        Flusher { state: Mutex::new(FlushState { synced, in_flight: false, synced_at: Instant::now() }), done: Notify::new() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FlushState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every offset below this is durable.
+    pub fn synced(&self) -> i64 {
+        self.state().synced
+    }
+
+    /// Milliseconds since the last fsync finished.
+    pub fn since_last_sync_ms(&self) -> i64 {
+        self.state().synced_at.elapsed().as_millis() as i64
+    }
+
+    /// Records an fsync made outside [`Flusher::flush_to`] (an interval or
+    /// shutdown sync) covering offsets below `end`.
+    pub fn synced_to(&self, end: i64) {
+        let mut state = self.state();
+        state.synced = state.synced.max(end);
+        state.synced_at = Instant::now();
     }
 
     /// Waits until offsets below `target` are durable. If no fsync is in
@@ -54,6 +79,7 @@ impl Flusher {
                         state.in_flight = false;
                         if result.is_ok() {
                             state.synced = state.synced.max(end);
+                            state.synced_at = Instant::now();
                         }
                     }
                     self.done.notify_waiters();

@@ -93,10 +93,8 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
             partition_responses.push(match outcome {
                 Ok(done) => {
                     if let Some(end) = done.flush_to {
-                        if let Ok(topic) = &topic {
-                            if let Some(partition) = topic.partition(index) {
-                                pending_flushes.push((partition, end, partition_responses.len(), responses.len()));
-                            }
+                        if let Some(partition) = topic.as_ref().ok().and_then(|t| t.partition(index)) {
+                            pending_flushes.push((partition, end, partition_responses.len(), responses.len(), done.forced));
                         }
                     }
                     response
@@ -121,14 +119,23 @@ pub fn handle(ctx: &RequestContext<'_>, request: ProduceRequest) -> Option<Produ
         responses.push(TopicProduceResponse::default().with_name(topic_data.name).with_partition_responses(partition_responses));
     }
     ctx.state.appended.notify_waiters();
+    // acks=all waits for every fsync due; other acks only for those a
+    // topic's flush.messages forces, and acks=0 (no answer) not at all.
+    let flushes: Vec<_> = pending_flushes
+        .into_iter()
+        .filter(|(.., forced)| acks == -1 || *forced)
+        .map(|(partition, end, partition_slot, topic_slot, _)| (partition, end, topic_slot, partition_slot))
+        .collect();
     if acks == 0 {
+        for (partition, end, ..) in flushes {
+            tokio::spawn(async move {
+                if let Err(e) = partition.log.flush_to(end).await {
+                    partition.report(&e);
+                }
+            });
+        }
         return None;
     }
-    let flushes = if acks == -1 {
-        pending_flushes.into_iter().map(|(partition, end, partition_slot, topic_slot)| (partition, end, topic_slot, partition_slot)).collect()
-    } else {
-        Vec::new()
-    };
     Some(Produced { response: ProduceResponse::default().with_responses(responses), flushes, version: ctx.api_version })
 }
 
@@ -153,6 +160,9 @@ struct Appended {
     log_start_offset: i64,
     /// Set when the caller must fsync up to this offset before answering.
     flush_to: Option<i64>,
+    /// The topic's `flush.messages` calls for that fsync whatever `acks`
+    /// asked.
+    forced: bool,
 }
 
 fn append(
@@ -221,13 +231,15 @@ fn append(
             log_append_time: -1,
             log_start_offset: bounds.log_start_offset,
             flush_to: fsync_always.then_some(bounds.log_end_offset),
+            forced: false,
         });
     }
     Ok(Appended {
         base_offset: appended.base_offset,
         log_append_time: log_append_time.unwrap_or(-1),
         log_start_offset: appended.log_start_offset,
-        flush_to: fsync_always.then_some(appended.last_offset + 1),
+        flush_to: (fsync_always || appended.flush_due).then_some(appended.last_offset + 1),
+        forced: appended.flush_due,
     })
 }
 

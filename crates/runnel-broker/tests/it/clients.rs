@@ -315,3 +315,23 @@ async fn the_cleaner_compacts_a_topic_in_the_background_and_consumers_see_the_ne
     assert_eq!(state, newest, "each zone's newest value, and its tombstone if deleted");
     assert!(records.windows(2).all(|w| w[0].0 < w[1].0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flush_messages_and_flush_ms_make_records_durable_whatever_the_broker_policy() {
+    let broker = TestBroker::start_with(|c| c.fsync = runnel_broker::FsyncPolicy::Never).await;
+    create_topic(&broker.bootstrap, "flush-each", 1, &[("flush.messages", "1")]).await;
+    create_topic(&broker.bootstrap, "flush-timed", 1, &[("flush.ms", "100")]).await;
+    create_topic(&broker.bootstrap, "flush-default", 1, &[]).await;
+    let producer = producer(&broker.bootstrap, &[("acks", "1")]);
+    for topic in ["flush-each", "flush-timed", "flush-default"] {
+        producer.send(FutureRecord::<(), _>::to(topic).payload("ride"), Duration::from_secs(10)).await.unwrap();
+    }
+    let durable = |topic: &str| broker.state.topic(topic).unwrap().partition(0).unwrap().log.durable_offset();
+    assert_eq!(durable("flush-each"), 1, "flush.messages=1 fsyncs before the acks=1 answer");
+    assert_eq!(durable("flush-default"), 0, "with --fsync never and no flush config, nothing is forced");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while durable("flush-timed") < 1 {
+        assert!(std::time::Instant::now() < deadline, "flush.ms=100 never made the record durable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

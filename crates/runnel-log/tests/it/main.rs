@@ -8,6 +8,7 @@ use runnel_log::batch::{testing, validate, BatchHeader};
 use runnel_log::{Appended, LogConfig, LogError, OpenMode, PartitionLog, SequenceError};
 
 mod compaction;
+mod segments;
 mod transactions;
 
 const NOW: i64 = 1_700_000_000_000;
