@@ -5,6 +5,7 @@ use runnel_coordinator::txn::TxnError;
 use runnel_coordinator::GroupError;
 use runnel_log::{BatchError, LogError, RecordsError, SequenceError};
 
+use crate::broker_config::BrokerConfigError;
 use crate::state::TopicError;
 use crate::topic_config::ConfigError;
 
@@ -108,6 +109,18 @@ impl From<GroupError> for KafkaError {
             GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        };
+        KafkaError::new(code, e.to_string())
+    }
+}
+
+impl From<&BrokerConfigError> for KafkaError {
+    fn from(e: &BrokerConfigError) -> Self {
+        // As Apache Kafka: a broker config it cannot take, for whatever
+        // reason, is an invalid request (topic configs get INVALID_CONFIG).
+        let code = match e {
+            BrokerConfigError::NotDynamic(_) | BrokerConfigError::Invalid { .. } => ResponseError::InvalidRequest,
+            BrokerConfigError::Io(_) => ResponseError::KafkaStorageError,
         };
         KafkaError::new(code, e.to_string())
     }

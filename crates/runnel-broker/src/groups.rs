@@ -11,6 +11,7 @@ use runnel_coordinator::{
 };
 use tokio::sync::oneshot;
 
+use crate::broker_config::DynamicConfigs;
 use crate::config::BrokerConfig;
 
 /// The internal topic holding committed offsets (compacted, one partition).
@@ -19,6 +20,19 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 enum Waiter {
     Join(oneshot::Sender<JoinResponse>),
     Sync(oneshot::Sender<SyncResponse>),
+}
+
+/// The group settings in force: the broker's static ones, overridden by
+/// any set at runtime.
+pub fn coordinator_config(config: &BrokerConfig, dynamic: &DynamicConfigs) -> CoordinatorConfig {
+    let setting = |name: &str, fallback: i64| dynamic.group_setting(name).map_or(fallback, |(value, _)| value);
+    CoordinatorConfig {
+        min_session_timeout_ms: setting("group.min.session.timeout.ms", config.group_min_session_timeout_ms.into()) as i32,
+        max_session_timeout_ms: setting("group.max.session.timeout.ms", config.group_max_session_timeout_ms.into()) as i32,
+        initial_rebalance_delay_ms: setting("group.initial.rebalance.delay.ms", config.group_initial_rebalance_delay_ms.into()) as i32,
+        offsets_retention_ms: setting("offsets.retention.minutes", config.offsets_retention_minutes).saturating_mul(60_000),
+        ..CoordinatorConfig::default()
+    }
 }
 
 /// Shared access to the coordinator for the group handlers.
@@ -36,15 +50,14 @@ impl std::fmt::Debug for Groups {
 }
 
 impl Groups {
-    pub fn new(config: &BrokerConfig) -> Groups {
-        let coordinator = GroupCoordinator::new(CoordinatorConfig {
-            min_session_timeout_ms: config.group_min_session_timeout_ms,
-            max_session_timeout_ms: config.group_max_session_timeout_ms,
-            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-            offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
-            ..CoordinatorConfig::default()
-        });
+    pub fn new(config: &BrokerConfig, dynamic: &DynamicConfigs) -> Groups {
+        let coordinator = GroupCoordinator::new(coordinator_config(config, dynamic));
         Groups { coordinator: Mutex::new(coordinator), waiters: Mutex::new(HashMap::new()), next_reply: AtomicU64::new(1), clock: Instant::now() }
+    }
+
+    /// Applies changed group settings (dynamic broker configs).
+    pub fn reconfigure(&self, config: &BrokerConfig, dynamic: &DynamicConfigs) {
+        self.lock().reconfigure(coordinator_config(config, dynamic));
     }
 
     /// Monotonic milliseconds: session timers must not jump with the wall clock.

@@ -6,6 +6,7 @@
 //! `state` (topics, partitions, producer state) → `runnel_log` (storage).
 //! Errors become Kafka error codes only in `error`.
 
+pub mod broker_config;
 pub mod config;
 pub mod error;
 pub mod frame;

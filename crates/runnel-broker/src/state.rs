@@ -21,11 +21,12 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBat
 use runnel_coordinator::txn::TxnMetadata;
 use runnel_coordinator::{CommittedOffset, OffsetKey};
 
+use crate::broker_config::{BrokerConfigError, DynamicConfig, DynamicConfigs, Scope};
 use crate::config::{BrokerConfig, FsyncPolicy};
 use crate::groups::{Groups, OFFSETS_TOPIC};
 use crate::log_limit::LogLimiter;
 use crate::resources;
-use crate::topic_config::{self, ConfigError, TopicSettings};
+use crate::topic_config::{self, BrokerDefaults, ConfigError, TopicSettings};
 use crate::txns::{Transactions, TXN_TOPIC};
 
 /// Milliseconds since the Unix epoch, the unit of every Kafka timestamp.
@@ -191,6 +192,10 @@ pub struct BrokerState {
     pub txns: Transactions,
     /// Paces the log cleaner's disk traffic across all partitions.
     cleaner_pacer: IoPacer,
+    /// Broker configs set at runtime.
+    dynamic: Mutex<DynamicConfigs>,
+    /// What topic configs fall back to: runtime values over static ones.
+    defaults: RwLock<BrokerDefaults>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -206,7 +211,7 @@ fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync dir.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let file = std::fs::File::create(&tmp)?;
@@ -244,8 +249,11 @@ impl BrokerState {
         let clean_points = read_clean_points(&marker);
         let _ = std::fs::remove_file(&marker);
 
-        let groups = Groups::new(&config);
+        let dynamic = DynamicConfigs::load(&data_dir)?;
+        let groups = Groups::new(&config, &dynamic);
         let state = BrokerState {
+            defaults: RwLock::new(dynamic.topic_defaults(&config.topic_defaults)),
+            dynamic: Mutex::new(dynamic),
             groups,
             txns: Transactions::new(&config),
             cleaner_pacer: IoPacer::new(config.log_cleaner_io_max_bytes_per_second),
@@ -428,7 +436,7 @@ impl BrokerState {
     /// Opens a topic's partitions (`clean_points` saying how far each can
     /// be trusted), or creates them when `clean_points` is `None`.
     fn open_topic(&self, name: &str, record: TopicRecord, clean_points: Option<&HashMap<String, CleanPoint>>, now: i64) -> Result<Topic, TopicError> {
-        let settings = TopicSettings::resolve(&record.configs, &self.config.topic_defaults);
+        let settings = TopicSettings::resolve(&record.configs, &self.topic_defaults());
         let partitions = (0..record.partitions)
             .map(|i| {
                 let mode = clean_points.map(|points| points.get(&format!("{name}-{i}")).map_or(OpenMode::Recover, |point| OpenMode::Clean(*point)));
@@ -489,7 +497,7 @@ impl BrokerState {
         for (key, value) in configs {
             topic_config::validate(key, Some(value))?;
         }
-        topic_config::validate_together(configs, &self.config.topic_defaults)?;
+        topic_config::validate_together(configs, &self.topic_defaults())?;
         Ok(())
     }
 
@@ -659,17 +667,79 @@ impl BrokerState {
                 None => overrides.remove(key),
             };
         }
-        topic_config::validate_together(&overrides, &self.config.topic_defaults)?;
+        topic_config::validate_together(&overrides, &self.topic_defaults())?;
         if validate_only {
             return Ok(());
         }
-        let settings = TopicSettings::resolve(&overrides, &self.config.topic_defaults);
+        let settings = TopicSettings::resolve(&overrides, &self.topic_defaults());
         for partition in topic.partitions() {
             partition.log.set_config(self.log_config(&settings));
         }
         *write(&topic.overrides) = overrides;
         *write(&topic.settings) = settings;
         self.persist_topic(&topic)?;
+        Ok(())
+    }
+
+    /// What topic configs fall back to when a topic does not set them.
+    pub fn topic_defaults(&self) -> BrokerDefaults {
+        read(&self.defaults).clone()
+    }
+
+    /// Broker configs set at runtime, cluster-wide and for this broker.
+    pub fn dynamic_configs(&self) -> DynamicConfigs {
+        lock(&self.dynamic).clone()
+    }
+
+    /// Sets (`Some`) or removes (`None`) broker configs at runtime, in one
+    /// layer; `incremental == false` replaces the layer wholesale
+    /// (AlterConfigs). Every name must be a dynamic config and every value
+    /// valid, or nothing changes. Applied at once to every topic that does
+    /// not override the config, and to the group coordinator.
+    pub fn alter_broker_configs(
+        &self,
+        scope: Scope,
+        changes: &[(String, Option<String>)],
+        incremental: bool,
+        validate_only: bool,
+    ) -> Result<(), BrokerConfigError> {
+        let _admin = lock(&self.admin);
+        let fixed: Vec<String> = changes.iter().filter(|(name, _)| DynamicConfig::find(name).is_none()).map(|(name, _)| name.clone()).collect();
+        if !fixed.is_empty() {
+            return Err(BrokerConfigError::NotDynamic(fixed));
+        }
+        for (name, value) in changes {
+            if let (Some(value), Some(config)) = (value, DynamicConfig::find(name)) {
+                config.validate(value).map_err(|reason| BrokerConfigError::Invalid { name: name.clone(), reason })?;
+            }
+        }
+        let mut dynamic = self.dynamic_configs();
+        let layer = dynamic.layer_mut(scope);
+        if !incremental {
+            layer.clear();
+        }
+        for (name, value) in changes {
+            match value {
+                Some(value) => layer.insert(name.clone(), value.trim().to_string()),
+                None => layer.remove(name),
+            };
+        }
+        if validate_only {
+            return Ok(());
+        }
+        dynamic.save(&self.config.data_dir)?;
+        let defaults = dynamic.topic_defaults(&self.config.topic_defaults);
+        for topic in self.topics() {
+            let settings = TopicSettings::resolve(&topic.overrides(), &defaults);
+            for partition in topic.partitions() {
+                partition.log.set_config(self.log_config(&settings));
+            }
+            *write(&topic.settings) = settings;
+        }
+        *write(&self.defaults) = defaults;
+        self.groups.reconfigure(&self.config, &dynamic);
+        *lock(&self.dynamic) = dynamic;
+        tracing::info!(?scope, changes = changes.len(), "broker configs changed");
         Ok(())
     }
 

@@ -15,8 +15,40 @@ use runnel_log::records::TopicCodec;
 #[repr(i8)]
 pub enum ConfigSource {
     Topic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+}
+
+/// The broker-level values topic configs fall back to, keyed by topic
+/// config name, in Apache Kafka's order of precedence: set for this broker
+/// at runtime, set cluster-wide at runtime, then static (the config file
+/// and flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerDefaults {
+    pub dynamic_broker: BTreeMap<String, String>,
+    pub dynamic_cluster: BTreeMap<String, String>,
+    pub static_broker: BTreeMap<String, String>,
+}
+
+impl BrokerDefaults {
+    /// Only static values, as a broker starts before any runtime change.
+    pub fn from_static(static_broker: BTreeMap<String, String>) -> BrokerDefaults {
+        BrokerDefaults { static_broker, ..BrokerDefaults::default() }
+    }
+
+    /// Every layer that holds a value for topic config `name`, most
+    /// specific first.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a String, ConfigSource)> + 'a {
+        [
+            (&self.dynamic_broker, ConfigSource::DynamicBroker),
+            (&self.dynamic_cluster, ConfigSource::DynamicDefaultBroker),
+            (&self.static_broker, ConfigSource::StaticBroker),
+        ]
+        .into_iter()
+        .filter_map(move |(layer, source)| layer.get(name).map(|v| (v, source)))
+    }
 }
 
 /// DescribeConfigs' `config_type`.
@@ -223,7 +255,7 @@ pub fn canonical(name: &str, value: &str) -> String {
 
 /// Checks what only a whole set of overrides can get wrong, after each
 /// value passed [`validate`].
-pub fn validate_together(topic: &BTreeMap<String, String>, broker: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+pub fn validate_together(topic: &BTreeMap<String, String>, broker: &BrokerDefaults) -> Result<(), ConfigError> {
     let long = |name: &str| resolve(find(name).expect("known config"), topic, broker).0.trim().parse::<i64>().unwrap_or_default();
     let (min_lag, max_lag) = (long("min.compaction.lag.ms"), long("max.compaction.lag.ms"));
     if min_lag > max_lag {
@@ -295,11 +327,11 @@ fn valid_throttled_replicas(items: &[&str]) -> bool {
 }
 
 /// The effective value of `def` and where it came from.
-pub fn resolve<'a>(def: &'a ConfigDef, topic: &'a BTreeMap<String, String>, broker: &'a BTreeMap<String, String>) -> (&'a str, ConfigSource) {
+pub fn resolve<'a>(def: &'a ConfigDef, topic: &'a BTreeMap<String, String>, broker: &'a BrokerDefaults) -> (&'a str, ConfigSource) {
     if let Some(v) = topic.get(def.name) {
         (v, ConfigSource::Topic)
-    } else if let Some(v) = broker.get(def.name) {
-        (v, ConfigSource::StaticBroker)
+    } else if let Some((v, source)) = broker.values(def.name).next() {
+        (v, source)
     } else {
         (def.default, ConfigSource::Default)
     }
@@ -310,11 +342,11 @@ pub fn resolve<'a>(def: &'a ConfigDef, topic: &'a BTreeMap<String, String>, brok
 /// the broker-level synonyms, starting from the primary one (as Apache
 /// Kafka does, a config whose primary broker setting has no value lists
 /// no broker synonyms at all).
-pub fn synonyms(def: &ConfigDef, topic: &BTreeMap<String, String>, broker: &BTreeMap<String, String>) -> Vec<(String, String, ConfigSource)> {
+pub fn synonyms(def: &ConfigDef, topic: &BTreeMap<String, String>, broker: &BrokerDefaults) -> Vec<(String, String, ConfigSource)> {
     let mut out: Vec<(String, String, ConfigSource)> =
         topic.get(def.name).map(|v| (def.name.to_string(), v.clone(), ConfigSource::Topic)).into_iter().collect();
     let mut from_broker: Vec<(String, String, ConfigSource)> =
-        broker.get(def.name).map(|v| (def.broker_name().to_string(), v.clone(), ConfigSource::StaticBroker)).into_iter().collect();
+        broker.values(def.name).map(|(v, source)| (def.broker_name().to_string(), v.clone(), source)).collect();
     from_broker.extend(def.synonyms.iter().filter_map(|(name, default)| default.map(|d| (name.to_string(), d.to_string(), ConfigSource::Default))));
     out.extend(from_broker.into_iter().skip_while(|(name, _, _)| name != def.broker_name()));
     out
@@ -338,10 +370,10 @@ pub struct TopicSettings {
 
 impl TopicSettings {
     /// Resolves every config; values were validated when stored.
-    pub fn resolve(topic: &BTreeMap<String, String>, broker: &BTreeMap<String, String>) -> TopicSettings {
+    pub fn resolve(topic: &BTreeMap<String, String>, broker: &BrokerDefaults) -> TopicSettings {
         let get = |name: &str| resolve(find(name).expect("known config"), topic, broker).0.trim().to_string();
         let long = |name: &str| get(name).parse::<i64>().unwrap_or_default();
-        let segment_bytes = match topic.get("internal.segment.bytes").or_else(|| broker.get("internal.segment.bytes")) {
+        let segment_bytes = match topic.get("internal.segment.bytes").or_else(|| broker.values("internal.segment.bytes").next().map(|(v, _)| v)) {
             Some(bytes) => bytes.trim().parse().unwrap_or_default(),
             None => long("segment.bytes"),
         };
@@ -456,8 +488,8 @@ mod tests {
     fn compaction_lags_are_checked_together() {
         let topic: BTreeMap<String, String> =
             [("min.compaction.lag.ms", "10"), ("max.compaction.lag.ms", "5")].map(|(k, v)| (k.to_string(), v.to_string())).into();
-        assert!(matches!(validate_together(&topic, &BTreeMap::new()), Err(ConfigError::Conflict(_))));
-        assert_eq!(validate_together(&BTreeMap::new(), &BTreeMap::new()), Ok(()));
+        assert!(matches!(validate_together(&topic, &BrokerDefaults::default()), Err(ConfigError::Conflict(_))));
+        assert_eq!(validate_together(&BTreeMap::new(), &BrokerDefaults::default()), Ok(()));
     }
 
     #[test]
@@ -472,10 +504,14 @@ mod tests {
     fn sources_prefer_topic_then_broker_then_default() {
         let def = find("retention.ms").unwrap();
         let mut topic = BTreeMap::new();
-        let mut broker = BTreeMap::new();
+        let mut broker = BrokerDefaults::default();
         assert_eq!(resolve(def, &topic, &broker), ("604800000", ConfigSource::Default));
-        broker.insert("retention.ms".to_string(), "1000".to_string());
+        broker.static_broker.insert("retention.ms".to_string(), "1000".to_string());
         assert_eq!(resolve(def, &topic, &broker), ("1000", ConfigSource::StaticBroker));
+        broker.dynamic_cluster.insert("retention.ms".to_string(), "2000".to_string());
+        assert_eq!(resolve(def, &topic, &broker), ("2000", ConfigSource::DynamicDefaultBroker));
+        broker.dynamic_broker.insert("retention.ms".to_string(), "3000".to_string());
+        assert_eq!(resolve(def, &topic, &broker), ("3000", ConfigSource::DynamicBroker));
         topic.insert("retention.ms".to_string(), "5".to_string());
         assert_eq!(resolve(def, &topic, &broker), ("5", ConfigSource::Topic));
         assert_eq!(TopicSettings::resolve(&topic, &broker).log.retention_ms, 5);
@@ -483,8 +519,8 @@ mod tests {
 
     #[test]
     fn the_deprecated_timestamp_bound_stands_in_for_both() {
-        let none = BTreeMap::new();
-        let defaults = TopicSettings::resolve(&none, &none);
+        let none = BrokerDefaults::default();
+        let defaults = TopicSettings::resolve(&BTreeMap::new(), &none);
         assert_eq!((defaults.timestamp_before_max_ms, defaults.timestamp_after_max_ms), (i64::MAX, 3_600_000));
         let old: BTreeMap<String, String> = [("message.timestamp.difference.max.ms".to_string(), "5000".to_string())].into();
         let settings = TopicSettings::resolve(&old, &none);
@@ -498,8 +534,9 @@ mod tests {
     #[test]
     fn synonyms_start_from_the_primary_broker_setting() {
         let none = BTreeMap::new();
-        assert_eq!(synonyms(find("retention.ms").unwrap(), &none, &none), vec![]);
-        let broker: BTreeMap<String, String> = [("retention.ms".to_string(), "1000".to_string())].into();
+        let no_broker = BrokerDefaults::default();
+        assert_eq!(synonyms(find("retention.ms").unwrap(), &none, &no_broker), vec![]);
+        let broker = BrokerDefaults::from_static([("retention.ms".to_string(), "1000".to_string())].into());
         assert_eq!(
             synonyms(find("retention.ms").unwrap(), &none, &broker),
             vec![
@@ -508,7 +545,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            synonyms(find("segment.bytes").unwrap(), &none, &none),
+            synonyms(find("segment.bytes").unwrap(), &none, &no_broker),
             vec![("log.segment.bytes".to_string(), "1073741824".to_string(), ConfigSource::Default)]
         );
     }

@@ -324,6 +324,12 @@ impl GroupCoordinator {
         &self.config
     }
 
+    /// Takes new limits and timings (dynamic broker configs); they apply
+    /// from the next request on.
+    pub fn reconfigure(&mut self, config: CoordinatorConfig) {
+        self.config = config;
+    }
+
     /// Checks a group id against the broker's rules.
     pub fn validate_group_id(&self, group_id: &str) -> Result<(), GroupError> {
         if group_id.is_empty() || group_id.len() > self.config.max_group_id_len {

@@ -1,5 +1,6 @@
-//! AlterConfigs: replace a topic's overrides wholesale (the legacy API;
-//! IncrementalAlterConfigs patches them).
+//! AlterConfigs: replace a topic's overrides, or a layer of runtime broker
+//! configs, wholesale (the legacy API; IncrementalAlterConfigs patches
+//! them).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -7,6 +8,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::check_config_topic_name;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::incremental_alter_configs::broker_scope;
 use super::str_bytes;
 use crate::error::KafkaError;
 use crate::request::RequestContext;
@@ -30,7 +32,10 @@ pub fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterCo
                         ctx.state.alter_topic_configs(resource.resource_name.as_str(), &changes, false, request.validate_only).map_err(|e| KafkaError::from(&e))
                     }
                 }
-                RESOURCE_BROKER => Err(broker_configs_are_static()),
+                RESOURCE_BROKER => broker_scope(ctx, resource.resource_name.as_str()).and_then(|scope| {
+                    let changes: Vec<(String, Option<String>)> = changes.into_iter().filter(|(_, value)| value.is_some()).collect();
+                    ctx.state.alter_broker_configs(scope, &changes, false, request.validate_only).map_err(|e| KafkaError::from(&e))
+                }),
                 other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
             };
             match outcome {
@@ -41,8 +46,4 @@ pub fn handle(ctx: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterCo
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
-}
-
-pub(crate) fn broker_configs_are_static() -> KafkaError {
-    KafkaError::new(ResponseError::InvalidRequest, "broker configs are static: set them in runnel's config file or flags and restart")
 }

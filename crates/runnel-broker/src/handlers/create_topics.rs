@@ -59,7 +59,7 @@ fn create(ctx: &RequestContext<'_>, topic: CreatableTopic, validate_only: bool) 
         Err(e) => fail(KafkaError::from(&e)),
         Ok(created) => {
             let partitions = if partitions == -1 { ctx.state.config.num_partitions } else { partitions };
-            let broker = &ctx.state.config.topic_defaults;
+            let broker = &ctx.state.topic_defaults();
             let described = TOPIC_CONFIGS
                 .iter()
                 .filter(|def| def.listed() || configs.contains_key(def.name))

@@ -1,14 +1,20 @@
-//! DescribeConfigs for topics (with sources: topic, broker, default) and
-//! for the broker itself.
+//! DescribeConfigs for topics (with sources: topic, broker set at runtime
+//! for this broker or cluster-wide, static broker, default) and for the
+//! broker itself ("" lists the cluster-wide runtime values alone, as
+//! Apache Kafka does).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use std::collections::BTreeMap;
+
+use super::incremental_alter_configs::broker_scope;
 use super::{check_config_topic_name, str_bytes};
+use crate::broker_config::{DynamicConfig, Scope, GROUP_SETTINGS};
 use crate::request::RequestContext;
-use crate::topic_config::{self, ConfigSource, ConfigType, TOPIC_CONFIGS};
+use crate::topic_config::{self, BrokerDefaults, ConfigSource, ConfigType, TOPIC_CONFIGS};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -40,7 +46,7 @@ fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonym
                 return result.with_error_code(e.code()).with_error_message(e.message.map(str_bytes));
             }
             match ctx.state.topic(name) {
-                Some(topic) => topic_entries(&topic.overrides(), &ctx.state.config.topic_defaults),
+                Some(topic) => topic_entries(&topic.overrides(), &ctx.state.topic_defaults()),
                 None => {
                     return result
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -48,15 +54,11 @@ fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonym
                 }
             }
         }
-        RESOURCE_BROKER => {
-            let name = resource.resource_name.as_str();
-            if !name.is_empty() && name != ctx.state.node_id.to_string() {
-                return result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(format!("unknown broker `{name}`; this broker is {}", ctx.state.node_id))));
-            }
-            broker_entries(ctx)
-        }
+        RESOURCE_BROKER => match broker_scope(ctx, resource.resource_name.as_str()) {
+            Err(e) => return result.with_error_code(e.code()).with_error_message(e.message.map(str_bytes)),
+            Ok(Scope::Broker) => broker_entries(ctx),
+            Ok(Scope::Cluster) => cluster_entries(ctx),
+        },
         other => {
             return result
                 .with_error_code(ResponseError::InvalidRequest.code())
@@ -91,7 +93,7 @@ fn describe(ctx: &RequestContext<'_>, resource: DescribeConfigsResource, synonym
     result.with_configs(configs)
 }
 
-fn topic_entries(topic: &std::collections::BTreeMap<String, String>, broker: &std::collections::BTreeMap<String, String>) -> Vec<Entry> {
+fn topic_entries(topic: &BTreeMap<String, String>, broker: &BrokerDefaults) -> Vec<Entry> {
     TOPIC_CONFIGS
         .iter()
         .filter(|def| def.listed() || topic.contains_key(def.name))
@@ -109,26 +111,51 @@ fn topic_entries(topic: &std::collections::BTreeMap<String, String>, broker: &st
         .collect()
 }
 
+/// This broker's configs: every topic default under its broker name, the
+/// group settings, and the settings fixed at start-up.
 fn broker_entries(ctx: &RequestContext<'_>) -> Vec<Entry> {
     let config = &ctx.state.config;
+    let defaults = ctx.state.topic_defaults();
+    let dynamic = ctx.state.dynamic_configs();
+    let no_topic = BTreeMap::new();
     let mut entries: Vec<Entry> = TOPIC_CONFIGS
         .iter()
-        .filter(|def| def.listed())
+        .filter(|def| def.listed() && def.broker_name() != def.name)
         .map(|def| {
-            let (value, source) = match config.topic_defaults.get(def.name) {
-                Some(v) => (v.clone(), ConfigSource::StaticBroker),
-                None => (def.default.to_string(), ConfigSource::Default),
-            };
+            let (value, source) = defaults.values(def.name).next().map_or((def.default.to_string(), ConfigSource::Default), |(v, s)| (v.clone(), s));
             Entry {
                 name: def.broker_name().to_string(),
-                value: value.clone(),
+                value,
                 source,
                 config_type: def.config_type,
                 doc: def.doc,
-                synonyms: vec![(def.broker_name().to_string(), value, source)],
+                synonyms: topic_config::synonyms(def, &no_topic, &defaults),
             }
         })
         .collect();
+    let statics = [
+        i64::from(config.group_initial_rebalance_delay_ms),
+        i64::from(config.group_min_session_timeout_ms),
+        i64::from(config.group_max_session_timeout_ms),
+        config.offsets_retention_minutes,
+    ];
+    for (name, static_value) in GROUP_SETTINGS.into_iter().zip(statics) {
+        let mut synonyms: Vec<(String, String, ConfigSource)> =
+            [(Scope::Broker, ConfigSource::DynamicBroker), (Scope::Cluster, ConfigSource::DynamicDefaultBroker)]
+                .into_iter()
+                .filter_map(|(scope, source)| dynamic.layer(scope).get(name).map(|v| (name.to_string(), v.clone(), source)))
+                .collect();
+        synonyms.push((name.to_string(), static_value.to_string(), ConfigSource::StaticBroker));
+        let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
+        entries.push(Entry {
+            name: name.to_string(),
+            value,
+            source,
+            config_type: ConfigType::Int,
+            doc: "a group coordinator setting; changes at runtime",
+            synonyms,
+        });
+    }
     let fixed = [
         ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigType::Boolean, "create topics on first use"),
         ("num.partitions", config.num_partitions.to_string(), ConfigType::Int, "partitions of auto-created topics"),
@@ -147,4 +174,21 @@ fn broker_entries(ctx: &RequestContext<'_>) -> Vec<Entry> {
         });
     }
     entries
+}
+
+/// The cluster-wide values set at runtime (resource name "").
+fn cluster_entries(ctx: &RequestContext<'_>) -> Vec<Entry> {
+    ctx.state
+        .dynamic_configs()
+        .cluster
+        .into_iter()
+        .map(|(name, value)| {
+            let (config_type, doc) = match DynamicConfig::find(&name) {
+                Some(DynamicConfig::TopicDefault(def)) => (def.config_type, def.doc),
+                _ => (ConfigType::Int, "a group coordinator setting; changes at runtime"),
+            };
+            let synonyms = vec![(name.clone(), value.clone(), ConfigSource::DynamicDefaultBroker)];
+            Entry { name, value, source: ConfigSource::DynamicDefaultBroker, config_type, doc, synonyms }
+        })
+        .collect()
 }

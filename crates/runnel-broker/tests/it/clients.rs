@@ -335,3 +335,33 @@ async fn flush_messages_and_flush_ms_make_records_durable_whatever_the_broker_po
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_configs_changed_at_runtime_apply_at_once_and_survive_a_restart() {
+    let broker = TestBroker::start().await;
+    create_topic(&broker.bootstrap, "runtime-defaults", 1, &[]).await;
+    create_topic(&broker.bootstrap, "runtime-override", 1, &[("retention.ms", "60000")]).await;
+    let admin = admin(&broker.bootstrap);
+    let options = admin_options();
+    let alter = AlterConfig::new(ResourceSpecifier::Broker(1)).set("log.retention.ms", "3600000").set("group.initial.rebalance.delay.ms", "3000");
+    for result in admin.alter_configs([&alter], &options).await.unwrap() {
+        result.unwrap();
+    }
+    let retention = |broker: &TestBroker, topic: &str| broker.state.topic(topic).unwrap().settings().log.retention_ms;
+    assert_eq!(retention(&broker, "runtime-defaults"), 3_600_000, "topics without an override follow the new default");
+    assert_eq!(retention(&broker, "runtime-override"), 60_000, "a topic's own value still wins");
+    assert_eq!(broker.state.groups.with(|c, _| c.config().initial_rebalance_delay_ms), 3000);
+    let described = admin.describe_configs([&ResourceSpecifier::Topic("runtime-defaults")], &options).await.unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    let entry = resource.get("retention.ms").unwrap();
+    assert_eq!(entry.value.as_deref(), Some("3600000"));
+    assert_eq!(entry.source, rdkafka::admin::ConfigSource::DynamicBroker);
+
+    let refused = AlterConfig::new(ResourceSpecifier::Broker(1)).set("node.id", "7");
+    admin.alter_configs([&refused], &options).await.unwrap();
+    assert_eq!(broker.state.node_id, 1, "static configs do not change at runtime");
+
+    let broker = broker.restart().await;
+    assert_eq!(retention(&broker, "runtime-defaults"), 3_600_000, "runtime configs are durable");
+    assert_eq!(broker.state.groups.with(|c, _| c.config().initial_rebalance_delay_ms), 3000);
+}

@@ -289,3 +289,89 @@ async fn describe_configs_after_configs_are_altered_and_deleted() {
     assert_eq!(runnel, kafka, "set-up: altering configs");
     pair.compare(move |_, v| describe_topic(&t, None, v), normalise_describe_configs).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_configs_changed_at_runtime_cluster_wide_and_for_one_broker() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let mut pair = Pair::start_changing_broker_configs("brokerconfigs").await;
+    let t = pair.name("t");
+    create_on_both(&mut pair, &[(&t, 1)]).await;
+    pair.compare_scripts(async |client, prefix| {
+        // The broker-wide default of file.delete.delay.ms: harmless to
+        // change on a shared broker.
+        const KEY: &str = "log.segment.delete.delay.ms";
+        let t = format!("{prefix}-t");
+        let alter = |broker: &str, ops: &[(&str, i8, &str)], validate_only: bool| {
+            let configs = ops
+                .iter()
+                .map(|(name, op, value)| {
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_string(name.to_string()))
+                        .with_config_operation(*op)
+                        .with_value(Some(StrBytes::from_string(value.to_string())))
+                })
+                .collect();
+            IncrementalAlterConfigsRequest::default()
+                .with_resources(vec![AlterConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_string(broker.to_string()))
+                    .with_configs(configs)])
+                .with_validate_only(validate_only)
+        };
+        let describe = |resource_type: i8, name: &str, key: &str| {
+            DescribeConfigsRequest::default()
+                .with_resources(vec![DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(StrBytes::from_string(name.to_string()))
+                    .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_string())]))])
+                .with_include_synonyms(true)
+        };
+        let shown = |response: DescribeConfigsResponse| -> String {
+            let result = &response.results[0];
+            let configs: Vec<String> = result
+                .configs
+                .iter()
+                .map(|c| {
+                    let synonyms: Vec<String> =
+                        c.synonyms.iter().map(|s| format!("{}={}@{}", s.name.as_str(), s.value.as_deref().unwrap_or("null"), s.source)).collect();
+                    format!("{}={}@{} {synonyms:?}", c.name.as_str(), c.value.as_deref().unwrap_or("null"), c.config_source)
+                })
+                .collect();
+            format!("error {} {configs:?}", result.error_code)
+        };
+        let altered = |response: IncrementalAlterConfigsResponse| format!("error {}", response.responses[0].error_code);
+        // Apache Kafka applies a change once its metadata log delivers it,
+        // a moment after answering: poll until the expected value shows.
+        async fn settled(client: &mut RawClient, request: &DescribeConfigsRequest, shown: impl Fn(DescribeConfigsResponse) -> String, expect: &str) -> String {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let now = shown(client.call(request, 4).await);
+                if now.contains(expect) || std::time::Instant::now() > deadline {
+                    return now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        let mut seen = Vec::new();
+        for broker in ["", "1"] {
+            client.call(&alter(broker, &[(KEY, 1, "")], false), 1).await;
+        }
+        settled(client, &describe(2, &t, "file.delete.delay.ms"), shown, "60000@5").await;
+        seen.push(format!("validate only: {}", altered(client.call(&alter("", &[(KEY, 0, "61000")], true), 1).await)));
+        seen.push(format!("topic before: {}", shown(client.call(&describe(2, &t, "file.delete.delay.ms"), 4).await)));
+        seen.push(format!("cluster-wide: {}", altered(client.call(&alter("", &[(KEY, 0, "61000")], false), 1).await)));
+        seen.push(format!("cluster described: {}", settled(client, &describe(4, "", KEY), shown, "=61000@3 [").await));
+        seen.push(format!("topic after: {}", settled(client, &describe(2, &t, "file.delete.delay.ms"), shown, "=61000@3 [").await));
+        seen.push(format!("this broker: {}", altered(client.call(&alter("1", &[(KEY, 0, "62000")], false), 1).await)));
+        seen.push(format!("broker described: {}", settled(client, &describe(4, "1", KEY), shown, "=62000@2 [").await));
+        seen.push(format!("topic after both: {}", settled(client, &describe(2, &t, "file.delete.delay.ms"), shown, "=62000@2 [").await));
+        seen.push(format!("a bad value: {}", altered(client.call(&alter("1", &[(KEY, 0, "soon")], false), 1).await)));
+        seen.push(format!("another broker: {}", altered(client.call(&alter("7", &[(KEY, 0, "63000")], false), 1).await)));
+        for broker in ["1", ""] {
+            seen.push(format!("delete for '{broker}': {}", altered(client.call(&alter(broker, &[(KEY, 1, "")], false), 1).await)));
+        }
+        seen.push(format!("topic at the end: {}", settled(client, &describe(2, &t, "file.delete.delay.ms"), shown, "60000@5\"]").await));
+        seen
+    })
+    .await;
+}

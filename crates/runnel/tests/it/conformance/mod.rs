@@ -39,6 +39,11 @@ mod records;
 mod topics;
 mod transactions;
 
+/// Guards the shared Apache Kafka's broker configs: every scenario holds it
+/// shared, and one that changes broker configs at runtime holds it alone,
+/// so no other scenario sees topic defaults it did not set.
+static PEER_BROKER_CONFIGS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// Connections to both brokers, and runnel's process.
 struct Pair {
     runnel: RawClient,
@@ -47,17 +52,36 @@ struct Pair {
     _dir: tempfile::TempDir,
     /// Prefix that keeps this scenario's names apart on the shared Kafka.
     prefix: String,
+    _peer_configs: PeerConfigsGuard,
+}
+
+/// A scenario's hold on [`PEER_BROKER_CONFIGS`], released when it ends.
+struct PeerConfigsGuard {
+    _shared: Option<tokio::sync::RwLockReadGuard<'static, ()>>,
+    _exclusive: Option<tokio::sync::RwLockWriteGuard<'static, ()>>,
 }
 
 impl Pair {
     async fn start(scenario: &str) -> Pair {
+        let guard = PeerConfigsGuard { _shared: Some(PEER_BROKER_CONFIGS.read().await), _exclusive: None };
+        Self::start_with(scenario, guard).await
+    }
+
+    /// Like [`Pair::start`], for a scenario that changes the peer's broker
+    /// configs: it runs while no other scenario does.
+    async fn start_changing_broker_configs(scenario: &str) -> Pair {
+        let guard = PeerConfigsGuard { _shared: None, _exclusive: Some(PEER_BROKER_CONFIGS.write().await) };
+        Self::start_with(scenario, guard).await
+    }
+
+    async fn start_with(scenario: &str, peer_configs: PeerConfigsGuard) -> Pair {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let dir = tempfile::tempdir().unwrap();
         let serve = Serve::start(dir.path(), &["--no-registry", "--no-metrics"], &[]);
         let runnel = RawClient::connect(&serve.bootstrap()).await;
         let kafka = RawClient::connect(&kafka_peer()).await;
         let prefix = format!("{scenario}-{}-{}", std::process::id(), RUN.fetch_add(1, Ordering::Relaxed));
-        Pair { runnel, kafka, _serve: serve, _dir: dir, prefix }
+        Pair { runnel, kafka, _serve: serve, _dir: dir, prefix, _peer_configs: peer_configs }
     }
 
     fn name(&self, suffix: &str) -> String {
