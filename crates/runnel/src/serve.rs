@@ -69,7 +69,11 @@ pub struct ServeArgs {
     #[arg(long, env = "RUNNEL_PRODUCER_ID_EXPIRATION_MS")]
     producer_id_expiration_ms: Option<i64>,
     /// How long the first rebalance of an empty group waits for more
-    /// members (group.initial.rebalance.delay.ms).
+    /// members (group.initial.rebalance.delay.ms) [default: 0]. 0 starts a
+    /// lone consumer at once; Apache Kafka's 3000 lets consumers started
+    /// together land in one generation, where with 0 the first gets every
+    /// partition and then gives some up (an extra revocation with
+    /// cooperative-sticky). Also changeable at runtime.
     #[arg(long, env = "RUNNEL_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<i32>,
     /// Smallest session timeout a consumer may ask for (group.min.session.timeout.ms).

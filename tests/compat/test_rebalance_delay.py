@@ -1,0 +1,149 @@
+"""Consumer groups under `group.initial.rebalance.delay.ms=3000`, Apache
+Kafka's own default (runnel's is 0, for quick local starts): consumers
+that start together land in one generation. With the same setting, runnel
+and Apache Kafka must rebalance alike: cooperative-sticky joins, a third
+member joining, a member unsubscribing, and a static member restarting
+within its session without a rebalance for the others. Each scenario runs
+against both, with librdkafka and with the Java client (each member
+polled by its own thread, as applications do), and the assignment and
+revocation events each member sees must be the same."""
+import subprocess
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import ROOT, Broker, wait_for
+from test_java import VERSIONS, compiled_probe
+from test_peer import await_topic
+
+DELAY_MS = "3000"
+
+
+@pytest.fixture(scope="module")
+def delayed_runnel(tmp_path_factory):
+    broker = Broker(tmp_path_factory.mktemp("runnel-delayed"), "--group-initial-rebalance-delay-ms", DELAY_MS)
+    yield broker.bootstrap
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def delayed_kafka(tmp_path_factory):
+    """A second Apache Kafka, with its default initial rebalance delay
+    (the shared peer runs with 0, as runnel does by default)."""
+    work = tmp_path_factory.mktemp("kafka-delayed")
+    started = subprocess.run([str(ROOT / "scripts" / "kafka-peer"), "start", str(work), f"group.initial.rebalance.delay.ms={DELAY_MS}"],
+                             capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stderr
+    yield (work / "bootstrap").read_text().strip()
+    subprocess.run([str(ROOT / "scripts" / "kafka-peer"), "stop", str(work)], check=False, timeout=60)
+
+
+def make_topic(bootstrap, name, partitions=6):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result()
+    await_topic(bootstrap, name, partitions)
+
+
+class Member:
+    """A cooperative-sticky librdkafka member that records the partitions
+    each assignment and revocation moved."""
+
+    def __init__(self, bootstrap, topic, group, **extra):
+        self.events = []
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap, "group.id": group, "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": 10000, "heartbeat.interval.ms": 500, "auto.offset.reset": "earliest", **extra,
+        })
+        self.consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked)
+
+    def _assigned(self, consumer, partitions):
+        if partitions:
+            self.events.append(f"+{len(partitions)}")
+
+    def _revoked(self, consumer, partitions):
+        if partitions:
+            self.events.append(f"-{len(partitions)}")
+
+    def owned(self):
+        return sorted(tp.partition for tp in self.consumer.assignment())
+
+    def taken(self):
+        """The events since the last call."""
+        events, self.events = self.events, []
+        return events
+
+
+def settle(members, counts, what):
+    """Polls every member until each owns the given number of partitions."""
+    def step():
+        for m in members:
+            m.consumer.poll(0.05)
+        return [len(m.owned()) for m in members] == counts
+    wait_for(step, timeout=60, interval=0, what=what)
+
+
+def quiet(members, seconds=1.0):
+    """Keeps polling a while, so late events are counted in their step."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for m in members:
+            m.consumer.poll(0.05)
+
+
+def librdkafka_rebalances(bootstrap, name):
+    make_topic(bootstrap, name)
+    transcript = {}
+    a, b = Member(bootstrap, name, f"{name}-co"), Member(bootstrap, name, f"{name}-co")
+    settle([a, b], [3, 3], "two members starting together to split the partitions")
+    transcript["start together"] = (a.taken(), b.taken())
+    c = Member(bootstrap, name, f"{name}-co")
+    settle([a, b, c], [2, 2, 2], "a third member to get its share")
+    quiet([a, b, c])
+    transcript["third joins"] = (a.taken(), b.taken(), c.taken())
+    c.consumer.unsubscribe()
+    settle([a, b, c], [3, 3, 0], "the others to take the unsubscribed member's partitions")
+    quiet([a, b, c])
+    transcript["third unsubscribes"] = (a.taken(), b.taken(), c.taken())
+    for m in (a, b, c):
+        m.consumer.close()
+
+    static = {"session.timeout.ms": 20000}
+    s1 = Member(bootstrap, name, f"{name}-static", **{"group.instance.id": "s1"}, **static)
+    s2 = Member(bootstrap, name, f"{name}-static", **{"group.instance.id": "s2"}, **static)
+    settle([s1, s2], [3, 3], "two static members to split the partitions")
+    before = s1.owned()
+    s1.taken(), s2.taken()
+    s1.consumer.close()
+    s1 = Member(bootstrap, name, f"{name}-static", **{"group.instance.id": "s1"}, **static)
+    settle([s1, s2], [3, 3], "the restarted static member to rejoin")
+    quiet([s1, s2], 2.0)
+    transcript["static restart"] = (s1.owned() == before, s1.taken(), s2.taken())
+    for m in (s1, s2):
+        m.consumer.close()
+    return transcript
+
+
+def test_librdkafka_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
+    name = f"delay-{uuid.uuid4().hex[:8]}"
+    runnel = librdkafka_rebalances(delayed_runnel, name)
+    kafka = librdkafka_rebalances(delayed_kafka, name)
+    assert runnel == kafka, f"runnel: {runnel}\nkafka:  {kafka}"
+    assert runnel["start together"] == (["+3"], ["+3"]), "one generation: nobody gets everything first"
+    assert runnel["static restart"][0] and runnel["static restart"][2] == [], "the other static member sees nothing"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_java_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka, tmp_path, version):
+    cp = compiled_probe(version, tmp_path, "RebalanceProbe")
+    transcripts = {}
+    name = f"delay-java-{uuid.uuid4().hex[:8]}"
+    for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
+        make_topic(bootstrap, name)
+        result = subprocess.run(["java", "-cp", cp, "RebalanceProbe", bootstrap, name], capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
+        transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
+    assert "| start together: [+3] [+3]" in transcripts["runnel"]
