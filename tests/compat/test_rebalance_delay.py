@@ -4,12 +4,14 @@ that start together land in one generation. With the same setting, runnel
 and Apache Kafka must rebalance alike: cooperative-sticky joins, a third
 member joining, a member unsubscribing, and a static member restarting
 within its session without a rebalance for the others. Each scenario runs
-against both, with librdkafka and with the Java client (each member
-polled by its own thread, as applications do), and the assignment and
+against both, with librdkafka, the Java client (each member polled by its
+own thread, as applications do) and franz-go, and the assignment and
 revocation events each member sees must be the same."""
+import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
@@ -143,6 +145,21 @@ def test_java_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_ka
     for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
         make_topic(bootstrap, name)
         result = subprocess.run(["java", "-cp", cp, "RebalanceProbe", bootstrap, name], capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
+        transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
+    assert "| start together: [+3] [+3]" in transcripts["runnel"]
+
+
+def test_franz_go_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
+    probe = os.environ.get("RUNNEL_FRANZ_PROBE")
+    if not probe or not Path(probe).exists():
+        pytest.fail("RUNNEL_FRANZ_PROBE must name the built franz-go probe; scripts/test builds it")
+    transcripts = {}
+    name = f"delay-franz-{uuid.uuid4().hex[:8]}"
+    for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
+        make_topic(bootstrap, name)
+        result = subprocess.run([probe, "rebalance", bootstrap, name], capture_output=True, text=True, timeout=240)
         assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
         transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"

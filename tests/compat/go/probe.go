@@ -3,6 +3,9 @@
 // commits, and a rebalance when a member leaves. It prints what it saw,
 // one line per fact, so runs against two brokers can be compared, and
 // ends with "ALL OK"; any failure exits non-zero.
+//
+// `probe rebalance BOOTSTRAP TOPIC` instead prints the assignment and
+// revocation events of cooperative-sticky and static members (rebalance.go).
 package main
 
 import (
@@ -27,6 +30,10 @@ func must(err error, what string) {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "rebalance" {
+		rebalance(os.Args[2], os.Args[3])
+		return
+	}
 	bootstrap, prefix := os.Args[1], os.Args[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
