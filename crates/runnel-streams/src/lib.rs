@@ -1,0 +1,38 @@
+//! runnel-streams: stream processing in the style of Kafka Streams, in
+//! Rust.
+//!
+//! Build a [`Topology`] with the [`StreamsBuilder`] DSL — [`KStream`],
+//! [`KGroupedStream`], [`KTable`], time windows — and run it with the
+//! [`TopologyTestDriver`], in memory and deterministically, as Kafka
+//! Streams' `TopologyTestDriver` runs a Java topology. Serdes write Kafka's
+//! encodings, including Kafka Streams' windowed-key layouts, so Java
+//! programs can read what a runnel-streams program writes and the reverse.
+//!
+//! ```
+//! use runnel_streams::serde::{I64Serde, StringSerde};
+//! use runnel_streams::{StreamsBuilder, TopologyTestDriver};
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("rides", StringSerde, StringSerde)
+//!     .group_by_key()
+//!     .count()
+//!     .to_stream()
+//!     .to("rides-per-location", StringSerde, I64Serde);
+//! let mut driver = TopologyTestDriver::new(builder.build());
+//! let rides = driver.input_topic("rides", StringSerde, StringSerde);
+//! let counts = driver.output_topic("rides-per-location", StringSerde, I64Serde);
+//! driver.pipe(&rides, &"132".to_string(), &"a ride".to_string(), 1_000);
+//! driver.pipe(&rides, &"132".to_string(), &"another".to_string(), 2_000);
+//! let out = driver.read(&counts).unwrap();
+//! assert_eq!(out.last().map(|r| r.value), Some(2));
+//! ```
+
+pub mod driver;
+pub mod serde;
+pub mod topology;
+pub mod window;
+
+pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
+pub use topology::{Data, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream, Topology};
+pub use window::{TimeWindows, Window};

@@ -1,0 +1,446 @@
+//! The processor graph a program builds with [`StreamsBuilder`], and the
+//! typed DSL over it ([`KStream`], [`KGroupedStream`], [`KTable`]).
+//!
+//! Records travel through the graph type-erased (`Arc<dyn Any>`), so one
+//! graph can hold nodes of many key and value types; the DSL's generics
+//! guarantee that every node receives the types it was built for. Nodes
+//! are named as Kafka Streams names them (`KSTREAM-SOURCE-0000000000`,
+//! ...), so topologies describe alike and internal topics are named alike.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::serde::{Serde, SerdeError, Windowed};
+use crate::window::TimeWindows;
+
+/// A key or value in flight, type-erased; cheap to hand to several children.
+pub(crate) type Value = Arc<dyn Any + Send + Sync>;
+
+/// A record in flight between nodes.
+#[derive(Clone)]
+pub(crate) struct Item {
+    pub key: Value,
+    pub value: Value,
+    pub timestamp: i64,
+}
+
+/// What a node may do while processing one record.
+pub(crate) struct NodeContext<'a> {
+    /// Records the node forwards to its children, in order.
+    pub forwarded: &'a mut Vec<Item>,
+    /// Records dropped for arriving after their window closed.
+    pub dropped_late: &'a mut u64,
+}
+
+/// One running processor node.
+pub(crate) trait Node: Send {
+    fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>);
+}
+
+type Decode = Arc<dyn Fn(Option<&[u8]>, Option<&[u8]>) -> Result<(Value, Value), SerdeError> + Send + Sync>;
+type Encode = Arc<dyn Fn(&Item) -> (Option<Vec<u8>>, Option<Vec<u8>>) + Send + Sync>;
+type MakeNode = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
+
+pub(crate) enum NodeKind {
+    Source { topics: Vec<String>, decode: Decode },
+    Processor { make: MakeNode, stores: Vec<String> },
+    Sink { topic: String, encode: Encode },
+}
+
+pub(crate) struct NodeDef {
+    pub name: String,
+    pub kind: NodeKind,
+    pub children: Vec<usize>,
+}
+
+/// A built topology: the processor graph, ready to run (in the
+/// [`crate::TopologyTestDriver`], or against a broker).
+pub struct Topology {
+    pub(crate) nodes: Vec<NodeDef>,
+}
+
+impl Topology {
+    /// The graph as text, in the shape of Kafka Streams'
+    /// `Topology#describe()`: each source, processor and sink with the
+    /// topics, stores and children it has.
+    pub fn describe(&self) -> String {
+        let mut out = String::from("Topologies:\n   Sub-topology: 0\n");
+        let parents = |child: usize| -> Vec<&str> { self.nodes.iter().filter(|n| n.children.contains(&child)).map(|n| n.name.as_str()).collect() };
+        for (id, node) in self.nodes.iter().enumerate() {
+            let children: Vec<&str> = node.children.iter().map(|c| self.nodes[*c].name.as_str()).collect();
+            let _ = match &node.kind {
+                NodeKind::Source { topics, .. } => {
+                    writeln!(out, "    Source: {} (topics: [{}])\n      --> {}", node.name, topics.join(", "), or_none(&children))
+                }
+                NodeKind::Processor { stores, .. } => writeln!(
+                    out,
+                    "    Processor: {} (stores: [{}])\n      --> {}\n      <-- {}",
+                    node.name,
+                    stores.join(", "),
+                    or_none(&children),
+                    parents(id).join(", ")
+                ),
+                NodeKind::Sink { topic, .. } => writeln!(out, "    Sink: {} (topic: {})\n      <-- {}", node.name, topic, parents(id).join(", ")),
+            };
+        }
+        out
+    }
+
+    /// Every topic a source reads.
+    pub fn source_topics(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Source { topics, .. } => Some(topics.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}
+
+fn or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+struct Graph {
+    nodes: Vec<NodeDef>,
+    /// Kafka Streams' name counter: every node and store takes the next.
+    counter: usize,
+}
+
+impl Graph {
+    fn next_name(&mut self, prefix: &str) -> String {
+        let name = format!("{prefix}{:010}", self.counter);
+        self.counter += 1;
+        name
+    }
+
+    fn add(&mut self, name: String, kind: NodeKind, parents: &[usize]) -> usize {
+        let id = self.nodes.len();
+        self.nodes.push(NodeDef { name, kind, children: Vec::new() });
+        for &parent in parents {
+            self.nodes[parent].children.push(id);
+        }
+        id
+    }
+}
+
+/// Builds a topology with the DSL, as Kafka Streams' `StreamsBuilder`.
+pub struct StreamsBuilder {
+    graph: Rc<RefCell<Graph>>,
+}
+
+impl Default for StreamsBuilder {
+    fn default() -> Self {
+        StreamsBuilder::new()
+    }
+}
+
+/// Values a stream may carry: cloned when a record fans out or is stored.
+pub trait Data: Clone + Send + Sync + 'static {}
+impl<T: Clone + Send + Sync + 'static> Data for T {}
+
+fn typed<T: 'static>(value: &Value) -> &T {
+    value.downcast_ref::<T>().expect("the DSL's types guarantee each node gets the types it was built for")
+}
+
+impl StreamsBuilder {
+    pub fn new() -> StreamsBuilder {
+        StreamsBuilder { graph: Rc::new(RefCell::new(Graph { nodes: Vec::new(), counter: 0 })) }
+    }
+
+    /// A stream of the records of `topic`, read with the given serdes.
+    pub fn stream<KS: Serde, VS: Serde>(&self, topic: &str, key_serde: KS, value_serde: VS) -> KStream<KS::Value, VS::Value>
+    where
+        KS::Value: Data,
+        VS::Value: Data,
+    {
+        let decode: Decode = Arc::new(move |key, value| {
+            let key: Value = Arc::new(key_serde.deserialize(key)?);
+            let value: Value = Arc::new(value_serde.deserialize(value)?);
+            Ok((key, value))
+        });
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KSTREAM-SOURCE-");
+        let node = graph.add(name, NodeKind::Source { topics: vec![topic.to_string()], decode }, &[]);
+        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+    }
+
+    /// The topology built so far.
+    pub fn build(self) -> Topology {
+        let graph = Rc::try_unwrap(self.graph).map(RefCell::into_inner).unwrap_or_else(|shared| {
+            let mut graph = shared.borrow_mut();
+            Graph { nodes: std::mem::take(&mut graph.nodes), counter: graph.counter }
+        });
+        Topology { nodes: graph.nodes }
+    }
+}
+
+/// A stateless node built from a closure over each record.
+struct FnNode<F>(F);
+
+impl<F: FnMut(Item, &mut Vec<Item>) + Send> Node for FnNode<F> {
+    fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
+        (self.0)(item, ctx.forwarded);
+    }
+}
+
+/// A record stream, as Kafka Streams' `KStream<K, V>`.
+pub struct KStream<K, V> {
+    graph: Rc<RefCell<Graph>>,
+    node: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Data, V: Data> KStream<K, V> {
+    fn then<K2, V2>(&self, prefix: &str, step: impl Fn(&K, &V, i64, &mut Vec<Item>) + Send + Sync + 'static) -> KStream<K2, V2> {
+        let step = Arc::new(step);
+        let make: MakeNode = Arc::new(move || {
+            let step = step.clone();
+            Box::new(FnNode(move |item: Item, out: &mut Vec<Item>| step(typed::<K>(&item.key), typed::<V>(&item.value), item.timestamp, out)))
+        });
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name(prefix);
+        let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[self.node]);
+        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+    }
+
+    /// Keeps the records for which `predicate` holds.
+    pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+        self.then("KSTREAM-FILTER-", move |k, v, ts, out| {
+            if predicate(k, v) {
+                out.push(item(k.clone(), v.clone(), ts));
+            }
+        })
+    }
+
+    /// Drops the records for which `predicate` holds.
+    pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
+        self.then("KSTREAM-FILTER-", move |k, v, ts, out| {
+            if !predicate(k, v) {
+                out.push(item(k.clone(), v.clone(), ts));
+            }
+        })
+    }
+
+    /// A new value for each record, same key.
+    pub fn map_values<V2: Data>(&self, f: impl Fn(&V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+        self.then("KSTREAM-MAPVALUES-", move |k, v, ts, out| out.push(item(k.clone(), f(v), ts)))
+    }
+
+    /// A new key and value for each record. A grouping or join after it
+    /// repartitions by the new key.
+    pub fn map<K2: Data, V2: Data>(&self, f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2> {
+        self.then("KSTREAM-MAP-", move |k, v, ts, out| {
+            let (k2, v2) = f(k, v);
+            out.push(item(k2, v2, ts));
+        })
+    }
+
+    /// A new key for each record, same value.
+    pub fn select_key<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> KStream<K2, V> {
+        self.then("KSTREAM-KEY-SELECT-", move |k, v, ts, out| out.push(item(f(k, v), v.clone(), ts)))
+    }
+
+    /// Zero or more records for each record.
+    pub fn flat_map<K2: Data, V2: Data, I: IntoIterator<Item = (K2, V2)>>(&self, f: impl Fn(&K, &V) -> I + Send + Sync + 'static) -> KStream<K2, V2> {
+        self.then("KSTREAM-FLATMAP-", move |k, v, ts, out| out.extend(f(k, v).into_iter().map(|(k2, v2)| item(k2, v2, ts))))
+    }
+
+    /// Zero or more values for each record, same key.
+    pub fn flat_map_values<V2: Data, I: IntoIterator<Item = V2>>(&self, f: impl Fn(&V) -> I + Send + Sync + 'static) -> KStream<K, V2> {
+        self.then("KSTREAM-FLATMAPVALUES-", move |k, v, ts, out| out.extend(f(v).into_iter().map(|v2| item(k.clone(), v2, ts))))
+    }
+
+    /// Looks at each record and passes it on unchanged.
+    pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
+        self.then("KSTREAM-PEEK-", move |k, v, ts, out| {
+            f(k, v);
+            out.push(item(k.clone(), v.clone(), ts));
+        })
+    }
+
+    /// Looks at each record; the stream ends here.
+    pub fn foreach(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) {
+        let _: KStream<K, V> = self.then("KSTREAM-FOREACH-", move |k, v, _, _| f(k, v));
+    }
+
+    /// The records of both streams.
+    pub fn merge(&self, other: &KStream<K, V>) -> KStream<K, V> {
+        let make: MakeNode = Arc::new(|| Box::new(FnNode(|item: Item, out: &mut Vec<Item>| out.push(item))));
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KSTREAM-MERGE-");
+        let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[self.node, other.node]);
+        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+    }
+
+    /// Writes the stream to `topic` with the given serdes.
+    pub fn to<KS: Serde<Value = K>, VS: Serde<Value = V>>(&self, topic: &str, key_serde: KS, value_serde: VS) {
+        let encode: Encode = Arc::new(move |item: &Item| (key_serde.serialize(typed::<K>(&item.key)), value_serde.serialize(typed::<V>(&item.value))));
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KSTREAM-SINK-");
+        graph.add(name, NodeKind::Sink { topic: topic.to_string(), encode }, &[self.node]);
+    }
+
+    /// Groups records by their key, for aggregations.
+    pub fn group_by_key(&self) -> KGroupedStream<K, V>
+    where
+        K: Hash + Eq,
+    {
+        KGroupedStream { stream: KStream { graph: self.graph.clone(), node: self.node, _types: PhantomData } }
+    }
+}
+
+fn item<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Item {
+    Item { key: Arc::new(key), value: Arc::new(value), timestamp }
+}
+
+/// A stream grouped by key, as Kafka Streams' `KGroupedStream`.
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+}
+
+impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
+    /// How many records each key has had: a table updated, and emitted,
+    /// on every record. Each update carries the larger of the record's
+    /// timestamp and the previous update's, as in Kafka Streams.
+    pub fn count(&self) -> KTable<K, i64> {
+        self.aggregate_with("KSTREAM-AGGREGATE-", || 0i64, |_, _, count| count + 1)
+    }
+
+    /// Folds each key's records into an aggregate, starting from `init`.
+    pub fn aggregate<A: Data>(&self, init: impl Fn() -> A + Send + Sync + 'static, add: impl Fn(&K, &V, A) -> A + Send + Sync + 'static) -> KTable<K, A> {
+        self.aggregate_with("KSTREAM-AGGREGATE-", init, add)
+    }
+
+    fn aggregate_with<A: Data>(
+        &self,
+        prefix: &str,
+        init: impl Fn() -> A + Send + Sync + 'static,
+        add: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    ) -> KTable<K, A> {
+        let functions = Arc::new((init, add));
+        let mut graph = self.stream.graph.borrow_mut();
+        let store = graph.next_name("KSTREAM-AGGREGATE-STATE-STORE-");
+        let make: MakeNode = Arc::new(move || {
+            let functions = functions.clone();
+            Box::new(AggregateNode::<K, A, _> {
+                table: HashMap::new(),
+                step: move |k: &K, v: &Value, agg: Option<A>| (functions.1)(k, typed::<V>(v), agg.unwrap_or_else(&functions.0)),
+            })
+        });
+        let name = graph.next_name(prefix);
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[self.stream.node]);
+        KTable { graph: self.stream.graph.clone(), node, _types: PhantomData }
+    }
+
+    /// Groups into time windows, for windowed aggregations.
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        TimeWindowedKStream { stream: KStream { graph: self.stream.graph.clone(), node: self.stream.node, _types: PhantomData }, windows }
+    }
+}
+
+/// Each key's aggregate and the timestamp of its last update.
+struct AggregateNode<K, A, F> {
+    table: HashMap<K, (A, i64)>,
+    step: F,
+}
+
+impl<K: Data + Hash + Eq, A: Data, F: Fn(&K, &Value, Option<A>) -> A + Send> Node for AggregateNode<K, A, F> {
+    fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
+        let key = typed::<K>(&item.key).clone();
+        let previous = self.table.remove(&key);
+        let timestamp = previous.as_ref().map_or(item.timestamp, |(_, ts)| (*ts).max(item.timestamp));
+        let next = (self.step)(&key, &item.value, previous.map(|(agg, _)| agg));
+        ctx.forwarded.push(Item { key: item.key.clone(), value: Arc::new(next.clone()), timestamp });
+        self.table.insert(key, (next, timestamp));
+    }
+}
+
+/// A grouped stream in time windows, as Kafka Streams'
+/// `TimeWindowedKStream`.
+pub struct TimeWindowedKStream<K, V> {
+    stream: KStream<K, V>,
+    windows: TimeWindows,
+}
+
+impl<K: Data + Hash + Eq, V: Data> TimeWindowedKStream<K, V> {
+    /// How many records each key has in each window, emitted on every
+    /// update. A record whose windows have all closed (stream time past
+    /// their end plus grace) is dropped and counted as late.
+    pub fn count(&self) -> KTable<Windowed<K>, i64> {
+        let windows = self.windows;
+        let mut graph = self.stream.graph.borrow_mut();
+        let store = graph.next_name("KSTREAM-AGGREGATE-STATE-STORE-");
+        let make: MakeNode = Arc::new(move || Box::new(WindowCountNode::<K> { windows, table: HashMap::new(), stream_time: i64::MIN, purged_at: i64::MIN }));
+        let name = graph.next_name("KSTREAM-AGGREGATE-");
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[self.stream.node]);
+        KTable { graph: self.stream.graph.clone(), node, _types: PhantomData }
+    }
+}
+
+struct WindowCountNode<K> {
+    windows: TimeWindows,
+    table: HashMap<Windowed<K>, (i64, i64)>,
+    /// The largest timestamp this operator has seen.
+    stream_time: i64,
+    /// Stream time when closed windows were last forgotten.
+    purged_at: i64,
+}
+
+impl<K: Data + Hash + Eq> Node for WindowCountNode<K> {
+    fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
+        self.stream_time = self.stream_time.max(item.timestamp);
+        let key = typed::<K>(&item.key);
+        let mut late = true;
+        for window in self.windows.windows_for(item.timestamp) {
+            if !self.windows.is_open(&window, self.stream_time) {
+                continue;
+            }
+            late = false;
+            let windowed = Windowed { key: key.clone(), window };
+            let (count, timestamp) = self.table.get(&windowed).map_or((1, item.timestamp), |(c, ts)| (c + 1, (*ts).max(item.timestamp)));
+            self.table.insert(windowed.clone(), (count, timestamp));
+            ctx.forwarded.push(Item { key: Arc::new(windowed), value: Arc::new(count), timestamp });
+        }
+        if late {
+            *ctx.dropped_late += 1;
+        }
+        // Windows closed for good are forgotten (Kafka Streams' retention
+        // of size plus grace), at most once per window advance.
+        if self.stream_time >= self.purged_at.saturating_add(self.windows.advance_ms) {
+            let (windows, stream_time) = (self.windows, self.stream_time);
+            self.table.retain(|w, _| windows.is_open(&w.window, stream_time));
+            self.purged_at = stream_time;
+        }
+    }
+}
+
+/// A changelog stream of updates to a table, as Kafka Streams' `KTable`.
+pub struct KTable<K, V> {
+    graph: Rc<RefCell<Graph>>,
+    node: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// The table's updates as a stream.
+    pub fn to_stream(&self) -> KStream<K, V> {
+        let make: MakeNode = Arc::new(|| Box::new(FnNode(|item: Item, out: &mut Vec<Item>| out.push(item))));
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KTABLE-TOSTREAM-");
+        let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[self.node]);
+        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+    }
+}

@@ -1,0 +1,86 @@
+//! Windows, as Kafka Streams defines them: which windows a timestamp falls
+//! in, and when a window closes. Pure; the window aggregation operators
+//! use these.
+
+/// A half-open time interval `[start, end)` in milliseconds (session
+/// windows are closed: `[start, end]`, as in Kafka Streams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Tumbling (advance = size) or hopping (advance < size) time windows,
+/// aligned to the epoch, with a grace period for late records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindows {
+    pub size_ms: i64,
+    pub advance_ms: i64,
+    pub grace_ms: i64,
+}
+
+impl TimeWindows {
+    /// Tumbling windows of `size_ms` that accept records up to `grace_ms`
+    /// after they end (Kafka Streams' `ofSizeAndGrace`).
+    pub fn of_size_and_grace(size_ms: i64, grace_ms: i64) -> TimeWindows {
+        TimeWindows { size_ms: size_ms.max(1), advance_ms: size_ms.max(1), grace_ms: grace_ms.max(0) }
+    }
+
+    /// Tumbling windows with no grace: a record is late as soon as stream
+    /// time passes its window's end.
+    pub fn of_size_without_grace(size_ms: i64) -> TimeWindows {
+        TimeWindows::of_size_and_grace(size_ms, 0)
+    }
+
+    /// Hopping windows: a new window starts every `advance_ms`.
+    pub fn advance_by(self, advance_ms: i64) -> TimeWindows {
+        TimeWindows { advance_ms: advance_ms.clamp(1, self.size_ms), ..self }
+    }
+
+    /// Every window containing `timestamp`, oldest first.
+    pub fn windows_for(&self, timestamp: i64) -> Vec<Window> {
+        let first = (timestamp - self.size_ms + self.advance_ms).max(0);
+        let mut start = first - first.rem_euclid(self.advance_ms);
+        let mut windows = Vec::new();
+        while start <= timestamp {
+            windows.push(Window { start, end: start + self.size_ms });
+            start += self.advance_ms;
+        }
+        windows
+    }
+
+    /// Whether a window still takes records at `stream_time` (the largest
+    /// timestamp seen): it closes once stream time reaches its end plus
+    /// the grace period.
+    pub fn is_open(&self, window: &Window, stream_time: i64) -> bool {
+        window.end > stream_time - self.grace_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tumbling_windows_hold_each_timestamp_once() {
+        let windows = TimeWindows::of_size_and_grace(10_000, 5_000);
+        assert_eq!(windows.windows_for(0), [Window { start: 0, end: 10_000 }]);
+        assert_eq!(windows.windows_for(9_999), [Window { start: 0, end: 10_000 }]);
+        assert_eq!(windows.windows_for(10_000), [Window { start: 10_000, end: 20_000 }]);
+    }
+
+    #[test]
+    fn hopping_windows_overlap() {
+        let windows = TimeWindows::of_size_without_grace(10_000).advance_by(5_000);
+        assert_eq!(windows.windows_for(12_000), [Window { start: 5_000, end: 15_000 }, Window { start: 10_000, end: 20_000 }]);
+        assert_eq!(windows.windows_for(3_000), [Window { start: 0, end: 10_000 }], "no window starts before the epoch");
+    }
+
+    #[test]
+    fn a_window_closes_at_its_end_plus_grace() {
+        let windows = TimeWindows::of_size_and_grace(10_000, 5_000);
+        let window = Window { start: 0, end: 10_000 };
+        assert!(windows.is_open(&window, 14_999));
+        assert!(!windows.is_open(&window, 15_000));
+    }
+}

@@ -1,0 +1,50 @@
+//! Each stateless operator, and a topology's description.
+
+use runnel_streams::serde::{I64Serde, StringSerde};
+use runnel_streams::{StreamsBuilder, TopologyTestDriver};
+
+fn values(driver: &mut TopologyTestDriver, topic: &str) -> Vec<(String, String)> {
+    let output = driver.output_topic(topic, StringSerde, StringSerde);
+    driver.read(&output).unwrap().into_iter().map(|r| (r.key, r.value)).collect()
+}
+
+#[test]
+fn stateless_operators_transform_filter_split_and_merge() {
+    let builder = StreamsBuilder::new();
+    let rides = builder.stream("in", StringSerde, StringSerde);
+    let long = rides.filter(|_, v| v.len() > 3);
+    long.map_values(|v| v.to_uppercase()).to("upper", StringSerde, StringSerde);
+    rides.filter_not(|_, v| v.len() > 3).select_key(|_, v| format!("short-{v}")).to("short", StringSerde, StringSerde);
+    rides.flat_map_values(|v| v.split(' ').map(str::to_string).collect::<Vec<_>>()).to("words", StringSerde, StringSerde);
+    rides.map(|k, v| (v.clone(), k.clone())).merge(&rides).to("merged", StringSerde, StringSerde);
+    let mut driver = TopologyTestDriver::new(builder.build());
+    let input = driver.input_topic("in", StringSerde, StringSerde);
+    driver.pipe(&input, &"k1".to_string(), &"a taxi".to_string(), 1);
+    driver.pipe(&input, &"k2".to_string(), &"cab".to_string(), 2);
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(values(&mut driver, "upper"), [pair("k1", "A TAXI")]);
+    assert_eq!(values(&mut driver, "short"), [pair("short-cab", "cab")]);
+    assert_eq!(values(&mut driver, "words"), [pair("k1", "a"), pair("k1", "taxi"), pair("k2", "cab")]);
+    assert_eq!(values(&mut driver, "merged"), [pair("a taxi", "k1"), pair("k1", "a taxi"), pair("cab", "k2"), pair("k2", "cab")]);
+}
+
+#[test]
+fn undecodable_input_is_skipped_and_counted() {
+    let builder = StreamsBuilder::new();
+    builder.stream("in", StringSerde, I64Serde).to("out", StringSerde, I64Serde);
+    let mut driver = TopologyTestDriver::new(builder.build());
+    driver.pipe_bytes("in", Some(b"k".to_vec()), Some(vec![1, 2, 3]), 1);
+    assert_eq!(driver.skipped_records(), 1);
+    let output = driver.output_topic("out", StringSerde, I64Serde);
+    assert!(driver.read(&output).unwrap().is_empty());
+}
+
+#[test]
+fn topologies_describe_themselves_with_kafka_streams_names() {
+    let builder = StreamsBuilder::new();
+    builder.stream("rides", StringSerde, StringSerde).group_by_key().count().to_stream().to("counts", StringSerde, I64Serde);
+    let described = builder.build().describe();
+    assert!(described.contains("Source: KSTREAM-SOURCE-0000000000 (topics: [rides])"), "{described}");
+    assert!(described.contains("Processor: KSTREAM-AGGREGATE-0000000002 (stores: [KSTREAM-AGGREGATE-STATE-STORE-0000000001])"), "{described}");
+    assert!(described.contains("Sink: KSTREAM-SINK-0000000004 (topic: counts)"), "{described}");
+}
