@@ -2,12 +2,15 @@
 //! broker, as Kafka Streams' `TopologyTestDriver`. Records piped into an
 //! input topic are serialized with the topic's serdes, processed to
 //! completion (through any topic the topology both writes and reads), and
-//! what sinks write is kept per topic until read.
+//! what sinks write is kept per topic until read. Store changes are kept
+//! as their changelogs would hold them, so a test can restart the
+//! application and see its state restored.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::serde::{Serde, SerdeError};
-use crate::topology::{Item, Node, NodeContext, NodeKind, Topology};
+use crate::task::{Emitted, Task};
+use crate::topology::Topology;
 
 /// A record as a test reads it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,9 @@ pub struct OutputTopic<KS, VS> {
     value_serde: VS,
 }
 
+/// A key and value (`None` deletes) as a store's changelog holds them.
+type ChangelogRecord = (Vec<u8>, Option<Vec<u8>>);
+
 /// Bytes a sink wrote.
 struct Written {
     key: Option<Vec<u8>>,
@@ -44,23 +50,16 @@ struct Written {
 /// Runs a [`Topology`] as one task, in memory.
 pub struct TopologyTestDriver {
     topology: Topology,
-    nodes: Vec<Option<Box<dyn Node>>>,
+    task: Task,
     written: HashMap<String, VecDeque<Written>>,
-    dropped_late: u64,
-    skipped: u64,
+    /// What each store's changelog would hold, in order.
+    changelogs: HashMap<String, Vec<ChangelogRecord>>,
 }
 
 impl TopologyTestDriver {
     pub fn new(topology: Topology) -> TopologyTestDriver {
-        let nodes = topology
-            .nodes
-            .iter()
-            .map(|n| match &n.kind {
-                NodeKind::Processor { make, .. } => Some(make()),
-                _ => None,
-            })
-            .collect();
-        TopologyTestDriver { topology, nodes, written: HashMap::new(), dropped_late: 0, skipped: 0 }
+        let task = Task::new(&topology);
+        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: HashMap::new() }
     }
 
     pub fn input_topic<KS: Serde, VS: Serde>(&self, name: &str, key_serde: KS, value_serde: VS) -> InputTopic<KS, VS> {
@@ -78,58 +77,39 @@ impl TopologyTestDriver {
         self.pipe_bytes(&topic.name, key, value, timestamp);
     }
 
-    /// Writes one record, as bytes, to a topic and processes it completely.
+    /// Writes one record, as bytes, to a topic and processes it
+    /// completely, including through topics the topology both writes and
+    /// reads.
     pub fn pipe_bytes(&mut self, topic: &str, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64) {
-        let mut pending = VecDeque::from([(topic.to_string(), Written { key, value, timestamp })]);
-        while let Some((topic, record)) = pending.pop_front() {
-            let sources: Vec<usize> = self
-                .topology
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| matches!(&n.kind, NodeKind::Source { topics, .. } if topics.contains(&topic)))
-                .map(|(id, _)| id)
-                .collect();
-            for source in sources {
-                let NodeKind::Source { decode, .. } = &self.topology.nodes[source].kind else { continue };
-                match decode(record.key.as_deref(), record.value.as_deref()) {
-                    Ok((key, value)) => {
-                        let item = Item { key, value, timestamp: record.timestamp };
-                        for child in self.topology.nodes[source].children.clone() {
-                            self.run(child, item.clone(), &mut pending);
+        let source_topics = self.topology.source_topics();
+        let mut pending = VecDeque::from([(topic.to_string(), key, value, timestamp)]);
+        while let Some((topic, key, value, timestamp)) = pending.pop_front() {
+            let mut emitted = Vec::new();
+            self.task.process(&self.topology, &topic, key.as_deref(), value.as_deref(), timestamp, &mut emitted);
+            for out in emitted {
+                match out {
+                    Emitted::Record { topic, key, value, timestamp } => {
+                        if source_topics.contains(&topic) {
+                            pending.push_back((topic.clone(), key.clone(), value.clone(), timestamp));
                         }
+                        self.written.entry(topic).or_default().push_back(Written { key, value, timestamp });
                     }
-                    // As Kafka Streams' default handler for bad input:
-                    // log and continue (LogAndContinueExceptionHandler).
-                    Err(_) => self.skipped += 1,
+                    Emitted::Change { store, change } => self.changelogs.entry(store).or_default().push((change.key, change.value)),
                 }
             }
         }
     }
 
-    /// Processes `item` at `node` and, depth first, everything it forwards.
-    /// Records for topics the topology also reads are queued in `pending`.
-    fn run(&mut self, node: usize, item: Item, pending: &mut VecDeque<(String, Written)>) {
-        if let NodeKind::Sink { topic, encode } = &self.topology.nodes[node].kind {
-            let (key, value) = encode(&item);
-            let record = Written { key, value, timestamp: item.timestamp };
-            if self.topology.source_topics().contains(topic) {
-                pending.push_back((topic.clone(), Written { key: record.key.clone(), value: record.value.clone(), timestamp: record.timestamp }));
-            }
-            self.written.entry(topic.clone()).or_default().push_back(record);
-            return;
-        }
-        let Some(mut processor) = self.nodes[node].take() else { return };
-        let mut forwarded = Vec::new();
-        let mut ctx = NodeContext { forwarded: &mut forwarded, dropped_late: &mut self.dropped_late };
-        processor.process(item, &mut ctx);
-        self.nodes[node] = Some(processor);
-        let children = self.topology.nodes[node].children.clone();
-        for out in forwarded {
-            for &child in &children {
-                self.run(child, out.clone(), pending);
+    /// A new driver for the same topology whose stores are rebuilt from
+    /// this one's changelogs, as a restarted application restores them.
+    pub fn restarted(self, topology: Topology) -> TopologyTestDriver {
+        let mut task = Task::new(&topology);
+        for (store, changes) in &self.changelogs {
+            for (key, value) in changes {
+                task.restore(&topology, store, key, value.as_deref());
             }
         }
+        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: self.changelogs }
     }
 
     /// Every record written to `topic` since the last read, decoded.
@@ -150,11 +130,11 @@ impl TopologyTestDriver {
     /// Records window aggregations dropped for arriving after their
     /// windows closed (Kafka Streams' `dropped-records` metric).
     pub fn dropped_late_records(&self) -> u64 {
-        self.dropped_late
+        self.task.dropped_late
     }
 
     /// Input records that could not be deserialized and were skipped.
     pub fn skipped_records(&self) -> u64 {
-        self.skipped
+        self.task.skipped
     }
 }

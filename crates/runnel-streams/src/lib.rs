@@ -2,9 +2,12 @@
 //! Rust.
 //!
 //! Build a [`Topology`] with the [`StreamsBuilder`] DSL — [`KStream`],
-//! [`KGroupedStream`], [`KTable`], time windows — and run it with the
-//! [`TopologyTestDriver`], in memory and deterministically, as Kafka
-//! Streams' `TopologyTestDriver` runs a Java topology. Serdes write Kafka's
+//! [`KGroupedStream`], [`KTable`], time windows — then run it against
+//! Kafka (runnel, or any Kafka cluster) with [`KafkaStreams`], or in
+//! memory and deterministically with the [`TopologyTestDriver`], as Kafka
+//! Streams' `TopologyTestDriver` runs a Java topology. State stores are
+//! backed by changelog topics, so an application restarted anywhere
+//! resumes where it stopped. Serdes write Kafka's
 //! encodings, including Kafka Streams' windowed-key layouts, so Java
 //! programs can read what a runnel-streams program writes and the reverse.
 //!
@@ -29,10 +32,13 @@
 //! ```
 
 pub mod driver;
+pub mod runtime;
 pub mod serde;
+mod task;
 pub mod topology;
 pub mod window;
 
 pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
+pub use runtime::{KafkaStreams, StreamsConfig, StreamsError};
 pub use topology::{Data, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream, Topology};
 pub use window::{TimeWindows, Window};

@@ -30,10 +30,20 @@ pub(crate) struct Item {
     pub timestamp: i64,
 }
 
+/// A change to a node's state store, for its changelog topic: the key and
+/// value as Kafka Streams lays them out in that store's changelog.
+pub(crate) struct StoreChange {
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+    pub timestamp: i64,
+}
+
 /// What a node may do while processing one record.
 pub(crate) struct NodeContext<'a> {
     /// Records the node forwards to its children, in order.
     pub forwarded: &'a mut Vec<Item>,
+    /// Changes to the node's store, in order.
+    pub changes: &'a mut Vec<StoreChange>,
     /// Records dropped for arriving after their window closed.
     pub dropped_late: &'a mut u64,
 }
@@ -41,15 +51,42 @@ pub(crate) struct NodeContext<'a> {
 /// One running processor node.
 pub(crate) trait Node: Send {
     fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>);
+
+    /// Rebuilds the node's store from one changelog record (stateful
+    /// nodes; the rest have nothing to restore).
+    fn restore(&mut self, _key: &[u8], _value: Option<&[u8]>) {}
 }
+
+/// A store's changelog value: the update's timestamp (8 bytes, big-endian)
+/// then the value, as Kafka Streams' timestamped stores write it.
+fn with_timestamp(timestamp: i64, value: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    value.map(|v| [&timestamp.to_be_bytes()[..], &v].concat())
+}
+
+fn split_timestamp(bytes: &[u8]) -> Option<(i64, &[u8])> {
+    let (timestamp, value) = bytes.split_first_chunk::<8>()?;
+    Some((i64::from_be_bytes(*timestamp), value))
+}
+
+/// A serde shared by the nodes that need it.
+pub(crate) type SharedSerde<T> = Arc<dyn Serde<Value = T>>;
 
 type Decode = Arc<dyn Fn(Option<&[u8]>, Option<&[u8]>) -> Result<(Value, Value), SerdeError> + Send + Sync>;
 type Encode = Arc<dyn Fn(&Item) -> (Option<Vec<u8>>, Option<Vec<u8>>) + Send + Sync>;
 type MakeNode = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
 
+/// A node's state store: its name, and for window stores how long a
+/// window is kept (its changelog is then compacted and deleted by time,
+/// as Kafka Streams configures it).
+#[derive(Debug, Clone)]
+pub(crate) struct StoreDef {
+    pub name: String,
+    pub window_retention_ms: Option<i64>,
+}
+
 pub(crate) enum NodeKind {
     Source { topics: Vec<String>, decode: Decode },
-    Processor { make: MakeNode, stores: Vec<String> },
+    Processor { make: MakeNode, stores: Vec<StoreDef> },
     Sink { topic: String, encode: Encode },
 }
 
@@ -82,7 +119,7 @@ impl Topology {
                     out,
                     "    Processor: {} (stores: [{}])\n      --> {}\n      <-- {}",
                     node.name,
-                    stores.join(", "),
+                    stores.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
                     or_none(&children),
                     parents(id).join(", ")
                 ),
@@ -90,6 +127,18 @@ impl Topology {
             };
         }
         out
+    }
+
+    /// Every state store, with the node that owns it.
+    pub(crate) fn stores(&self) -> Vec<StoreDef> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Processor { stores, .. } => Some(stores.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
     }
 
     /// Every topic a source reads.
@@ -161,11 +210,12 @@ impl StreamsBuilder {
     }
 
     /// A stream of the records of `topic`, read with the given serdes.
-    pub fn stream<KS: Serde, VS: Serde>(&self, topic: &str, key_serde: KS, value_serde: VS) -> KStream<KS::Value, VS::Value>
+    pub fn stream<KS: Serde + Clone, VS: Serde>(&self, topic: &str, key_serde: KS, value_serde: VS) -> KStream<KS::Value, VS::Value>
     where
         KS::Value: Data,
         VS::Value: Data,
     {
+        let key_serde_for_stores = key_serde.clone();
         let decode: Decode = Arc::new(move |key, value| {
             let key: Value = Arc::new(key_serde.deserialize(key)?);
             let value: Value = Arc::new(value_serde.deserialize(value)?);
@@ -174,7 +224,7 @@ impl StreamsBuilder {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-SOURCE-");
         let node = graph.add(name, NodeKind::Source { topics: vec![topic.to_string()], decode }, &[]);
-        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+        KStream { graph: self.graph.clone(), node, key_serde: Some(Arc::new(key_serde_for_stores)), _types: PhantomData }
     }
 
     /// The topology built so far.
@@ -200,11 +250,18 @@ impl<F: FnMut(Item, &mut Vec<Item>) + Send> Node for FnNode<F> {
 pub struct KStream<K, V> {
     graph: Rc<RefCell<Graph>>,
     node: usize,
+    /// The key serde, while the key is still the source's.
+    key_serde: Option<SharedSerde<K>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K: Data, V: Data> KStream<K, V> {
-    fn then<K2, V2>(&self, prefix: &str, step: impl Fn(&K, &V, i64, &mut Vec<Item>) + Send + Sync + 'static) -> KStream<K2, V2> {
+    fn then<K2, V2>(
+        &self,
+        prefix: &str,
+        key_serde: Option<SharedSerde<K2>>,
+        step: impl Fn(&K, &V, i64, &mut Vec<Item>) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
         let step = Arc::new(step);
         let make: MakeNode = Arc::new(move || {
             let step = step.clone();
@@ -213,12 +270,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name(prefix);
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[self.node]);
-        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+        KStream { graph: self.graph.clone(), node, key_serde, _types: PhantomData }
     }
 
     /// Keeps the records for which `predicate` holds.
     pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
-        self.then("KSTREAM-FILTER-", move |k, v, ts, out| {
+        self.then("KSTREAM-FILTER-", self.key_serde.clone(), move |k, v, ts, out| {
             if predicate(k, v) {
                 out.push(item(k.clone(), v.clone(), ts));
             }
@@ -227,7 +284,7 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Drops the records for which `predicate` holds.
     pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
-        self.then("KSTREAM-FILTER-", move |k, v, ts, out| {
+        self.then("KSTREAM-FILTER-", self.key_serde.clone(), move |k, v, ts, out| {
             if !predicate(k, v) {
                 out.push(item(k.clone(), v.clone(), ts));
             }
@@ -236,13 +293,13 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// A new value for each record, same key.
     pub fn map_values<V2: Data>(&self, f: impl Fn(&V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
-        self.then("KSTREAM-MAPVALUES-", move |k, v, ts, out| out.push(item(k.clone(), f(v), ts)))
+        self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), move |k, v, ts, out| out.push(item(k.clone(), f(v), ts)))
     }
 
     /// A new key and value for each record. A grouping or join after it
     /// repartitions by the new key.
     pub fn map<K2: Data, V2: Data>(&self, f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2> {
-        self.then("KSTREAM-MAP-", move |k, v, ts, out| {
+        self.then("KSTREAM-MAP-", None, move |k, v, ts, out| {
             let (k2, v2) = f(k, v);
             out.push(item(k2, v2, ts));
         })
@@ -250,22 +307,22 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// A new key for each record, same value.
     pub fn select_key<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> KStream<K2, V> {
-        self.then("KSTREAM-KEY-SELECT-", move |k, v, ts, out| out.push(item(f(k, v), v.clone(), ts)))
+        self.then("KSTREAM-KEY-SELECT-", None, move |k, v, ts, out| out.push(item(f(k, v), v.clone(), ts)))
     }
 
     /// Zero or more records for each record.
     pub fn flat_map<K2: Data, V2: Data, I: IntoIterator<Item = (K2, V2)>>(&self, f: impl Fn(&K, &V) -> I + Send + Sync + 'static) -> KStream<K2, V2> {
-        self.then("KSTREAM-FLATMAP-", move |k, v, ts, out| out.extend(f(k, v).into_iter().map(|(k2, v2)| item(k2, v2, ts))))
+        self.then("KSTREAM-FLATMAP-", None, move |k, v, ts, out| out.extend(f(k, v).into_iter().map(|(k2, v2)| item(k2, v2, ts))))
     }
 
     /// Zero or more values for each record, same key.
     pub fn flat_map_values<V2: Data, I: IntoIterator<Item = V2>>(&self, f: impl Fn(&V) -> I + Send + Sync + 'static) -> KStream<K, V2> {
-        self.then("KSTREAM-FLATMAPVALUES-", move |k, v, ts, out| out.extend(f(v).into_iter().map(|v2| item(k.clone(), v2, ts))))
+        self.then("KSTREAM-FLATMAPVALUES-", self.key_serde.clone(), move |k, v, ts, out| out.extend(f(v).into_iter().map(|v2| item(k.clone(), v2, ts))))
     }
 
     /// Looks at each record and passes it on unchanged.
     pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
-        self.then("KSTREAM-PEEK-", move |k, v, ts, out| {
+        self.then("KSTREAM-PEEK-", self.key_serde.clone(), move |k, v, ts, out| {
             f(k, v);
             out.push(item(k.clone(), v.clone(), ts));
         })
@@ -273,7 +330,7 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Looks at each record; the stream ends here.
     pub fn foreach(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) {
-        let _: KStream<K, V> = self.then("KSTREAM-FOREACH-", move |k, v, _, _| f(k, v));
+        let _: KStream<K, V> = self.then("KSTREAM-FOREACH-", None, move |k, v, _, _| f(k, v));
     }
 
     /// The records of both streams.
@@ -282,7 +339,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-MERGE-");
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[self.node, other.node]);
-        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+        let key_serde = self.key_serde.clone().filter(|_| other.key_serde.is_some());
+        KStream { graph: self.graph.clone(), node, key_serde, _types: PhantomData }
     }
 
     /// Writes the stream to `topic` with the given serdes.
@@ -293,12 +351,33 @@ impl<K: Data, V: Data> KStream<K, V> {
         graph.add(name, NodeKind::Sink { topic: topic.to_string(), encode }, &[self.node]);
     }
 
-    /// Groups records by their key, for aggregations.
+    /// Groups records by their key, for aggregations; the key's serde is
+    /// the source's (after an operation that changed the key, use
+    /// [`KStream::group_by_key_with`]).
+    ///
+    /// # Panics
+    /// When the key has changed since the source, as Kafka Streams refuses
+    /// a topology without the serdes its stores need.
     pub fn group_by_key(&self) -> KGroupedStream<K, V>
     where
         K: Hash + Eq,
     {
-        KGroupedStream { stream: KStream { graph: self.graph.clone(), node: self.node, _types: PhantomData } }
+        let key_serde = self.key_serde.clone().expect("the key changed since the source: use group_by_key_with(key_serde)");
+        KGroupedStream { stream: self.clone_with(Some(key_serde.clone())), key_serde }
+    }
+
+    /// Groups records by their key, whose serde (for state stores and
+    /// their changelogs) is `key_serde`.
+    pub fn group_by_key_with(&self, key_serde: impl Serde<Value = K>) -> KGroupedStream<K, V>
+    where
+        K: Hash + Eq,
+    {
+        let key_serde: SharedSerde<K> = Arc::new(key_serde);
+        KGroupedStream { stream: self.clone_with(Some(key_serde.clone())), key_serde }
+    }
+
+    fn clone_with(&self, key_serde: Option<SharedSerde<K>>) -> KStream<K, V> {
+        KStream { graph: self.graph.clone(), node: self.node, key_serde, _types: PhantomData }
     }
 }
 
@@ -309,6 +388,7 @@ fn item<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Item {
 /// A stream grouped by key, as Kafka Streams' `KGroupedStream`.
 pub struct KGroupedStream<K, V> {
     stream: KStream<K, V>,
+    key_serde: SharedSerde<K>,
 }
 
 impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
@@ -316,44 +396,49 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
     /// on every record. Each update carries the larger of the record's
     /// timestamp and the previous update's, as in Kafka Streams.
     pub fn count(&self) -> KTable<K, i64> {
-        self.aggregate_with("KSTREAM-AGGREGATE-", || 0i64, |_, _, count| count + 1)
+        self.aggregate(|| 0i64, |_, _, count| count + 1, crate::serde::I64Serde)
     }
 
-    /// Folds each key's records into an aggregate, starting from `init`.
-    pub fn aggregate<A: Data>(&self, init: impl Fn() -> A + Send + Sync + 'static, add: impl Fn(&K, &V, A) -> A + Send + Sync + 'static) -> KTable<K, A> {
-        self.aggregate_with("KSTREAM-AGGREGATE-", init, add)
-    }
-
-    fn aggregate_with<A: Data>(
+    /// Folds each key's records into an aggregate, starting from `init`;
+    /// `aggregate_serde` writes it to the store's changelog.
+    pub fn aggregate<A: Data>(
         &self,
-        prefix: &str,
         init: impl Fn() -> A + Send + Sync + 'static,
         add: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+        aggregate_serde: impl Serde<Value = A>,
     ) -> KTable<K, A> {
         let functions = Arc::new((init, add));
+        let key_serde = self.key_serde.clone();
+        let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
         let mut graph = self.stream.graph.borrow_mut();
         let store = graph.next_name("KSTREAM-AGGREGATE-STATE-STORE-");
         let make: MakeNode = Arc::new(move || {
             let functions = functions.clone();
             Box::new(AggregateNode::<K, A, _> {
                 table: HashMap::new(),
+                key_serde: key_serde.clone(),
+                aggregate_serde: aggregate_serde.clone(),
                 step: move |k: &K, v: &Value, agg: Option<A>| (functions.1)(k, typed::<V>(v), agg.unwrap_or_else(&functions.0)),
             })
         });
-        let name = graph.next_name(prefix);
-        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[self.stream.node]);
+        let name = graph.next_name("KSTREAM-AGGREGATE-");
+        let stores = vec![StoreDef { name: store, window_retention_ms: None }];
+        let node = graph.add(name, NodeKind::Processor { make, stores }, &[self.stream.node]);
         KTable { graph: self.stream.graph.clone(), node, _types: PhantomData }
     }
 
     /// Groups into time windows, for windowed aggregations.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
-        TimeWindowedKStream { stream: KStream { graph: self.stream.graph.clone(), node: self.stream.node, _types: PhantomData }, windows }
+        TimeWindowedKStream { stream: self.stream.clone_with(Some(self.key_serde.clone())), key_serde: self.key_serde.clone(), windows }
     }
 }
 
-/// Each key's aggregate and the timestamp of its last update.
+/// Each key's aggregate and the timestamp of its last update: a
+/// timestamped key-value store, logged as Kafka Streams logs one.
 struct AggregateNode<K, A, F> {
     table: HashMap<K, (A, i64)>,
+    key_serde: SharedSerde<K>,
+    aggregate_serde: SharedSerde<A>,
     step: F,
 }
 
@@ -363,8 +448,25 @@ impl<K: Data + Hash + Eq, A: Data, F: Fn(&K, &Value, Option<A>) -> A + Send> Nod
         let previous = self.table.remove(&key);
         let timestamp = previous.as_ref().map_or(item.timestamp, |(_, ts)| (*ts).max(item.timestamp));
         let next = (self.step)(&key, &item.value, previous.map(|(agg, _)| agg));
+        if let Some(key_bytes) = self.key_serde.serialize(&key) {
+            ctx.changes.push(StoreChange { key: key_bytes, value: with_timestamp(timestamp, self.aggregate_serde.serialize(&next)), timestamp });
+        }
         ctx.forwarded.push(Item { key: item.key.clone(), value: Arc::new(next.clone()), timestamp });
         self.table.insert(key, (next, timestamp));
+    }
+
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Ok(key) = self.key_serde.deserialize(Some(key)) else { return };
+        match value.and_then(split_timestamp) {
+            Some((timestamp, bytes)) => {
+                if let Ok(aggregate) = self.aggregate_serde.deserialize(Some(bytes)) {
+                    self.table.insert(key, (aggregate, timestamp));
+                }
+            }
+            None => {
+                self.table.remove(&key);
+            }
+        }
     }
 }
 
@@ -372,6 +474,7 @@ impl<K: Data + Hash + Eq, A: Data, F: Fn(&K, &Value, Option<A>) -> A + Send> Nod
 /// `TimeWindowedKStream`.
 pub struct TimeWindowedKStream<K, V> {
     stream: KStream<K, V>,
+    key_serde: SharedSerde<K>,
     windows: TimeWindows,
 }
 
@@ -383,15 +486,23 @@ impl<K: Data + Hash + Eq, V: Data> TimeWindowedKStream<K, V> {
         let windows = self.windows;
         let mut graph = self.stream.graph.borrow_mut();
         let store = graph.next_name("KSTREAM-AGGREGATE-STATE-STORE-");
-        let make: MakeNode = Arc::new(move || Box::new(WindowCountNode::<K> { windows, table: HashMap::new(), stream_time: i64::MIN, purged_at: i64::MIN }));
+        let key_serde = self.key_serde.clone();
+        let make: MakeNode = Arc::new(move || {
+            Box::new(WindowCountNode::<K> { windows, key_serde: key_serde.clone(), table: HashMap::new(), stream_time: i64::MIN, purged_at: i64::MIN })
+        });
         let name = graph.next_name("KSTREAM-AGGREGATE-");
-        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[self.stream.node]);
+        let stores = vec![StoreDef { name: store, window_retention_ms: Some(windows.size_ms + windows.grace_ms) }];
+        let node = graph.add(name, NodeKind::Processor { make, stores }, &[self.stream.node]);
         KTable { graph: self.stream.graph.clone(), node, _types: PhantomData }
     }
 }
 
+/// Each key's count in each window: a timestamped window store, logged as
+/// Kafka Streams logs one (key, window start and a sequence number of 0
+/// as the changelog key).
 struct WindowCountNode<K> {
     windows: TimeWindows,
+    key_serde: SharedSerde<K>,
     table: HashMap<Windowed<K>, (i64, i64)>,
     /// The largest timestamp this operator has seen.
     stream_time: i64,
@@ -411,6 +522,10 @@ impl<K: Data + Hash + Eq> Node for WindowCountNode<K> {
             late = false;
             let windowed = Windowed { key: key.clone(), window };
             let (count, timestamp) = self.table.get(&windowed).map_or((1, item.timestamp), |(c, ts)| (c + 1, (*ts).max(item.timestamp)));
+            if let Some(key_bytes) = self.key_serde.serialize(key) {
+                let store_key = [&key_bytes[..], &window.start.to_be_bytes(), &0i32.to_be_bytes()].concat();
+                ctx.changes.push(StoreChange { key: store_key, value: with_timestamp(timestamp, Some(count.to_be_bytes().to_vec())), timestamp });
+            }
             self.table.insert(windowed.clone(), (count, timestamp));
             ctx.forwarded.push(Item { key: Arc::new(windowed), value: Arc::new(count), timestamp });
         }
@@ -423,6 +538,22 @@ impl<K: Data + Hash + Eq> Node for WindowCountNode<K> {
             let (windows, stream_time) = (self.windows, self.stream_time);
             self.table.retain(|w, _| windows.is_open(&w.window, stream_time));
             self.purged_at = stream_time;
+        }
+    }
+
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Some(split) = key.len().checked_sub(12) else { return };
+        let start = i64::from_be_bytes(key[split..split + 8].try_into().expect("8 bytes"));
+        let Ok(inner) = self.key_serde.deserialize(Some(&key[..split])) else { return };
+        let windowed = Windowed { key: inner, window: crate::window::Window { start, end: start + self.windows.size_ms } };
+        match value.and_then(split_timestamp).and_then(|(ts, bytes)| Some((ts, i64::from_be_bytes(bytes.try_into().ok()?)))) {
+            Some((timestamp, count)) => {
+                self.stream_time = self.stream_time.max(timestamp);
+                self.table.insert(windowed, (count, timestamp));
+            }
+            None => {
+                self.table.remove(&windowed);
+            }
         }
     }
 }
@@ -441,6 +572,6 @@ impl<K: Data, V: Data> KTable<K, V> {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KTABLE-TOSTREAM-");
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[self.node]);
-        KStream { graph: self.graph.clone(), node, _types: PhantomData }
+        KStream { graph: self.graph.clone(), node, key_serde: None, _types: PhantomData }
     }
 }

@@ -61,3 +61,22 @@ fn rides_are_counted_in_ten_second_windows_and_late_ones_dropped() {
     assert_eq!(driver.dropped_late_records(), 1);
     let _: Option<Windowed<String>> = None;
 }
+
+#[test]
+fn a_restarted_application_resumes_its_counts_from_the_changelog() {
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder.stream("rides", StringSerde, StringSerde).group_by_key().count().to_stream().to("counts", StringSerde, I64Serde);
+        builder.build()
+    };
+    let mut driver = TopologyTestDriver::new(topology());
+    let input = driver.input_topic("rides", StringSerde, StringSerde);
+    for i in 0..3 {
+        driver.pipe(&input, &"132".to_string(), &format!("ride {i}"), i);
+    }
+    let mut driver = driver.restarted(topology());
+    driver.pipe(&input, &"132".to_string(), &"ride 3".to_string(), 3);
+    let output = driver.output_topic("counts", StringSerde, I64Serde);
+    let counts: Vec<i64> = driver.read(&output).unwrap().into_iter().map(|r| r.value).collect();
+    assert_eq!(counts, [4]);
+}

@@ -2,6 +2,7 @@
 //! the course's rides, and the DSL's operators one by one.
 
 mod course;
+mod kafka;
 mod operators;
 
 use std::path::PathBuf;

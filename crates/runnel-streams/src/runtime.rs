@@ -1,0 +1,323 @@
+//! Runs a topology against Kafka — runnel, or any Kafka cluster — as
+//! Kafka Streams' `KafkaStreams` does, through librdkafka.
+//!
+//! Instances with the same `application_id` form one consumer group and
+//! share the input partitions; each partition is a task with its own
+//! state. Every store change is written to the store's changelog topic
+//! (`<application_id>-<store>-changelog`, created as Kafka Streams creates
+//! it), and a task that starts — after a restart, or on another instance
+//! after a rebalance — first rebuilds its stores from their changelogs.
+//! Processing is at-least-once: outputs and changelog writes are flushed
+//! before the input offsets are committed, every `commit_interval_ms`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::task::{Emitted, Task};
+use crate::topology::{StoreDef, Topology};
+
+/// Why an application could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    #[error("Kafka client error: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How an application runs (Kafka Streams' `StreamsConfig`).
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    /// The consumer group and the prefix of internal topics.
+    pub application_id: String,
+    pub bootstrap_servers: String,
+    /// How often input offsets are committed (Kafka Streams' default for
+    /// at-least-once is 30 s).
+    pub commit_interval_ms: u64,
+    /// Extra librdkafka properties for every client.
+    pub client_properties: Vec<(String, String)>,
+}
+
+impl StreamsConfig {
+    pub fn new(application_id: &str, bootstrap_servers: &str) -> StreamsConfig {
+        StreamsConfig {
+            application_id: application_id.to_string(),
+            bootstrap_servers: bootstrap_servers.to_string(),
+            commit_interval_ms: 30_000,
+            client_properties: Vec::new(),
+        }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.client_properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    fn changelog(&self, store: &str) -> String {
+        format!("{}-{store}-changelog", self.application_id)
+    }
+}
+
+/// A running application: one stream thread until [`KafkaStreams::close`].
+pub struct KafkaStreams {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), StreamsError>>>,
+}
+
+impl KafkaStreams {
+    /// Creates the changelog topics the topology needs and starts
+    /// processing on a thread of its own.
+    pub fn start(topology: Topology, config: StreamsConfig) -> Result<KafkaStreams, StreamsError> {
+        let partitions = source_partitions(&topology, &config)?;
+        create_changelogs(&topology, &config, partitions)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("{}-StreamThread-1", config.application_id))
+                .spawn(move || StreamThread::new(topology, config)?.run(&stop))
+                .map_err(|e| StreamsError::Setup(e.to_string()))?
+        };
+        Ok(KafkaStreams { stop, thread: Some(thread) })
+    }
+
+    /// Commits what was processed and stops.
+    pub fn close(mut self) -> Result<(), StreamsError> {
+        self.stop.store(true, Ordering::SeqCst);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StreamsError::Setup("the stream thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Partitions of the source topics, which must agree (co-partitioning).
+fn source_partitions(topology: &Topology, config: &StreamsConfig) -> Result<i32, StreamsError> {
+    let consumer: BaseConsumer = config.client().create()?;
+    let mut counts = BTreeMap::new();
+    for topic in topology.source_topics() {
+        let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+        let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+        if count == 0 {
+            return Err(StreamsError::Setup(format!("source topic `{topic}` does not exist")));
+        }
+        counts.insert(topic, count);
+    }
+    let mut distinct: Vec<i32> = counts.values().copied().collect();
+    distinct.dedup();
+    match distinct.as_slice() {
+        [count] => Ok(*count),
+        _ => Err(StreamsError::Setup(format!("source topics are not co-partitioned: {counts:?}"))),
+    }
+}
+
+/// Creates each store's changelog with as many partitions as the sources,
+/// compacted (and, for window stores, also deleted after the windows'
+/// retention plus a day), as Kafka Streams does.
+fn create_changelogs(topology: &Topology, config: &StreamsConfig, partitions: i32) -> Result<(), StreamsError> {
+    let stores = topology.stores();
+    if stores.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = config.client().create()?;
+    let names: Vec<String> = stores.iter().map(|s| config.changelog(&s.name)).collect();
+    let retention: Vec<String> = stores.iter().map(|s| s.window_retention_ms.map_or(String::new(), |ms| (ms + 86_400_000).to_string())).collect();
+    let topics: Vec<NewTopic> = stores
+        .iter()
+        .zip(&names)
+        .zip(&retention)
+        .map(|((store, name), retention): ((&StoreDef, &String), &String)| {
+            let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+            match store.window_retention_ms {
+                Some(_) => topic.set("cleanup.policy", "compact,delete").set("retention.ms", retention),
+                None => topic.set("cleanup.policy", "compact"),
+            }
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    let results = futures::executor::block_on(admin.create_topics(&topics, &options))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(StreamsError::Setup(format!("could not create changelog `{topic}`: {code}"))),
+        }
+    }
+    Ok(())
+}
+
+struct StreamThread {
+    topology: Topology,
+    config: StreamsConfig,
+    consumer: BaseConsumer,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    tasks: HashMap<i32, Task>,
+    /// Next offset to commit, per input topic and partition.
+    positions: BTreeMap<(String, i32), i64>,
+}
+
+impl StreamThread {
+    fn new(topology: Topology, config: StreamsConfig) -> Result<StreamThread, StreamsError> {
+        let consumer: BaseConsumer = config
+            .client()
+            .set("group.id", &config.application_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create()?;
+        let topics = topology.source_topics();
+        consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+        // As Kafka Streams' producer: idempotent, acks=all, and keys
+        // partitioned with murmur2 as the Java client does.
+        let producer =
+            config.client().set("enable.idempotence", "true").set("acks", "all").set("partitioner", "murmur2_random").set("linger.ms", "5").create()?;
+        Ok(StreamThread { topology, config, consumer, producer, tasks: HashMap::new(), positions: BTreeMap::new() })
+    }
+
+    fn run(mut self, stop: &AtomicBool) -> Result<(), StreamsError> {
+        let commit_every = Duration::from_millis(self.config.commit_interval_ms.max(1));
+        let mut last_commit = Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            // Detached, so the assignment (which the poll may have just
+            // changed) can be followed before the record is processed.
+            let message = self.consumer.poll(Duration::from_millis(100)).map(|m| m.map(|m| m.detach())).transpose()?;
+            self.follow_assignment()?;
+            if let Some(message) = message {
+                let (topic, partition) = (message.topic().to_string(), message.partition());
+                let timestamp = message.timestamp().to_millis().unwrap_or(0);
+                let mut emitted = Vec::new();
+                if let Some(task) = self.tasks.get_mut(&partition) {
+                    task.process(&self.topology, &topic, message.key(), message.payload(), timestamp, &mut emitted);
+                }
+                for out in emitted {
+                    self.send(partition, out)?;
+                }
+                self.positions.insert((topic, partition), message.offset() + 1);
+            }
+            if last_commit.elapsed() >= commit_every {
+                self.commit()?;
+                last_commit = Instant::now();
+            }
+        }
+        self.commit()
+    }
+
+    /// Starts a task, restored from its changelogs, for each newly
+    /// assigned partition, and drops those of partitions taken away.
+    fn follow_assignment(&mut self) -> Result<(), StreamsError> {
+        let assignment = self.consumer.assignment()?;
+        let assigned: Vec<i32> = {
+            let mut partitions: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+            partitions.sort_unstable();
+            partitions.dedup();
+            partitions
+        };
+        self.tasks.retain(|p, _| assigned.contains(p));
+        self.positions.retain(|(_, p), _| assigned.contains(p));
+        for partition in assigned {
+            if !self.tasks.contains_key(&partition) {
+                let task = self.restore(partition)?;
+                self.tasks.insert(partition, task);
+            }
+        }
+        Ok(())
+    }
+
+    /// A task for `partition` whose stores hold what their changelogs say.
+    fn restore(&self, partition: i32) -> Result<Task, StreamsError> {
+        let mut task = Task::new(&self.topology);
+        for store in self.topology.stores() {
+            let changelog = self.config.changelog(&store.name);
+            let reader: BaseConsumer =
+                self.config.client().set("group.id", format!("{}-restore", self.config.application_id)).set("enable.auto.commit", "false").create()?;
+            let (low, high) = reader.fetch_watermarks(&changelog, partition, TIMEOUT)?;
+            if high <= low {
+                continue;
+            }
+            let mut from = TopicPartitionList::new();
+            from.add_partition_offset(&changelog, partition, Offset::Offset(low))?;
+            reader.assign(&from)?;
+            let deadline = Instant::now() + TIMEOUT;
+            let mut next = low;
+            while next < high {
+                if Instant::now() > deadline {
+                    return Err(StreamsError::Setup(format!("restoring {changelog}-{partition} stalled at {next} of {high}")));
+                }
+                if let Some(message) = reader.poll(Duration::from_millis(100)) {
+                    let message = message?;
+                    task.restore(&self.topology, &store.name, message.key().unwrap_or_default(), message.payload());
+                    next = message.offset() + 1;
+                }
+            }
+        }
+        Ok(task)
+    }
+
+    fn send(&self, partition: i32, out: Emitted) -> Result<(), StreamsError> {
+        let (topic, key, value, timestamp, partition) = match out {
+            Emitted::Record { topic, key, value, timestamp } => (topic, key, value, timestamp, None),
+            Emitted::Change { store, change } => (self.config.changelog(&store), Some(change.key), change.value, change.timestamp, Some(partition)),
+        };
+        let mut record = BaseRecord::<[u8], [u8]>::to(&topic).timestamp(timestamp);
+        if let Some(key) = key.as_deref() {
+            record = record.key(key);
+        }
+        if let Some(value) = value.as_deref() {
+            record = record.payload(value);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Makes outputs and changelog writes durable, then commits the input
+    /// positions: at least once.
+    fn commit(&mut self) -> Result<(), StreamsError> {
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        self.producer.flush(TIMEOUT)?;
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), offset) in &self.positions {
+            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        }
+        self.consumer.commit(&offsets, CommitMode::Sync)?;
+        self.positions.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! The course's count against a real broker (runnel, in process): the
+//! counts are right, and a restarted application restores its state from
+//! the changelog and carries on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use runnel_broker::{BrokerConfig, BrokerState, ListenerConfig};
+use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde};
+use runnel_streams::{KafkaStreams, StreamsBuilder, StreamsConfig, Topology};
+use serde_json::{Map, Value};
+
+use crate::rides;
+
+/// A runnel broker on an ephemeral port, stopped with its runtime.
+struct Broker {
+    bootstrap: String,
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn start_broker() -> Broker {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listeners: vec![ListenerConfig { name: "PLAINTEXT".into(), listen: "127.0.0.1:0".parse().unwrap(), advertise: None }],
+        ..BrokerConfig::default()
+    };
+    let listeners = runtime.block_on(runnel_broker::bind(&config.listeners)).unwrap();
+    let bootstrap = format!("127.0.0.1:{}", listeners[0].1.local_addr.port());
+    let state = Arc::new(BrokerState::open(config).unwrap());
+    runtime.spawn(runnel_broker::run(state, listeners, std::future::pending()));
+    Broker { bootstrap, _runtime: runtime, _dir: dir }
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+fn count_per_location() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder.stream("rides", StringSerde, JsonSerde::<Map<String, Value>>::default()).group_by_key().count().to_stream().to(
+        "rides-pulocation-count",
+        StringSerde,
+        I64Serde,
+    );
+    builder.build()
+}
+
+/// The newest count of each key in the output topic.
+fn counts(bootstrap: &str) -> BTreeMap<String, i64> {
+    let consumer: BaseConsumer = client(bootstrap).set("group.id", "check").create().unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for partition in 0..2 {
+        let (low, high) = consumer.fetch_watermarks("rides-pulocation-count", partition, Duration::from_secs(10)).unwrap();
+        if high > low {
+            assignment.add_partition_offset("rides-pulocation-count", partition, Offset::Offset(low)).unwrap();
+            ends.insert(partition, high);
+        }
+    }
+    let mut counts = BTreeMap::new();
+    if ends.is_empty() {
+        return counts;
+    }
+    consumer.assign(&assignment).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ends.is_empty() && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+            counts.insert(key, i64::from_be_bytes(message.payload().unwrap().try_into().unwrap()));
+            if message.offset() + 1 >= ends[&message.partition()] {
+                ends.remove(&message.partition());
+            }
+        }
+    }
+    counts
+}
+
+fn await_counts(bootstrap: &str, expected: &BTreeMap<String, i64>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = counts(bootstrap);
+        if &seen == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "counts never matched: {} keys seen, {} expected", seen.len(), expected.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_course_count_runs_against_a_broker_and_resumes_from_its_changelog() {
+    let broker = start_broker();
+    let admin: AdminClient<DefaultClientContext> = client(&broker.bootstrap).create().unwrap();
+    let topics = [NewTopic::new("rides", 2, TopicReplication::Fixed(1)), NewTopic::new("rides-pulocation-count", 2, TopicReplication::Fixed(1))];
+    for created in futures::executor::block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap() {
+        created.unwrap();
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
+    let rides = rides();
+    let (first, second) = rides.split_at(rides.len() / 2);
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    let mut send = |batch: &[Map<String, Value>]| {
+        for ride in batch {
+            let key = ride["DOLocationID"].as_str().unwrap().to_string();
+            *expected.entry(key.clone()).or_default() += 1;
+            let value = serde_json::to_vec(ride).unwrap();
+            producer.send(BaseRecord::to("rides").key(&key).payload(&value)).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        expected.clone()
+    };
+    let config = StreamsConfig { commit_interval_ms: 100, ..StreamsConfig::new("kafka_tutorial.kstream.count.plocation.v1", &broker.bootstrap) };
+
+    let after_first = send(first);
+    let app = KafkaStreams::start(count_per_location(), config.clone()).unwrap();
+    await_counts(&broker.bootstrap, &after_first);
+    app.close().unwrap();
+
+    // A new instance restores the counts from the changelog and goes on.
+    let after_both = send(second);
+    let app = KafkaStreams::start(count_per_location(), config).unwrap();
+    await_counts(&broker.bootstrap, &after_both);
+    app.close().unwrap();
+    drop(admin);
+}
