@@ -80,3 +80,29 @@ fn a_restarted_application_resumes_its_counts_from_the_changelog() {
     let counts: Vec<i64> = driver.read(&output).unwrap().into_iter().map(|r| r.value).collect();
     assert_eq!(counts, [4]);
 }
+
+#[test]
+fn a_restarted_windowed_count_resumes_its_open_windows() {
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder.stream("rides", StringSerde, StringSerde).group_by_key().windowed_by(TimeWindows::of_size_and_grace(10_000, 5_000)).count().to_stream().to(
+            "counts",
+            TimeWindowedSerde::new(StringSerde, 10_000),
+            I64Serde,
+        );
+        builder.build()
+    };
+    let mut driver = TopologyTestDriver::new(topology());
+    let input = driver.input_topic("rides", StringSerde, StringSerde);
+    for timestamp in [1_000, 2_000, 21_000] {
+        driver.pipe(&input, &"132".to_string(), &"ride".to_string(), timestamp);
+    }
+    let mut driver = driver.restarted(topology());
+    // The [20 s, 30 s) window goes on from 1; the [0, 10 s) one stays closed.
+    driver.pipe(&input, &"132".to_string(), &"ride".to_string(), 22_000);
+    driver.pipe(&input, &"132".to_string(), &"ride".to_string(), 3_000);
+    let output = driver.output_topic("counts", TimeWindowedSerde::new(StringSerde, 10_000), I64Serde);
+    let seen: Vec<(i64, i64)> = driver.read(&output).unwrap().into_iter().map(|r| (r.key.window.start, r.value)).collect();
+    assert_eq!(seen, [(20_000, 2)]);
+    assert_eq!(driver.dropped_late_records(), 1, "stream time came back with the store");
+}
