@@ -41,37 +41,39 @@ impl Serde for StringSerde {
     }
 }
 
-/// 64-bit integers, 8 bytes big-endian (Kafka's `LongSerde`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct I64Serde;
+/// A serde for an integer type in Kafka's big-endian encoding.
+macro_rules! big_endian_serde {
+    ($(#[$doc:meta])* $name:ident, $int:ty, $len:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
 
-impl Serde for I64Serde {
-    type Value = i64;
-    fn serialize(&self, value: &i64) -> Option<Vec<u8>> {
-        Some(value.to_be_bytes().to_vec())
-    }
-    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<i64, SerdeError> {
-        let bytes = bytes.ok_or(SerdeError::Null)?;
-        let array: [u8; 8] = bytes.try_into().map_err(|_| SerdeError::Length { expected: "8", got: bytes.len() })?;
-        Ok(i64::from_be_bytes(array))
-    }
+        impl Serde for $name {
+            type Value = $int;
+            fn serialize(&self, value: &$int) -> Option<Vec<u8>> {
+                Some(value.to_be_bytes().to_vec())
+            }
+            fn deserialize(&self, bytes: Option<&[u8]>) -> Result<$int, SerdeError> {
+                let bytes = bytes.ok_or(SerdeError::Null)?;
+                let array: [u8; $len] = bytes.try_into().map_err(|_| SerdeError::Length { expected: stringify!($len), got: bytes.len() })?;
+                Ok(<$int>::from_be_bytes(array))
+            }
+        }
+    };
 }
 
-/// 32-bit integers, 4 bytes big-endian (Kafka's `IntegerSerde`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct I32Serde;
-
-impl Serde for I32Serde {
-    type Value = i32;
-    fn serialize(&self, value: &i32) -> Option<Vec<u8>> {
-        Some(value.to_be_bytes().to_vec())
-    }
-    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<i32, SerdeError> {
-        let bytes = bytes.ok_or(SerdeError::Null)?;
-        let array: [u8; 4] = bytes.try_into().map_err(|_| SerdeError::Length { expected: "4", got: bytes.len() })?;
-        Ok(i32::from_be_bytes(array))
-    }
-}
+big_endian_serde!(
+    /// 64-bit integers, 8 bytes big-endian (Kafka's `LongSerde`).
+    I64Serde,
+    i64,
+    8
+);
+big_endian_serde!(
+    /// 32-bit integers, 4 bytes big-endian (Kafka's `IntegerSerde`).
+    I32Serde,
+    i32,
+    4
+);
 
 /// Raw bytes, as they are on the topic (Kafka's `ByteArraySerde`).
 #[derive(Debug, Clone, Copy, Default)]
