@@ -32,6 +32,7 @@
 //! ```
 
 pub mod driver;
+pub mod join;
 pub mod runtime;
 pub mod serde;
 mod task;
@@ -39,6 +40,7 @@ pub mod topology;
 pub mod window;
 
 pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
+pub use join::StreamJoined;
 pub use runtime::{KafkaStreams, StreamsConfig, StreamsError};
 pub use topology::{Data, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream, Topology};
-pub use window::{TimeWindows, Window};
+pub use window::{JoinWindows, TimeWindows, Window};

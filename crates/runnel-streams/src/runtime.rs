@@ -70,6 +70,11 @@ impl StreamsConfig {
     fn changelog(&self, store: &str) -> String {
         format!("{}-{store}-changelog", self.application_id)
     }
+
+    /// An internal topic's name on the cluster.
+    fn internal(&self, topic: &str) -> String {
+        format!("{}-{topic}", self.application_id)
+    }
 }
 
 /// A running application: one stream thread until [`KafkaStreams::close`].
@@ -83,7 +88,7 @@ impl KafkaStreams {
     /// processing on a thread of its own.
     pub fn start(topology: Topology, config: StreamsConfig) -> Result<KafkaStreams, StreamsError> {
         let partitions = source_partitions(&topology, &config)?;
-        create_changelogs(&topology, &config, partitions)?;
+        create_internal_topics(&topology, &config, partitions)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
@@ -117,11 +122,11 @@ impl Drop for KafkaStreams {
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Partitions of the source topics, which must agree (co-partitioning).
+/// Partitions of the input topics, which must agree (co-partitioning).
 fn source_partitions(topology: &Topology, config: &StreamsConfig) -> Result<i32, StreamsError> {
     let consumer: BaseConsumer = config.client().create()?;
     let mut counts = BTreeMap::new();
-    for topic in topology.source_topics() {
+    for topic in topology.source_topics().into_iter().filter(|t| !topology.internal_topics.contains(t)) {
         let metadata = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
         let count = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
         if count == 0 {
@@ -137,15 +142,17 @@ fn source_partitions(topology: &Topology, config: &StreamsConfig) -> Result<i32,
     }
 }
 
-/// Creates each store's changelog with as many partitions as the sources,
-/// compacted (and, for window stores, also deleted after the windows'
-/// retention plus a day), as Kafka Streams does.
-fn create_changelogs(topology: &Topology, config: &StreamsConfig, partitions: i32) -> Result<(), StreamsError> {
+/// Creates the internal topics: each store's changelog with as many
+/// partitions as the inputs, compacted (and, for window stores, also
+/// deleted after the windows' retention plus a day), and each repartition
+/// topic, as Kafka Streams does.
+fn create_internal_topics(topology: &Topology, config: &StreamsConfig, partitions: i32) -> Result<(), StreamsError> {
     let stores = topology.stores();
-    if stores.is_empty() {
+    if stores.is_empty() && topology.internal_topics.is_empty() {
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> = config.client().create()?;
+    let repartition: Vec<String> = topology.internal_topics.iter().map(|t| config.internal(t)).collect();
     let names: Vec<String> = stores.iter().map(|s| config.changelog(&s.name)).collect();
     let retention: Vec<String> = stores.iter().map(|s| s.window_retention_ms.map_or(String::new(), |ms| (ms + 86_400_000).to_string())).collect();
     let topics: Vec<NewTopic> = stores
@@ -159,6 +166,7 @@ fn create_changelogs(topology: &Topology, config: &StreamsConfig, partitions: i3
                 None => topic.set("cleanup.policy", "compact"),
             }
         })
+        .chain(repartition.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(-1)).set("cleanup.policy", "delete")))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let results = futures::executor::block_on(admin.create_topics(&topics, &options))?;
@@ -169,6 +177,16 @@ fn create_changelogs(topology: &Topology, config: &StreamsConfig, partitions: i3
         }
     }
     Ok(())
+}
+
+/// A topology's topic as named on the cluster: internal topics carry the
+/// application id.
+fn on_cluster(topology: &Topology, config: &StreamsConfig, topic: &str) -> String {
+    if topology.internal_topics.iter().any(|t| t == topic) {
+        config.internal(topic)
+    } else {
+        topic.to_string()
+    }
 }
 
 struct StreamThread {
@@ -190,7 +208,7 @@ impl StreamThread {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .create()?;
-        let topics = topology.source_topics();
+        let topics: Vec<String> = topology.source_topics().iter().map(|t| on_cluster(&topology, &config, t)).collect();
         consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
         // As Kafka Streams' producer: idempotent, acks=all, and keys
         // partitioned with murmur2 as the Java client does.
@@ -210,9 +228,10 @@ impl StreamThread {
             if let Some(message) = message {
                 let (topic, partition) = (message.topic().to_string(), message.partition());
                 let timestamp = message.timestamp().to_millis().unwrap_or(0);
+                let logical = self.topology.internal_topics.iter().find(|t| self.config.internal(t) == topic).cloned().unwrap_or_else(|| topic.clone());
                 let mut emitted = Vec::new();
                 if let Some(task) = self.tasks.get_mut(&partition) {
-                    task.process(&self.topology, &topic, message.key(), message.payload(), timestamp, &mut emitted);
+                    task.process(&self.topology, &logical, message.key(), message.payload(), timestamp, &mut emitted);
                 }
                 for out in emitted {
                     self.send(partition, out)?;
@@ -280,7 +299,7 @@ impl StreamThread {
 
     fn send(&self, partition: i32, out: Emitted) -> Result<(), StreamsError> {
         let (topic, key, value, timestamp, partition) = match out {
-            Emitted::Record { topic, key, value, timestamp } => (topic, key, value, timestamp, None),
+            Emitted::Record { topic, key, value, timestamp } => (on_cluster(&self.topology, &self.config, &topic), key, value, timestamp, None),
             Emitted::Change { store, change } => (self.config.changelog(&store), Some(change.key), change.value, change.timestamp, Some(partition)),
         };
         let mut record = BaseRecord::<[u8], [u8]>::to(&topic).timestamp(timestamp);

@@ -71,9 +71,9 @@ fn split_timestamp(bytes: &[u8]) -> Option<(i64, &[u8])> {
 /// A serde shared by the nodes that need it.
 pub(crate) type SharedSerde<T> = Arc<dyn Serde<Value = T>>;
 
-type Decode = Arc<dyn Fn(Option<&[u8]>, Option<&[u8]>) -> Result<(Value, Value), SerdeError> + Send + Sync>;
-type Encode = Arc<dyn Fn(&Item) -> (Option<Vec<u8>>, Option<Vec<u8>>) + Send + Sync>;
-type MakeNode = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
+pub(crate) type Decode = Arc<dyn Fn(Option<&[u8]>, Option<&[u8]>) -> Result<(Value, Value), SerdeError> + Send + Sync>;
+pub(crate) type Encode = Arc<dyn Fn(&Item) -> (Option<Vec<u8>>, Option<Vec<u8>>) + Send + Sync>;
+pub(crate) type MakeNode = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
 
 /// A node's state store: its name, and for window stores how long a
 /// window is kept (its changelog is then compacted and deleted by time,
@@ -100,6 +100,8 @@ pub(crate) struct NodeDef {
 /// [`crate::TopologyTestDriver`], or against a broker).
 pub struct Topology {
     pub(crate) nodes: Vec<NodeDef>,
+    /// Repartition topics, without the application id's prefix.
+    pub(crate) internal_topics: Vec<String>,
 }
 
 impl Topology {
@@ -162,20 +164,31 @@ fn or_none(names: &[&str]) -> String {
     }
 }
 
-struct Graph {
+pub(crate) struct Graph {
     nodes: Vec<NodeDef>,
     /// Kafka Streams' name counter: every node and store takes the next.
     counter: usize,
+    /// Topics the topology writes and reads itself (repartitioning),
+    /// named without the application id that prefixes them at runtime.
+    internal_topics: Vec<String>,
 }
 
 impl Graph {
-    fn next_name(&mut self, prefix: &str) -> String {
+    pub(crate) fn next_name(&mut self, prefix: &str) -> String {
         let name = format!("{prefix}{:010}", self.counter);
         self.counter += 1;
         name
     }
 
-    fn add(&mut self, name: String, kind: NodeKind, parents: &[usize]) -> usize {
+    pub(crate) fn node_name(&self, node: usize) -> String {
+        self.nodes[node].name.clone()
+    }
+
+    pub(crate) fn add_internal_topic(&mut self, topic: String) {
+        self.internal_topics.push(topic);
+    }
+
+    pub(crate) fn add(&mut self, name: String, kind: NodeKind, parents: &[usize]) -> usize {
         let id = self.nodes.len();
         self.nodes.push(NodeDef { name, kind, children: Vec::new() });
         for &parent in parents {
@@ -200,13 +213,13 @@ impl Default for StreamsBuilder {
 pub trait Data: Clone + Send + Sync + 'static {}
 impl<T: Clone + Send + Sync + 'static> Data for T {}
 
-fn typed<T: 'static>(value: &Value) -> &T {
+pub(crate) fn typed<T: 'static>(value: &Value) -> &T {
     value.downcast_ref::<T>().expect("the DSL's types guarantee each node gets the types it was built for")
 }
 
 impl StreamsBuilder {
     pub fn new() -> StreamsBuilder {
-        StreamsBuilder { graph: Rc::new(RefCell::new(Graph { nodes: Vec::new(), counter: 0 })) }
+        StreamsBuilder { graph: Rc::new(RefCell::new(Graph { nodes: Vec::new(), counter: 0, internal_topics: Vec::new() })) }
     }
 
     /// A stream of the records of `topic`, read with the given serdes.
@@ -231,14 +244,14 @@ impl StreamsBuilder {
     pub fn build(self) -> Topology {
         let graph = Rc::try_unwrap(self.graph).map(RefCell::into_inner).unwrap_or_else(|shared| {
             let mut graph = shared.borrow_mut();
-            Graph { nodes: std::mem::take(&mut graph.nodes), counter: graph.counter }
+            Graph { nodes: std::mem::take(&mut graph.nodes), counter: graph.counter, internal_topics: std::mem::take(&mut graph.internal_topics) }
         });
-        Topology { nodes: graph.nodes }
+        Topology { nodes: graph.nodes, internal_topics: graph.internal_topics }
     }
 }
 
 /// A stateless node built from a closure over each record.
-struct FnNode<F>(F);
+pub(crate) struct FnNode<F>(pub F);
 
 impl<F: FnMut(Item, &mut Vec<Item>) + Send> Node for FnNode<F> {
     fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
@@ -248,15 +261,17 @@ impl<F: FnMut(Item, &mut Vec<Item>) + Send> Node for FnNode<F> {
 
 /// A record stream, as Kafka Streams' `KStream<K, V>`.
 pub struct KStream<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: usize,
-    /// The key serde, while the key is still the source's.
-    key_serde: Option<SharedSerde<K>>,
-    _types: PhantomData<fn() -> (K, V)>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: usize,
+    /// The key serde, while the key is still the source's; `None` once an
+    /// operation may have changed the key, so a join or grouping after it
+    /// repartitions.
+    pub(crate) key_serde: Option<SharedSerde<K>>,
+    pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K: Data, V: Data> KStream<K, V> {
-    fn then<K2, V2>(
+    pub(crate) fn then<K2, V2>(
         &self,
         prefix: &str,
         key_serde: Option<SharedSerde<K2>>,
@@ -381,7 +396,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 }
 
-fn item<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Item {
+pub(crate) fn item<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Item {
     Item { key: Arc::new(key), value: Arc::new(value), timestamp }
 }
 

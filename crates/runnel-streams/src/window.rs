@@ -84,3 +84,48 @@ mod tests {
         assert!(!windows.is_open(&window, 15_000));
     }
 }
+
+/// How far apart in time two records of a stream–stream join may be, with
+/// a grace period for late records (Kafka Streams' `JoinWindows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindows {
+    /// How much earlier than a left record a right record may be.
+    pub before_ms: i64,
+    /// How much later than a left record a right record may be.
+    pub after_ms: i64,
+    pub grace_ms: i64,
+}
+
+impl JoinWindows {
+    /// Records join when at most `difference_ms` apart either way
+    /// (Kafka Streams' `ofTimeDifferenceAndGrace`).
+    pub fn of_time_difference_and_grace(difference_ms: i64, grace_ms: i64) -> JoinWindows {
+        JoinWindows { before_ms: difference_ms.max(0), after_ms: difference_ms.max(0), grace_ms: grace_ms.max(0) }
+    }
+
+    /// Whether a right record at `right` falls in the window of a left
+    /// record at `left`.
+    pub fn contains(&self, left: i64, right: i64) -> bool {
+        left - self.before_ms <= right && right <= left + self.after_ms
+    }
+
+    /// How long a record must be kept to meet every partner it may still
+    /// have, grace included.
+    pub fn retention_ms(&self) -> i64 {
+        self.before_ms + self.after_ms + self.grace_ms
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::*;
+
+    #[test]
+    fn a_join_window_reaches_both_ways() {
+        let windows = JoinWindows::of_time_difference_and_grace(1_200_000, 300_000);
+        assert!(windows.contains(2_000_000, 800_000));
+        assert!(windows.contains(2_000_000, 3_200_000));
+        assert!(!windows.contains(2_000_000, 3_200_001));
+        assert_eq!(windows.retention_ms(), 2_700_000);
+    }
+}

@@ -106,3 +106,102 @@ fn a_restarted_windowed_count_resumes_its_open_windows() {
     assert_eq!(seen, [(20_000, 2)]);
     assert_eq!(driver.dropped_late_records(), 1, "stream time came back with the store");
 }
+
+/// Milliseconds since the epoch of a `YYYY-MM-DD HH:MM:SS` time (UTC).
+fn epoch_ms(datetime: &str) -> i64 {
+    let n = |range: std::ops::Range<usize>| datetime[range].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    ((days * 24 + n(11..13)) * 60 + n(14..16)) * 60_000 + n(17..19) * 1000
+}
+
+#[test]
+fn rides_join_pickups_at_their_drop_off_location_within_ten_minutes() {
+    use runnel_streams::{JoinWindows, StreamJoined};
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+    struct Pickup {
+        #[serde(rename = "PULocationID")]
+        pu_location_id: String,
+        tpep_pickup_datetime: String,
+    }
+    let builder = StreamsBuilder::new();
+    let rides_stream = builder.stream("rides", StringSerde, JsonSerde::<Ride>::default());
+    let pickups = builder.stream("rides_location", StringSerde, JsonSerde::<Pickup>::default()).select_key(|_, p| p.pu_location_id.clone());
+    rides_stream
+        .join(
+            &pickups,
+            |ride: &Ride, pickup: &Pickup| {
+                let apart = (epoch_ms(&field(ride, "tpep_dropoff_datetime")) - epoch_ms(&pickup.tpep_pickup_datetime)).abs();
+                (apart <= 10 * 60_000).then(|| {
+                    serde_json::json!({
+                        "VendorID": field(ride, "VendorID"),
+                        "PULocationID": pickup.pu_location_id,
+                        "pickupTime": pickup.tpep_pickup_datetime,
+                        "lastDropoffTime": field(ride, "tpep_dropoff_datetime"),
+                    })
+                })
+            },
+            JoinWindows::of_time_difference_and_grace(20 * 60_000, 5 * 60_000),
+            StreamJoined::with(StringSerde, JsonSerde::<Ride>::default(), JsonSerde::<Pickup>::default()),
+        )
+        .filter(|_, info| info.is_some())
+        .map_values(|info| info.clone().expect("filtered"))
+        .to("vendor_info", StringSerde, JsonSerde::<Value>::default());
+    let topology = builder.build();
+    assert!(topology.describe().contains("-repartition"), "the re-keyed pickups go through a repartition topic");
+    let mut driver = TopologyTestDriver::new(topology);
+    let ride_topic = driver.input_topic("rides", StringSerde, JsonSerde::<Ride>::default());
+    let pickup_topic = driver.input_topic("rides_location", StringSerde, JsonSerde::<Pickup>::default());
+    let output = driver.output_topic("vendor_info", StringSerde, JsonSerde::<Value>::default());
+    // Each ride's drop-off location sees a pickup 5 or 15 minutes later.
+    let mut rides: Vec<Ride> = rides().into_iter().take(60).collect();
+    rides.sort_by_key(|r| epoch_ms(&field(r, "tpep_dropoff_datetime")));
+    let mut events: Vec<(i64, Result<Ride, Pickup>)> = Vec::new();
+    for (i, ride) in rides.iter().enumerate() {
+        let dropoff = epoch_ms(&field(ride, "tpep_dropoff_datetime"));
+        events.push((dropoff, Ok(ride.clone())));
+        let later = dropoff + if i % 2 == 0 { 5 } else { 15 } * 60_000;
+        // The rides are all on one day, early enough not to run into the next.
+        let rest = (later / 1000).rem_euclid(86_400);
+        let date = &field(ride, "tpep_dropoff_datetime")[..10];
+        let time = format!("{date} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60);
+        events.push((later, Err(Pickup { pu_location_id: field(ride, "DOLocationID"), tpep_pickup_datetime: time })));
+    }
+    events.sort_by_key(|(t, _)| *t);
+    let mut expected = Vec::new();
+    for (t, event) in &events {
+        match event {
+            Ok(ride) => driver.pipe(&ride_topic, &field(ride, "DOLocationID"), ride, *t),
+            Err(pickup) => {
+                driver.pipe(&pickup_topic, &"vendor".to_string(), pickup, *t);
+                // Every ride at this location within ten minutes either way.
+                for ride in &rides {
+                    let dropoff = epoch_ms(&field(ride, "tpep_dropoff_datetime"));
+                    if field(ride, "DOLocationID") == pickup.pu_location_id && (*t - dropoff).abs() <= 10 * 60_000 {
+                        let pair =
+                            (field(ride, "VendorID"), pickup.pu_location_id.clone(), pickup.tpep_pickup_datetime.clone(), field(ride, "tpep_dropoff_datetime"));
+                        expected.push(pair);
+                    }
+                }
+            }
+        }
+    }
+    let mut joined: Vec<(String, String, String, String)> = driver
+        .read(&output)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let s = |name: &str| r.value[name].as_str().unwrap().to_string();
+            (s("VendorID"), s("PULocationID"), s("pickupTime"), s("lastDropoffTime"))
+        })
+        .collect();
+    joined.sort();
+    expected.sort();
+    assert!(!expected.is_empty());
+    assert_eq!(joined, expected);
+}

@@ -134,3 +134,49 @@ fn the_course_count_runs_against_a_broker_and_resumes_from_its_changelog() {
     app.close().unwrap();
     drop(admin);
 }
+
+#[test]
+fn a_join_after_a_key_change_repartitions_through_the_broker() {
+    use runnel_streams::{JoinWindows, StreamJoined};
+    let broker = start_broker();
+    let admin: AdminClient<DefaultClientContext> = client(&broker.bootstrap).create().unwrap();
+    let topics = [NewTopic::new("trips", 2, TopicReplication::Fixed(1)), NewTopic::new("pickups", 2, TopicReplication::Fixed(1))];
+    for created in futures::executor::block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap() {
+        created.unwrap();
+    }
+    let builder = StreamsBuilder::new();
+    let trips = builder.stream("trips", StringSerde, StringSerde);
+    // Pickups arrive keyed by vendor; the location is in the value.
+    let pickups = builder.stream("pickups", StringSerde, StringSerde).select_key(|_, location| location.clone());
+    trips
+        .join(
+            &pickups,
+            |trip, location| format!("{trip}@{location}"),
+            JoinWindows::of_time_difference_and_grace(60_000, 0),
+            StreamJoined::with(StringSerde, StringSerde, StringSerde),
+        )
+        .to("joined", StringSerde, StringSerde);
+    let app = KafkaStreams::start(builder.build(), StreamsConfig { commit_interval_ms: 100, ..StreamsConfig::new("join-app", &broker.bootstrap) }).unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
+    let now = 1_700_000_000_000i64;
+    for location in ["132", "148", "43", "7"] {
+        producer.send(BaseRecord::to("trips").key(location).payload(&format!("trip-{location}")).timestamp(now)).map_err(|(e, _)| e).unwrap();
+        producer.send(BaseRecord::to("pickups").key("vendor-2").payload(location).timestamp(now + 1_000)).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let consumer: BaseConsumer = client(&broker.bootstrap).set("group.id", "joined-check").set("auto.offset.reset", "earliest").create().unwrap();
+    consumer.subscribe(&["joined"]).unwrap();
+    let mut joined = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while joined.len() < 4 {
+        assert!(Instant::now() < deadline, "joined only {joined:?}");
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            joined.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    joined.sort();
+    assert_eq!(joined, ["trip-132@132", "trip-148@148", "trip-43@43", "trip-7@7"]);
+    app.close().unwrap();
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+    assert!(metadata.topics().iter().any(|t| t.name().starts_with("join-app-KSTREAM-KEY-SELECT-") && t.name().ends_with("-repartition")));
+}

@@ -1,0 +1,184 @@
+//! Stream–stream joins within a time window, and the repartitioning a join
+//! needs when a side's key has changed since its source.
+//!
+//! As in Kafka Streams, each side keeps its records for the join window's
+//! reach plus grace; a record joins every record of the other side with
+//! the same key within the window, the result carrying the later of the
+//! two timestamps, and a record arriving later than its window's grace is
+//! dropped and counted.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::serde::Serde;
+use crate::topology::{item, typed, Data, Decode, Encode, Item, KStream, MakeNode, Node, NodeContext, NodeKind, SharedSerde, Value};
+use crate::window::JoinWindows;
+
+/// The serdes a join needs: for the key, and for each side's values (to
+/// repartition a side whose key changed).
+pub struct StreamJoined<KS, VS, VS2> {
+    pub key: KS,
+    pub value: VS,
+    pub other_value: VS2,
+}
+
+impl<KS, VS, VS2> StreamJoined<KS, VS, VS2> {
+    pub fn with(key: KS, value: VS, other_value: VS2) -> Self {
+        StreamJoined { key, value, other_value }
+    }
+}
+
+/// A record of either side, on its way into the join.
+enum Side<V, V2> {
+    Left(V),
+    Right(V2),
+}
+
+impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
+    /// Joins each record with the other stream's records of the same key
+    /// within `windows` (inner join): `joiner` makes each pair's value.
+    /// A side whose key changed since its source is first repartitioned
+    /// through `<application.id>-<node>-repartition`, so equal keys meet
+    /// in the same task.
+    pub fn join<V2: Data, VR: Data, KS, VS, VS2>(
+        &self,
+        other: &KStream<K, V2>,
+        joiner: impl Fn(&V, &V2) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        serdes: StreamJoined<KS, VS, VS2>,
+    ) -> KStream<K, VR>
+    where
+        KS: Serde<Value = K> + Clone,
+        VS: Serde<Value = V>,
+        VS2: Serde<Value = V2>,
+    {
+        let left = self.repartitioned(serdes.key.clone(), serdes.value);
+        let right = other.repartitioned(serdes.key.clone(), serdes.other_value);
+        let left = left.then::<K, V>("KSTREAM-WINDOWED-", left.key_serde.clone(), |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
+        let right = right.then::<K, V2>("KSTREAM-WINDOWED-", right.key_serde.clone(), |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
+        let this = left
+            .then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINTHIS-", None, |k, v, ts, out| out.push(item(k.clone(), Arc::new(Side::<V, V2>::Left(v.clone())), ts)));
+        let that = right
+            .then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINOTHER-", None, |k, v, ts, out| out.push(item(k.clone(), Arc::new(Side::<V, V2>::Right(v.clone())), ts)));
+        let joiner = Arc::new(joiner);
+        let make: MakeNode = Arc::new(move || {
+            Box::new(JoinNode::<K, V, V2, _> {
+                windows,
+                left: HashMap::new(),
+                right: HashMap::new(),
+                stream_time: i64::MIN,
+                purged_at: i64::MIN,
+                joiner: joiner.clone(),
+            })
+        });
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KSTREAM-MERGE-");
+        let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[this.node, that.node]);
+        KStream { graph: self.graph.clone(), node, key_serde: Some(Arc::new(serdes.key)), _types: PhantomData }
+    }
+
+    /// This stream, or, if its key changed since its source, the same
+    /// records read back from a repartition topic (written with these
+    /// serdes, partitioned by the new key).
+    fn repartitioned<KS: Serde<Value = K>, VS: Serde<Value = V>>(&self, key_serde: KS, value_serde: VS) -> KStream<K, V> {
+        if self.key_serde.is_some() {
+            return KStream { graph: self.graph.clone(), node: self.node, key_serde: self.key_serde.clone(), _types: PhantomData };
+        }
+        let key_serde: SharedSerde<K> = Arc::new(key_serde);
+        let value_serde: SharedSerde<V> = Arc::new(value_serde);
+        let mut graph = self.graph.borrow_mut();
+        let topic = format!("{}-repartition", graph.node_name(self.node));
+        let encode: Encode = {
+            let (key_serde, value_serde) = (key_serde.clone(), value_serde.clone());
+            Arc::new(move |item: &Item| (key_serde.serialize(typed::<K>(&item.key)), value_serde.serialize(typed::<V>(&item.value))))
+        };
+        let decode: Decode = {
+            let (key_serde, value_serde) = (key_serde.clone(), value_serde.clone());
+            Arc::new(move |key, value| {
+                let key: Value = Arc::new(key_serde.deserialize(key)?);
+                let value: Value = Arc::new(value_serde.deserialize(value)?);
+                Ok((key, value))
+            })
+        };
+        let sink = graph.next_name("KSTREAM-SINK-");
+        graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, &[self.node]);
+        let source = graph.next_name("KSTREAM-SOURCE-");
+        let node = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
+        graph.add_internal_topic(topic);
+        KStream { graph: self.graph.clone(), node, key_serde: Some(key_serde), _types: PhantomData }
+    }
+}
+
+/// Both sides' records within reach of a future partner, by key.
+struct JoinNode<K, V, V2, F> {
+    windows: JoinWindows,
+    left: HashMap<K, Vec<(i64, V)>>,
+    right: HashMap<K, Vec<(i64, V2)>>,
+    /// The largest timestamp either side has seen.
+    stream_time: i64,
+    /// Stream time when records out of reach were last forgotten.
+    purged_at: i64,
+    joiner: F,
+}
+
+impl<K, V, V2, VR, F> Node for JoinNode<K, V, V2, Arc<F>>
+where
+    K: Data + Hash + Eq,
+    V: Data,
+    V2: Data,
+    VR: Data,
+    F: Fn(&V, &V2) -> VR + Send + Sync,
+{
+    fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
+        let key = typed::<K>(&item.key);
+        let side = typed::<Arc<Side<V, V2>>>(&item.value);
+        let t = item.timestamp;
+        let reach = match side.as_ref() {
+            Side::Left(_) => self.windows.after_ms,
+            Side::Right(_) => self.windows.before_ms,
+        };
+        if t.saturating_add(reach).saturating_add(self.windows.grace_ms) < self.stream_time {
+            *ctx.dropped_late += 1;
+            return;
+        }
+        self.stream_time = self.stream_time.max(t);
+        match side.as_ref() {
+            Side::Left(v) => {
+                self.left.entry(key.clone()).or_default().push((t, v.clone()));
+                let mut partners: Vec<&(i64, V2)> =
+                    self.right.get(key).map(|r| r.iter().filter(|(t2, _)| self.windows.contains(t, *t2)).collect()).unwrap_or_default();
+                partners.sort_by_key(|(t2, _)| *t2);
+                for (t2, v2) in partners {
+                    ctx.forwarded.push(item_of(key, (self.joiner)(v, v2), t.max(*t2)));
+                }
+            }
+            Side::Right(v2) => {
+                self.right.entry(key.clone()).or_default().push((t, v2.clone()));
+                let mut partners: Vec<&(i64, V)> =
+                    self.left.get(key).map(|l| l.iter().filter(|(t1, _)| self.windows.contains(*t1, t)).collect()).unwrap_or_default();
+                partners.sort_by_key(|(t1, _)| *t1);
+                for (t1, v) in partners {
+                    ctx.forwarded.push(item_of(key, (self.joiner)(v, v2), t.max(*t1)));
+                }
+            }
+        }
+        if self.stream_time >= self.purged_at.saturating_add(self.windows.grace_ms.max(1)) {
+            let oldest = self.stream_time.saturating_sub(self.windows.retention_ms());
+            self.left.retain(|_, records| {
+                records.retain(|(t, _)| *t >= oldest);
+                !records.is_empty()
+            });
+            self.right.retain(|_, records| {
+                records.retain(|(t, _)| *t >= oldest);
+                !records.is_empty()
+            });
+            self.purged_at = self.stream_time;
+        }
+    }
+}
+
+fn item_of<K: Data, VR: Data>(key: &K, value: VR, timestamp: i64) -> Item {
+    item(key.clone(), value, timestamp)
+}
