@@ -1,11 +1,12 @@
 //! Stream–stream joins within a time window, and the repartitioning a join
 //! needs when a side's key has changed since its source.
 //!
-//! As in Kafka Streams, each side keeps its records for the join window's
-//! reach plus grace; a record joins every record of the other side with
-//! the same key within the window, the result carrying the later of the
-//! two timestamps, and a record arriving later than its window's grace is
-//! dropped and counted.
+//! As in Kafka Streams, each side keeps its records in a window store for
+//! the join window's reach plus grace; a record joins every record of the
+//! other side's store with the same key within the window, the result
+//! carrying the later of the two timestamps. A record already out of its
+//! side's retention is not kept (and counted as dropped), but still joins
+//! what the other side holds, as in Kafka Streams.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -63,16 +64,8 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         let that = right
             .then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINOTHER-", None, |k, v, ts, out| out.push(item(k.clone(), Arc::new(Side::<V, V2>::Right(v.clone())), ts)));
         let joiner = Arc::new(joiner);
-        let make: MakeNode = Arc::new(move || {
-            Box::new(JoinNode::<K, V, V2, _> {
-                windows,
-                left: HashMap::new(),
-                right: HashMap::new(),
-                stream_time: i64::MIN,
-                purged_at: i64::MIN,
-                joiner: joiner.clone(),
-            })
-        });
+        let make: MakeNode =
+            Arc::new(move || Box::new(JoinNode::<K, V, V2, _> { windows, left: SideStore::new(), right: SideStore::new(), joiner: joiner.clone() }));
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-MERGE-");
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[this.node, that.node]);
@@ -111,15 +104,54 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
     }
 }
 
-/// Both sides' records within reach of a future partner, by key.
+/// One side's records that may still meet a partner, by key: Kafka
+/// Streams' in-memory window store with duplicates retained. It keeps a
+/// record while its timestamp is within the retention (the join window's
+/// reach plus grace) of the newest timestamp it has seen.
+struct SideStore<K, V> {
+    records: HashMap<K, Vec<(i64, V)>>,
+    /// The newest timestamp put into this store.
+    observed: i64,
+}
+
+impl<K: Hash + Eq, V> SideStore<K, V> {
+    fn new() -> Self {
+        SideStore { records: HashMap::new(), observed: i64::MIN }
+    }
+
+    /// Keeps a record, unless it is already out of retention; then it is
+    /// dropped (and still joins what the other side holds).
+    fn put(&mut self, key: K, timestamp: i64, value: V, retention: i64) -> bool {
+        self.observed = self.observed.max(timestamp);
+        if timestamp <= self.observed.saturating_sub(retention) {
+            return false;
+        }
+        self.records.entry(key).or_default().push((timestamp, value));
+        if self.records.len() > 1 && timestamp == self.observed {
+            let oldest = self.observed.saturating_sub(retention);
+            self.records.retain(|_, kept| {
+                kept.retain(|(t, _)| *t > oldest);
+                !kept.is_empty()
+            });
+        }
+        true
+    }
+
+    /// A key's records from `from` to `to` (inclusive) still in retention,
+    /// oldest first; records with equal timestamps in the order put.
+    fn fetch(&self, key: &K, from: i64, to: i64, retention: i64) -> Vec<&(i64, V)> {
+        let from = from.max(self.observed.saturating_sub(retention).saturating_add(1));
+        let mut found: Vec<&(i64, V)> = self.records.get(key).map(|r| r.iter().filter(|(t, _)| from <= *t && *t <= to).collect()).unwrap_or_default();
+        found.sort_by_key(|(t, _)| *t);
+        found
+    }
+}
+
+/// Both sides' window stores, joined as records arrive.
 struct JoinNode<K, V, V2, F> {
     windows: JoinWindows,
-    left: HashMap<K, Vec<(i64, V)>>,
-    right: HashMap<K, Vec<(i64, V2)>>,
-    /// The largest timestamp either side has seen.
-    stream_time: i64,
-    /// Stream time when records out of reach were last forgotten.
-    purged_at: i64,
+    left: SideStore<K, V>,
+    right: SideStore<K, V2>,
     joiner: F,
 }
 
@@ -135,46 +167,25 @@ where
         let key = typed::<K>(&item.key);
         let side = typed::<Arc<Side<V, V2>>>(&item.value);
         let t = item.timestamp;
-        let reach = match side.as_ref() {
-            Side::Left(_) => self.windows.after_ms,
-            Side::Right(_) => self.windows.before_ms,
-        };
-        if t.saturating_add(reach).saturating_add(self.windows.grace_ms) < self.stream_time {
-            *ctx.dropped_late += 1;
-            return;
-        }
-        self.stream_time = self.stream_time.max(t);
+        let retention = self.windows.retention_ms();
+        let (before, after) = (self.windows.before_ms, self.windows.after_ms);
         match side.as_ref() {
             Side::Left(v) => {
-                self.left.entry(key.clone()).or_default().push((t, v.clone()));
-                let mut partners: Vec<&(i64, V2)> =
-                    self.right.get(key).map(|r| r.iter().filter(|(t2, _)| self.windows.contains(t, *t2)).collect()).unwrap_or_default();
-                partners.sort_by_key(|(t2, _)| *t2);
-                for (t2, v2) in partners {
+                if !self.left.put(key.clone(), t, v.clone(), retention) {
+                    *ctx.dropped_late += 1;
+                }
+                for (t2, v2) in self.right.fetch(key, (t - before).max(0), (t + after).max(0), retention) {
                     ctx.forwarded.push(item_of(key, (self.joiner)(v, v2), t.max(*t2)));
                 }
             }
             Side::Right(v2) => {
-                self.right.entry(key.clone()).or_default().push((t, v2.clone()));
-                let mut partners: Vec<&(i64, V)> =
-                    self.left.get(key).map(|l| l.iter().filter(|(t1, _)| self.windows.contains(*t1, t)).collect()).unwrap_or_default();
-                partners.sort_by_key(|(t1, _)| *t1);
-                for (t1, v) in partners {
+                if !self.right.put(key.clone(), t, v2.clone(), retention) {
+                    *ctx.dropped_late += 1;
+                }
+                for (t1, v) in self.left.fetch(key, (t - after).max(0), (t + before).max(0), retention) {
                     ctx.forwarded.push(item_of(key, (self.joiner)(v, v2), t.max(*t1)));
                 }
             }
-        }
-        if self.stream_time >= self.purged_at.saturating_add(self.windows.grace_ms.max(1)) {
-            let oldest = self.stream_time.saturating_sub(self.windows.retention_ms());
-            self.left.retain(|_, records| {
-                records.retain(|(t, _)| *t >= oldest);
-                !records.is_empty()
-            });
-            self.right.retain(|_, records| {
-                records.retain(|(t, _)| *t >= oldest);
-                !records.is_empty()
-            });
-            self.purged_at = self.stream_time;
         }
     }
 }

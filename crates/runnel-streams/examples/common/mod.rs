@@ -1,5 +1,86 @@
-//! What the course's example programs share: their one flag and how they
-//! stop.
+//! The course's three stream-processing programs, shared by the runnable
+//! examples and by `oracle`, which runs them beside Java Kafka Streams.
+
+#![allow(dead_code)]
+
+use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde, TimeWindowedSerde};
+use runnel_streams::{JoinWindows, StreamJoined, StreamsBuilder, TimeWindows, Topology};
+use serde_json::{Map, Value};
+
+/// A ride as the course's producer writes it: the CSV's columns as JSON.
+pub type Ride = Map<String, Value>;
+
+/// Rides (keyed by drop-off location) counted per key.
+pub fn count_rides() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder.stream("rides", StringSerde, JsonSerde::<Ride>::default()).group_by_key().count().to_stream().to("rides-pulocation-count", StringSerde, I64Serde);
+    builder.build()
+}
+
+/// Rides counted per key in 10-second tumbling windows with 5 seconds of
+/// grace.
+pub fn windowed_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("rides", StringSerde, JsonSerde::<Ride>::default())
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(10_000, 5_000))
+        .count()
+        .to_stream()
+        .to("rides-pulocation-window-count", TimeWindowedSerde::new(StringSerde, 10_000), I64Serde);
+    builder.build()
+}
+
+/// Rides joined with pickup-location events (re-keyed on their
+/// `PULocationID`) within 20 minutes, with 5 minutes of grace, kept when
+/// the drop-off and the pickup are at most 10 minutes apart.
+pub fn join_rides_with_pickups() -> Topology {
+    let builder = StreamsBuilder::new();
+    let rides = builder.stream("rides", StringSerde, JsonSerde::<Ride>::default());
+    let pickups = builder.stream("rides_location", StringSerde, JsonSerde::<Ride>::default()).select_key(|_, pickup| text(pickup, "PULocationID"));
+    rides
+        .join(
+            &pickups,
+            |ride, pickup| {
+                let (dropoff, pickup_time) = (text(ride, "tpep_dropoff_datetime"), text(pickup, "tpep_pickup_datetime"));
+                ((epoch_ms(&dropoff) - epoch_ms(&pickup_time)).abs() <= 10 * 60_000).then(|| {
+                    format!(
+                        r#"{{"VendorID":"{}","PULocationID":"{}","pickupTime":"{pickup_time}","lastDropoffTime":"{dropoff}"}}"#,
+                        text(ride, "VendorID"),
+                        text(pickup, "PULocationID")
+                    )
+                })
+            },
+            JoinWindows::of_time_difference_and_grace(20 * 60_000, 5 * 60_000),
+            StreamJoined::with(StringSerde, JsonSerde::<Ride>::default(), JsonSerde::<Ride>::default()),
+        )
+        .filter(|_, info| info.is_some())
+        .map_values(|info| info.clone().unwrap_or_default())
+        .to("vendor_info", StringSerde, StringSerde);
+    builder.build()
+}
+
+/// A field of a JSON object as text (numbers as written).
+pub fn text(object: &Ride, name: &str) -> String {
+    match object.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Milliseconds since the epoch of a `YYYY-MM-DD HH:MM:SS` time, in UTC.
+pub fn epoch_ms(datetime: &str) -> i64 {
+    let field = |range: std::ops::Range<usize>| datetime.get(range).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+    let (y, m, d) = (field(0..4), field(5..7), field(8..10));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    ((days * 24 + field(11..13)) * 60 + field(14..16)) * 60_000 + field(17..19) * 1000
+}
 
 /// `--bootstrap-server HOST:PORT`, by default `localhost:9092`.
 pub fn bootstrap_server() -> String {

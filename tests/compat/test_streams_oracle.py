@@ -1,0 +1,92 @@
+"""runnel-streams beside Java Kafka Streams: the course's three programs
+(count per location, 10-second windowed count, ride/pickup join), written
+once with each library, run on each library's test driver over the same
+input built from rides.csv. The outputs must be equal byte for byte: keys,
+values and timestamps, in order."""
+import json
+import os
+import shutil
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, ROOT
+
+JAVA_DIR = Path(__file__).parent / "java"
+ORACLE = ROOT / "target" / "debug" / "examples" / "oracle"
+
+
+def rides():
+    lines = (DATA / "rides.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    return [dict(zip(header, line.split(","))) for line in lines[1:]]
+
+
+def epoch_ms(text):
+    return int((datetime.strptime(text, "%Y-%m-%d %H:%M:%S") - datetime(1970, 1, 1)).total_seconds() * 1000)
+
+
+def compact(value):
+    return json.dumps(value, separators=(",", ":"))
+
+
+def ride_lines():
+    """Rides in the CSV's order (by pickup), stamped with their drop-off
+    time: far out of order."""
+    return [("rides", r["DOLocationID"], epoch_ms(r["tpep_dropoff_datetime"]), compact(r)) for r in rides()]
+
+
+def nearly_ordered_ride_lines():
+    """Rides by drop-off time, with every seventh moved back behind the
+    two before it, so some arrive within their window's grace and some
+    after it."""
+    lines = sorted(ride_lines(), key=lambda line: line[2])
+    for i in range(7, len(lines), 7):
+        lines[i - 2], lines[i - 1], lines[i] = lines[i], lines[i - 2], lines[i - 1]
+    return lines
+
+
+def join_lines():
+    """Each ride, then a pickup at its drop-off location 5 or 15 minutes
+    after the drop-off (or, for every third, 4 minutes before)."""
+    lines = []
+    for i, ride in enumerate(rides()):
+        dropoff = datetime.strptime(ride["tpep_dropoff_datetime"], "%Y-%m-%d %H:%M:%S")
+        pickup = dropoff + timedelta(minutes=[5, 15, -4][i % 3])
+        event = {"PULocationID": ride["DOLocationID"], "tpep_pickup_datetime": pickup.strftime("%Y-%m-%d %H:%M:%S")}
+        lines.append(("rides", ride["DOLocationID"], epoch_ms(ride["tpep_dropoff_datetime"]), compact(ride)))
+        lines.append(("rides_location", f"vendor-{ride['VendorID']}", epoch_ms(event["tpep_pickup_datetime"]), compact(event)))
+    return lines
+
+
+@pytest.fixture(scope="module")
+def java_oracle(tmp_path_factory):
+    streams = os.environ.get("RUNNEL_JAVA_STREAMS")
+    if not streams or not Path(streams).is_dir():
+        pytest.fail("RUNNEL_JAVA_STREAMS must name the Kafka Streams 4.4 jars; scripts/test fetches them")
+    if shutil.which("javac") is None:
+        pytest.fail("javac is required; scripts/test installs a JDK")
+    classes = tmp_path_factory.mktemp("oracle")
+    subprocess.run(["javac", "-d", str(classes), "-cp", f"{streams}/*", str(JAVA_DIR / "StreamsOracle.java")], check=True, timeout=180)
+    return f"{classes}:{streams}/*"
+
+
+@pytest.mark.parametrize("program,lines", [("count", ride_lines), ("windowed", ride_lines), ("windowed", nearly_ordered_ride_lines),
+                                           ("join", join_lines)])
+def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, lines):
+    if not ORACLE.exists():
+        pytest.fail(f"{ORACLE} is missing; `cargo test --workspace` builds it")
+    records = lines()
+    input_file = tmp_path / "input.tsv"
+    input_file.write_text("".join(f"{topic}\t{key}\t{ts}\t{value}\n" for topic, key, ts, value in records))
+    java = subprocess.run(["java", "-cp", java_oracle, "StreamsOracle", program, str(input_file)], capture_output=True, text=True, timeout=300)
+    assert java.returncode == 0, java.stderr
+    rust = subprocess.run([str(ORACLE), program, str(input_file)], capture_output=True, text=True, timeout=120)
+    assert rust.returncode == 0, rust.stderr
+    kafka_out, runnel_out = java.stdout.splitlines(), rust.stdout.splitlines()
+    for i, (k, r) in enumerate(zip(kafka_out, runnel_out)):
+        assert r == k, f"record {i} differs:\n  runnel: {r}\n  kafka:  {k}"
+    assert len(runnel_out) == len(kafka_out)
+    assert kafka_out, "the scenario must produce output"
