@@ -1,5 +1,6 @@
-"""runnel-streams beside Java Kafka Streams: the course's three programs
-(count per location, 10-second windowed count, ride/pickup join), written
+"""runnel-streams beside Java Kafka Streams: the course's programs (count
+per location, the same regrouped by pickup location, 10-second windowed
+count, ride/pickup join), written
 once with each library, run on each library's test driver over the same
 input built from rides.csv. The outputs must be equal byte for byte: keys,
 values and timestamps, in order."""
@@ -73,8 +74,8 @@ def java_oracle(tmp_path_factory):
     return f"{classes}:{streams}/*"
 
 
-@pytest.mark.parametrize("program,lines", [("count", ride_lines), ("windowed", ride_lines), ("windowed", nearly_ordered_ride_lines),
-                                           ("join", join_lines)])
+@pytest.mark.parametrize("program,lines", [("count", ride_lines), ("regroup", ride_lines), ("windowed", ride_lines),
+                                           ("windowed", nearly_ordered_ride_lines), ("join", join_lines)])
 def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, lines):
     if not ORACLE.exists():
         pytest.fail(f"{ORACLE} is missing; `cargo test --workspace` builds it")

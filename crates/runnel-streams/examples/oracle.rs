@@ -19,10 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (program, input) = match args.as_slice() {
         [_, program, input] => (program.as_str(), input.as_str()),
-        _ => return Err("usage: oracle count|windowed|join INPUT.tsv".into()),
+        _ => return Err("usage: oracle count|regroup|windowed|join INPUT.tsv".into()),
     };
     let (topology, outputs): (_, &[&str]) = match program {
         "count" => (common::count_rides(), &["rides-pulocation-count"]),
+        "regroup" => (common::count_by_pickup_location(), &["rides-pickup-count"]),
         "windowed" => (common::windowed_count(), &["rides-pulocation-window-count"]),
         "join" => (common::join_rides_with_pickups(), &["vendor_info"]),
         other => return Err(format!("unknown program `{other}`").into()),

@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::serde::Serde;
-use crate::topology::{item, typed, Data, Decode, Encode, Item, KStream, MakeNode, Node, NodeContext, NodeKind, SharedSerde, Value};
+use crate::topology::{item, repartition_through, typed, Data, Item, KStream, MakeNode, Node, NodeContext, NodeKind, SharedSerde};
 use crate::window::JoinWindows;
 
 /// The serdes a join needs: for the key, and for each side's values (to
@@ -80,26 +80,9 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
             return KStream { graph: self.graph.clone(), node: self.node, key_serde: self.key_serde.clone(), _types: PhantomData };
         }
         let key_serde: SharedSerde<K> = Arc::new(key_serde);
-        let value_serde: SharedSerde<V> = Arc::new(value_serde);
         let mut graph = self.graph.borrow_mut();
         let topic = format!("{}-repartition", graph.node_name(self.node));
-        let encode: Encode = {
-            let (key_serde, value_serde) = (key_serde.clone(), value_serde.clone());
-            Arc::new(move |item: &Item| (key_serde.serialize(typed::<K>(&item.key)), value_serde.serialize(typed::<V>(&item.value))))
-        };
-        let decode: Decode = {
-            let (key_serde, value_serde) = (key_serde.clone(), value_serde.clone());
-            Arc::new(move |key, value| {
-                let key: Value = Arc::new(key_serde.deserialize(key)?);
-                let value: Value = Arc::new(value_serde.deserialize(value)?);
-                Ok((key, value))
-            })
-        };
-        let sink = graph.next_name("KSTREAM-SINK-");
-        graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, &[self.node]);
-        let source = graph.next_name("KSTREAM-SOURCE-");
-        let node = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
-        graph.add_internal_topic(topic);
+        let node = repartition_through(&mut graph, self.node, topic, key_serde.clone(), Arc::new(value_serde));
         KStream { graph: self.graph.clone(), node, key_serde: Some(key_serde), _types: PhantomData }
     }
 }

@@ -42,5 +42,5 @@ pub mod window;
 pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
 pub use join::StreamJoined;
 pub use runtime::{KafkaStreams, StreamsConfig, StreamsError};
-pub use topology::{Data, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream, Topology};
+pub use topology::{Data, Grouped, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream, Topology};
 pub use window::{JoinWindows, TimeWindows, Window};

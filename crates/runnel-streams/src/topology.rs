@@ -377,18 +377,32 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         K: Hash + Eq,
     {
-        let key_serde = self.key_serde.clone().expect("the key changed since the source: use group_by_key_with(key_serde)");
-        KGroupedStream { stream: self.clone_with(Some(key_serde.clone())), key_serde }
+        let key_serde = self.key_serde.clone().expect("the key changed since the source: use group_by_key_with(Grouped::with(key_serde, value_serde))");
+        KGroupedStream { stream: self.clone_with(Some(key_serde.clone())), key_serde, repartition: None }
     }
 
-    /// Groups records by their key, whose serde (for state stores and
-    /// their changelogs) is `key_serde`.
-    pub fn group_by_key_with(&self, key_serde: impl Serde<Value = K>) -> KGroupedStream<K, V>
+    /// Groups records by their key with the given serdes (for state
+    /// stores and their changelogs). If the key changed since the source,
+    /// the aggregation first repartitions the records by their new key,
+    /// through `<application.id>-<store>-repartition`, as Kafka Streams
+    /// does.
+    pub fn group_by_key_with<KS: Serde<Value = K>, VS: Serde<Value = V>>(&self, grouped: Grouped<KS, VS>) -> KGroupedStream<K, V>
     where
         K: Hash + Eq,
     {
-        let key_serde: SharedSerde<K> = Arc::new(key_serde);
-        KGroupedStream { stream: self.clone_with(Some(key_serde.clone())), key_serde }
+        let key_serde: SharedSerde<K> = Arc::new(grouped.key);
+        let repartition = self.key_serde.is_none().then(|| Arc::new(grouped.value) as SharedSerde<V>);
+        KGroupedStream { stream: self.clone_with(Some(key_serde.clone())), key_serde, repartition }
+    }
+
+    /// Groups records by a new key that `selector` picks, repartitioning
+    /// them by it (Kafka Streams' `groupBy`).
+    pub fn group_by<K2: Data + Hash + Eq, KS: Serde<Value = K2>, VS: Serde<Value = V>>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        grouped: Grouped<KS, VS>,
+    ) -> KGroupedStream<K2, V> {
+        self.select_key(selector).group_by_key_with(grouped)
     }
 
     fn clone_with(&self, key_serde: Option<SharedSerde<K>>) -> KStream<K, V> {
@@ -404,6 +418,50 @@ pub(crate) fn item<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Item {
 pub struct KGroupedStream<K, V> {
     stream: KStream<K, V>,
     key_serde: SharedSerde<K>,
+    /// Set when the key changed since the source: the value serde the
+    /// records are repartitioned with before they are aggregated.
+    repartition: Option<SharedSerde<V>>,
+}
+
+/// The serdes a grouping needs to repartition and to store its state
+/// (Kafka Streams' `Grouped`).
+pub struct Grouped<KS, VS> {
+    pub key: KS,
+    pub value: VS,
+}
+
+impl<KS, VS> Grouped<KS, VS> {
+    pub fn with(key: KS, value: VS) -> Self {
+        Grouped { key, value }
+    }
+}
+
+/// Writes `node`'s records to the internal topic `topic` and reads them
+/// back, so they reach the task of their (new) key's partition; returns
+/// the reading source.
+pub(crate) fn repartition_through<K: Data, V: Data>(
+    graph: &mut Graph,
+    node: usize,
+    topic: String,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+) -> usize {
+    let encode: Encode = {
+        let (key_serde, value_serde) = (key_serde.clone(), value_serde.clone());
+        Arc::new(move |item: &Item| (key_serde.serialize(typed::<K>(&item.key)), value_serde.serialize(typed::<V>(&item.value))))
+    };
+    let decode: Decode = Arc::new(move |key, value| {
+        let key: Value = Arc::new(key_serde.deserialize(key)?);
+        let value: Value = Arc::new(value_serde.deserialize(value)?);
+        Ok((key, value))
+    });
+    // Named after the topic, as Kafka Streams names its repartition nodes.
+    let keep: MakeNode = Arc::new(|| Box::new(FnNode(|item: Item, out: &mut Vec<Item>| out.push(item))));
+    let filter = graph.add(format!("{topic}-filter"), NodeKind::Processor { make: keep, stores: Vec::new() }, &[node]);
+    graph.add(format!("{topic}-sink"), NodeKind::Sink { topic: topic.clone(), encode }, &[filter]);
+    let source = graph.add(format!("{topic}-source"), NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
+    graph.add_internal_topic(topic);
+    source
 }
 
 impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
@@ -427,6 +485,7 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
         let aggregate_serde: SharedSerde<A> = Arc::new(aggregate_serde);
         let mut graph = self.stream.graph.borrow_mut();
         let store = graph.next_name("KSTREAM-AGGREGATE-STATE-STORE-");
+        let input = self.input(&mut graph, &store);
         let make: MakeNode = Arc::new(move || {
             let functions = functions.clone();
             Box::new(AggregateNode::<K, A, _> {
@@ -438,13 +497,27 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
         });
         let name = graph.next_name("KSTREAM-AGGREGATE-");
         let stores = vec![StoreDef { name: store, window_retention_ms: None }];
-        let node = graph.add(name, NodeKind::Processor { make, stores }, &[self.stream.node]);
+        let node = graph.add(name, NodeKind::Processor { make, stores }, &[input]);
         KTable { graph: self.stream.graph.clone(), node, _types: PhantomData }
+    }
+
+    /// The node an aggregation with `store` reads: the grouped stream, or
+    /// the repartition topic `<store>-repartition` it goes through first.
+    fn input(&self, graph: &mut Graph, store: &str) -> usize {
+        match &self.repartition {
+            Some(value_serde) => repartition_through(graph, self.stream.node, format!("{store}-repartition"), self.key_serde.clone(), value_serde.clone()),
+            None => self.stream.node,
+        }
     }
 
     /// Groups into time windows, for windowed aggregations.
     pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
-        TimeWindowedKStream { stream: self.stream.clone_with(Some(self.key_serde.clone())), key_serde: self.key_serde.clone(), windows }
+        let grouped = KGroupedStream {
+            stream: self.stream.clone_with(Some(self.key_serde.clone())),
+            key_serde: self.key_serde.clone(),
+            repartition: self.repartition.clone(),
+        };
+        TimeWindowedKStream { grouped, windows }
     }
 }
 
@@ -488,8 +561,7 @@ impl<K: Data + Hash + Eq, A: Data, F: Fn(&K, &Value, Option<A>) -> A + Send> Nod
 /// A grouped stream in time windows, as Kafka Streams'
 /// `TimeWindowedKStream`.
 pub struct TimeWindowedKStream<K, V> {
-    stream: KStream<K, V>,
-    key_serde: SharedSerde<K>,
+    grouped: KGroupedStream<K, V>,
     windows: TimeWindows,
 }
 
@@ -499,16 +571,17 @@ impl<K: Data + Hash + Eq, V: Data> TimeWindowedKStream<K, V> {
     /// their end plus grace) is dropped and counted as late.
     pub fn count(&self) -> KTable<Windowed<K>, i64> {
         let windows = self.windows;
-        let mut graph = self.stream.graph.borrow_mut();
+        let mut graph = self.grouped.stream.graph.borrow_mut();
         let store = graph.next_name("KSTREAM-AGGREGATE-STATE-STORE-");
-        let key_serde = self.key_serde.clone();
+        let input = self.grouped.input(&mut graph, &store);
+        let key_serde = self.grouped.key_serde.clone();
         let make: MakeNode = Arc::new(move || {
             Box::new(WindowCountNode::<K> { windows, key_serde: key_serde.clone(), table: HashMap::new(), stream_time: i64::MIN, purged_at: i64::MIN })
         });
         let name = graph.next_name("KSTREAM-AGGREGATE-");
         let stores = vec![StoreDef { name: store, window_retention_ms: Some(windows.size_ms + windows.grace_ms) }];
-        let node = graph.add(name, NodeKind::Processor { make, stores }, &[self.stream.node]);
-        KTable { graph: self.stream.graph.clone(), node, _types: PhantomData }
+        let node = graph.add(name, NodeKind::Processor { make, stores }, &[input]);
+        KTable { graph: self.grouped.stream.graph.clone(), node, _types: PhantomData }
     }
 }
 

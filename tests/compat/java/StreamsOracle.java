@@ -17,8 +17,8 @@ import org.apache.kafka.streams.state.BuiltInDslStoreSuppliers;
 import org.apache.kafka.streams.test.TestRecord;
 
 /**
- * The course's three Kafka Streams programs (count per location, windowed
- * count, ride/pickup join), run on Kafka Streams' TopologyTestDriver over
+ * The course's Kafka Streams programs (count per location, the same after
+ * regrouping by pickup location, windowed count, ride/pickup join), run on Kafka Streams' TopologyTestDriver over
  * records read from a file. Input lines: topic TAB key TAB timestamp TAB
  * value; output lines: topic TAB key hex TAB value hex TAB timestamp, in
  * the order written. runnel-streams' `oracle` example prints the same.
@@ -38,6 +38,16 @@ public class StreamsOracle {
             .count()
             .toStream()
             .to("rides-pulocation-count", Produced.with(Serdes.String(), Serdes.Long()));
+        return builder.build();
+    }
+
+    static Topology regroup() {
+        StreamsBuilder builder = new StreamsBuilder();
+        builder.stream("rides", Consumed.with(Serdes.String(), Serdes.String()))
+            .groupBy((key, ride) -> field(ride, "PULocationID"), Grouped.with(Serdes.String(), Serdes.String()))
+            .count()
+            .toStream()
+            .to("rides-pickup-count", Produced.with(Serdes.String(), Serdes.Long()));
         return builder.build();
     }
 
@@ -81,6 +91,7 @@ public class StreamsOracle {
         String output;
         switch (program) {
             case "count" -> { topology = count(); output = "rides-pulocation-count"; }
+            case "regroup" -> { topology = regroup(); output = "rides-pickup-count"; }
             case "windowed" -> { topology = windowed(); output = "rides-pulocation-window-count"; }
             case "join" -> { topology = join(); output = "vendor_info"; }
             default -> throw new IllegalArgumentException(program);

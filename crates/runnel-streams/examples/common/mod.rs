@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde, TimeWindowedSerde};
-use runnel_streams::{JoinWindows, StreamJoined, StreamsBuilder, TimeWindows, Topology};
+use runnel_streams::{Grouped, JoinWindows, StreamJoined, StreamsBuilder, TimeWindows, Topology};
 use serde_json::{Map, Value};
 
 /// A ride as the course's producer writes it: the CSV's columns as JSON.
@@ -14,6 +14,19 @@ pub type Ride = Map<String, Value>;
 pub fn count_rides() -> Topology {
     let builder = StreamsBuilder::new();
     builder.stream("rides", StringSerde, JsonSerde::<Ride>::default()).group_by_key().count().to_stream().to("rides-pulocation-count", StringSerde, I64Serde);
+    builder.build()
+}
+
+/// Rides regrouped by their pickup location and counted: a grouping on a
+/// new key, so the records are repartitioned first.
+pub fn count_by_pickup_location() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("rides", StringSerde, JsonSerde::<Ride>::default())
+        .group_by(|_, ride| text(ride, "PULocationID"), Grouped::with(StringSerde, JsonSerde::<Ride>::default()))
+        .count()
+        .to_stream()
+        .to("rides-pickup-count", StringSerde, I64Serde);
     builder.build()
 }
 

@@ -48,3 +48,29 @@ fn topologies_describe_themselves_with_kafka_streams_names() {
     assert!(described.contains("Processor: KSTREAM-AGGREGATE-0000000002 (stores: [KSTREAM-AGGREGATE-STATE-STORE-0000000001])"), "{described}");
     assert!(described.contains("Sink: KSTREAM-SINK-0000000004 (topic: counts)"), "{described}");
 }
+
+#[test]
+fn grouping_by_a_new_key_repartitions_as_kafka_streams_names_it() {
+    use runnel_streams::Grouped;
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("rides", StringSerde, StringSerde)
+        .group_by(|_, ride| ride.split(',').next().unwrap_or_default().to_string(), Grouped::with(StringSerde, StringSerde))
+        .count()
+        .to_stream()
+        .to("per-pickup", StringSerde, I64Serde);
+    let topology = builder.build();
+    let described = topology.describe();
+    assert!(
+        described.contains("Sink: KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition-sink (topic: KSTREAM-AGGREGATE-STATE-STORE-0000000002-repartition)"),
+        "{described}"
+    );
+    let mut driver = TopologyTestDriver::new(topology);
+    let input = driver.input_topic("rides", StringSerde, StringSerde);
+    for (dropoff, ride) in [("7", "132,a"), ("8", "132,b"), ("7", "48,c")] {
+        driver.pipe(&input, &dropoff.to_string(), &ride.to_string(), 1);
+    }
+    let output = driver.output_topic("per-pickup", StringSerde, I64Serde);
+    let counts: Vec<(String, i64)> = driver.read(&output).unwrap().into_iter().map(|r| (r.key, r.value)).collect();
+    assert_eq!(counts, [("132".to_string(), 1), ("132".to_string(), 2), ("48".to_string(), 1)]);
+}
