@@ -35,6 +35,13 @@ def on_both(broker, kafka_peer, program):
     return runnel
 
 
+def create_topic(bootstrap, topic, partitions=1):
+    """Creates `topic` and waits until every partition has a leader."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result()
+    await_topic(bootstrap, topic, partitions)
+
+
 def await_topic(bootstrap, topic, partitions):
     """Apache Kafka answers CreateTopics before its partitions have leaders."""
     admin = AdminClient({"bootstrap.servers": bootstrap})

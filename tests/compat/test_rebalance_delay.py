@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import ROOT, Broker, wait_for
 from test_java import VERSIONS, compiled_probe
-from test_peer import await_topic
+from test_peer import create_topic
 
 DELAY_MS = "3000"
 
@@ -43,10 +42,8 @@ def delayed_kafka(tmp_path_factory):
     subprocess.run([str(ROOT / "scripts" / "kafka-peer"), "stop", str(work)], check=False, timeout=60)
 
 
-def make_topic(bootstrap, name, partitions=6):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result()
-    await_topic(bootstrap, name, partitions)
+def make_topic(bootstrap, name):
+    create_topic(bootstrap, name, 6)
 
 
 class Member:

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import DATA
-from test_peer import await_topic, on_both
+from test_peer import create_topic, on_both
 
 PROCESSOR = Path(__file__).parent / "txn_processor.py"
 
@@ -39,10 +38,8 @@ def read_committed(bootstrap, topic, partitions=1, isolation="read_committed"):
 
 def exactly_once_through_sigkills(bootstrap, name):
     source, sink = f"{name}-rides", f"{name}-out"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for topic, partitions in [(source, 3), (sink, 1)]:
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result()
-        await_topic(bootstrap, topic, partitions)
+    create_topic(bootstrap, source, 3)
+    create_topic(bootstrap, sink)
     rides = (DATA / "rides.csv").read_text().splitlines()[1:]
     producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
     for ride in rides:
@@ -72,9 +69,7 @@ def test_consume_transform_produce_is_exactly_once_through_sigkills(broker, kafk
 
 
 def committed_and_aborted_visibility(bootstrap, name):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result()
-    await_topic(bootstrap, name, 1)
+    create_topic(bootstrap, name)
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{name}-tx"})
     producer.init_transactions(30)
     for values, commit in [([b"c1", b"c2"], True), ([b"a1", b"a2", b"a3"], False), ([b"c3"], True)]:
@@ -102,9 +97,7 @@ def test_committed_and_aborted_transactions_are_seen_alike(broker, kafka_peer):
 
 
 def zombie_is_fenced(bootstrap, name):
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])[name].result()
-    await_topic(bootstrap, name, 1)
+    create_topic(bootstrap, name)
     zombie = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{name}-tx"})
     zombie.init_transactions(30)
     zombie.begin_transaction()

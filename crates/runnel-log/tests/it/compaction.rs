@@ -54,8 +54,8 @@ fn append_keyed_as(log: &PartitionLog, records: &[(String, Option<String>)], com
     log.append(&mut buf, &mut headers, None, NOW).unwrap();
 }
 
-/// Every record from the start: `(offset, key, value)`.
-fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+/// Every batch from the start, whole and intact, in offset order.
+fn batches(log: &PartitionLog) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut offset = log.bounds().log_start_offset;
     loop {
@@ -68,13 +68,20 @@ fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
             let size = 12 + i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
             let batch = bytes.split_to(size);
             let header = validate_stored(&batch).expect("every batch read is whole and intact");
-            for record in records::decode(batch).unwrap().records {
-                let text = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
-                out.push((record.offset, text(record.key).unwrap(), text(record.value)));
-            }
             offset = header.last_offset() + 1;
+            out.push(batch);
         }
     }
+}
+
+/// Every record from the start: `(offset, key, value)`.
+fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+    let text = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+    batches(log)
+        .into_iter()
+        .flat_map(|batch| records::decode(batch).unwrap().records)
+        .map(|record| (record.offset, text(record.key).unwrap(), text(record.value)))
+        .collect()
 }
 
 /// What a consumer reading the whole log ends up believing.
@@ -232,30 +239,16 @@ fn reads_during_cleaning_always_see_whole_valid_batches_in_order() {
 /// Every batch from the start as `(offset, what)`: `key=value` records, or
 /// `COMMIT`/`ABORT` for markers.
 fn read_batches(log: &PartitionLog) -> Vec<(i64, String)> {
+    let text = |b: Option<Bytes>| b.map_or("-".to_string(), |b| String::from_utf8(b.to_vec()).unwrap());
     let mut out = Vec::new();
-    let mut offset = log.bounds().log_start_offset;
-    loop {
-        let chunk = log.read(offset, 1 << 20, true).unwrap();
-        if chunk.bytes.is_empty() {
-            return out;
-        }
-        let mut bytes = chunk.bytes.clone();
-        while !bytes.is_empty() {
-            let size = 12 + i32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
-            let batch = bytes.split_to(size);
-            let header = validate_stored(&batch).unwrap();
-            if header.is_control() {
-                let commit = runnel_log::batch::marker_commits(&batch).unwrap();
-                out.push((header.base_offset, if commit { "COMMIT" } else { "ABORT" }.to_string()));
-            } else {
-                for record in records::decode(batch).unwrap().records {
-                    let text = |b: Option<Bytes>| b.map_or("-".to_string(), |b| String::from_utf8(b.to_vec()).unwrap());
-                    out.push((record.offset, format!("{}={}", text(record.key), text(record.value))));
-                }
-            }
-            offset = header.last_offset() + 1;
+    for batch in batches(log) {
+        let header = validate_stored(&batch).unwrap();
+        match runnel_log::batch::marker_commits(&batch) {
+            Some(commit) => out.push((header.base_offset, if commit { "COMMIT" } else { "ABORT" }.to_string())),
+            None => out.extend(records::decode(batch).unwrap().records.into_iter().map(|r| (r.offset, format!("{}={}", text(r.key), text(r.value))))),
         }
     }
+    out
 }
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, Option<String>)> {

@@ -343,6 +343,7 @@ async fn a_creation_beyond_the_open_file_limit_is_refused_and_rolled_back() {
 
     // Exhaust the descriptors with connections: accepting fails, and the
     // broker says so once, not once per attempt.
+    let exhausting = Instant::now();
     let mut sockets = Vec::new();
     for _ in 0..600 {
         match TcpStream::connect(serve.bootstrap()) {
@@ -352,7 +353,10 @@ async fn a_creation_beyond_the_open_file_limit_is_refused_and_rolled_back() {
     }
     std::thread::sleep(Duration::from_secs(2));
     let failures = serve.log().iter().filter(|l| l.contains("accept failed")).count();
-    assert!((1..=2).contains(&failures), "accept failures are logged at most once per interval, saw {failures}");
+    // Once per ten-second interval while accepting fails (on a busy
+    // machine the connections above can take a while).
+    let intervals = 1 + exhausting.elapsed().as_secs() as usize / 10;
+    assert!((1..=intervals + 1).contains(&failures), "accept failures are logged at most once per interval, saw {failures} in {intervals} intervals");
     drop(sockets);
     let producer: FutureProducer = client(&serve.bootstrap(), &[]).create().unwrap();
     producer.send(FutureRecord::<(), _>::to("fits").partition(499).payload("served"), Duration::from_secs(20)).await.unwrap();
