@@ -24,7 +24,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::task::{Emitted, Task};
-use crate::topology::{StoreDef, Topology};
+use crate::topology::{NodeKind, StoreDef, Topology};
 
 /// Why an application could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -189,14 +189,30 @@ fn on_cluster(topology: &Topology, config: &StreamsConfig, topic: &str) -> Strin
     }
 }
 
+/// How often the assignment is checked for partitions taken away (new
+/// ones are noticed by their first record).
+const ASSIGNMENT_CHECK: Duration = Duration::from_secs(1);
+
 struct StreamThread {
+    consumer: BaseConsumer,
+    worker: Worker,
+}
+
+/// Everything but the consumer, so a record borrowed from the consumer can
+/// be processed without copying it.
+struct Worker {
     topology: Topology,
     config: StreamsConfig,
-    consumer: BaseConsumer,
     producer: ThreadedProducer<DefaultProducerContext>,
     tasks: HashMap<i32, Task>,
-    /// Next offset to commit, per input topic and partition.
-    positions: BTreeMap<(String, i32), i64>,
+    /// Next offset to commit, per input topic (as named on the cluster)
+    /// and partition.
+    positions: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Topic names worked out once: the topology's name of each topic as
+    /// named on the cluster, the reverse, and each store's changelog.
+    logical: HashMap<String, String>,
+    on_cluster: HashMap<String, String>,
+    changelogs: HashMap<String, String>,
 }
 
 impl StreamThread {
@@ -208,35 +224,47 @@ impl StreamThread {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .create()?;
-        let topics: Vec<String> = topology.source_topics().iter().map(|t| on_cluster(&topology, &config, t)).collect();
-        consumer.subscribe(&topics.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let mut topics = topology.source_topics();
+        topics.extend(topology.nodes.iter().filter_map(|n| match &n.kind {
+            NodeKind::Sink { topic, .. } => Some(topic.clone()),
+            _ => None,
+        }));
+        let on_cluster: HashMap<String, String> = topics.iter().map(|t| (t.clone(), on_cluster(&topology, &config, t))).collect();
+        let logical = on_cluster.iter().map(|(logical, cluster)| (cluster.clone(), logical.clone())).collect();
+        let changelogs = topology.stores().into_iter().map(|s| (s.name.clone(), config.changelog(&s.name))).collect();
+        let subscribed: Vec<&str> = topology.source_topics().iter().map(|t| on_cluster[t].as_str()).collect::<Vec<_>>();
+        consumer.subscribe(&subscribed)?;
         // As Kafka Streams' producer: idempotent, acks=all, and keys
         // partitioned with murmur2 as the Java client does.
         let producer =
             config.client().set("enable.idempotence", "true").set("acks", "all").set("partitioner", "murmur2_random").set("linger.ms", "5").create()?;
-        Ok(StreamThread { topology, config, consumer, producer, tasks: HashMap::new(), positions: BTreeMap::new() })
+        let worker = Worker { topology, config, producer, tasks: HashMap::new(), positions: BTreeMap::new(), logical, on_cluster, changelogs };
+        Ok(StreamThread { consumer, worker })
     }
 
     fn run(mut self, stop: &AtomicBool) -> Result<(), StreamsError> {
-        let commit_every = Duration::from_millis(self.config.commit_interval_ms.max(1));
-        let mut last_commit = Instant::now();
+        let commit_every = Duration::from_millis(self.worker.config.commit_interval_ms.max(1));
+        let (mut last_commit, mut last_check) = (Instant::now(), Instant::now());
         while !stop.load(Ordering::SeqCst) {
-            // Detached, so the assignment (which the poll may have just
-            // changed) can be followed before the record is processed.
-            let message = self.consumer.poll(Duration::from_millis(100)).map(|m| m.map(|m| m.detach())).transpose()?;
-            self.follow_assignment()?;
-            if let Some(message) = message {
-                let (topic, partition) = (message.topic().to_string(), message.partition());
-                let timestamp = message.timestamp().to_millis().unwrap_or(0);
-                let logical = self.topology.internal_topics.iter().find(|t| self.config.internal(t) == topic).cloned().unwrap_or_else(|| topic.clone());
-                let mut emitted = Vec::new();
-                if let Some(task) = self.tasks.get_mut(&partition) {
-                    task.process(&self.topology, &logical, message.key(), message.payload(), timestamp, &mut emitted);
+            let unassigned = match self.consumer.poll(Duration::from_millis(100)) {
+                None => None,
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(message)) if self.worker.tasks.contains_key(&message.partition()) => {
+                    self.worker.process(&message)?;
+                    None
                 }
-                for out in emitted {
-                    self.send(partition, out)?;
-                }
-                self.positions.insert((topic, partition), message.offset() + 1);
+                // The first record of a newly assigned partition: its task
+                // starts (restoring its stores) before the record is
+                // processed.
+                Some(Ok(message)) => Some(message.detach()),
+            };
+            if let Some(message) = unassigned {
+                self.follow_assignment()?;
+                last_check = Instant::now();
+                self.worker.process(&message)?;
+            } else if last_check.elapsed() >= ASSIGNMENT_CHECK {
+                self.follow_assignment()?;
+                last_check = Instant::now();
             }
             if last_commit.elapsed() >= commit_every {
                 self.commit()?;
@@ -250,18 +278,63 @@ impl StreamThread {
     /// assigned partition, and drops those of partitions taken away.
     fn follow_assignment(&mut self) -> Result<(), StreamsError> {
         let assignment = self.consumer.assignment()?;
-        let assigned: Vec<i32> = {
-            let mut partitions: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
-            partitions.sort_unstable();
-            partitions.dedup();
-            partitions
-        };
-        self.tasks.retain(|p, _| assigned.contains(p));
-        self.positions.retain(|(_, p), _| assigned.contains(p));
+        let mut assigned: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        assigned.sort_unstable();
+        assigned.dedup();
+        let worker = &mut self.worker;
+        worker.tasks.retain(|p, _| assigned.contains(p));
+        for partitions in worker.positions.values_mut() {
+            partitions.retain(|p, _| assigned.contains(p));
+        }
         for partition in assigned {
-            if !self.tasks.contains_key(&partition) {
-                let task = self.restore(partition)?;
-                self.tasks.insert(partition, task);
+            if !worker.tasks.contains_key(&partition) {
+                let task = worker.restore(partition)?;
+                worker.tasks.insert(partition, task);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes outputs and changelog writes durable, then commits the input
+    /// positions: at least once.
+    fn commit(&mut self) -> Result<(), StreamsError> {
+        let positions = &mut self.worker.positions;
+        if positions.values().all(BTreeMap::is_empty) {
+            return Ok(());
+        }
+        self.worker.producer.flush(TIMEOUT)?;
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partitions) in positions.iter() {
+            for (partition, offset) in partitions {
+                offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+            }
+        }
+        self.consumer.commit(&offsets, CommitMode::Sync)?;
+        positions.values_mut().for_each(BTreeMap::clear);
+        Ok(())
+    }
+}
+
+impl Worker {
+    /// Runs one record through its partition's task and sends what it
+    /// produced.
+    fn process<M: Message>(&mut self, message: &M) -> Result<(), StreamsError> {
+        let (topic, partition) = (message.topic(), message.partition());
+        let logical = self.logical.get(topic).map_or(topic, String::as_str);
+        let timestamp = message.timestamp().to_millis().unwrap_or(0);
+        let mut emitted = Vec::new();
+        if let Some(task) = self.tasks.get_mut(&partition) {
+            task.process(&self.topology, logical, message.key(), message.payload(), timestamp, &mut emitted);
+        }
+        for out in emitted {
+            self.send(partition, out)?;
+        }
+        match self.positions.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, message.offset() + 1);
+            }
+            None => {
+                self.positions.insert(topic.to_string(), BTreeMap::from([(partition, message.offset() + 1)]));
             }
         }
         Ok(())
@@ -298,15 +371,19 @@ impl StreamThread {
     }
 
     fn send(&self, partition: i32, out: Emitted) -> Result<(), StreamsError> {
-        let (topic, key, value, timestamp, partition) = match out {
-            Emitted::Record { topic, key, value, timestamp } => (on_cluster(&self.topology, &self.config, &topic), key, value, timestamp, None),
-            Emitted::Change { store, change } => (self.config.changelog(&store), Some(change.key), change.value, change.timestamp, Some(partition)),
+        let (topic, key, value, timestamp, partition) = match &out {
+            Emitted::Record { topic, key, value, timestamp } => {
+                (self.on_cluster.get(topic).unwrap_or(topic), key.as_deref(), value.as_deref(), *timestamp, None)
+            }
+            Emitted::Change { store, change } => {
+                (self.changelogs.get(store).unwrap_or(store), Some(&change.key[..]), change.value.as_deref(), change.timestamp, Some(partition))
+            }
         };
-        let mut record = BaseRecord::<[u8], [u8]>::to(&topic).timestamp(timestamp);
-        if let Some(key) = key.as_deref() {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).timestamp(timestamp);
+        if let Some(key) = key {
             record = record.key(key);
         }
-        if let Some(value) = value.as_deref() {
+        if let Some(value) = value {
             record = record.payload(value);
         }
         if let Some(partition) = partition {
@@ -322,21 +399,5 @@ impl StreamThread {
                 Err((e, _)) => return Err(e.into()),
             }
         }
-    }
-
-    /// Makes outputs and changelog writes durable, then commits the input
-    /// positions: at least once.
-    fn commit(&mut self) -> Result<(), StreamsError> {
-        if self.positions.is_empty() {
-            return Ok(());
-        }
-        self.producer.flush(TIMEOUT)?;
-        let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), offset) in &self.positions {
-            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-        }
-        self.consumer.commit(&offsets, CommitMode::Sync)?;
-        self.positions.clear();
-        Ok(())
     }
 }
