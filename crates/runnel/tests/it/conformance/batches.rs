@@ -59,7 +59,7 @@ async fn compressed_batches_are_stored_and_fetched_as_sent() {
         let answers = pair
             .compare_at(
                 (*versions.start()).max(3)..=*versions.end(),
-                move |_, v| produce(&t, 0, encoded(2, compression, 1_700_000_000_000 + v as i64), -1),
+                move |_, v| produce(&t, 0, encoded(2, compression, t0() + v as i64), -1),
                 normalise_produce,
             )
             .await;
@@ -78,12 +78,8 @@ async fn old_message_formats_are_refused() {
     let versions = pair.versions::<ProduceRequest>().await;
     for (format, compression) in [(0, Compression::None), (1, Compression::None), (1, Compression::Gzip)] {
         let t = t.clone();
-        pair.compare_at(
-            (*versions.start()).max(3)..=*versions.end(),
-            move |_, _| produce(&t, 0, encoded(format, compression, 1_700_000_000_000), -1),
-            normalise_produce,
-        )
-        .await;
+        pair.compare_at((*versions.start()).max(3)..=*versions.end(), move |_, _| produce(&t, 0, encoded(format, compression, t0()), -1), normalise_produce)
+            .await;
     }
 }
 
@@ -114,7 +110,7 @@ async fn a_fetch_limited_to_one_byte_returns_one_batch_from_the_first_partition_
     create_on_both(&mut pair, &[(&t, 2)]).await;
     for partition in [0, 1] {
         for i in 0..2 {
-            produce_on_both(&mut pair, &produce(&t, partition, testing::batch(1_700_000_000_000 + i, &[b"one", b"two"]), -1)).await;
+            produce_on_both(&mut pair, &produce(&t, partition, testing::batch(t0() + i, &[b"one", b"two"]), -1)).await;
         }
     }
     let versions = pair.versions::<FetchRequest>().await;
@@ -188,7 +184,7 @@ async fn produce_with_acks_zero_gets_no_answer_but_appends() {
         let t = format!("{prefix}-t");
         let mut seen = Vec::new();
         for version in 3..=9 {
-            let request = client.encode(&produce(&t, 0, testing::batch(1_700_000_000_000, &[b"fire", b"forget"]), 0), version);
+            let request = client.encode(&produce(&t, 0, testing::batch(t0(), &[b"fire", b"forget"]), 0), version);
             client.send_raw(&request).await;
         }
         // The next answer on the connection is this request's: acks=0
@@ -300,7 +296,7 @@ async fn a_topic_codec_rewrites_batches_sent_in_another() {
     create_topics_on_both(&mut pair, codecs.iter().zip(&topics).map(|(codec, t)| new_topic(t, 1, 1, &[("compression.type", codec)])).collect()).await;
     for topic in &topics {
         for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
-            produce_on_both(&mut pair, &produce(topic, 0, encoded(2, compression, 1_700_000_000_000), -1)).await;
+            produce_on_both(&mut pair, &produce(topic, 0, encoded(2, compression, t0()), -1)).await;
         }
     }
     // Each broker compresses with its own library, so the stored bytes
@@ -335,7 +331,7 @@ async fn compacted_topics_refuse_records_without_a_key() {
             let topic = topic.clone();
             pair.compare_at(
                 (*versions.start()).max(3)..=*versions.end(),
-                move |_, _| produce(&topic, 0, encoded_with(2, compression, &[1_700_000_000_000; 3], &keyless), -1),
+                move |_, _| produce(&topic, 0, encoded_with(2, compression, &[t0(); 3], &keyless), -1),
                 |response: &mut ProduceResponse, version| {
                     normalise_produce(response, version);
                     for partition in response.responses.iter_mut().flat_map(|t| t.partition_responses.iter_mut()) {

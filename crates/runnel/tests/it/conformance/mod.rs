@@ -233,6 +233,17 @@ async fn api_range(client: &mut RawClient, key: i16) -> (i16, i16) {
     (api.min_version, api.max_version)
 }
 
+/// The timestamp the scenarios' records start at: the start of this run's
+/// hour. A fixed date in the past would let either broker's time retention
+/// delete the records mid-scenario, each at a moment of its own.
+fn t0() -> i64 {
+    static T0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_millis() as i64;
+        now - now % 3_600_000
+    })
+}
+
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }

@@ -16,7 +16,7 @@ async fn produce_offsets_and_errors() {
         .compare_at(
             (*versions.start()).max(3)..=*versions.end(),
             move |_, v| {
-                let mut request = produce(&t, 0, testing::batch(1_700_000_000_000 + v as i64, &[b"a", b"b", b"c"]), -1);
+                let mut request = produce(&t, 0, testing::batch(t0() + v as i64, &[b"a", b"b", b"c"]), -1);
                 request.topic_data[0]
                     .partition_data
                     .push(PartitionProduceData::default().with_index(7).with_records(Some(Bytes::from(testing::batch(1, &[b"x"])))));
@@ -35,7 +35,7 @@ async fn fetch_returns_the_same_bytes_and_errors() {
     create_on_both(&mut pair, &[(&name, 1)]).await;
     let t = pair.name("t");
     for i in 0..3 {
-        produce_on_both(&mut pair, &produce(&t, 0, testing::batch(1_700_000_000_000 + i, &[b"one", b"two"]), -1)).await;
+        produce_on_both(&mut pair, &produce(&t, 0, testing::batch(t0() + i, &[b"one", b"two"]), -1)).await;
     }
     let versions = pair.versions::<FetchRequest>().await;
     // From v13 topics are named by id, which each broker generates.
@@ -76,10 +76,10 @@ async fn list_offsets_earliest_latest_by_time_and_max_timestamp() {
     let name = pair.name("t");
     create_on_both(&mut pair, &[(&name, 1)]).await;
     let t = pair.name("t");
-    for (i, ts) in [1_700_000_000_000i64, 1_700_000_005_000, 1_700_000_002_000].iter().enumerate() {
+    for (i, ts) in [t0(), t0() + 5_000, t0() + 2_000].iter().enumerate() {
         produce_on_both(&mut pair, &produce(&t, 0, testing::batch(*ts, &[format!("r{i}").as_bytes()]), -1)).await;
     }
-    for timestamp in [-2i64, -1, 1_700_000_001_000, 1_700_000_005_000, 1_800_000_000_000, -3] {
+    for timestamp in [-2i64, -1, t0() + 1_000, t0() + 5_000, t0() + 100_000_000, -3] {
         let versions = pair.versions::<ListOffsetsRequest>().await;
         // Max-timestamp (-3) needs v7 (KIP-734).
         let versions = if timestamp == -3 { (*versions.start()).max(7)..=*versions.end() } else { versions };
@@ -200,7 +200,7 @@ pub(super) async fn topic_with_records(pair: &mut Pair, suffix: &str, configs: &
     let t = pair.name(suffix);
     create_topics_on_both(pair, vec![new_topic(&t, 1, 1, configs)]).await;
     for i in 0..3 {
-        produce_on_both(pair, &produce(&t, 0, testing::batch(1_700_000_000_000 + i * 1000, &[b"one", b"two"]), -1)).await;
+        produce_on_both(pair, &produce(&t, 0, testing::batch(t0() + i * 1000, &[b"one", b"two"]), -1)).await;
     }
     t
 }

@@ -84,7 +84,7 @@ fn end_txn(id: &str, pid: i64, epoch: i16, commit: bool) -> EndTxnRequest {
 }
 
 fn transactional_produce(topic: &str, partition: i32, id: Option<&str>, pid: i64, epoch: i16, sequence: i32) -> ProduceRequest {
-    produce(topic, partition, testing::transactional_batch(1_700_000_000_000, &[b"in", b"txn"], pid, epoch, sequence), -1).with_transactional_id(id.map(txn_id))
+    produce(topic, partition, testing::transactional_batch(t0(), &[b"in", b"txn"], pid, epoch, sequence), -1).with_transactional_id(id.map(txn_id))
 }
 
 fn produced(response: &ProduceResponse) -> String {
@@ -163,7 +163,7 @@ async fn a_transaction_from_init_to_its_markers_with_every_description() {
         .await;
         seen.push(format!("add: {}", added(&both)));
         seen.push(format!("produce into the transaction: {}", produced(&client.call(&transactional_produce(&t, 0, Some(&id), pid, epoch, 0), 9).await)));
-        let plain = client.call(&produce(&t, 0, testing::batch(1_700_000_000_000, &[b"plain"]), -1), 9).await;
+        let plain = client.call(&produce(&t, 0, testing::batch(t0(), &[b"plain"]), -1), 9).await;
         seen.push(format!("plain produce after it: {}", produced(&plain)));
         seen.push(format!("read_committed while open: {}", fetched(&client.call(&read_committed(&t, 0), 12).await)));
         let latest = client.call(&list_offsets(&t, -1).with_isolation_level(1), 5).await;
