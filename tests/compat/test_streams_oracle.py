@@ -1,9 +1,11 @@
 """runnel-streams beside Java Kafka Streams: the course's programs (count
 per location, the same regrouped by pickup location, 10-second windowed
-count, ride/pickup join), written
-once with each library, run on each library's test driver over the same
-input built from rides.csv. The outputs must be equal byte for byte: keys,
-values and timestamps, in order."""
+count, ride/pickup join) and programs for every group of operators
+(stream-table and table-table joins, regrouped tables, reduce, split),
+written once with each library, run on each library's test driver over the
+same input built from rides.csv and taxi_zone_lookup.csv. The outputs must
+be equal byte for byte: keys, values and timestamps, in order."""
+import csv
 import json
 import os
 import shutil
@@ -17,6 +19,7 @@ from conftest import DATA, ROOT
 
 JAVA_DIR = Path(__file__).parent / "java"
 ORACLE = ROOT / "target" / "debug" / "examples" / "oracle"
+NULL = "\\N"  # how an input line writes a null value
 
 
 def rides():
@@ -62,6 +65,46 @@ def join_lines():
     return lines
 
 
+def zones():
+    with open(DATA / "taxi_zone_lookup.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def zone_json(borough, zone, service_zone):
+    return compact({"borough": borough, "zone": zone, "service_zone": service_zone})
+
+
+def table_lines():
+    """The zone table and a table of notes on zones, then the rides, with
+    changes to both tables among them: renamed zones, zones moved to
+    Manhattan, deleted zones and notes, updates that change nothing (at a
+    later time, and at an earlier one), and deletions of keys never set."""
+    first = min(epoch_ms(r["tpep_dropoff_datetime"]) for r in rides()) - 3_600_000
+    current = {z["locationid"]: zone_json(z["borough"], z["zone"], z["service_zone"]) for z in zones()}
+    lines = [("zones", key, first, value) for key, value in current.items()]
+    lines += [("zone_notes", key, first + 1, f"note-{i}") for i, key in enumerate(current) if i % 3 == 0]
+    lines.append(("zones", "999", first + 2, None))
+    for i, ride in enumerate(rides()):
+        ts = epoch_ms(ride["tpep_dropoff_datetime"])
+        dropoff, pickup = ride["DOLocationID"], ride["PULocationID"]
+        lines.append(("rides", dropoff, ts, compact(ride)))
+        old = json.loads(current.get(dropoff) or zone_json("Queens", f"zone {dropoff}", "Boro Zone"))
+        if i % 20 == 0:
+            borough = "Manhattan" if i % 40 == 0 else old["borough"]
+            current[dropoff] = zone_json(borough, f"{old['zone']} {i}", old["service_zone"])
+            lines.append(("zones", dropoff, ts, current[dropoff]))
+        if i % 37 == 0:
+            current.pop(pickup, None)
+            lines.append(("zones", pickup, ts, None))
+        if i % 25 == 0 and dropoff in current:
+            lines.append(("zones", dropoff, ts + (1000 if i % 50 == 0 else -1_000_000), current[dropoff]))
+        if i % 11 == 0:
+            lines.append(("zone_notes", dropoff, ts, f"ride-{i}"))
+        if i % 23 == 0:
+            lines.append(("zone_notes", pickup, ts, None))
+    return lines
+
+
 @pytest.fixture(scope="module")
 def java_oracle(tmp_path_factory):
     streams = os.environ.get("RUNNEL_JAVA_STREAMS")
@@ -75,13 +118,15 @@ def java_oracle(tmp_path_factory):
 
 
 @pytest.mark.parametrize("program,lines", [("count", ride_lines), ("regroup", ride_lines), ("windowed", ride_lines),
-                                           ("windowed", nearly_ordered_ride_lines), ("join", join_lines)])
+                                           ("windowed", nearly_ordered_ride_lines), ("join", join_lines),
+                                           ("enrich", table_lines), ("tables", table_lines), ("boroughs", table_lines),
+                                           ("split", ride_lines)])
 def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, lines):
     if not ORACLE.exists():
         pytest.fail(f"{ORACLE} is missing; `cargo test --workspace` builds it")
     records = lines()
     input_file = tmp_path / "input.tsv"
-    input_file.write_text("".join(f"{topic}\t{key}\t{ts}\t{value}\n" for topic, key, ts, value in records))
+    input_file.write_text("".join(f"{topic}\t{key}\t{ts}\t{NULL if value is None else value}\n" for topic, key, ts, value in records))
     java = subprocess.run(["java", "-cp", java_oracle, "StreamsOracle", program, str(input_file)], capture_output=True, text=True, timeout=300)
     assert java.returncode == 0, java.stderr
     rust = subprocess.run([str(ORACLE), program, str(input_file)], capture_output=True, text=True, timeout=120)

@@ -1,31 +1,119 @@
-//! Runs one of the course's programs on the test driver over records read
-//! from a file, and prints every output record, so the same input can be
-//! run through Java Kafka Streams' `TopologyTestDriver` and the outputs
-//! compared byte for byte (`tests/compat/test_streams_oracle.py`).
+//! Runs a topology on the test driver over records read from a file, and
+//! prints every output record, so the same input can be run through Java
+//! Kafka Streams' `TopologyTestDriver` (`tests/compat/java/StreamsOracle.java`)
+//! and the outputs compared byte for byte (`tests/compat/test_streams_oracle.py`).
+//! The programs are the course's three, plus one per group of operators.
 //!
-//! Input lines: `topic<TAB>key<TAB>timestamp<TAB>value`. Output lines:
-//! `topic<TAB>key hex<TAB>value hex<TAB>timestamp`, in the order written.
+//! Input lines: `topic<TAB>key<TAB>timestamp<TAB>value`, where a value of
+//! `\N` is a null. Output lines: `topic<TAB>key hex<TAB>value hex<TAB>timestamp`,
+//! in the order written.
 //!
 //! ```sh
 //! cargo run -p runnel-streams --example oracle -- count input.tsv
 //! ```
 
-use runnel_streams::serde::{BytesSerde, Nullable};
-use runnel_streams::TopologyTestDriver;
+use runnel_streams::serde::{BytesSerde, I64Serde, Nullable, StringSerde};
+use runnel_streams::{Grouped, Joined, StreamsBuilder, Topology, TopologyTestDriver};
 
 mod common;
+
+/// A string field of a JSON object, as the Java oracle's regex reads it.
+fn field(json: &str, name: &str) -> String {
+    let pattern = format!("\"{name}\":\"");
+    json.find(&pattern).map_or(String::new(), |at| json[at + pattern.len()..].split('"').next().unwrap_or_default().to_string())
+}
+
+fn zone(json: Option<&String>) -> String {
+    json.map_or("-".to_string(), |z| field(z, "zone"))
+}
+
+/// Rides joined with the zone table: left, inner, and after re-keying by
+/// pickup location.
+fn enrich() -> Topology {
+    let builder = StreamsBuilder::new();
+    let zones = builder.table("zones", StringSerde, StringSerde);
+    let rides = builder.stream("rides", StringSerde, StringSerde);
+    rides.left_join_table(&zones, |ride, z| format!("{}@{}", field(ride, "VendorID"), zone(z)), Joined::with(StringSerde, StringSerde)).to(
+        "rides-enriched",
+        StringSerde,
+        StringSerde,
+    );
+    rides.join_table(&zones, |ride, z| format!("{}@{}", field(ride, "VendorID"), zone(Some(z))), Joined::with(StringSerde, StringSerde)).to(
+        "rides-zoned",
+        StringSerde,
+        StringSerde,
+    );
+    rides
+        .select_key(|_, ride| field(ride, "PULocationID"))
+        .join_table(&zones, |ride, z| format!("{}@{}", field(ride, "tpep_pickup_datetime"), zone(Some(z))), Joined::with(StringSerde, StringSerde))
+        .to("pickups-zoned", StringSerde, StringSerde);
+    builder.build()
+}
+
+/// The zone table joined with the notes table: inner, left and outer.
+fn tables() -> Topology {
+    let builder = StreamsBuilder::new();
+    let zones = builder.table("zones", StringSerde, StringSerde);
+    let notes = builder.table("zone_notes", StringSerde, StringSerde);
+    zones.join(&notes, |z, n| format!("{}|{n}", zone(Some(z)))).to_stream().to("zone-notes-inner", StringSerde, StringSerde);
+    zones.left_join(&notes, |z, n| format!("{}|{}", zone(Some(z)), n.map_or("-", |n| n))).to_stream().to("zone-notes-left", StringSerde, StringSerde);
+    zones.outer_join(&notes, |z, n| format!("{}|{}", zone(z), n.map_or("-", |n| n))).to_stream().to("zone-notes-outer", StringSerde, StringSerde);
+    builder.build()
+}
+
+/// Zones regrouped and counted per borough, a filtered and a mapped
+/// table, and the largest fare per key.
+fn boroughs() -> Topology {
+    let builder = StreamsBuilder::new();
+    let zones = builder.table("zones", StringSerde, StringSerde);
+    zones.group_by(|_, z| (field(z, "borough"), zone(Some(z))), Grouped::with(StringSerde, StringSerde)).count().to_stream().to(
+        "zones-per-borough",
+        StringSerde,
+        I64Serde,
+    );
+    zones.filter(|_, z| field(z, "borough") == "Manhattan").to_stream().to("manhattan-zones", StringSerde, StringSerde);
+    zones.map_values(|z| zone(Some(z))).to_stream().to("zone-names", StringSerde, StringSerde);
+    let fare = |ride: &String| field(ride, "fare_amount").parse::<f64>().unwrap_or(0.0);
+    builder
+        .stream("rides", StringSerde, StringSerde)
+        .group_by_key()
+        .reduce(move |max, ride| if fare(ride) > fare(max) { ride.clone() } else { max.clone() }, StringSerde)
+        .to_stream()
+        .map_values(|ride| field(ride, "fare_amount"))
+        .to("max-fare", StringSerde, StringSerde);
+    builder.build()
+}
+
+/// Rides split by payment type.
+fn split() -> Topology {
+    let builder = StreamsBuilder::new();
+    let branches = builder
+        .stream("rides", StringSerde, StringSerde)
+        .split()
+        .branch(|_, ride| field(ride, "payment_type") == "1")
+        .branch(|_, ride| field(ride, "payment_type") == "2")
+        .default_branch();
+    branches[0].to("card", StringSerde, StringSerde);
+    branches[1].to("cash", StringSerde, StringSerde);
+    branches[2].map_values(|ride| field(ride, "payment_type")).to("other", StringSerde, StringSerde);
+    builder.build()
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (program, input) = match args.as_slice() {
         [_, program, input] => (program.as_str(), input.as_str()),
-        _ => return Err("usage: oracle count|regroup|windowed|join INPUT.tsv".into()),
+        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split INPUT.tsv".into()),
     };
     let (topology, outputs): (_, &[&str]) = match program {
         "count" => (common::count_rides(), &["rides-pulocation-count"]),
         "regroup" => (common::count_by_pickup_location(), &["rides-pickup-count"]),
         "windowed" => (common::windowed_count(), &["rides-pulocation-window-count"]),
         "join" => (common::join_rides_with_pickups(), &["vendor_info"]),
+        "enrich" => (enrich(), &["rides-enriched", "rides-zoned", "pickups-zoned"]),
+        "tables" => (tables(), &["zone-notes-inner", "zone-notes-left", "zone-notes-outer"]),
+        "boroughs" => (boroughs(), &["zones-per-borough", "manhattan-zones", "zone-names", "max-fare"]),
+        "split" => (split(), &["card", "cash", "other"]),
         other => return Err(format!("unknown program `{other}`").into()),
     };
     let mut driver = TopologyTestDriver::new(topology);
@@ -33,7 +121,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in std::fs::read_to_string(input)?.lines() {
         let fields: Vec<&str> = line.splitn(4, '\t').collect();
         let [topic, key, timestamp, value] = fields[..] else { return Err(format!("bad input line `{line}`").into()) };
-        driver.pipe_bytes(topic, Some(key.as_bytes().to_vec()), Some(value.as_bytes().to_vec()), timestamp.parse()?);
+        let value = (value != "\\N").then(|| value.as_bytes().to_vec());
+        driver.pipe_bytes(topic, Some(key.as_bytes().to_vec()), value, timestamp.parse()?);
         for output in outputs {
             let topic = driver.output_topic(output, Nullable(BytesSerde), Nullable(BytesSerde));
             for record in driver.read(&topic)? {

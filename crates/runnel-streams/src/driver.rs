@@ -8,9 +8,12 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use std::hash::Hash;
+
 use crate::serde::{Serde, SerdeError};
+use crate::store::{KeyValueStore, WindowStore};
 use crate::task::{Emitted, Task};
-use crate::topology::Topology;
+use crate::topology::{Data, Topology};
 
 /// A record as a test reads it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +128,20 @@ impl TopologyTestDriver {
                 })
             })
             .collect()
+    }
+
+    /// The key-value store `name` (an aggregation's, or a materialized
+    /// table's), to inspect; `None` if there is no such store of these
+    /// types.
+    pub fn key_value_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<&KeyValueStore<K, V>> {
+        let id = self.topology.stores.iter().position(|s| s.name == name)?;
+        self.task.stores.0[id].as_any().downcast_ref()
+    }
+
+    /// The window store `name` (a windowed aggregation's), to inspect.
+    pub fn window_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<&WindowStore<K, V>> {
+        let id = self.topology.stores.iter().position(|s| s.name == name)?;
+        self.task.stores.0[id].as_any().downcast_ref()
     }
 
     /// Records window aggregations dropped for arriving after their

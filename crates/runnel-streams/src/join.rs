@@ -10,11 +10,11 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::kstream::{KStream, Tombstones};
 use crate::serde::Serde;
-use crate::topology::{item, repartition_through, typed, Data, Item, KStream, MakeNode, Node, NodeContext, NodeKind, SharedSerde};
+use crate::topology::{item, typed, Data, Item, MakeNode, Node, NodeContext, NodeKind};
 use crate::window::JoinWindows;
 
 /// The serdes a join needs: for the key, and for each side's values (to
@@ -51,39 +51,34 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         serdes: StreamJoined<KS, VS, VS2>,
     ) -> KStream<K, VR>
     where
-        KS: Serde<Value = K> + Clone,
+        KS: Serde<Value = K>,
         VS: Serde<Value = V>,
         VS2: Serde<Value = V2>,
     {
-        let left = self.repartitioned(serdes.key.clone(), serdes.value);
-        let right = other.repartitioned(serdes.key.clone(), serdes.other_value);
-        let left = left.then::<K, V>("KSTREAM-WINDOWED-", left.key_serde.clone(), |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
-        let right = right.then::<K, V2>("KSTREAM-WINDOWED-", right.key_serde.clone(), |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
-        let this = left
-            .then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINTHIS-", None, |k, v, ts, out| out.push(item(k.clone(), Arc::new(Side::<V, V2>::Left(v.clone())), ts)));
-        let that = right
-            .then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINOTHER-", None, |k, v, ts, out| out.push(item(k.clone(), Arc::new(Side::<V, V2>::Right(v.clone())), ts)));
+        let key_serde = Arc::new(serdes.key);
+        let (this_name, other_name) = {
+            let graph = self.graph.borrow();
+            (graph.node_name(self.node), graph.node_name(other.node))
+        };
+        let left = self.repartitioned(key_serde.clone(), Arc::new(serdes.value), &this_name);
+        let right = other.repartitioned(key_serde.clone(), Arc::new(serdes.other_value), &other_name);
+        let left = left.then::<K, V>("KSTREAM-WINDOWED-", left.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
+        let right =
+            right.then::<K, V2>("KSTREAM-WINDOWED-", right.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
+        let this = left.then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINTHIS-", None, Tombstones::Drop, |k, v, ts, out| {
+            out.push(item(k.clone(), Arc::new(Side::<V, V2>::Left(v.clone())), ts))
+        });
+        let that = right.then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINOTHER-", None, Tombstones::Drop, |k, v, ts, out| {
+            out.push(item(k.clone(), Arc::new(Side::<V, V2>::Right(v.clone())), ts))
+        });
         let joiner = Arc::new(joiner);
         let make: MakeNode =
             Arc::new(move || Box::new(JoinNode::<K, V, V2, _> { windows, left: SideStore::new(), right: SideStore::new(), joiner: joiner.clone() }));
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-MERGE-");
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[this.node, that.node]);
-        KStream { graph: self.graph.clone(), node, key_serde: Some(Arc::new(serdes.key)), _types: PhantomData }
-    }
-
-    /// This stream, or, if its key changed since its source, the same
-    /// records read back from a repartition topic (written with these
-    /// serdes, partitioned by the new key).
-    fn repartitioned<KS: Serde<Value = K>, VS: Serde<Value = V>>(&self, key_serde: KS, value_serde: VS) -> KStream<K, V> {
-        if self.key_serde.is_some() {
-            return KStream { graph: self.graph.clone(), node: self.node, key_serde: self.key_serde.clone(), _types: PhantomData };
-        }
-        let key_serde: SharedSerde<K> = Arc::new(key_serde);
-        let mut graph = self.graph.borrow_mut();
-        let topic = format!("{}-repartition", graph.node_name(self.node));
-        let node = repartition_through(&mut graph, self.node, topic, key_serde.clone(), Arc::new(value_serde));
-        KStream { graph: self.graph.clone(), node, key_serde: Some(key_serde), _types: PhantomData }
+        drop(graph);
+        self.with_node(node, Some(key_serde as crate::topology::SharedSerde<K>))
     }
 }
 
@@ -148,7 +143,8 @@ where
 {
     fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
         let key = typed::<K>(&item.key);
-        let side = typed::<Arc<Side<V, V2>>>(&item.value);
+        let Some(value) = &item.value else { return };
+        let side = typed::<Arc<Side<V, V2>>>(value);
         let t = item.timestamp;
         let retention = self.windows.retention_ms();
         let (before, after) = (self.windows.before_ms, self.windows.after_ms);

@@ -31,16 +31,23 @@
 //! assert_eq!(out.last().map(|r| r.value), Some(2));
 //! ```
 
+pub mod aggregate;
 pub mod driver;
 pub mod join;
+pub mod kstream;
 pub mod runtime;
 pub mod serde;
+pub mod store;
+pub mod table;
 mod task;
 pub mod topology;
 pub mod window;
 
+pub use aggregate::{KGroupedStream, TimeWindowedKStream};
 pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
 pub use join::StreamJoined;
+pub use kstream::{BranchedKStream, KStream};
 pub use runtime::{KafkaStreams, StreamsConfig, StreamsError};
-pub use topology::{Data, Grouped, KGroupedStream, KStream, KTable, StreamsBuilder, TimeWindowedKStream, Topology};
+pub use table::{Joined, KGroupedTable, KTable};
+pub use topology::{Data, Grouped, StreamsBuilder, Topology};
 pub use window::{JoinWindows, TimeWindows, Window};

@@ -1,8 +1,10 @@
-//! A task: one instance of every node of a topology, processing the
-//! records of one input partition (of each source topic) to completion.
-//! The test driver runs one task; the Kafka runtime one per partition.
+//! A task: one instance of every node of a topology, with its own stores,
+//! processing the records of one input partition (of each source topic)
+//! to completion. The test driver runs one task; the Kafka runtime one
+//! per partition.
 
-use crate::topology::{Item, Node, NodeContext, NodeKind, StoreChange, Topology};
+use crate::store::{StoreChange, Stores};
+use crate::topology::{Item, Node, NodeContext, NodeKind, Topology};
 
 /// What processing one record produced, in order.
 pub(crate) enum Emitted {
@@ -14,6 +16,7 @@ pub(crate) enum Emitted {
 
 pub(crate) struct Task {
     nodes: Vec<Option<Box<dyn Node>>>,
+    pub stores: Stores,
     pub dropped_late: u64,
     pub skipped: u64,
 }
@@ -28,7 +31,8 @@ impl Task {
                 _ => None,
             })
             .collect();
-        Task { nodes, dropped_late: 0, skipped: 0 }
+        let stores = Stores(topology.stores.iter().map(|s| (s.make)()).collect());
+        Task { nodes, stores, dropped_late: 0, skipped: 0 }
     }
 
     /// Processes one record of `topic` through every source that reads it.
@@ -61,15 +65,13 @@ impl Task {
                 emitted.push(Emitted::Record { topic: topic.clone(), key, value, timestamp: item.timestamp });
             }
             NodeKind::Source { .. } => {}
-            NodeKind::Processor { stores, .. } => {
+            NodeKind::Processor { .. } => {
                 let Some(mut processor) = self.nodes[node].take() else { return };
                 let (mut forwarded, mut changes) = (Vec::new(), Vec::new());
-                let mut ctx = NodeContext { forwarded: &mut forwarded, changes: &mut changes, dropped_late: &mut self.dropped_late };
+                let mut ctx = NodeContext { forwarded: &mut forwarded, stores: &mut self.stores, changes: &mut changes, dropped_late: &mut self.dropped_late };
                 processor.process(item, &mut ctx);
                 self.nodes[node] = Some(processor);
-                if let Some(store) = stores.first() {
-                    emitted.extend(changes.into_iter().map(|change| Emitted::Change { store: store.name.clone(), change }));
-                }
+                emitted.extend(changes.into_iter().map(|change| Emitted::Change { store: topology.stores[change.store].name.clone(), change }));
                 for out in forwarded {
                     for &child in &def.children {
                         self.run(topology, child, out.clone(), emitted);
@@ -81,12 +83,8 @@ impl Task {
 
     /// Rebuilds `store` from one record of its changelog.
     pub fn restore(&mut self, topology: &Topology, store: &str, key: &[u8], value: Option<&[u8]>) {
-        for (id, node) in topology.nodes.iter().enumerate() {
-            if matches!(&node.kind, NodeKind::Processor { stores, .. } if stores.iter().any(|s| s.name == store)) {
-                if let Some(processor) = self.nodes[id].as_mut() {
-                    processor.restore(key, value);
-                }
-            }
+        if let Some(id) = topology.stores.iter().position(|s| s.name == store) {
+            self.stores.0[id].restore(key, value);
         }
     }
 }

@@ -21,7 +21,8 @@ import org.apache.kafka.streams.test.TestRecord;
  * regrouping by pickup location, windowed count, ride/pickup join), run on Kafka Streams' TopologyTestDriver over
  * records read from a file. Input lines: topic TAB key TAB timestamp TAB
  * value; output lines: topic TAB key hex TAB value hex TAB timestamp, in
- * the order written. runnel-streams' `oracle` example prints the same.
+ * the order written (a value of \N is a null). runnel-streams' `oracle`
+ * example prints the same.
  */
 public class StreamsOracle {
     static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");
@@ -81,6 +82,68 @@ public class StreamsOracle {
         return builder.build();
     }
 
+    static final Consumed<String, String> STRINGS = Consumed.with(Serdes.String(), Serdes.String());
+    static final Produced<String, String> TO_STRINGS = Produced.with(Serdes.String(), Serdes.String());
+
+    static String zone(String json) {
+        return json == null ? "-" : field(json, "zone");
+    }
+
+    /** Rides joined with the zone table: left, inner, and after re-keying by pickup location. */
+    static Topology enrich() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KTable<String, String> zones = builder.table("zones", STRINGS);
+        KStream<String, String> rides = builder.stream("rides", STRINGS);
+        Joined<String, String, String> joined = Joined.with(Serdes.String(), Serdes.String(), Serdes.String());
+        rides.leftJoin(zones, (ride, z) -> field(ride, "VendorID") + "@" + zone(z), joined).to("rides-enriched", TO_STRINGS);
+        rides.join(zones, (ride, z) -> field(ride, "VendorID") + "@" + zone(z), joined).to("rides-zoned", TO_STRINGS);
+        rides.selectKey((key, ride) -> field(ride, "PULocationID"))
+            .join(zones, (ride, z) -> field(ride, "tpep_pickup_datetime") + "@" + zone(z), joined)
+            .to("pickups-zoned", TO_STRINGS);
+        return builder.build();
+    }
+
+    /** The zone table joined with the notes table: inner, left and outer. */
+    static Topology tables() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KTable<String, String> zones = builder.table("zones", STRINGS);
+        KTable<String, String> notes = builder.table("zone_notes", STRINGS);
+        zones.join(notes, (z, n) -> zone(z) + "|" + n).toStream().to("zone-notes-inner", TO_STRINGS);
+        zones.leftJoin(notes, (z, n) -> zone(z) + "|" + (n == null ? "-" : n)).toStream().to("zone-notes-left", TO_STRINGS);
+        zones.outerJoin(notes, (z, n) -> zone(z) + "|" + (n == null ? "-" : n)).toStream().to("zone-notes-outer", TO_STRINGS);
+        return builder.build();
+    }
+
+    /** Zones regrouped and counted per borough, a filtered and a mapped table, and the largest fare per key. */
+    static Topology boroughs() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KTable<String, String> zones = builder.table("zones", STRINGS);
+        zones.groupBy((id, z) -> KeyValue.pair(field(z, "borough"), zone(z)), Grouped.with(Serdes.String(), Serdes.String()))
+            .count()
+            .toStream()
+            .to("zones-per-borough", Produced.with(Serdes.String(), Serdes.Long()));
+        zones.filter((id, z) -> field(z, "borough").equals("Manhattan")).toStream().to("manhattan-zones", TO_STRINGS);
+        zones.mapValues(z -> zone(z)).toStream().to("zone-names", TO_STRINGS);
+        builder.stream("rides", STRINGS)
+            .groupByKey()
+            .reduce((max, ride) -> Double.parseDouble(field(ride, "fare_amount")) > Double.parseDouble(field(max, "fare_amount")) ? ride : max)
+            .toStream()
+            .mapValues(ride -> field(ride, "fare_amount"))
+            .to("max-fare", TO_STRINGS);
+        return builder.build();
+    }
+
+    /** Rides split by payment type. */
+    static Topology split() {
+        StreamsBuilder builder = new StreamsBuilder();
+        builder.stream("rides", STRINGS)
+            .split()
+            .branch((key, ride) -> field(ride, "payment_type").equals("1"), Branched.withConsumer(card -> card.to("card", TO_STRINGS)))
+            .branch((key, ride) -> field(ride, "payment_type").equals("2"), Branched.withConsumer(cash -> cash.to("cash", TO_STRINGS)))
+            .defaultBranch(Branched.withConsumer(other -> other.mapValues(ride -> field(ride, "payment_type")).to("other", TO_STRINGS)));
+        return builder.build();
+    }
+
     static String hex(byte[] bytes) {
         return bytes == null ? "null" : HexFormat.of().formatHex(bytes);
     }
@@ -88,12 +151,16 @@ public class StreamsOracle {
     public static void main(String[] args) throws Exception {
         String program = args[0];
         Topology topology;
-        String output;
+        List<String> outputs;
         switch (program) {
-            case "count" -> { topology = count(); output = "rides-pulocation-count"; }
-            case "regroup" -> { topology = regroup(); output = "rides-pickup-count"; }
-            case "windowed" -> { topology = windowed(); output = "rides-pulocation-window-count"; }
-            case "join" -> { topology = join(); output = "vendor_info"; }
+            case "count" -> { topology = count(); outputs = List.of("rides-pulocation-count"); }
+            case "regroup" -> { topology = regroup(); outputs = List.of("rides-pickup-count"); }
+            case "windowed" -> { topology = windowed(); outputs = List.of("rides-pulocation-window-count"); }
+            case "join" -> { topology = join(); outputs = List.of("vendor_info"); }
+            case "enrich" -> { topology = enrich(); outputs = List.of("rides-enriched", "rides-zoned", "pickups-zoned"); }
+            case "tables" -> { topology = tables(); outputs = List.of("zone-notes-inner", "zone-notes-left", "zone-notes-outer"); }
+            case "boroughs" -> { topology = boroughs(); outputs = List.of("zones-per-borough", "manhattan-zones", "zone-names", "max-fare"); }
+            case "split" -> { topology = split(); outputs = List.of("card", "cash", "other"); }
             default -> throw new IllegalArgumentException(program);
         }
         Properties props = new Properties();
@@ -106,13 +173,23 @@ public class StreamsOracle {
         StringBuilder out = new StringBuilder();
         try (TopologyTestDriver driver = new TopologyTestDriver(topology, props)) {
             Map<String, TestInputTopic<String, String>> inputs = new HashMap<>();
-            TestOutputTopic<byte[], byte[]> results = driver.createOutputTopic(output, new ByteArrayDeserializer(), new ByteArrayDeserializer());
+            Map<String, TestOutputTopic<byte[], byte[]>> results = new LinkedHashMap<>();
+            for (String output : outputs) {
+                results.put(output, driver.createOutputTopic(output, new ByteArrayDeserializer(), new ByteArrayDeserializer()));
+            }
             for (String line : Files.readAllLines(Path.of(args[1]), StandardCharsets.UTF_8)) {
                 String[] f = line.split("\t", 4);
                 TestInputTopic<String, String> input = inputs.computeIfAbsent(f[0], t -> driver.createInputTopic(t, new StringSerializer(), new StringSerializer()));
-                input.pipeInput(f[1], f[3], Long.parseLong(f[2]));
-                for (TestRecord<byte[], byte[]> r : results.readRecordsToList()) {
-                    out.append(output).append('\t').append(hex(r.key())).append('\t').append(hex(r.value())).append('\t').append(r.timestamp()).append('\n');
+                try {
+                    input.pipeInput(f[1], f[3].equals("\\N") ? null : f[3], Long.parseLong(f[2]));
+                } catch (IllegalArgumentException notRead) {
+                    // A topic this program does not read: runnel's driver ignores it too.
+                    continue;
+                }
+                for (Map.Entry<String, TestOutputTopic<byte[], byte[]>> output : results.entrySet()) {
+                    for (TestRecord<byte[], byte[]> r : output.getValue().readRecordsToList()) {
+                        out.append(output.getKey()).append('\t').append(hex(r.key())).append('\t').append(hex(r.value())).append('\t').append(r.timestamp()).append('\n');
+                    }
                 }
             }
         }

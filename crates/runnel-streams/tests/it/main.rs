@@ -1,9 +1,11 @@
 //! The course's stream-processing programs on the test driver, fed with
-//! the course's rides, and the DSL's operators one by one.
+//! the course's rides, the DSL's operators one by one, tables, and the
+//! runtime against a broker.
 
 mod course;
 mod kafka;
 mod operators;
+mod tables;
 
 use std::path::PathBuf;
 
