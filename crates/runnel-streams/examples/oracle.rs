@@ -12,8 +12,8 @@
 //! cargo run -p runnel-streams --example oracle -- count input.tsv
 //! ```
 
-use runnel_streams::serde::{BytesSerde, I64Serde, Nullable, StringSerde};
-use runnel_streams::{Grouped, Joined, StreamsBuilder, Topology, TopologyTestDriver};
+use runnel_streams::serde::{BytesSerde, I64Serde, Nullable, SessionWindowedSerde, StringSerde, TimeWindowedSerde};
+use runnel_streams::{Grouped, Joined, SessionWindows, StreamsBuilder, Suppressed, TimeWindows, Topology, TopologyTestDriver};
 
 mod common;
 
@@ -99,11 +99,47 @@ fn split() -> Topology {
     builder.build()
 }
 
+const SESSIONS: SessionWindows = SessionWindows { gap_ms: 30 * 60_000, grace_ms: 10 * 60_000 };
+
+/// Rides per key in sessions of 30 minutes' inactivity, counted and
+/// reduced to the largest fare.
+fn sessions() -> Topology {
+    let builder = StreamsBuilder::new();
+    let rides = builder.stream("rides", StringSerde, StringSerde).group_by_key();
+    rides.windowed_by_sessions(SESSIONS).count().to_stream().to("ride-sessions", SessionWindowedSerde(StringSerde), I64Serde);
+    let fare = |ride: &String| field(ride, "fare_amount").parse::<f64>().unwrap_or(0.0);
+    rides
+        .windowed_by_sessions(SESSIONS)
+        .reduce(move |max, ride| if fare(ride) > fare(max) { ride.clone() } else { max.clone() }, StringSerde)
+        .to_stream()
+        .map_values(|ride| field(ride, "fare_amount"))
+        .to("session-max-fare", SessionWindowedSerde(StringSerde), StringSerde);
+    builder.build()
+}
+
+/// Final results only: 10-second window counts and session counts,
+/// suppressed until their windows close.
+fn finals() -> Topology {
+    let builder = StreamsBuilder::new();
+    let rides = builder.stream("rides", StringSerde, StringSerde).group_by_key();
+    rides.windowed_by(TimeWindows::of_size_and_grace(10_000, 5_000)).count().suppress(Suppressed::until_window_closes()).to_stream().to(
+        "final-window-counts",
+        TimeWindowedSerde::new(StringSerde, 10_000),
+        I64Serde,
+    );
+    rides.windowed_by_sessions(SESSIONS).count().suppress(Suppressed::until_window_closes()).to_stream().to(
+        "final-session-counts",
+        SessionWindowedSerde(StringSerde),
+        I64Serde,
+    );
+    builder.build()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (program, input) = match args.as_slice() {
         [_, program, input] => (program.as_str(), input.as_str()),
-        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split INPUT.tsv".into()),
+        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals INPUT.tsv".into()),
     };
     let (topology, outputs): (_, &[&str]) = match program {
         "count" => (common::count_rides(), &["rides-pulocation-count"]),
@@ -114,6 +150,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tables" => (tables(), &["zone-notes-inner", "zone-notes-left", "zone-notes-outer"]),
         "boroughs" => (boroughs(), &["zones-per-borough", "manhattan-zones", "zone-names", "max-fare"]),
         "split" => (split(), &["card", "cash", "other"]),
+        "sessions" => (sessions(), &["ride-sessions", "session-max-fare"]),
+        "finals" => (finals(), &["final-window-counts", "final-session-counts"]),
         other => return Err(format!("unknown program `{other}`").into()),
     };
     let mut driver = TopologyTestDriver::new(topology);

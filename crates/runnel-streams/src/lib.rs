@@ -43,11 +43,11 @@ mod task;
 pub mod topology;
 pub mod window;
 
-pub use aggregate::{KGroupedStream, TimeWindowedKStream};
+pub use aggregate::{KGroupedStream, SessionWindowedKStream, TimeWindowedKStream};
 pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
 pub use join::StreamJoined;
 pub use kstream::{BranchedKStream, KStream};
 pub use runtime::{KafkaStreams, StreamsConfig, StreamsError};
-pub use table::{Joined, KGroupedTable, KTable};
+pub use table::{Joined, KGroupedTable, KTable, Suppressed};
 pub use topology::{Data, Grouped, StreamsBuilder, Topology};
-pub use window::{JoinWindows, TimeWindows, Window};
+pub use window::{JoinWindows, SessionWindows, TimeWindows, Window};

@@ -130,6 +130,18 @@ impl<S: Serde> Serde for Nullable<S> {
     }
 }
 
+/// A shared serde is a serde, so the DSL can wrap the serdes it keeps (in
+/// windowed-key serdes, for instance).
+impl<T: 'static> Serde for std::sync::Arc<dyn Serde<Value = T>> {
+    type Value = T;
+    fn serialize(&self, value: &T) -> Option<Vec<u8>> {
+        (**self).serialize(value)
+    }
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
+        (**self).deserialize(bytes)
+    }
+}
+
 /// A key within its window, as windowed aggregations emit it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Windowed<K> {

@@ -9,7 +9,7 @@
 //! name.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -236,6 +236,210 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for WindowStore<K, V> {
             }
             None => {
                 self.entries.remove(&windowed);
+            }
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// A session store (Kafka Streams' `SessionStore`): each key's sessions,
+/// by start time, with their end and aggregate. Its changelog key is the
+/// key, the session's end and its start (8 bytes each, big-endian); its
+/// values are not timestamped.
+pub struct SessionStore<K, V> {
+    id: usize,
+    retention_ms: i64,
+    sessions: HashMap<K, BTreeMap<i64, (i64, V)>>,
+    /// The latest session end put or restored.
+    observed: i64,
+    /// `observed` when expired sessions were last dropped.
+    purged_at: i64,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K: Data + Hash + Eq, V: Data> SessionStore<K, V> {
+    pub(crate) fn maker(id: usize, retention_ms: i64, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> MakeStore {
+        Arc::new(move || {
+            Box::new(SessionStore {
+                id,
+                retention_ms,
+                sessions: HashMap::new(),
+                observed: i64::MIN,
+                purged_at: i64::MIN,
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            })
+        })
+    }
+
+    /// A key's sessions that end at or after `earliest_end` and start at
+    /// or before `latest_start`, oldest first; sessions past the store's
+    /// retention (ended `retention_ms` or more before the latest end) are
+    /// gone, as in Kafka Streams' session stores.
+    pub fn find(&self, key: &K, earliest_end: i64, latest_start: i64) -> Vec<(Window, V)> {
+        let Some(sessions) = self.sessions.get(key) else { return Vec::new() };
+        let earliest_end = earliest_end.max(self.observed.saturating_sub(self.retention_ms).saturating_add(1));
+        sessions
+            .range(..=latest_start)
+            .filter(|(_, (end, _))| *end >= earliest_end)
+            .map(|(start, (end, v))| (Window { start: *start, end: *end }, v.clone()))
+            .collect()
+    }
+
+    /// A session's aggregate.
+    pub fn get(&self, key: &Windowed<K>) -> Option<&V> {
+        self.sessions.get(&key.key)?.get(&key.window.start).filter(|(end, _)| *end == key.window.end).map(|(_, v)| v)
+    }
+
+    /// Sets (or deletes) a session's aggregate, logging the change.
+    pub(crate) fn put(&mut self, key: &Windowed<K>, value: Option<V>, timestamp: i64, changes: &mut Vec<StoreChange>) {
+        if let Some(key_bytes) = self.key_serde.serialize(&key.key) {
+            let store_key = [&key_bytes[..], &key.window.end.to_be_bytes(), &key.window.start.to_be_bytes()].concat();
+            let value_bytes = value.as_ref().and_then(|v| self.value_serde.serialize(v));
+            changes.push(StoreChange { store: self.id, key: store_key, value: value_bytes, timestamp });
+        }
+        self.apply(key, value);
+    }
+
+    fn apply(&mut self, key: &Windowed<K>, value: Option<V>) {
+        match value {
+            Some(value) => {
+                self.observed = self.observed.max(key.window.end);
+                self.sessions.entry(key.key.clone()).or_default().insert(key.window.start, (key.window.end, value));
+            }
+            None => {
+                if let Some(sessions) = self.sessions.get_mut(&key.key) {
+                    sessions.remove(&key.window.start);
+                    if sessions.is_empty() {
+                        self.sessions.remove(&key.key);
+                    }
+                }
+            }
+        }
+        if self.observed >= self.purged_at.saturating_add(self.retention_ms) {
+            let oldest = self.observed.saturating_sub(self.retention_ms);
+            self.sessions.retain(|_, sessions| {
+                sessions.retain(|_, (end, _)| *end > oldest);
+                !sessions.is_empty()
+            });
+            self.purged_at = self.observed;
+        }
+    }
+}
+
+impl<K: Data + Hash + Eq, V: Data> StateStore for SessionStore<K, V> {
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Some(split) = key.len().checked_sub(16) else { return };
+        let end = i64::from_be_bytes(key[split..split + 8].try_into().expect("8 bytes"));
+        let start = i64::from_be_bytes(key[split + 8..].try_into().expect("8 bytes"));
+        let Ok(inner) = self.key_serde.deserialize(Some(&key[..split])) else { return };
+        let windowed = Windowed { key: inner, window: Window { start, end } };
+        let value = value.and_then(|bytes| self.value_serde.deserialize(Some(bytes)).ok());
+        self.apply(&windowed, value);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// A suppression buffer (Kafka Streams' time-ordered buffer): the latest
+/// update of each windowed key not yet emitted, in the order it is due —
+/// by window end, then by the key's bytes. Its changelog holds each
+/// buffered update (a flag byte, 1 for a value and 0 for a deletion, the
+/// update's timestamp in 8 bytes big-endian, then the value) and a
+/// tombstone once it is emitted.
+pub struct SuppressBuffer<K, V> {
+    id: usize,
+    due: BTreeMap<(i64, Vec<u8>), Released<K, V>>,
+    /// Where each buffered key sits in `due`.
+    index: HashMap<Vec<u8>, i64>,
+    /// The largest timestamp that reached the buffer.
+    pub(crate) observed: i64,
+    key_serde: SharedSerde<Windowed<K>>,
+    value_serde: SharedSerde<V>,
+}
+
+/// An update the buffer releases: key, value (`None`: a deletion) and the
+/// update's timestamp.
+pub(crate) type Released<K, V> = (Windowed<K>, Option<V>, i64);
+
+impl<K: Data + Hash + Eq, V: Data> SuppressBuffer<K, V> {
+    pub(crate) fn maker(id: usize, key_serde: SharedSerde<Windowed<K>>, value_serde: SharedSerde<V>) -> MakeStore {
+        Arc::new(move || {
+            Box::new(SuppressBuffer {
+                id,
+                due: BTreeMap::new(),
+                index: HashMap::new(),
+                observed: i64::MIN,
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            })
+        })
+    }
+
+    /// Keeps `value` as the key's pending update, replacing any before it.
+    pub(crate) fn put(&mut self, key: Windowed<K>, value: Option<V>, timestamp: i64, changes: &mut Vec<StoreChange>) {
+        self.observed = self.observed.max(timestamp);
+        let Some(key_bytes) = self.key_serde.serialize(&key) else { return };
+        let mut logged = vec![u8::from(value.is_some())];
+        logged.extend_from_slice(&timestamp.to_be_bytes());
+        logged.extend(value.as_ref().and_then(|v| self.value_serde.serialize(v)).unwrap_or_default());
+        changes.push(StoreChange { store: self.id, key: key_bytes.clone(), value: Some(logged), timestamp });
+        self.insert(key_bytes, key, value, timestamp);
+    }
+
+    fn insert(&mut self, key_bytes: Vec<u8>, key: Windowed<K>, value: Option<V>, timestamp: i64) {
+        let due = key.window.end;
+        if let Some(previous) = self.index.insert(key_bytes.clone(), due) {
+            self.due.remove(&(previous, key_bytes.clone()));
+        }
+        self.due.insert((due, key_bytes), (key, value, timestamp));
+    }
+
+    /// Removes and returns, in order, every update whose window ended at
+    /// or before `closed_by`, logging their removal.
+    pub(crate) fn release(&mut self, closed_by: i64, changes: &mut Vec<StoreChange>) -> Vec<Released<K, V>> {
+        let mut released = Vec::new();
+        while let Some(entry) = self.due.first_entry() {
+            if entry.key().0 > closed_by {
+                break;
+            }
+            let ((_, key_bytes), update) = entry.remove_entry();
+            self.index.remove(&key_bytes);
+            changes.push(StoreChange { store: self.id, key: key_bytes, value: None, timestamp: update.2 });
+            released.push(update);
+        }
+        released
+    }
+}
+
+impl<K: Data + Hash + Eq, V: Data> StateStore for SuppressBuffer<K, V> {
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Ok(windowed) = self.key_serde.deserialize(Some(key)) else { return };
+        match value {
+            Some([flag, rest @ ..]) if rest.len() >= 8 => {
+                let timestamp = i64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+                let update = if *flag == 1 { self.value_serde.deserialize(Some(&rest[8..])).ok() } else { None };
+                self.observed = self.observed.max(timestamp);
+                self.insert(key.to_vec(), windowed, update, timestamp);
+            }
+            _ => {
+                if let Some(due) = self.index.remove(key) {
+                    self.due.remove(&(due, key.to_vec()));
+                }
             }
         }
     }

@@ -17,9 +17,10 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::aggregate::Adder;
 use crate::kstream::KStream;
 use crate::serde::{Serde, SerdeError, Windowed};
-use crate::store::{KeyValueStore, Stores, WindowStore};
+use crate::store::{KeyValueStore, Stores, SuppressBuffer};
 use crate::topology::{decoder, typed, Change, Data, Decode, Encode, Graph, Item, MakeNode, Node, NodeContext, NodeKind, SharedSerde, StreamsBuilder, Value};
 
 /// Looks up a key's current value in a table, and the timestamp of its
@@ -44,11 +45,15 @@ struct TableView<K, V> {
 
 /// A changelog stream of updates to a table, as Kafka Streams' `KTable`.
 pub struct KTable<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: usize,
-    key_serde: Option<SharedSerde<K>>,
-    value_serde: Option<SharedSerde<V>>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: usize,
+    pub(crate) key_serde: Option<SharedSerde<K>>,
+    pub(crate) value_serde: Option<SharedSerde<V>>,
     view: Rc<TableView<K, V>>,
+    /// For a windowed aggregation's table, how long after a window ends its
+    /// result may still change: the grace period (for sessions, plus the
+    /// inactivity gap).
+    pub(crate) window_grace_ms: Option<i64>,
 }
 
 impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
@@ -69,14 +74,22 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 true
             }),
         };
-        KTable { graph: graph.clone(), node, key_serde, value_serde, view: Rc::new(view) }
+        KTable { graph: graph.clone(), node, key_serde, value_serde, view: Rc::new(view), window_grace_ms: None }
     }
 }
 
 impl<K: Data + Hash + Eq, V: Data> KTable<Windowed<K>, V> {
-    /// A table of windowed aggregates, kept in a window store.
-    pub(crate) fn windowed(graph: &Rc<RefCell<Graph>>, node: usize, store: usize, send_old: Arc<AtomicBool>) -> KTable<Windowed<K>, V> {
-        let getter: Getter<Windowed<K>, V> = Arc::new(move |stores, key| stores.get::<WindowStore<K, V>>(store).get(key).cloned());
+    /// A table of windowed aggregates, kept in a window store (time
+    /// windows) or a session store; `key_serde` writes its windowed keys.
+    pub(crate) fn windowed(
+        graph: &Rc<RefCell<Graph>>,
+        node: usize,
+        getter: Getter<Windowed<K>, V>,
+        store: usize,
+        serdes: (SharedSerde<Windowed<K>>, SharedSerde<V>),
+        grace_ms: i64,
+        send_old: Arc<AtomicBool>,
+    ) -> KTable<Windowed<K>, V> {
         let view = TableView {
             getter: Box::new(move || (getter.clone(), vec![store])),
             send_old_values: Box::new(move |_| {
@@ -84,7 +97,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<Windowed<K>, V> {
                 true
             }),
         };
-        KTable { graph: graph.clone(), node, key_serde: None, value_serde: None, view: Rc::new(view) }
+        KTable { graph: graph.clone(), node, key_serde: Some(serdes.0), value_serde: Some(serdes.1), view: Rc::new(view), window_grace_ms: Some(grace_ms) }
     }
 }
 
@@ -181,7 +194,7 @@ fn table_node<K: Data + Hash + Eq, V: Data>(
             true
         }),
     };
-    KTable { graph: graph.clone(), node, key_serde: Some(key_serde), value_serde: Some(value_serde), view: Rc::new(view) }
+    KTable { graph: graph.clone(), node, key_serde: Some(key_serde), value_serde: Some(value_serde), view: Rc::new(view), window_grace_ms: None }
 }
 
 /// Kafka Streams' `KTableSource`: records become updates, kept in the
@@ -302,7 +315,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 sent
             }),
         };
-        KTable { graph: self.graph.clone(), node, key_serde: self.key_serde.clone(), value_serde, view: Rc::new(view) }
+        KTable { graph: self.graph.clone(), node, key_serde: self.key_serde.clone(), value_serde, view: Rc::new(view), window_grace_ms: self.window_grace_ms }
     }
 
     /// How nodes look this table up (materializing it if need be), and
@@ -420,7 +433,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 true
             }),
         };
-        KTable { graph: self.graph.clone(), node: merge, key_serde: self.key_serde.clone(), value_serde: None, view: Rc::new(view) }
+        KTable { graph: self.graph.clone(), node: merge, key_serde: self.key_serde.clone(), value_serde: None, view: Rc::new(view), window_grace_ms: None }
     }
 }
 
@@ -596,7 +609,6 @@ struct TableFold<K, V, A> {
     subtract: Subtractor<K, V, A>,
 }
 
-type Adder<K, V, A> = Arc<dyn Fn(&K, &V, Option<A>) -> A + Send + Sync>;
 type Subtractor<K, V, A> = Arc<dyn Fn(&K, &V, A) -> A + Send + Sync>;
 
 impl<K, V, A> Clone for TableFold<K, V, A> {
@@ -740,4 +752,65 @@ fn change_codec<K: Data, V: Data>(key_serde: SharedSerde<K>, value_serde: Shared
         Ok((key, Some(Arc::new(Change { new, old }) as Value)))
     });
     (encode, decode)
+}
+
+/// When a suppressed table emits (Kafka Streams' `Suppressed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suppressed {
+    /// Each window's final result, once, when the window closes (stream
+    /// time past its end plus the grace period); nothing before.
+    UntilWindowCloses,
+}
+
+impl Suppressed {
+    /// Kafka Streams' `Suppressed.untilWindowCloses(unbounded())`.
+    pub fn until_window_closes() -> Suppressed {
+        Suppressed::UntilWindowCloses
+    }
+}
+
+impl<K: Data + Hash + Eq, V: Data> KTable<Windowed<K>, V> {
+    /// Holds back a windowed aggregation's updates and emits each
+    /// window's final result once it closes, in the order windows end
+    /// (then by key bytes), as Kafka Streams' `suppress` does. The buffer
+    /// is a store with a changelog, so a restarted application still
+    /// emits what it held back.
+    ///
+    /// # Panics
+    /// If the table is not a windowed aggregation's (Kafka Streams refuses
+    /// such a topology too).
+    pub fn suppress(&self, suppressed: Suppressed) -> KTable<Windowed<K>, V> {
+        let Suppressed::UntilWindowCloses = suppressed;
+        let grace = self.window_grace_ms.expect("suppress(until_window_closes) needs the table of a windowed aggregation");
+        let key_serde = self.key_serde.clone().expect("a windowed aggregation's table has a key serde");
+        let value_serde = self.value_serde.clone().expect("a windowed aggregation's table has a value serde");
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KTABLE-SUPPRESS-");
+        let store_name = graph.next_name("KTABLE-SUPPRESS-STATE-STORE-");
+        let store = graph.add_store(store_name, None, |id| SuppressBuffer::maker(id, key_serde.clone(), value_serde.clone()));
+        let make: MakeNode = Arc::new(move || {
+            Box::new(ChangeNode(move |item: Item, change: &Change, ctx: &mut NodeContext<'_>| {
+                let buffer = ctx.stores.get_mut::<SuppressBuffer<K, V>>(store);
+                let update = change.new.as_ref().map(|v| typed::<V>(v).clone());
+                buffer.put(typed::<Windowed<K>>(&item.key).clone(), update, item.timestamp, ctx.changes);
+                let closed_by = buffer.observed.saturating_sub(grace);
+                // A final deletion has nothing to say downstream.
+                for (key, value, timestamp) in buffer.release(closed_by, ctx.changes) {
+                    if let Some(value) = value {
+                        ctx.forwarded.push(Item { key: Arc::new(key), value: Some(Arc::new(Change { new: Some(Arc::new(value)), old: None })), timestamp });
+                    }
+                }
+            }))
+        });
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[self.node]);
+        drop(graph);
+        KTable {
+            graph: self.graph.clone(),
+            node,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            view: self.view.clone(),
+            window_grace_ms: self.window_grace_ms,
+        }
+    }
 }

@@ -116,6 +116,33 @@ impl JoinWindows {
     }
 }
 
+/// Session windows: a key's records belong to one session while each is
+/// within `gap_ms` of the next; a session closes once stream time passes
+/// its end plus the grace period (Kafka Streams' `SessionWindows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionWindows {
+    pub gap_ms: i64,
+    pub grace_ms: i64,
+}
+
+impl SessionWindows {
+    /// Sessions that end after `gap_ms` of inactivity, accepting records
+    /// up to `grace_ms` late (Kafka Streams' `ofInactivityGapAndGrace`).
+    pub fn of_inactivity_gap_and_grace(gap_ms: i64, grace_ms: i64) -> SessionWindows {
+        SessionWindows { gap_ms: gap_ms.max(1), grace_ms: grace_ms.max(0) }
+    }
+
+    /// Sessions with no grace period.
+    pub fn of_inactivity_gap_without_grace(gap_ms: i64) -> SessionWindows {
+        SessionWindows::of_inactivity_gap_and_grace(gap_ms, 0)
+    }
+
+    /// How long a session store keeps a session after it ends.
+    pub fn retention_ms(&self) -> i64 {
+        self.gap_ms + self.grace_ms
+    }
+}
+
 #[cfg(test)]
 mod join_tests {
     use super::*;

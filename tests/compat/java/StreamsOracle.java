@@ -144,6 +144,39 @@ public class StreamsOracle {
         return builder.build();
     }
 
+    static final SessionWindows SESSIONS = SessionWindows.ofInactivityGapAndGrace(Duration.ofMinutes(30), Duration.ofMinutes(10));
+
+    /** Rides per key in sessions of 30 minutes' inactivity, counted and reduced to the largest fare. */
+    static Topology sessions() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KGroupedStream<String, String> rides = builder.stream("rides", STRINGS).groupByKey();
+        rides.windowedBy(SESSIONS).count().toStream()
+            .to("ride-sessions", Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), Serdes.Long()));
+        rides.windowedBy(SESSIONS)
+            .reduce((max, ride) -> Double.parseDouble(field(ride, "fare_amount")) > Double.parseDouble(field(max, "fare_amount")) ? ride : max)
+            .toStream()
+            .mapValues(ride -> ride == null ? null : field(ride, "fare_amount"))
+            .to("session-max-fare", Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), Serdes.String()));
+        return builder.build();
+    }
+
+    /** Final results only: 10-second window counts and session counts, suppressed until their windows close. */
+    static Topology finals() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KGroupedStream<String, String> rides = builder.stream("rides", STRINGS).groupByKey();
+        rides.windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofSeconds(10), Duration.ofSeconds(5)))
+            .count()
+            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+            .toStream()
+            .to("final-window-counts", Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 10_000L), Serdes.Long()));
+        rides.windowedBy(SESSIONS)
+            .count()
+            .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+            .toStream()
+            .to("final-session-counts", Produced.with(WindowedSerdes.sessionWindowedSerdeFrom(String.class), Serdes.Long()));
+        return builder.build();
+    }
+
     static String hex(byte[] bytes) {
         return bytes == null ? "null" : HexFormat.of().formatHex(bytes);
     }
@@ -161,6 +194,8 @@ public class StreamsOracle {
             case "tables" -> { topology = tables(); outputs = List.of("zone-notes-inner", "zone-notes-left", "zone-notes-outer"); }
             case "boroughs" -> { topology = boroughs(); outputs = List.of("zones-per-borough", "manhattan-zones", "zone-names", "max-fare"); }
             case "split" -> { topology = split(); outputs = List.of("card", "cash", "other"); }
+            case "sessions" -> { topology = sessions(); outputs = List.of("ride-sessions", "session-max-fare"); }
+            case "finals" -> { topology = finals(); outputs = List.of("final-window-counts", "final-session-counts"); }
             default -> throw new IllegalArgumentException(program);
         }
         Properties props = new Properties();

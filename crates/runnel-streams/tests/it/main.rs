@@ -6,6 +6,7 @@ mod course;
 mod kafka;
 mod operators;
 mod tables;
+mod windows;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,49 @@
+//! Session windows and suppression on the test driver. (Agreement with
+//! Kafka Streams on the course's rides is `tests/compat/test_streams_oracle.py`.)
+
+use runnel_streams::serde::{I64Serde, Nullable, SessionWindowedSerde, StringSerde, TimeWindowedSerde};
+use runnel_streams::{SessionWindows, StreamsBuilder, Suppressed, TimeWindows, TopologyTestDriver};
+
+fn pipe_all(driver: &mut TopologyTestDriver, records: &[(&str, i64)]) {
+    let input = driver.input_topic("rides", StringSerde, StringSerde);
+    for (key, ts) in records {
+        driver.pipe(&input, &key.to_string(), &"ride".to_string(), *ts);
+    }
+}
+
+#[test]
+fn a_record_bridging_two_sessions_merges_them_and_deletes_the_old_ones() {
+    let builder = StreamsBuilder::new();
+    let windows = SessionWindows::of_inactivity_gap_and_grace(1_000, 1_000);
+    builder.stream("rides", StringSerde, StringSerde).group_by_key().windowed_by_sessions(windows).count().to_stream().to(
+        "sessions",
+        SessionWindowedSerde(StringSerde),
+        I64Serde,
+    );
+    let mut driver = TopologyTestDriver::new(builder.build());
+    pipe_all(&mut driver, &[("a", 0), ("a", 1_800), ("a", 900)]);
+    let output = driver.output_topic("sessions", SessionWindowedSerde(StringSerde), Nullable(I64Serde));
+    let seen: Vec<((i64, i64), Option<i64>, i64)> =
+        driver.read(&output).unwrap().into_iter().map(|r| ((r.key.window.start, r.key.window.end), r.value, r.timestamp)).collect();
+    assert_eq!(seen, [((0, 0), Some(1), 0), ((1_800, 1_800), Some(1), 1_800), ((0, 0), None, 0), ((1_800, 1_800), None, 1_800), ((0, 1_800), Some(3), 1_800)]);
+}
+
+#[test]
+fn suppression_emits_each_window_once_after_it_closes() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("rides", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(10_000, 5_000))
+        .count()
+        .suppress(Suppressed::until_window_closes())
+        .to_stream()
+        .to("final", TimeWindowedSerde::new(StringSerde, 10_000), I64Serde);
+    let mut driver = TopologyTestDriver::new(builder.build());
+    let output = driver.output_topic("final", TimeWindowedSerde::new(StringSerde, 10_000), I64Serde);
+    pipe_all(&mut driver, &[("a", 1_000), ("a", 2_000), ("b", 3_000), ("a", 14_000)]);
+    assert!(driver.read(&output).unwrap().is_empty(), "no window has closed yet");
+    pipe_all(&mut driver, &[("c", 15_000)]);
+    let finals: Vec<(String, i64, i64)> = driver.read(&output).unwrap().into_iter().map(|r| (r.key.key, r.key.window.start, r.value)).collect();
+    assert_eq!(finals, [("a".to_string(), 0, 2), ("b".to_string(), 0, 1)]);
+}
