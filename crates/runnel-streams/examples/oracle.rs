@@ -13,7 +13,7 @@
 //! ```
 
 use runnel_streams::serde::{BytesSerde, I64Serde, Nullable, SessionWindowedSerde, StringSerde, TimeWindowedSerde};
-use runnel_streams::{Grouped, Joined, SessionWindows, StreamsBuilder, Suppressed, TimeWindows, Topology, TopologyTestDriver};
+use runnel_streams::{Grouped, JoinWindows, Joined, SessionWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows, Topology, TopologyTestDriver};
 
 mod common;
 
@@ -135,11 +135,38 @@ fn finals() -> Topology {
     builder.build()
 }
 
+/// Rides left- and outer-joined with pickups at their drop-off location
+/// within 10 minutes, with 2 minutes of grace.
+fn outer_joins() -> Topology {
+    let builder = StreamsBuilder::new();
+    let rides = builder.stream("rides", StringSerde, StringSerde);
+    let pickups = builder.stream("rides_location", StringSerde, StringSerde).select_key(|_, pickup| field(pickup, "PULocationID"));
+    let windows = JoinWindows::of_time_difference_and_grace(10 * 60_000, 2 * 60_000);
+    let pickup_time = |pickup: Option<&String>| pickup.map_or("-".to_string(), |p| field(p, "tpep_pickup_datetime"));
+    rides
+        .left_join(
+            &pickups,
+            move |ride, pickup| format!("{}|{}", field(ride, "VendorID"), pickup_time(pickup)),
+            windows,
+            StreamJoined::with(StringSerde, StringSerde, StringSerde),
+        )
+        .to("rides-left-pickups", StringSerde, StringSerde);
+    rides
+        .outer_join(
+            &pickups,
+            move |ride, pickup| format!("{}|{}", ride.map_or("-".to_string(), |r| field(r, "VendorID")), pickup_time(pickup)),
+            windows,
+            StreamJoined::with(StringSerde, StringSerde, StringSerde),
+        )
+        .to("rides-outer-pickups", StringSerde, StringSerde);
+    builder.build()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (program, input) = match args.as_slice() {
         [_, program, input] => (program.as_str(), input.as_str()),
-        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals INPUT.tsv".into()),
+        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals|outer INPUT.tsv".into()),
     };
     let (topology, outputs): (_, &[&str]) = match program {
         "count" => (common::count_rides(), &["rides-pulocation-count"]),
@@ -151,6 +178,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "boroughs" => (boroughs(), &["zones-per-borough", "manhattan-zones", "zone-names", "max-fare"]),
         "split" => (split(), &["card", "cash", "other"]),
         "sessions" => (sessions(), &["ride-sessions", "session-max-fare"]),
+        "outer" => (outer_joins(), &["rides-left-pickups", "rides-outer-pickups"]),
         "finals" => (finals(), &["final-window-counts", "final-session-counts"]),
         other => return Err(format!("unknown program `{other}`").into()),
     };

@@ -6,9 +6,11 @@
 //! other side's store with the same key within the window, the result
 //! carrying the later of the two timestamps. A record already out of its
 //! side's retention is not kept (and counted as dropped), but still joins
-//! what the other side holds, as in Kafka Streams.
+//! what the other side holds, as in Kafka Streams. In left and outer
+//! joins, a record that finds no partner waits until its window closes and
+//! is then joined with `None`, unless a partner arrived in the meantime.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -37,6 +39,18 @@ enum Side<V, V2> {
     Right(V2),
 }
 
+/// Which sides of a stream–stream join emit a record that found no
+/// partner.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Outer {
+    None,
+    Left,
+    Both,
+}
+
+/// A full-outer joiner over both sides' values (`None`: no partner).
+type StreamJoiner<V, V2, VR> = Arc<dyn Fn(Option<&V>, Option<&V2>) -> VR + Send + Sync>;
+
 impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
     /// Joins each record with the other stream's records of the same key
     /// within `windows` (inner join): `joiner` makes each pair's value.
@@ -55,7 +69,63 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         VS: Serde<Value = V>,
         VS2: Serde<Value = V2>,
     {
-        let key_serde = Arc::new(serdes.key);
+        let joiner: StreamJoiner<V, V2, VR> = Arc::new(move |a, b| joiner(a.expect("an inner join has both sides"), b.expect("an inner join has both sides")));
+        self.join_streams(other, Outer::None, joiner, windows, serdes)
+    }
+
+    /// Joins each record with the other stream's records of the same key
+    /// within `windows`; a record of this stream that finds none is joined
+    /// with `None` once its window has closed (stream time past its
+    /// timestamp plus the window's reach and grace), as Kafka Streams does
+    /// since it stopped emitting such results early.
+    pub fn left_join<V2: Data, VR: Data, KS, VS, VS2>(
+        &self,
+        other: &KStream<K, V2>,
+        joiner: impl Fn(&V, Option<&V2>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        serdes: StreamJoined<KS, VS, VS2>,
+    ) -> KStream<K, VR>
+    where
+        KS: Serde<Value = K>,
+        VS: Serde<Value = V>,
+        VS2: Serde<Value = V2>,
+    {
+        let joiner: StreamJoiner<V, V2, VR> = Arc::new(move |a, b| joiner(a.expect("a left join has the left side"), b));
+        self.join_streams(other, Outer::Left, joiner, windows, serdes)
+    }
+
+    /// Joins the records of both streams within `windows`; a record of
+    /// either side that finds no partner is joined with `None` once its
+    /// window has closed.
+    pub fn outer_join<V2: Data, VR: Data, KS, VS, VS2>(
+        &self,
+        other: &KStream<K, V2>,
+        joiner: impl Fn(Option<&V>, Option<&V2>) -> VR + Send + Sync + 'static,
+        windows: JoinWindows,
+        serdes: StreamJoined<KS, VS, VS2>,
+    ) -> KStream<K, VR>
+    where
+        KS: Serde<Value = K>,
+        VS: Serde<Value = V>,
+        VS2: Serde<Value = V2>,
+    {
+        self.join_streams(other, Outer::Both, Arc::new(joiner), windows, serdes)
+    }
+
+    fn join_streams<V2: Data, VR: Data, KS, VS, VS2>(
+        &self,
+        other: &KStream<K, V2>,
+        outer: Outer,
+        joiner: StreamJoiner<V, V2, VR>,
+        windows: JoinWindows,
+        serdes: StreamJoined<KS, VS, VS2>,
+    ) -> KStream<K, VR>
+    where
+        KS: Serde<Value = K>,
+        VS: Serde<Value = V>,
+        VS2: Serde<Value = V2>,
+    {
+        let key_serde: crate::topology::SharedSerde<K> = Arc::new(serdes.key);
         let (this_name, other_name) = {
             let graph = self.graph.borrow();
             (graph.node_name(self.node), graph.node_name(other.node))
@@ -65,20 +135,35 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         let left = left.then::<K, V>("KSTREAM-WINDOWED-", left.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
         let right =
             right.then::<K, V2>("KSTREAM-WINDOWED-", right.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
-        let this = left.then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINTHIS-", None, Tombstones::Drop, |k, v, ts, out| {
+        // Named as Kafka Streams names the sides of each kind of join.
+        let this_prefix = if outer == Outer::Both { "KSTREAM-OUTERTHIS-" } else { "KSTREAM-JOINTHIS-" };
+        let other_prefix = if outer == Outer::None { "KSTREAM-JOINOTHER-" } else { "KSTREAM-OUTEROTHER-" };
+        let this = left.then::<K, Arc<Side<V, V2>>>(this_prefix, None, Tombstones::Drop, |k, v, ts, out| {
             out.push(item(k.clone(), Arc::new(Side::<V, V2>::Left(v.clone())), ts))
         });
-        let that = right.then::<K, Arc<Side<V, V2>>>("KSTREAM-JOINOTHER-", None, Tombstones::Drop, |k, v, ts, out| {
+        let that = right.then::<K, Arc<Side<V, V2>>>(other_prefix, None, Tombstones::Drop, |k, v, ts, out| {
             out.push(item(k.clone(), Arc::new(Side::<V, V2>::Right(v.clone())), ts))
         });
-        let joiner = Arc::new(joiner);
-        let make: MakeNode =
-            Arc::new(move || Box::new(JoinNode::<K, V, V2, _> { windows, left: SideStore::new(), right: SideStore::new(), joiner: joiner.clone() }));
+        let make: MakeNode = {
+            let key_serde = key_serde.clone();
+            Arc::new(move || {
+                Box::new(JoinNode::<K, V, V2, VR> {
+                    windows,
+                    outer,
+                    left: SideStore::new(),
+                    right: SideStore::new(),
+                    unmatched: BTreeMap::new(),
+                    stream_time: i64::MIN,
+                    key_serde: key_serde.clone(),
+                    joiner: joiner.clone(),
+                })
+            })
+        };
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-MERGE-");
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[this.node, that.node]);
         drop(graph);
-        self.with_node(node, Some(key_serde as crate::topology::SharedSerde<K>))
+        self.with_node(node, Some(key_serde))
     }
 }
 
@@ -125,46 +210,138 @@ impl<K: Hash + Eq, V> SideStore<K, V> {
     }
 }
 
-/// Both sides' window stores, joined as records arrive.
-struct JoinNode<K, V, V2, F> {
+/// Where a record without a partner waits for its window to close: by
+/// timestamp, then side (right before left), then key bytes — the order
+/// Kafka Streams' shared outer-join store keeps — with every record of
+/// that timestamp, side and key, in arrival order.
+type Unmatched<K, V, V2> = BTreeMap<(i64, bool, Vec<u8>), (K, Vec<Side<V, V2>>)>;
+
+/// Both sides' window stores, joined as records arrive, and the records
+/// still waiting to be emitted without a partner.
+struct JoinNode<K, V, V2, VR> {
     windows: JoinWindows,
+    outer: Outer,
     left: SideStore<K, V>,
     right: SideStore<K, V2>,
-    joiner: F,
+    unmatched: Unmatched<K, V, V2>,
+    /// The largest timestamp either side has seen.
+    stream_time: i64,
+    key_serde: crate::topology::SharedSerde<K>,
+    joiner: StreamJoiner<V, V2, VR>,
 }
 
-impl<K, V, V2, VR, F> Node for JoinNode<K, V, V2, Arc<F>>
+impl<K: Data + Hash + Eq, V: Data, V2: Data, VR: Data> JoinNode<K, V, V2, VR> {
+    /// How long after its timestamp a waiting record's window closes (its
+    /// reach into the other side's future, plus grace).
+    fn closes_after(&self, left_side: bool) -> i64 {
+        (if left_side { self.windows.after_ms } else { self.windows.before_ms }) + self.windows.grace_ms
+    }
+
+    /// Emits, in order, the waiting records whose windows have closed
+    /// (Kafka Streams' `emitNonJoinedOuterRecords`, with no throttle).
+    fn emit_closed(&mut self, ctx: &mut NodeContext<'_>) {
+        let (mut left_open, mut right_open) = (false, false);
+        let mut emitted = Vec::new();
+        for ((timestamp, left_side, key_bytes), _) in self.unmatched.iter() {
+            if left_open && right_open {
+                break;
+            }
+            if timestamp + self.closes_after(*left_side) >= self.stream_time {
+                if *left_side {
+                    left_open = true;
+                } else {
+                    right_open = true;
+                }
+                continue;
+            }
+            emitted.push((*timestamp, *left_side, key_bytes.clone()));
+        }
+        for position in emitted {
+            let Some((key, records)) = self.unmatched.remove(&position) else { continue };
+            for record in records {
+                let value = match &record {
+                    Side::Left(v) => (self.joiner)(Some(v), None),
+                    Side::Right(v2) => (self.joiner)(None, Some(v2)),
+                };
+                ctx.forwarded.push(item(key.clone(), value, position.0));
+            }
+        }
+    }
+}
+
+impl<K, V, V2, VR> Node for JoinNode<K, V, V2, VR>
 where
     K: Data + Hash + Eq,
     V: Data,
     V2: Data,
     VR: Data,
-    F: Fn(&V, &V2) -> VR + Send + Sync,
 {
     fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
-        let key = typed::<K>(&item.key);
         let Some(value) = &item.value else { return };
+        let key = typed::<K>(&item.key);
         let side = typed::<Arc<Side<V, V2>>>(value);
         let t = item.timestamp;
+        self.stream_time = self.stream_time.max(t);
         let retention = self.windows.retention_ms();
         let (before, after) = (self.windows.before_ms, self.windows.after_ms);
+        let is_left = matches!(side.as_ref(), Side::Left(_));
         match side.as_ref() {
             Side::Left(v) => {
                 if !self.left.put(key.clone(), t, v.clone(), retention) {
                     *ctx.dropped_late += 1;
-                }
-                for (t2, v2) in self.right.fetch(key, (t - before).max(0), (t + after).max(0), retention) {
-                    ctx.forwarded.push(item_of(key, (self.joiner)(v, v2), t.max(*t2)));
                 }
             }
             Side::Right(v2) => {
                 if !self.right.put(key.clone(), t, v2.clone(), retention) {
                     *ctx.dropped_late += 1;
                 }
-                for (t1, v) in self.left.fetch(key, (t - after).max(0), (t + before).max(0), retention) {
-                    ctx.forwarded.push(item_of(key, (self.joiner)(v, v2), t.max(*t1)));
+            }
+        }
+        if self.outer != Outer::None && t == self.stream_time {
+            self.emit_closed(ctx);
+        }
+        let key_bytes = || self.key_serde.serialize(key).unwrap_or_default();
+        let (reach_to, matched) = match side.as_ref() {
+            Side::Left(v) => {
+                let partners = self.right.fetch(key, (t - before).max(0), (t + after).max(0), retention);
+                let results: Vec<(i64, VR)> = partners.iter().map(|(t2, v2)| (*t2, (self.joiner)(Some(v), Some(v2)))).collect();
+                ((t + after).max(0), results)
+            }
+            Side::Right(v2) => {
+                let partners = self.left.fetch(key, (t - after).max(0), (t + before).max(0), retention);
+                let results: Vec<(i64, VR)> = partners.iter().map(|(t1, v)| (*t1, (self.joiner)(Some(v), Some(v2)))).collect();
+                ((t + before).max(0), results)
+            }
+        };
+        let this_outer = match self.outer {
+            Outer::None => false,
+            Outer::Left => is_left,
+            Outer::Both => true,
+        };
+        if matched.is_empty() {
+            if this_outer {
+                if reach_to < self.stream_time {
+                    let value = match side.as_ref() {
+                        Side::Left(v) => (self.joiner)(Some(v), None),
+                        Side::Right(v2) => (self.joiner)(None, Some(v2)),
+                    };
+                    ctx.forwarded.push(item_of(key, value, t));
+                } else {
+                    let waiting = match side.as_ref() {
+                        Side::Left(v) => Side::Left(v.clone()),
+                        Side::Right(v2) => Side::Right(v2.clone()),
+                    };
+                    self.unmatched.entry((t, is_left, key_bytes())).or_insert_with(|| (key.clone(), Vec::new())).1.push(waiting);
                 }
             }
+            return;
+        }
+        for (partner_time, value) in matched {
+            if self.outer != Outer::None {
+                // The partner no longer waits to be emitted alone.
+                self.unmatched.remove(&(partner_time, !is_left, key_bytes()));
+            }
+            ctx.forwarded.push(item_of(key, value, t.max(partner_time)));
         }
     }
 }

@@ -332,6 +332,11 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
 ) -> usize {
+    // A stream repartitioned twice (joined twice, say) goes through its
+    // topic once, as in Kafka Streams.
+    if let Some(source) = graph.nodes.iter().position(|n| matches!(&n.kind, NodeKind::Source { topics, .. } if topics == std::slice::from_ref(&topic))) {
+        return source;
+    }
     let encode = encoder(key_serde.clone(), value_serde.clone());
     let decode = decoder(key_serde, value_serde);
     // Named after the topic, as Kafka Streams names its repartition nodes.

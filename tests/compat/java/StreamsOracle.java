@@ -177,6 +177,20 @@ public class StreamsOracle {
         return builder.build();
     }
 
+    /** Rides left- and outer-joined with pickups at their drop-off location within 10 minutes, 2 minutes' grace. */
+    static Topology outerJoins() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KStream<String, String> rides = builder.stream("rides", STRINGS);
+        KStream<String, String> pickups = builder.stream("rides_location", STRINGS).selectKey((key, pickup) -> field(pickup, "PULocationID"));
+        JoinWindows windows = JoinWindows.ofTimeDifferenceAndGrace(Duration.ofMinutes(10), Duration.ofMinutes(2));
+        StreamJoined<String, String, String> serdes = StreamJoined.with(Serdes.String(), Serdes.String(), Serdes.String());
+        rides.leftJoin(pickups, (ride, pickup) -> field(ride, "VendorID") + "|" + (pickup == null ? "-" : field(pickup, "tpep_pickup_datetime")), windows, serdes)
+            .to("rides-left-pickups", TO_STRINGS);
+        rides.outerJoin(pickups, (ride, pickup) -> (ride == null ? "-" : field(ride, "VendorID")) + "|" + (pickup == null ? "-" : field(pickup, "tpep_pickup_datetime")), windows, serdes)
+            .to("rides-outer-pickups", TO_STRINGS);
+        return builder.build();
+    }
+
     static String hex(byte[] bytes) {
         return bytes == null ? "null" : HexFormat.of().formatHex(bytes);
     }
@@ -195,6 +209,7 @@ public class StreamsOracle {
             case "boroughs" -> { topology = boroughs(); outputs = List.of("zones-per-borough", "manhattan-zones", "zone-names", "max-fare"); }
             case "split" -> { topology = split(); outputs = List.of("card", "cash", "other"); }
             case "sessions" -> { topology = sessions(); outputs = List.of("ride-sessions", "session-max-fare"); }
+            case "outer" -> { topology = outerJoins(); outputs = List.of("rides-left-pickups", "rides-outer-pickups"); }
             case "finals" -> { topology = finals(); outputs = List.of("final-window-counts", "final-session-counts"); }
             default -> throw new IllegalArgumentException(program);
         }
@@ -202,6 +217,10 @@ public class StreamsOracle {
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, "oracle-" + program);
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
+        // Left and outer stream joins emit unmatched records as soon as their
+        // windows close, not at most once a second of wall-clock time, as
+        // runnel-streams does.
+        props.put("__emit.interval.ms.kstreams.outer.join.spurious.results.fix__", 0L);
         // runnel-streams' stores are in memory (persistent ones are still to
         // come): compare like with like.
         props.put(StreamsConfig.DSL_STORE_SUPPLIERS_CLASS_CONFIG, BuiltInDslStoreSuppliers.InMemoryDslStoreSuppliers.class);
