@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 
 use std::hash::Hash;
 
+use crate::processor::PunctuationType;
 use crate::serde::{Serde, SerdeError};
 use crate::store::{KeyValueStore, WindowStore};
 use crate::task::{Emitted, Task};
@@ -57,12 +58,17 @@ pub struct TopologyTestDriver {
     written: HashMap<String, VecDeque<Written>>,
     /// What each store's changelog would hold, in order.
     changelogs: HashMap<String, Vec<ChangelogRecord>>,
+    /// The driver's wall clock, in milliseconds: 0 until advanced.
+    wall_clock: i64,
 }
+
+/// A record on its way into the topology.
+type Pending = VecDeque<(String, Option<Vec<u8>>, Option<Vec<u8>>, i64)>;
 
 impl TopologyTestDriver {
     pub fn new(topology: Topology) -> TopologyTestDriver {
-        let task = Task::new(&topology);
-        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: HashMap::new() }
+        let task = Task::new(&topology, 0);
+        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: HashMap::new(), wall_clock: 0 }
     }
 
     pub fn input_topic<KS: Serde, VS: Serde>(&self, name: &str, key_serde: KS, value_serde: VS) -> InputTopic<KS, VS> {
@@ -84,21 +90,42 @@ impl TopologyTestDriver {
     /// completely, including through topics the topology both writes and
     /// reads.
     pub fn pipe_bytes(&mut self, topic: &str, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64) {
-        let source_topics = self.topology.source_topics();
-        let mut pending = VecDeque::from([(topic.to_string(), key, value, timestamp)]);
+        self.drain(VecDeque::from([(topic.to_string(), key, value, timestamp)]));
+    }
+
+    /// Moves the wall clock forward by `ms`, running the wall-clock
+    /// punctuations that become due.
+    pub fn advance_wall_clock(&mut self, ms: i64) {
+        self.wall_clock += ms.max(0);
+        let mut emitted = Vec::new();
+        self.task.punctuate(&self.topology, PunctuationType::WallClockTime, self.wall_clock, &mut emitted);
+        let mut pending = VecDeque::new();
+        self.collect(emitted, &mut pending);
+        self.drain(pending);
+    }
+
+    /// Processes records until none is left, including those the
+    /// topology writes to topics it reads.
+    fn drain(&mut self, mut pending: Pending) {
         while let Some((topic, key, value, timestamp)) = pending.pop_front() {
             let mut emitted = Vec::new();
             self.task.process(&self.topology, &topic, key.as_deref(), value.as_deref(), timestamp, &mut emitted);
-            for out in emitted {
-                match out {
-                    Emitted::Record { topic, key, value, timestamp } => {
-                        if source_topics.contains(&topic) {
-                            pending.push_back((topic.clone(), key.clone(), value.clone(), timestamp));
-                        }
-                        self.written.entry(topic).or_default().push_back(Written { key, value, timestamp });
+            self.collect(emitted, &mut pending);
+        }
+    }
+
+    /// Keeps what sinks wrote and stores changed; records for topics the
+    /// topology reads become `pending`.
+    fn collect(&mut self, emitted: Vec<Emitted>, pending: &mut Pending) {
+        for out in emitted {
+            match out {
+                Emitted::Record { topic, key, value, timestamp } => {
+                    if self.topology.reads(&topic) {
+                        pending.push_back((topic.clone(), key.clone(), value.clone(), timestamp));
                     }
-                    Emitted::Change { store, change } => self.changelogs.entry(store).or_default().push((change.key, change.value)),
+                    self.written.entry(topic).or_default().push_back(Written { key, value, timestamp });
                 }
+                Emitted::Change { store, change } => self.changelogs.entry(store).or_default().push((change.key, change.value)),
             }
         }
     }
@@ -106,13 +133,13 @@ impl TopologyTestDriver {
     /// A new driver for the same topology whose stores are rebuilt from
     /// this one's changelogs, as a restarted application restores them.
     pub fn restarted(self, topology: Topology) -> TopologyTestDriver {
-        let mut task = Task::new(&topology);
+        let mut task = Task::new(&topology, self.wall_clock);
         for (store, changes) in &self.changelogs {
             for (key, value) in changes {
                 task.restore(&topology, store, key, value.as_deref());
             }
         }
-        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: self.changelogs }
+        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: self.changelogs, wall_clock: self.wall_clock }
     }
 
     /// Every record written to `topic` since the last read, decoded.

@@ -35,6 +35,7 @@ pub mod aggregate;
 pub mod driver;
 pub mod join;
 pub mod kstream;
+pub mod processor;
 pub mod runtime;
 pub mod serde;
 pub mod store;

@@ -23,6 +23,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+use crate::processor::PunctuationType;
 use crate::task::{Emitted, Task};
 use crate::topology::{NodeKind, StoreDef, Topology};
 
@@ -193,6 +194,14 @@ fn on_cluster(topology: &Topology, config: &StreamsConfig, topic: &str) -> Strin
 /// ones are noticed by their first record).
 const ASSIGNMENT_CHECK: Duration = Duration::from_secs(1);
 
+/// How often wall-clock punctuations are checked.
+const WALL_CLOCK_TICK: Duration = Duration::from_millis(10);
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 struct StreamThread {
     consumer: BaseConsumer,
     worker: Worker,
@@ -244,7 +253,7 @@ impl StreamThread {
 
     fn run(mut self, stop: &AtomicBool) -> Result<(), StreamsError> {
         let commit_every = Duration::from_millis(self.worker.config.commit_interval_ms.max(1));
-        let (mut last_commit, mut last_check) = (Instant::now(), Instant::now());
+        let (mut last_commit, mut last_check, mut last_punctuation) = (Instant::now(), Instant::now(), Instant::now());
         while !stop.load(Ordering::SeqCst) {
             let unassigned = match self.consumer.poll(Duration::from_millis(100)) {
                 None => None,
@@ -265,6 +274,10 @@ impl StreamThread {
             } else if last_check.elapsed() >= ASSIGNMENT_CHECK {
                 self.follow_assignment()?;
                 last_check = Instant::now();
+            }
+            if last_punctuation.elapsed() >= WALL_CLOCK_TICK {
+                self.worker.punctuate_wall_clock()?;
+                last_punctuation = Instant::now();
             }
             if last_commit.elapsed() >= commit_every {
                 self.commit()?;
@@ -340,9 +353,22 @@ impl Worker {
         Ok(())
     }
 
+    /// Runs every task's wall-clock punctuations that are due.
+    fn punctuate_wall_clock(&mut self) -> Result<(), StreamsError> {
+        let now = now_ms();
+        let mut emitted = Vec::new();
+        for (partition, task) in &mut self.tasks {
+            task.punctuate(&self.topology, PunctuationType::WallClockTime, now, &mut emitted);
+            for out in emitted.drain(..) {
+                send(&self.producer, &self.on_cluster, &self.changelogs, *partition, out)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A task for `partition` whose stores hold what their changelogs say.
     fn restore(&self, partition: i32) -> Result<Task, StreamsError> {
-        let mut task = Task::new(&self.topology);
+        let mut task = Task::new(&self.topology, now_ms());
         for store in self.topology.stores() {
             let changelog = self.config.changelog(&store.name);
             let reader: BaseConsumer =
@@ -371,33 +397,43 @@ impl Worker {
     }
 
     fn send(&self, partition: i32, out: Emitted) -> Result<(), StreamsError> {
-        let (topic, key, value, timestamp, partition) = match &out {
-            Emitted::Record { topic, key, value, timestamp } => {
-                (self.on_cluster.get(topic).unwrap_or(topic), key.as_deref(), value.as_deref(), *timestamp, None)
-            }
-            Emitted::Change { store, change } => {
-                (self.changelogs.get(store).unwrap_or(store), Some(&change.key[..]), change.value.as_deref(), change.timestamp, Some(partition))
-            }
-        };
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic).timestamp(timestamp);
-        if let Some(key) = key {
-            record = record.key(key);
+        send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)
+    }
+}
+
+/// Sends a record a task emitted: a sink's to its topic (partitioned by
+/// key), a store change to its changelog's partition of the task.
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    on_cluster: &HashMap<String, String>,
+    changelogs: &HashMap<String, String>,
+    partition: i32,
+    out: Emitted,
+) -> Result<(), StreamsError> {
+    let (topic, key, value, timestamp, partition) = match &out {
+        Emitted::Record { topic, key, value, timestamp } => (on_cluster.get(topic).unwrap_or(topic), key.as_deref(), value.as_deref(), *timestamp, None),
+        Emitted::Change { store, change } => {
+            (changelogs.get(store).unwrap_or(store), Some(&change.key[..]), change.value.as_deref(), change.timestamp, Some(partition))
         }
-        if let Some(value) = value {
-            record = record.payload(value);
-        }
-        if let Some(partition) = partition {
-            record = record.partition(partition);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e.into()),
+    };
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic).timestamp(timestamp);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                producer.poll(Duration::from_millis(10));
             }
+            Err((e, _)) => return Err(e.into()),
         }
     }
 }

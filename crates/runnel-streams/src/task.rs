@@ -3,6 +3,7 @@
 //! to completion. The test driver runs one task; the Kafka runtime one
 //! per partition.
 
+use crate::processor::{PunctuationType, Punctuations};
 use crate::store::{StoreChange, Stores};
 use crate::topology::{Item, Node, NodeContext, NodeKind, Topology};
 
@@ -17,13 +18,18 @@ pub(crate) enum Emitted {
 pub(crate) struct Task {
     nodes: Vec<Option<Box<dyn Node>>>,
     pub stores: Stores,
+    punctuations: Punctuations,
+    /// The largest timestamp of the records the task has processed.
+    stream_time: Option<i64>,
     pub dropped_late: u64,
     pub skipped: u64,
 }
 
 impl Task {
-    pub fn new(topology: &Topology) -> Task {
-        let nodes = topology
+    /// A task with fresh nodes and empty stores; wall-clock punctuations
+    /// are first due an interval after `wall_clock`.
+    pub fn new(topology: &Topology, wall_clock: i64) -> Task {
+        let nodes: Vec<Option<Box<dyn Node>>> = topology
             .nodes
             .iter()
             .map(|n| match &n.kind {
@@ -32,7 +38,8 @@ impl Task {
             })
             .collect();
         let stores = Stores(topology.stores.iter().map(|s| (s.make)()).collect());
-        Task { nodes, stores, dropped_late: 0, skipped: 0 }
+        let punctuations = Punctuations::new(&nodes, wall_clock);
+        Task { nodes, stores, punctuations, stream_time: None, dropped_late: 0, skipped: 0 }
     }
 
     /// Processes one record of `topic` through every source that reads it.
@@ -54,6 +61,16 @@ impl Task {
                 Err(_) => self.skipped += 1,
             }
         }
+        let stream_time = self.stream_time.map_or(timestamp, |t| t.max(timestamp));
+        self.stream_time = Some(stream_time);
+        self.punctuate(topology, PunctuationType::StreamTime, stream_time, emitted);
+    }
+
+    /// Runs the punctuations of `kind` due at `now`.
+    pub fn punctuate(&mut self, topology: &Topology, kind: PunctuationType, now: i64, emitted: &mut Vec<Emitted>) {
+        for (node, which) in self.punctuations.due(kind, now) {
+            self.run_node(topology, node, emitted, |processor, ctx| processor.punctuate(which, now, ctx));
+        }
     }
 
     /// Processes `item` at `node` and, depth first, everything it forwards.
@@ -65,18 +82,21 @@ impl Task {
                 emitted.push(Emitted::Record { topic: topic.clone(), key, value, timestamp: item.timestamp });
             }
             NodeKind::Source { .. } => {}
-            NodeKind::Processor { .. } => {
-                let Some(mut processor) = self.nodes[node].take() else { return };
-                let (mut forwarded, mut changes) = (Vec::new(), Vec::new());
-                let mut ctx = NodeContext { forwarded: &mut forwarded, stores: &mut self.stores, changes: &mut changes, dropped_late: &mut self.dropped_late };
-                processor.process(item, &mut ctx);
-                self.nodes[node] = Some(processor);
-                emitted.extend(changes.into_iter().map(|change| Emitted::Change { store: topology.stores[change.store].name.clone(), change }));
-                for out in forwarded {
-                    for &child in &def.children {
-                        self.run(topology, child, out.clone(), emitted);
-                    }
-                }
+            NodeKind::Processor { .. } => self.run_node(topology, node, emitted, |processor, ctx| processor.process(item, ctx)),
+        }
+    }
+
+    /// Runs `f` on processor `node` and, depth first, what it forwards.
+    fn run_node(&mut self, topology: &Topology, node: usize, emitted: &mut Vec<Emitted>, f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>)) {
+        let Some(mut processor) = self.nodes[node].take() else { return };
+        let (mut forwarded, mut changes) = (Vec::new(), Vec::new());
+        let mut ctx = NodeContext { forwarded: &mut forwarded, stores: &mut self.stores, changes: &mut changes, dropped_late: &mut self.dropped_late };
+        f(processor.as_mut(), &mut ctx);
+        self.nodes[node] = Some(processor);
+        emitted.extend(changes.into_iter().map(|change| Emitted::Change { store: topology.stores[change.store].name.clone(), change }));
+        for out in forwarded {
+            for &child in &topology.nodes[node].children {
+                self.run(topology, child, out.clone(), emitted);
             }
         }
     }

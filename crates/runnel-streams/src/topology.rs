@@ -54,6 +54,14 @@ pub(crate) struct NodeContext<'a> {
 /// One running processor node.
 pub(crate) trait Node: Send {
     fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>);
+
+    /// The punctuations the node asks for (Processor API nodes).
+    fn punctuations(&self) -> Vec<crate::processor::Punctuation> {
+        Vec::new()
+    }
+
+    /// Called when punctuation `which` is due.
+    fn punctuate(&mut self, _which: usize, _timestamp: i64, _ctx: &mut NodeContext<'_>) {}
 }
 
 /// A serde shared by the nodes that need it.
@@ -139,6 +147,11 @@ impl Topology {
         used.into_iter().map(|id| self.stores[id].clone()).collect()
     }
 
+    /// Whether a source reads `topic`.
+    pub(crate) fn reads(&self, topic: &str) -> bool {
+        self.nodes.iter().any(|n| matches!(&n.kind, NodeKind::Source { topics, .. } if topics.iter().any(|t| t == topic)))
+    }
+
     /// Every topic a source reads.
     pub fn source_topics(&self) -> Vec<String> {
         self.nodes
@@ -205,6 +218,11 @@ impl Graph {
         let id = self.stores.len();
         self.stores.push(StoreDef { name, window_retention_ms, make: make(id) });
         id
+    }
+
+    /// The id of the store named `name`.
+    pub(crate) fn store_id(&self, name: &str) -> Option<usize> {
+        self.stores.iter().position(|s| s.name == name)
     }
 
     /// Gives `node` access to `store` (when a table is materialized after

@@ -5,6 +5,7 @@
 mod course;
 mod kafka;
 mod operators;
+mod processor;
 mod tables;
 mod windows;
 
