@@ -1,7 +1,7 @@
 """runnel-streams beside Java Kafka Streams: the course's programs (count
 per location, the same regrouped by pickup location, 10-second windowed
 count, ride/pickup join) and programs for every group of operators
-(stream-table and table-table joins, regrouped tables, reduce, split,
+(stream-table, stream-global-table and table-table joins, regrouped tables, reduce, split,
 session windows, suppression of all but final results, left and outer
 stream joins),
 written once with each library, run on each library's test driver over the
@@ -124,7 +124,7 @@ def java_oracle(tmp_path_factory):
                                            ("enrich", table_lines), ("tables", table_lines), ("boroughs", table_lines),
                                            ("split", ride_lines), ("sessions", ride_lines), ("sessions", nearly_ordered_ride_lines),
                                            ("finals", ride_lines), ("finals", nearly_ordered_ride_lines),
-                                           ("outer", join_lines)])
+                                           ("outer", join_lines), ("global", table_lines)])
 def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, lines):
     if not ORACLE.exists():
         pytest.fail(f"{ORACLE} is missing; `cargo test --workspace` builds it")

@@ -162,11 +162,30 @@ fn outer_joins() -> Topology {
     builder.build()
 }
 
+/// Rides joined with the zone of their pickup location, from a global
+/// table: left and inner.
+fn global() -> Topology {
+    let builder = StreamsBuilder::new();
+    let zones = builder.global_table("zones", StringSerde, StringSerde);
+    let rides = builder.stream("rides", StringSerde, StringSerde);
+    rides.left_join_global(&zones, |_, ride| field(ride, "PULocationID"), |ride, z| format!("{}@{}", field(ride, "VendorID"), zone(z))).to(
+        "rides-pickup-zone",
+        StringSerde,
+        StringSerde,
+    );
+    rides.join_global(&zones, |_, ride| field(ride, "PULocationID"), |ride, z| format!("{}@{}", field(ride, "VendorID"), zone(Some(z)))).to(
+        "rides-pickup-zoned",
+        StringSerde,
+        StringSerde,
+    );
+    builder.build()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (program, input) = match args.as_slice() {
         [_, program, input] => (program.as_str(), input.as_str()),
-        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals|outer INPUT.tsv".into()),
+        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals|outer|global INPUT.tsv".into()),
     };
     let (topology, outputs): (_, &[&str]) = match program {
         "count" => (common::count_rides(), &["rides-pulocation-count"]),
@@ -178,6 +197,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "boroughs" => (boroughs(), &["zones-per-borough", "manhattan-zones", "zone-names", "max-fare"]),
         "split" => (split(), &["card", "cash", "other"]),
         "sessions" => (sessions(), &["ride-sessions", "session-max-fare"]),
+        "global" => (global(), &["rides-pickup-zone", "rides-pickup-zoned"]),
         "outer" => (outer_joins(), &["rides-left-pickups", "rides-outer-pickups"]),
         "finals" => (finals(), &["final-window-counts", "final-session-counts"]),
         other => return Err(format!("unknown program `{other}`").into()),

@@ -12,8 +12,8 @@ use std::hash::Hash;
 
 use crate::processor::PunctuationType;
 use crate::serde::{Serde, SerdeError};
-use crate::store::{KeyValueStore, WindowStore};
-use crate::task::{Emitted, Task};
+use crate::store::{KeyValueStore, Stores, WindowStore};
+use crate::task::{Emitted, Scope, Task};
 use crate::topology::{Data, Topology};
 
 /// A record as a test reads it back.
@@ -60,6 +60,8 @@ pub struct TopologyTestDriver {
     changelogs: HashMap<String, Vec<ChangelogRecord>>,
     /// The driver's wall clock, in milliseconds: 0 until advanced.
     wall_clock: i64,
+    /// The global tables' stores.
+    globals: Stores,
 }
 
 /// A record on its way into the topology.
@@ -68,7 +70,8 @@ type Pending = VecDeque<(String, Option<Vec<u8>>, Option<Vec<u8>>, i64)>;
 impl TopologyTestDriver {
     pub fn new(topology: Topology) -> TopologyTestDriver {
         let task = Task::new(&topology, 0);
-        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: HashMap::new(), wall_clock: 0 }
+        let globals = topology.new_stores();
+        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: HashMap::new(), wall_clock: 0, globals }
     }
 
     pub fn input_topic<KS: Serde, VS: Serde>(&self, name: &str, key_serde: KS, value_serde: VS) -> InputTopic<KS, VS> {
@@ -98,7 +101,8 @@ impl TopologyTestDriver {
     pub fn advance_wall_clock(&mut self, ms: i64) {
         self.wall_clock += ms.max(0);
         let mut emitted = Vec::new();
-        self.task.punctuate(&self.topology, PunctuationType::WallClockTime, self.wall_clock, &mut emitted);
+        let scope = Scope { topology: &self.topology, globals: &self.globals };
+        self.task.punctuate(&scope, PunctuationType::WallClockTime, self.wall_clock, &mut emitted);
         let mut pending = VecDeque::new();
         self.collect(emitted, &mut pending);
         self.drain(pending);
@@ -108,8 +112,15 @@ impl TopologyTestDriver {
     /// topology writes to topics it reads.
     fn drain(&mut self, mut pending: Pending) {
         while let Some((topic, key, value, timestamp)) = pending.pop_front() {
+            if let Some(global) = self.topology.global(&topic) {
+                if (global.apply)(&mut self.globals, key.as_deref(), value.as_deref(), timestamp).is_err() {
+                    self.task.skipped += 1;
+                }
+                continue;
+            }
             let mut emitted = Vec::new();
-            self.task.process(&self.topology, &topic, key.as_deref(), value.as_deref(), timestamp, &mut emitted);
+            let scope = Scope { topology: &self.topology, globals: &self.globals };
+            self.task.process(&scope, &topic, key.as_deref(), value.as_deref(), timestamp, &mut emitted);
             self.collect(emitted, &mut pending);
         }
     }
@@ -139,7 +150,9 @@ impl TopologyTestDriver {
                 task.restore(&topology, store, key, value.as_deref());
             }
         }
-        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: self.changelogs, wall_clock: self.wall_clock }
+        // The global tables are read again from their topics; the driver
+        // keeps what it had read.
+        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: self.changelogs, wall_clock: self.wall_clock, globals: self.globals }
     }
 
     /// Every record written to `topic` since the last read, decoded.
@@ -163,6 +176,12 @@ impl TopologyTestDriver {
     pub fn key_value_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<&KeyValueStore<K, V>> {
         let id = self.topology.stores.iter().position(|s| s.name == name)?;
         self.task.stores.0[id].as_any().downcast_ref()
+    }
+
+    /// The store of the global table `name`, to inspect.
+    pub fn global_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<&KeyValueStore<K, V>> {
+        let id = self.topology.stores.iter().position(|s| s.name == name && s.global)?;
+        self.globals.0[id].as_any().downcast_ref()
     }
 
     /// The window store `name` (a windowed aggregation's), to inspect.

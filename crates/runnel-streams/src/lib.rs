@@ -49,6 +49,6 @@ pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
 pub use join::StreamJoined;
 pub use kstream::{BranchedKStream, KStream};
 pub use runtime::{KafkaStreams, StreamsConfig, StreamsError};
-pub use table::{Joined, KGroupedTable, KTable, Suppressed};
+pub use table::{GlobalKTable, Joined, KGroupedTable, KTable, Suppressed};
 pub use topology::{Data, Grouped, StreamsBuilder, Topology};
 pub use window::{JoinWindows, SessionWindows, TimeWindows, Window};

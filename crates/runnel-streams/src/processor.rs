@@ -212,7 +212,13 @@ where
 
 /// Runs `f` with a processor's view of the node context.
 fn with_context<KO: Data, VO: Data>(ctx: &mut NodeContext<'_>, stores: &[(String, usize)], timestamp: i64, f: impl FnOnce(&mut ProcessorContext<'_, KO, VO>)) {
-    let mut node = NodeContext { forwarded: &mut *ctx.forwarded, stores: &mut *ctx.stores, changes: &mut *ctx.changes, dropped_late: &mut *ctx.dropped_late };
+    let mut node = NodeContext {
+        forwarded: &mut *ctx.forwarded,
+        stores: &mut *ctx.stores,
+        globals: ctx.globals,
+        changes: &mut *ctx.changes,
+        dropped_late: &mut *ctx.dropped_late,
+    };
     let mut pctx = ProcessorContext { node: &mut node, stores, timestamp, _types: PhantomData };
     f(&mut pctx);
 }

@@ -24,7 +24,8 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::processor::PunctuationType;
-use crate::task::{Emitted, Task};
+use crate::store::Stores;
+use crate::task::{Emitted, Scope, Task};
 use crate::topology::{NodeKind, StoreDef, Topology};
 
 /// Why an application could not start or stopped.
@@ -204,6 +205,8 @@ fn now_ms() -> i64 {
 
 struct StreamThread {
     consumer: BaseConsumer,
+    /// Reads the global tables' topics, every partition, from the start.
+    global: Option<BaseConsumer>,
     worker: Worker,
 }
 
@@ -222,6 +225,8 @@ struct Worker {
     logical: HashMap<String, String>,
     on_cluster: HashMap<String, String>,
     changelogs: HashMap<String, String>,
+    /// The global tables' stores, which every task reads.
+    globals: Stores,
 }
 
 impl StreamThread {
@@ -247,8 +252,13 @@ impl StreamThread {
         // partitioned with murmur2 as the Java client does.
         let producer =
             config.client().set("enable.idempotence", "true").set("acks", "all").set("partitioner", "murmur2_random").set("linger.ms", "5").create()?;
-        let worker = Worker { topology, config, producer, tasks: HashMap::new(), positions: BTreeMap::new(), logical, on_cluster, changelogs };
-        Ok(StreamThread { consumer, worker })
+        let globals = topology.new_stores();
+        let global = global_consumer(&topology, &config)?;
+        let mut worker = Worker { topology, config, producer, tasks: HashMap::new(), positions: BTreeMap::new(), logical, on_cluster, changelogs, globals };
+        if let Some(global) = &global {
+            worker.bootstrap_globals(global)?;
+        }
+        Ok(StreamThread { consumer, global, worker })
     }
 
     fn run(mut self, stop: &AtomicBool) -> Result<(), StreamsError> {
@@ -274,6 +284,9 @@ impl StreamThread {
             } else if last_check.elapsed() >= ASSIGNMENT_CHECK {
                 self.follow_assignment()?;
                 last_check = Instant::now();
+            }
+            if let Some(global) = &self.global {
+                self.worker.follow_globals(global)?;
             }
             if last_punctuation.elapsed() >= WALL_CLOCK_TICK {
                 self.worker.punctuate_wall_clock()?;
@@ -328,7 +341,80 @@ impl StreamThread {
     }
 }
 
+/// A consumer assigned every partition of the global tables' topics, from
+/// the start (none if there are no global tables).
+fn global_consumer(topology: &Topology, config: &StreamsConfig) -> Result<Option<BaseConsumer>, StreamsError> {
+    if topology.globals.is_empty() {
+        return Ok(None);
+    }
+    let consumer: BaseConsumer = config.client().set("group.id", format!("{}-global", config.application_id)).set("enable.auto.commit", "false").create()?;
+    let mut assignment = TopicPartitionList::new();
+    for global in &topology.globals {
+        let metadata = consumer.fetch_metadata(Some(&global.topic), TIMEOUT)?;
+        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+        if partitions == 0 {
+            return Err(StreamsError::Setup(format!("global table topic `{}` does not exist", global.topic)));
+        }
+        for partition in 0..partitions {
+            assignment.add_partition_offset(&global.topic, partition, Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    Ok(Some(consumer))
+}
+
+/// How many global-table records are applied between two input records
+/// at most, so the tables keep up without starving the tasks.
+const GLOBAL_BATCH: usize = 1_000;
+
 impl Worker {
+    /// Reads the global tables' topics up to their ends before any task
+    /// runs, as Kafka Streams bootstraps its global stores.
+    fn bootstrap_globals(&mut self, global: &BaseConsumer) -> Result<(), StreamsError> {
+        let assignment = global.assignment()?;
+        let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
+        for element in assignment.elements() {
+            let (low, high) = global.fetch_watermarks(element.topic(), element.partition(), TIMEOUT)?;
+            if high > low {
+                remaining.insert((element.topic().to_string(), element.partition()), high);
+            }
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while !remaining.is_empty() {
+            if Instant::now() > deadline {
+                return Err(StreamsError::Setup(format!("reading the global tables stalled with {} partitions unread", remaining.len())));
+            }
+            let Some(message) = global.poll(Duration::from_millis(100)) else { continue };
+            let message = message?;
+            self.apply_global(&message);
+            let position = (message.topic().to_string(), message.partition());
+            if remaining.get(&position).is_some_and(|high| message.offset() + 1 >= *high) {
+                remaining.remove(&position);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies what arrived on the global tables' topics since last time.
+    fn follow_globals(&mut self, global: &BaseConsumer) -> Result<(), StreamsError> {
+        for _ in 0..GLOBAL_BATCH {
+            match global.poll(Duration::ZERO) {
+                Some(message) => self.apply_global(&message?),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_global<M: Message>(&mut self, message: &M) {
+        if let Some(global) = self.topology.global(message.topic()) {
+            let timestamp = message.timestamp().to_millis().unwrap_or(0);
+            // An undecodable record leaves the table as it was, as a
+            // skipped input record leaves a task's state.
+            let _ = (global.apply)(&mut self.globals, message.key(), message.payload(), timestamp);
+        }
+    }
+
     /// Runs one record through its partition's task and sends what it
     /// produced.
     fn process<M: Message>(&mut self, message: &M) -> Result<(), StreamsError> {
@@ -337,7 +423,8 @@ impl Worker {
         let timestamp = message.timestamp().to_millis().unwrap_or(0);
         let mut emitted = Vec::new();
         if let Some(task) = self.tasks.get_mut(&partition) {
-            task.process(&self.topology, logical, message.key(), message.payload(), timestamp, &mut emitted);
+            let scope = Scope { topology: &self.topology, globals: &self.globals };
+            task.process(&scope, logical, message.key(), message.payload(), timestamp, &mut emitted);
         }
         for out in emitted {
             self.send(partition, out)?;
@@ -358,7 +445,8 @@ impl Worker {
         let now = now_ms();
         let mut emitted = Vec::new();
         for (partition, task) in &mut self.tasks {
-            task.punctuate(&self.topology, PunctuationType::WallClockTime, now, &mut emitted);
+            let scope = Scope { topology: &self.topology, globals: &self.globals };
+            task.punctuate(&scope, PunctuationType::WallClockTime, now, &mut emitted);
             for out in emitted.drain(..) {
                 send(&self.producer, &self.on_cluster, &self.changelogs, *partition, out)?;
             }

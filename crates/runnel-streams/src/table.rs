@@ -814,3 +814,89 @@ impl<K: Data + Hash + Eq, V: Data> KTable<Windowed<K>, V> {
         }
     }
 }
+
+/// A table read whole, from every partition of its topic, by every task
+/// (Kafka Streams' `GlobalKTable`): streams join it on any key they can
+/// derive from their records, with no repartitioning. Its store is kept
+/// from the topic itself, which is its changelog.
+pub struct GlobalKTable<K, V> {
+    store: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl StreamsBuilder {
+    /// A global table of the records of `topic`: each key's latest value,
+    /// a null value deleting it. Its store is `<topic>-STATE-STORE-<n>`.
+    pub fn global_table<KS: Serde, VS: Serde>(&self, topic: &str, key_serde: KS, value_serde: VS) -> GlobalKTable<KS::Value, VS::Value>
+    where
+        KS::Value: Data + Hash + Eq,
+        VS::Value: Data,
+    {
+        let (key_serde, value_serde): (SharedSerde<KS::Value>, SharedSerde<VS::Value>) = (Arc::new(key_serde), Arc::new(value_serde));
+        let mut graph = self.graph.borrow_mut();
+        let store_name = graph.next_name(&format!("{topic}-STATE-STORE-"));
+        let store = graph.add_store(store_name, None, |id| KeyValueStore::maker(id, key_serde.clone(), value_serde.clone()));
+        graph.make_global(store);
+        // Kafka Streams names a global table's source and processor.
+        let _ = (graph.next_name("KSTREAM-SOURCE-"), graph.next_name("KTABLE-SOURCE-"));
+        let apply: crate::topology::ApplyGlobal = Arc::new(move |stores, key, value, timestamp| {
+            let key = key_serde.deserialize(key)?;
+            let value = value.map(|bytes| value_serde.deserialize(Some(bytes))).transpose()?;
+            stores.get_mut::<KeyValueStore<KS::Value, VS::Value>>(store).put(key, value, timestamp, &mut Vec::new());
+            Ok(())
+        });
+        graph.globals.push(crate::topology::GlobalDef { topic: topic.to_string(), store, apply });
+        GlobalKTable { store, _types: PhantomData }
+    }
+}
+
+impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
+    /// Joins each record with the global table's row whose key
+    /// `key_mapper` derives from the record (inner join: records without
+    /// a row are dropped); the result keeps the record's key and
+    /// timestamp.
+    pub fn join_global<GK: Data + Hash + Eq, GV: Data, R: Data>(
+        &self,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&V, &GV) -> R + Send + Sync + 'static,
+    ) -> KStream<K, R> {
+        self.join_with_global("KSTREAM-JOIN-", table, key_mapper, move |v, row| row.map(|g| joiner(v, g)))
+    }
+
+    /// Joins each record with the global table's row whose key
+    /// `key_mapper` derives, if there is one (left join).
+    pub fn left_join_global<GK: Data + Hash + Eq, GV: Data, R: Data>(
+        &self,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&GV>) -> R + Send + Sync + 'static,
+    ) -> KStream<K, R> {
+        self.join_with_global("KSTREAM-LEFTJOIN-", table, key_mapper, move |v, row| Some(joiner(v, row)))
+    }
+
+    fn join_with_global<GK: Data + Hash + Eq, GV: Data, R: Data>(
+        &self,
+        prefix: &str,
+        table: &GlobalKTable<GK, GV>,
+        key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
+        joiner: impl Fn(&V, Option<&GV>) -> Option<R> + Send + Sync + 'static,
+    ) -> KStream<K, R> {
+        let store = table.store;
+        let functions = Arc::new((key_mapper, joiner));
+        let make: MakeNode = Arc::new(move || {
+            let functions = functions.clone();
+            Box::new(StreamTableJoinNode(move |item: Item, ctx: &mut NodeContext<'_>| {
+                let Some(value) = &item.value else { return };
+                let (key, value) = (typed::<K>(&item.key), typed::<V>(value));
+                let global_key = (functions.0)(key, value);
+                let row = ctx.globals.get::<KeyValueStore<GK, GV>>(store).get(&global_key);
+                if let Some(result) = (functions.1)(value, row.map(|(g, _)| g)) {
+                    ctx.forwarded.push(Item { value: Some(Arc::new(result)), ..item });
+                }
+            }))
+        });
+        let node = self.graph.borrow_mut().add_processor(prefix, make, Vec::new(), &[self.node]);
+        self.with_node(node, self.key_serde.clone())
+    }
+}

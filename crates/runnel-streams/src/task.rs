@@ -15,6 +15,13 @@ pub(crate) enum Emitted {
     Change { store: String, change: StoreChange },
 }
 
+/// What a task runs in: its topology, and the global tables' stores that
+/// every task shares.
+pub(crate) struct Scope<'a> {
+    pub topology: &'a Topology,
+    pub globals: &'a Stores,
+}
+
 pub(crate) struct Task {
     nodes: Vec<Option<Box<dyn Node>>>,
     pub stores: Stores,
@@ -37,7 +44,7 @@ impl Task {
                 _ => None,
             })
             .collect();
-        let stores = Stores(topology.stores.iter().map(|s| (s.make)()).collect());
+        let stores = topology.new_stores();
         let punctuations = Punctuations::new(&nodes, wall_clock);
         Task { nodes, stores, punctuations, stream_time: None, dropped_late: 0, skipped: 0 }
     }
@@ -45,7 +52,8 @@ impl Task {
     /// Processes one record of `topic` through every source that reads it.
     /// A record that cannot be deserialized is skipped and counted, as
     /// Kafka Streams' log-and-continue handler does.
-    pub fn process(&mut self, topology: &Topology, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64, emitted: &mut Vec<Emitted>) {
+    pub fn process(&mut self, scope: &Scope<'_>, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64, emitted: &mut Vec<Emitted>) {
+        let topology = scope.topology;
         for (source, node) in topology.nodes.iter().enumerate() {
             let NodeKind::Source { topics, decode } = &node.kind else { continue };
             if !topics.iter().any(|t| t == topic) {
@@ -55,7 +63,7 @@ impl Task {
                 Ok((key, value)) => {
                     let item = Item { key, value, timestamp };
                     for &child in &topology.nodes[source].children {
-                        self.run(topology, child, item.clone(), emitted);
+                        self.run(scope, child, item.clone(), emitted);
                     }
                 }
                 Err(_) => self.skipped += 1,
@@ -63,40 +71,47 @@ impl Task {
         }
         let stream_time = self.stream_time.map_or(timestamp, |t| t.max(timestamp));
         self.stream_time = Some(stream_time);
-        self.punctuate(topology, PunctuationType::StreamTime, stream_time, emitted);
+        self.punctuate(scope, PunctuationType::StreamTime, stream_time, emitted);
     }
 
     /// Runs the punctuations of `kind` due at `now`.
-    pub fn punctuate(&mut self, topology: &Topology, kind: PunctuationType, now: i64, emitted: &mut Vec<Emitted>) {
+    pub fn punctuate(&mut self, scope: &Scope<'_>, kind: PunctuationType, now: i64, emitted: &mut Vec<Emitted>) {
         for (node, which) in self.punctuations.due(kind, now) {
-            self.run_node(topology, node, emitted, |processor, ctx| processor.punctuate(which, now, ctx));
+            self.run_node(scope, node, emitted, |processor, ctx| processor.punctuate(which, now, ctx));
         }
     }
 
     /// Processes `item` at `node` and, depth first, everything it forwards.
-    fn run(&mut self, topology: &Topology, node: usize, item: Item, emitted: &mut Vec<Emitted>) {
-        let def = &topology.nodes[node];
+    fn run(&mut self, scope: &Scope<'_>, node: usize, item: Item, emitted: &mut Vec<Emitted>) {
+        let def = &scope.topology.nodes[node];
         match &def.kind {
             NodeKind::Sink { topic, encode } => {
                 let (key, value) = encode(&item);
                 emitted.push(Emitted::Record { topic: topic.clone(), key, value, timestamp: item.timestamp });
             }
             NodeKind::Source { .. } => {}
-            NodeKind::Processor { .. } => self.run_node(topology, node, emitted, |processor, ctx| processor.process(item, ctx)),
+            NodeKind::Processor { .. } => self.run_node(scope, node, emitted, |processor, ctx| processor.process(item, ctx)),
         }
     }
 
     /// Runs `f` on processor `node` and, depth first, what it forwards.
-    fn run_node(&mut self, topology: &Topology, node: usize, emitted: &mut Vec<Emitted>, f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>)) {
+    fn run_node(&mut self, scope: &Scope<'_>, node: usize, emitted: &mut Vec<Emitted>, f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>)) {
+        let topology = scope.topology;
         let Some(mut processor) = self.nodes[node].take() else { return };
         let (mut forwarded, mut changes) = (Vec::new(), Vec::new());
-        let mut ctx = NodeContext { forwarded: &mut forwarded, stores: &mut self.stores, changes: &mut changes, dropped_late: &mut self.dropped_late };
+        let mut ctx = NodeContext {
+            forwarded: &mut forwarded,
+            stores: &mut self.stores,
+            globals: scope.globals,
+            changes: &mut changes,
+            dropped_late: &mut self.dropped_late,
+        };
         f(processor.as_mut(), &mut ctx);
         self.nodes[node] = Some(processor);
         emitted.extend(changes.into_iter().map(|change| Emitted::Change { store: topology.stores[change.store].name.clone(), change }));
         for out in forwarded {
             for &child in &topology.nodes[node].children {
-                self.run(topology, child, out.clone(), emitted);
+                self.run(scope, child, out.clone(), emitted);
             }
         }
     }

@@ -46,6 +46,8 @@ pub(crate) struct NodeContext<'a> {
     pub forwarded: &'a mut Vec<Item>,
     /// The task's stores, and the changes made to them, in order.
     pub stores: &'a mut Stores,
+    /// The global tables' stores, shared by every task.
+    pub globals: &'a Stores,
     pub changes: &'a mut Vec<StoreChange>,
     /// Records dropped for arriving after their window closed.
     pub dropped_late: &'a mut u64,
@@ -79,6 +81,21 @@ pub(crate) struct StoreDef {
     pub name: String,
     pub window_retention_ms: Option<i64>,
     pub make: MakeStore,
+    /// Whether the store is a global table's: one copy for all tasks, fed
+    /// from its topic rather than from a changelog.
+    pub global: bool,
+}
+
+/// Applies one record of a global table's topic to its store.
+pub(crate) type ApplyGlobal = Arc<dyn Fn(&mut Stores, Option<&[u8]>, Option<&[u8]>, i64) -> Result<(), SerdeError> + Send + Sync>;
+
+/// A global table: the topic it is read from, whole, and how a record of
+/// it updates the store.
+#[derive(Clone)]
+pub(crate) struct GlobalDef {
+    pub topic: String,
+    pub store: usize,
+    pub apply: ApplyGlobal,
 }
 
 pub(crate) enum NodeKind {
@@ -101,9 +118,21 @@ pub struct Topology {
     pub(crate) stores: Vec<StoreDef>,
     /// Repartition topics, without the application id's prefix.
     pub(crate) internal_topics: Vec<String>,
+    pub(crate) globals: Vec<GlobalDef>,
 }
 
 impl Topology {
+    /// A fresh copy of every store (each task holds one; the global
+    /// tables' are used from the one copy the application holds).
+    pub(crate) fn new_stores(&self) -> Stores {
+        Stores(self.stores.iter().map(|s| (s.make)()).collect())
+    }
+
+    /// The global table reading `topic`, if any.
+    pub(crate) fn global(&self, topic: &str) -> Option<&GlobalDef> {
+        self.globals.iter().find(|g| g.topic == topic)
+    }
+
     /// The graph as text, in the shape of Kafka Streams'
     /// `Topology#describe()`: each source, processor and sink with the
     /// topics, stores and children it has.
@@ -127,6 +156,9 @@ impl Topology {
                 NodeKind::Sink { topic, .. } => writeln!(out, "    Sink: {} (topic: {})\n      <-- {}", node.name, topic, parents(id).join(", ")),
             };
         }
+        for global in &self.globals {
+            let _ = writeln!(out, "  Global store: {} (topic: {})", self.stores[global.store].name, global.topic);
+        }
         out
     }
 
@@ -144,7 +176,7 @@ impl Topology {
             .collect();
         used.sort_unstable();
         used.dedup();
-        used.into_iter().map(|id| self.stores[id].clone()).collect()
+        used.into_iter().map(|id| self.stores[id].clone()).filter(|s| !s.global).collect()
     }
 
     /// Whether a source reads `topic`.
@@ -176,6 +208,7 @@ fn or_none(names: &[&str]) -> String {
 pub(crate) struct Graph {
     nodes: Vec<NodeDef>,
     stores: Vec<StoreDef>,
+    pub(crate) globals: Vec<GlobalDef>,
     /// Kafka Streams' name counter: every node and store takes the next.
     counter: usize,
     /// Topics the topology writes and reads itself (repartitioning),
@@ -216,8 +249,13 @@ impl Graph {
     /// Registers a store; `make` gets the store's id.
     pub(crate) fn add_store(&mut self, name: String, window_retention_ms: Option<i64>, make: impl FnOnce(usize) -> MakeStore) -> usize {
         let id = self.stores.len();
-        self.stores.push(StoreDef { name, window_retention_ms, make: make(id) });
+        self.stores.push(StoreDef { name, window_retention_ms, make: make(id), global: false });
         id
+    }
+
+    /// Marks store `id` as a global table's.
+    pub(crate) fn make_global(&mut self, id: usize) {
+        self.stores[id].global = true;
     }
 
     /// The id of the store named `name`.
@@ -275,7 +313,9 @@ pub(crate) fn encoder<K: Data, V: Data>(key_serde: SharedSerde<K>, value_serde: 
 
 impl StreamsBuilder {
     pub fn new() -> StreamsBuilder {
-        StreamsBuilder { graph: Rc::new(RefCell::new(Graph { nodes: Vec::new(), stores: Vec::new(), counter: 0, internal_topics: Vec::new() })) }
+        StreamsBuilder {
+            graph: Rc::new(RefCell::new(Graph { nodes: Vec::new(), stores: Vec::new(), globals: Vec::new(), counter: 0, internal_topics: Vec::new() })),
+        }
     }
 
     /// A stream of the records of `topic`, read with the given serdes. A
@@ -301,11 +341,12 @@ impl StreamsBuilder {
             Graph {
                 nodes: std::mem::take(&mut graph.nodes),
                 stores: std::mem::take(&mut graph.stores),
+                globals: std::mem::take(&mut graph.globals),
                 counter: graph.counter,
                 internal_topics: std::mem::take(&mut graph.internal_topics),
             }
         });
-        Topology { nodes: graph.nodes, stores: graph.stores, internal_topics: graph.internal_topics }
+        Topology { nodes: graph.nodes, stores: graph.stores, internal_topics: graph.internal_topics, globals: graph.globals }
     }
 }
 

@@ -191,6 +191,16 @@ public class StreamsOracle {
         return builder.build();
     }
 
+    /** Rides joined with the zone of their pickup location, from a global table: left and inner. */
+    static Topology global() {
+        StreamsBuilder builder = new StreamsBuilder();
+        GlobalKTable<String, String> zones = builder.globalTable("zones", STRINGS);
+        KStream<String, String> rides = builder.stream("rides", STRINGS);
+        rides.leftJoin(zones, (key, ride) -> field(ride, "PULocationID"), (ride, z) -> field(ride, "VendorID") + "@" + zone(z)).to("rides-pickup-zone", TO_STRINGS);
+        rides.join(zones, (key, ride) -> field(ride, "PULocationID"), (ride, z) -> field(ride, "VendorID") + "@" + zone(z)).to("rides-pickup-zoned", TO_STRINGS);
+        return builder.build();
+    }
+
     static String hex(byte[] bytes) {
         return bytes == null ? "null" : HexFormat.of().formatHex(bytes);
     }
@@ -209,6 +219,7 @@ public class StreamsOracle {
             case "boroughs" -> { topology = boroughs(); outputs = List.of("zones-per-borough", "manhattan-zones", "zone-names", "max-fare"); }
             case "split" -> { topology = split(); outputs = List.of("card", "cash", "other"); }
             case "sessions" -> { topology = sessions(); outputs = List.of("ride-sessions", "session-max-fare"); }
+            case "global" -> { topology = global(); outputs = List.of("rides-pickup-zone", "rides-pickup-zoned"); }
             case "outer" -> { topology = outerJoins(); outputs = List.of("rides-left-pickups", "rides-outer-pickups"); }
             case "finals" -> { topology = finals(); outputs = List.of("final-window-counts", "final-session-counts"); }
             default -> throw new IllegalArgumentException(program);

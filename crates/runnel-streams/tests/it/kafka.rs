@@ -46,6 +46,31 @@ fn client(bootstrap: &str) -> ClientConfig {
     config
 }
 
+fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let topics: Vec<NewTopic> = topics.iter().map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1))).collect();
+    for created in futures::executor::block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap() {
+        created.unwrap();
+    }
+}
+
+/// The first `count` values written to `topic`, sorted.
+fn read_values(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
+    let consumer: BaseConsumer =
+        client(bootstrap).set("group.id", format!("{topic}-check")).set("auto.offset.reset", "earliest").set("enable.auto.commit", "false").create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while values.len() < count {
+        assert!(Instant::now() < deadline, "{topic} had only {values:?}");
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            values.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    values.sort();
+    values
+}
+
 fn count_per_location() -> Topology {
     let builder = StreamsBuilder::new();
     builder.stream("rides", StringSerde, JsonSerde::<Map<String, Value>>::default()).group_by_key().count().to_stream().to(
@@ -101,11 +126,7 @@ fn await_counts(bootstrap: &str, expected: &BTreeMap<String, i64>) {
 #[test]
 fn the_course_count_runs_against_a_broker_and_resumes_from_its_changelog() {
     let broker = start_broker();
-    let admin: AdminClient<DefaultClientContext> = client(&broker.bootstrap).create().unwrap();
-    let topics = [NewTopic::new("rides", 2, TopicReplication::Fixed(1)), NewTopic::new("rides-pulocation-count", 2, TopicReplication::Fixed(1))];
-    for created in futures::executor::block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap() {
-        created.unwrap();
-    }
+    create_topics(&broker.bootstrap, &[("rides", 2), ("rides-pulocation-count", 2)]);
     let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
     let rides = rides();
     let (first, second) = rides.split_at(rides.len() / 2);
@@ -132,18 +153,13 @@ fn the_course_count_runs_against_a_broker_and_resumes_from_its_changelog() {
     let app = KafkaStreams::start(count_per_location(), config).unwrap();
     await_counts(&broker.bootstrap, &after_both);
     app.close().unwrap();
-    drop(admin);
 }
 
 #[test]
 fn a_join_after_a_key_change_repartitions_through_the_broker() {
     use runnel_streams::{JoinWindows, StreamJoined};
     let broker = start_broker();
-    let admin: AdminClient<DefaultClientContext> = client(&broker.bootstrap).create().unwrap();
-    let topics = [NewTopic::new("trips", 2, TopicReplication::Fixed(1)), NewTopic::new("pickups", 2, TopicReplication::Fixed(1))];
-    for created in futures::executor::block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap() {
-        created.unwrap();
-    }
+    create_topics(&broker.bootstrap, &[("trips", 2), ("pickups", 2)]);
     let builder = StreamsBuilder::new();
     let trips = builder.stream("trips", StringSerde, StringSerde);
     // Pickups arrive keyed by vendor; the location is in the value.
@@ -164,19 +180,51 @@ fn a_join_after_a_key_change_repartitions_through_the_broker() {
         producer.send(BaseRecord::to("pickups").key("vendor-2").payload(location).timestamp(now + 1_000)).map_err(|(e, _)| e).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
-    let consumer: BaseConsumer = client(&broker.bootstrap).set("group.id", "joined-check").set("auto.offset.reset", "earliest").create().unwrap();
-    consumer.subscribe(&["joined"]).unwrap();
-    let mut joined = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while joined.len() < 4 {
-        assert!(Instant::now() < deadline, "joined only {joined:?}");
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            joined.push(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
-        }
-    }
-    joined.sort();
-    assert_eq!(joined, ["trip-132@132", "trip-148@148", "trip-43@43", "trip-7@7"]);
+    assert_eq!(read_values(&broker.bootstrap, "joined", 4), ["trip-132@132", "trip-148@148", "trip-43@43", "trip-7@7"]);
     app.close().unwrap();
+    let consumer: BaseConsumer = client(&broker.bootstrap).create().unwrap();
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).unwrap();
     assert!(metadata.topics().iter().any(|t| t.name().starts_with("join-app-KSTREAM-KEY-SELECT-") && t.name().ends_with("-repartition")));
+}
+
+#[test]
+fn a_global_table_is_read_whole_by_every_task_and_followed() {
+    let broker = start_broker();
+    // The table's topic needs no co-partitioning with the stream's.
+    create_topics(&broker.bootstrap, &[("zones", 3), ("trips", 2), ("trip-zones", 1)]);
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
+    let send = |topic: &str, key: &str, value: &str| {
+        producer.send(BaseRecord::to(topic).key(key).payload(value)).map_err(|(e, _)| e).unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    for (id, zone) in [("1", "Newark Airport"), ("4", "Alphabet City"), ("132", "JFK Airport")] {
+        send("zones", id, zone);
+    }
+    let builder = StreamsBuilder::new();
+    let zones = builder.global_table("zones", StringSerde, StringSerde);
+    // Trips are keyed by vendor; the pickup location is the value.
+    builder.stream("trips", StringSerde, StringSerde).join_global(&zones, |_, location| location.clone(), |location, zone| format!("{location}:{zone}")).to(
+        "trip-zones",
+        StringSerde,
+        StringSerde,
+    );
+    let app = KafkaStreams::start(builder.build(), StreamsConfig { commit_interval_ms: 100, ..StreamsConfig::new("global-app", &broker.bootstrap) }).unwrap();
+    for (vendor, location) in [("1", "132"), ("2", "4"), ("2", "1"), ("1", "999")] {
+        send("trips", vendor, location);
+    }
+    assert_eq!(read_values(&broker.bootstrap, "trip-zones", 3), ["132:JFK Airport", "1:Newark Airport", "4:Alphabet City"]);
+    send("zones", "999", "Somewhere New");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        send("trips", "3", "999");
+        let consumer: BaseConsumer = client(&broker.bootstrap).create().unwrap();
+        let (_, written) = consumer.fetch_watermarks("trip-zones", 0, Duration::from_secs(10)).unwrap();
+        if written >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the table never learned of zone 999");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(read_values(&broker.bootstrap, "trip-zones", 4).contains(&"999:Somewhere New".to_string()));
+    app.close().unwrap();
 }
