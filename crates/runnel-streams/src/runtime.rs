@@ -7,18 +7,19 @@
 //! (`<application_id>-<store>-changelog`, created as Kafka Streams creates
 //! it), and a task that starts — after a restart, or on another instance
 //! after a rebalance — first rebuilds its stores from their changelogs.
-//! Processing is at-least-once: outputs and changelog writes are flushed
-//! before the input offsets are committed, every `commit_interval_ms`.
+//! Processing is at-least-once (outputs and changelog writes are flushed
+//! before the input offsets are committed, every `commit_interval_ms`) or
+//! exactly-once (all three in one transaction per commit).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -48,6 +49,21 @@ pub struct StreamsConfig {
     pub commit_interval_ms: u64,
     /// Extra librdkafka properties for every client.
     pub client_properties: Vec<(String, String)>,
+    pub processing_guarantee: ProcessingGuarantee,
+}
+
+/// What a failure may cost (Kafka Streams' `processing.guarantee`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Outputs and state changes are flushed before input offsets are
+    /// committed: after a crash, records since the last commit are
+    /// processed again.
+    AtLeastOnce,
+    /// Outputs, state changes and input offsets are committed in one
+    /// Kafka transaction: after a crash, what was not committed is
+    /// aborted and redone, so `read_committed` readers see each result
+    /// once.
+    ExactlyOnceV2,
 }
 
 impl StreamsConfig {
@@ -57,7 +73,14 @@ impl StreamsConfig {
             bootstrap_servers: bootstrap_servers.to_string(),
             commit_interval_ms: 30_000,
             client_properties: Vec::new(),
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
         }
+    }
+
+    /// The same, exactly once, committing every 100 ms (Kafka Streams'
+    /// defaults for `exactly_once_v2`).
+    pub fn exactly_once(self) -> StreamsConfig {
+        StreamsConfig { processing_guarantee: ProcessingGuarantee::ExactlyOnceV2, commit_interval_ms: 100, ..self }
     }
 
     fn client(&self) -> ClientConfig {
@@ -191,10 +214,6 @@ fn on_cluster(topology: &Topology, config: &StreamsConfig, topic: &str) -> Strin
     }
 }
 
-/// How often the assignment is checked for partitions taken away (new
-/// ones are noticed by their first record).
-const ASSIGNMENT_CHECK: Duration = Duration::from_secs(1);
-
 /// How often wall-clock punctuations are checked.
 const WALL_CLOCK_TICK: Duration = Duration::from_millis(10);
 
@@ -203,23 +222,76 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-struct StreamThread {
-    consumer: BaseConsumer,
-    /// Reads the global tables' topics, every partition, from the start.
-    global: Option<BaseConsumer>,
-    worker: Worker,
+/// The consumer's context: it commits and suspends a worker's tasks when
+/// their partitions are revoked, and starts (restoring their stores) or
+/// resumes tasks when partitions are assigned — inside the rebalance, so
+/// no partition changes hands with work uncommitted.
+struct StreamsContext {
+    worker: Arc<Mutex<Worker>>,
 }
 
-/// Everything but the consumer, so a record borrowed from the consumer can
-/// be processed without copying it.
+type StreamsConsumer = BaseConsumer<StreamsContext>;
+
+impl ClientContext for StreamsContext {}
+
+impl ConsumerContext for StreamsContext {
+    fn pre_rebalance(&self, consumer: &StreamsConsumer, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(revoked) = rebalance {
+            let mut worker = lock(&self.worker);
+            if let Err(e) = worker.commit(consumer) {
+                worker.failure.get_or_insert(e);
+            }
+            worker.suspend(&partitions_of(revoked));
+        }
+    }
+
+    fn post_rebalance(&self, _: &StreamsConsumer, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(assigned) = rebalance {
+            let mut worker = lock(&self.worker);
+            if let Err(e) = worker.assign(&partitions_of(assigned)) {
+                worker.failure.get_or_insert(e);
+            }
+        }
+    }
+}
+
+fn lock(worker: &Mutex<Worker>) -> std::sync::MutexGuard<'_, Worker> {
+    // A panic while processing ends the thread; the state it left is not
+    // used again, so a poisoned lock is simply taken.
+    worker.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The distinct partition numbers of a list: each is one task (the
+/// topology's input topics are co-partitioned).
+fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
+    let mut partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    partitions
+}
+
+struct StreamThread {
+    consumer: StreamsConsumer,
+    /// Reads the global tables' topics, every partition, from the start.
+    global: Option<BaseConsumer>,
+    worker: Arc<Mutex<Worker>>,
+    commit_every: Duration,
+}
+
+/// Everything the consumer's rebalance callbacks share with the thread.
 struct Worker {
     topology: Topology,
     config: StreamsConfig,
     producer: ThreadedProducer<DefaultProducerContext>,
     tasks: HashMap<i32, Task>,
+    /// Tasks of revoked partitions, resumed if the same rebalance assigns
+    /// them back.
+    suspended: HashMap<i32, Task>,
     /// Next offset to commit, per input topic (as named on the cluster)
     /// and partition.
     positions: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Whether records were sent since the last commit.
+    dirty: bool,
     /// Topic names worked out once: the topology's name of each topic as
     /// named on the cluster, the reverse, and each store's changelog.
     logical: HashMap<String, String>,
@@ -227,17 +299,12 @@ struct Worker {
     changelogs: HashMap<String, String>,
     /// The global tables' stores, which every task reads.
     globals: Stores,
+    /// An error met in a rebalance callback, for the thread to return.
+    failure: Option<StreamsError>,
 }
 
 impl StreamThread {
     fn new(topology: Topology, config: StreamsConfig) -> Result<StreamThread, StreamsError> {
-        let consumer: BaseConsumer = config
-            .client()
-            .set("group.id", &config.application_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
-            .create()?;
         let mut topics = topology.source_topics();
         topics.extend(topology.nodes.iter().filter_map(|n| match &n.kind {
             NodeKind::Sink { topic, .. } => Some(topic.clone()),
@@ -246,99 +313,87 @@ impl StreamThread {
         let on_cluster: HashMap<String, String> = topics.iter().map(|t| (t.clone(), on_cluster(&topology, &config, t))).collect();
         let logical = on_cluster.iter().map(|(logical, cluster)| (cluster.clone(), logical.clone())).collect();
         let changelogs = topology.stores().into_iter().map(|s| (s.name.clone(), config.changelog(&s.name))).collect();
-        let subscribed: Vec<&str> = topology.source_topics().iter().map(|t| on_cluster[t].as_str()).collect::<Vec<_>>();
-        consumer.subscribe(&subscribed)?;
-        // As Kafka Streams' producer: idempotent, acks=all, and keys
-        // partitioned with murmur2 as the Java client does.
-        let producer =
-            config.client().set("enable.idempotence", "true").set("acks", "all").set("partitioner", "murmur2_random").set("linger.ms", "5").create()?;
+        let subscribed: Vec<String> = topology.source_topics().iter().map(|t| on_cluster[t].clone()).collect();
+        let producer = producer(&config)?;
         let globals = topology.new_stores();
         let global = global_consumer(&topology, &config)?;
-        let mut worker = Worker { topology, config, producer, tasks: HashMap::new(), positions: BTreeMap::new(), logical, on_cluster, changelogs, globals };
+        let commit_every = Duration::from_millis(config.commit_interval_ms.max(1));
+        let mut worker = Worker {
+            topology,
+            config,
+            producer,
+            tasks: HashMap::new(),
+            suspended: HashMap::new(),
+            positions: BTreeMap::new(),
+            dirty: false,
+            logical,
+            on_cluster,
+            changelogs,
+            globals,
+            failure: None,
+        };
         if let Some(global) = &global {
             worker.bootstrap_globals(global)?;
         }
-        Ok(StreamThread { consumer, global, worker })
+        let config = worker.config.clone();
+        let worker = Arc::new(Mutex::new(worker));
+        let consumer: StreamsConsumer = config
+            .client()
+            .set("group.id", &config.application_id)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create_with_context(StreamsContext { worker: worker.clone() })?;
+        consumer.subscribe(&subscribed.iter().map(String::as_str).collect::<Vec<_>>())?;
+        Ok(StreamThread { consumer, global, worker, commit_every })
     }
 
-    fn run(mut self, stop: &AtomicBool) -> Result<(), StreamsError> {
-        let commit_every = Duration::from_millis(self.worker.config.commit_interval_ms.max(1));
-        let (mut last_commit, mut last_check, mut last_punctuation) = (Instant::now(), Instant::now(), Instant::now());
+    fn run(self, stop: &AtomicBool) -> Result<(), StreamsError> {
+        let (mut last_commit, mut last_punctuation) = (Instant::now(), Instant::now());
         while !stop.load(Ordering::SeqCst) {
-            let unassigned = match self.consumer.poll(Duration::from_millis(100)) {
-                None => None,
+            let polled = self.consumer.poll(Duration::from_millis(100));
+            let mut worker = lock(&self.worker);
+            if let Some(failure) = worker.failure.take() {
+                return Err(failure);
+            }
+            match polled {
+                Some(Ok(message)) => worker.process(&message)?,
                 Some(Err(e)) => return Err(e.into()),
-                Some(Ok(message)) if self.worker.tasks.contains_key(&message.partition()) => {
-                    self.worker.process(&message)?;
-                    None
-                }
-                // The first record of a newly assigned partition: its task
-                // starts (restoring its stores) before the record is
-                // processed.
-                Some(Ok(message)) => Some(message.detach()),
-            };
-            if let Some(message) = unassigned {
-                self.follow_assignment()?;
-                last_check = Instant::now();
-                self.worker.process(&message)?;
-            } else if last_check.elapsed() >= ASSIGNMENT_CHECK {
-                self.follow_assignment()?;
-                last_check = Instant::now();
+                None => {}
             }
             if let Some(global) = &self.global {
-                self.worker.follow_globals(global)?;
+                worker.follow_globals(global)?;
             }
             if last_punctuation.elapsed() >= WALL_CLOCK_TICK {
-                self.worker.punctuate_wall_clock()?;
+                worker.punctuate_wall_clock()?;
                 last_punctuation = Instant::now();
             }
-            if last_commit.elapsed() >= commit_every {
-                self.commit()?;
+            if last_commit.elapsed() >= self.commit_every {
+                worker.commit(&self.consumer)?;
                 last_commit = Instant::now();
             }
         }
-        self.commit()
+        lock(&self.worker).commit(&self.consumer)
     }
+}
 
-    /// Starts a task, restored from its changelogs, for each newly
-    /// assigned partition, and drops those of partitions taken away.
-    fn follow_assignment(&mut self) -> Result<(), StreamsError> {
-        let assignment = self.consumer.assignment()?;
-        let mut assigned: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
-        assigned.sort_unstable();
-        assigned.dedup();
-        let worker = &mut self.worker;
-        worker.tasks.retain(|p, _| assigned.contains(p));
-        for partitions in worker.positions.values_mut() {
-            partitions.retain(|p, _| assigned.contains(p));
-        }
-        for partition in assigned {
-            if !worker.tasks.contains_key(&partition) {
-                let task = worker.restore(partition)?;
-                worker.tasks.insert(partition, task);
-            }
-        }
-        Ok(())
+/// The thread's producer: idempotent, acks=all, and keys partitioned with
+/// murmur2 as the Java client does, as Kafka Streams' producer; under
+/// exactly-once also transactional, with an id of its own, its first
+/// transaction begun.
+fn producer(config: &StreamsConfig) -> Result<ThreadedProducer<DefaultProducerContext>, StreamsError> {
+    let mut client = config.client();
+    client.set("enable.idempotence", "true").set("acks", "all").set("partitioner", "murmur2_random").set("linger.ms", "5");
+    if config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
+        let id = format!("{}-{}-StreamThread-1", config.application_id, uuid::Uuid::new_v4());
+        client.set("transactional.id", id).set("transaction.timeout.ms", "10000");
     }
-
-    /// Makes outputs and changelog writes durable, then commits the input
-    /// positions: at least once.
-    fn commit(&mut self) -> Result<(), StreamsError> {
-        let positions = &mut self.worker.positions;
-        if positions.values().all(BTreeMap::is_empty) {
-            return Ok(());
-        }
-        self.worker.producer.flush(TIMEOUT)?;
-        let mut offsets = TopicPartitionList::new();
-        for (topic, partitions) in positions.iter() {
-            for (partition, offset) in partitions {
-                offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-            }
-        }
-        self.consumer.commit(&offsets, CommitMode::Sync)?;
-        positions.values_mut().for_each(BTreeMap::clear);
-        Ok(())
+    let producer: ThreadedProducer<DefaultProducerContext> = client.create()?;
+    if config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
+        producer.init_transactions(TIMEOUT)?;
+        producer.begin_transaction()?;
     }
+    Ok(producer)
 }
 
 /// A consumer assigned every partition of the global tables' topics, from
@@ -419,15 +474,15 @@ impl Worker {
     /// produced.
     fn process<M: Message>(&mut self, message: &M) -> Result<(), StreamsError> {
         let (topic, partition) = (message.topic(), message.partition());
+        let Some(task) = self.tasks.get_mut(&partition) else { return Ok(()) };
         let logical = self.logical.get(topic).map_or(topic, String::as_str);
         let timestamp = message.timestamp().to_millis().unwrap_or(0);
         let mut emitted = Vec::new();
-        if let Some(task) = self.tasks.get_mut(&partition) {
-            let scope = Scope { topology: &self.topology, globals: &self.globals };
-            task.process(&scope, logical, message.key(), message.payload(), timestamp, &mut emitted);
-        }
+        let scope = Scope { topology: &self.topology, globals: &self.globals };
+        task.process(&scope, logical, message.key(), message.payload(), timestamp, &mut emitted);
         for out in emitted {
-            self.send(partition, out)?;
+            send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)?;
+            self.dirty = true;
         }
         match self.positions.get_mut(topic) {
             Some(partitions) => {
@@ -449,18 +504,91 @@ impl Worker {
             task.punctuate(&scope, PunctuationType::WallClockTime, now, &mut emitted);
             for out in emitted.drain(..) {
                 send(&self.producer, &self.on_cluster, &self.changelogs, *partition, out)?;
+                self.dirty = true;
             }
         }
         Ok(())
     }
 
-    /// A task for `partition` whose stores hold what their changelogs say.
+    /// Makes what was processed durable together with the input positions
+    /// that produced it. At least once: outputs and changelog writes are
+    /// flushed, then the positions committed. Exactly once: the positions
+    /// join the open transaction, which commits, and the next begins.
+    fn commit(&mut self, consumer: &StreamsConsumer) -> Result<(), StreamsError> {
+        if !self.dirty && self.positions.values().all(BTreeMap::is_empty) {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partitions) in &self.positions {
+            for (partition, offset) in partitions {
+                offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+            }
+        }
+        match self.config.processing_guarantee {
+            ProcessingGuarantee::AtLeastOnce => {
+                self.producer.flush(TIMEOUT)?;
+                if offsets.count() > 0 {
+                    consumer.commit(&offsets, CommitMode::Sync)?;
+                }
+            }
+            ProcessingGuarantee::ExactlyOnceV2 => {
+                if offsets.count() > 0 {
+                    let group = consumer.group_metadata().ok_or_else(|| StreamsError::Setup("the consumer has no group metadata".into()))?;
+                    self.producer.send_offsets_to_transaction(&offsets, &group, TIMEOUT)?;
+                }
+                self.producer.commit_transaction(TIMEOUT)?;
+                self.producer.begin_transaction()?;
+            }
+        }
+        self.positions.values_mut().for_each(BTreeMap::clear);
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Sets aside the tasks of revoked partitions (after their work was
+    /// committed).
+    fn suspend(&mut self, revoked: &[i32]) {
+        for partition in revoked {
+            if let Some(task) = self.tasks.remove(partition) {
+                self.suspended.insert(*partition, task);
+            }
+            for partitions in self.positions.values_mut() {
+                partitions.remove(partition);
+            }
+        }
+    }
+
+    /// Gives each assigned partition a task: the one suspended in this
+    /// rebalance if there is one, else one restored from the changelogs.
+    /// Tasks suspended and not assigned back are dropped.
+    fn assign(&mut self, assigned: &[i32]) -> Result<(), StreamsError> {
+        for partition in assigned {
+            if self.tasks.contains_key(partition) {
+                continue;
+            }
+            let task = match self.suspended.remove(partition) {
+                Some(task) => task,
+                None => self.restore(*partition)?,
+            };
+            self.tasks.insert(*partition, task);
+        }
+        self.suspended.clear();
+        Ok(())
+    }
+
+    /// A task for `partition` whose stores hold what their changelogs say
+    /// (their committed records only).
     fn restore(&self, partition: i32) -> Result<Task, StreamsError> {
         let mut task = Task::new(&self.topology, now_ms());
         for store in self.topology.stores() {
             let changelog = self.config.changelog(&store.name);
-            let reader: BaseConsumer =
-                self.config.client().set("group.id", format!("{}-restore", self.config.application_id)).set("enable.auto.commit", "false").create()?;
+            let reader: BaseConsumer = self
+                .config
+                .client()
+                .set("group.id", format!("{}-restore", self.config.application_id))
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed")
+                .create()?;
             let (low, high) = reader.fetch_watermarks(&changelog, partition, TIMEOUT)?;
             if high <= low {
                 continue;
@@ -469,24 +597,26 @@ impl Worker {
             from.add_partition_offset(&changelog, partition, Offset::Offset(low))?;
             reader.assign(&from)?;
             let deadline = Instant::now() + TIMEOUT;
-            let mut next = low;
-            while next < high {
+            // Done when the position passes the end: transaction markers
+            // and aborted records are never delivered, but are passed.
+            while position(&reader, &changelog, partition)? < high {
                 if Instant::now() > deadline {
-                    return Err(StreamsError::Setup(format!("restoring {changelog}-{partition} stalled at {next} of {high}")));
+                    return Err(StreamsError::Setup(format!("restoring {changelog}-{partition} stalled before offset {high}")));
                 }
                 if let Some(message) = reader.poll(Duration::from_millis(100)) {
                     let message = message?;
                     task.restore(&self.topology, &store.name, message.key().unwrap_or_default(), message.payload());
-                    next = message.offset() + 1;
                 }
             }
         }
         Ok(task)
     }
+}
 
-    fn send(&self, partition: i32, out: Emitted) -> Result<(), StreamsError> {
-        send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)
-    }
+/// A consumer's position in one partition (its next offset to read).
+fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64, StreamsError> {
+    let positions = consumer.position()?;
+    Ok(positions.find_partition(topic, partition).and_then(|p| p.offset().to_raw()).unwrap_or(-1))
 }
 
 /// Sends a record a task emitted: a sink's to its topic (partitioned by
