@@ -12,7 +12,7 @@
 //! exactly-once (all three in one transaction per commit).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -106,6 +106,26 @@ impl StreamsConfig {
 pub struct KafkaStreams {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), StreamsError>>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Counters the stream thread keeps, read with [`KafkaStreams::metrics`].
+#[derive(Debug, Default)]
+struct Metrics {
+    processed: AtomicU64,
+    restored: AtomicU64,
+    restore_ms: AtomicU64,
+}
+
+/// What an application has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamsMetrics {
+    /// Input records processed.
+    pub processed_records: u64,
+    /// Changelog records read to restore stores.
+    pub restored_records: u64,
+    /// Time spent restoring stores, in milliseconds.
+    pub restore_ms: u64,
 }
 
 impl KafkaStreams {
@@ -115,14 +135,24 @@ impl KafkaStreams {
         let partitions = source_partitions(&topology, &config)?;
         create_internal_topics(&topology, &config, partitions)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(Metrics::default());
         let thread = {
-            let stop = stop.clone();
+            let (stop, metrics) = (stop.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name(format!("{}-StreamThread-1", config.application_id))
-                .spawn(move || StreamThread::new(topology, config)?.run(&stop))
+                .spawn(move || StreamThread::new(topology, config, metrics)?.run(&stop))
                 .map_err(|e| StreamsError::Setup(e.to_string()))?
         };
-        Ok(KafkaStreams { stop, thread: Some(thread) })
+        Ok(KafkaStreams { stop, thread: Some(thread), metrics })
+    }
+
+    /// What the application has done so far.
+    pub fn metrics(&self) -> StreamsMetrics {
+        StreamsMetrics {
+            processed_records: self.metrics.processed.load(Ordering::Relaxed),
+            restored_records: self.metrics.restored.load(Ordering::Relaxed),
+            restore_ms: self.metrics.restore_ms.load(Ordering::Relaxed),
+        }
     }
 
     /// Commits what was processed and stops.
@@ -301,10 +331,11 @@ struct Worker {
     globals: Stores,
     /// An error met in a rebalance callback, for the thread to return.
     failure: Option<StreamsError>,
+    metrics: Arc<Metrics>,
 }
 
 impl StreamThread {
-    fn new(topology: Topology, config: StreamsConfig) -> Result<StreamThread, StreamsError> {
+    fn new(topology: Topology, config: StreamsConfig, metrics: Arc<Metrics>) -> Result<StreamThread, StreamsError> {
         let mut topics = topology.source_topics();
         topics.extend(topology.nodes.iter().filter_map(|n| match &n.kind {
             NodeKind::Sink { topic, .. } => Some(topic.clone()),
@@ -331,6 +362,7 @@ impl StreamThread {
             changelogs,
             globals,
             failure: None,
+            metrics,
         };
         if let Some(global) = &global {
             worker.bootstrap_globals(global)?;
@@ -484,6 +516,7 @@ impl Worker {
             send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)?;
             self.dirty = true;
         }
+        self.metrics.processed.fetch_add(1, Ordering::Relaxed);
         match self.positions.get_mut(topic) {
             Some(partitions) => {
                 partitions.insert(partition, message.offset() + 1);
@@ -579,6 +612,7 @@ impl Worker {
     /// A task for `partition` whose stores hold what their changelogs say
     /// (their committed records only).
     fn restore(&self, partition: i32) -> Result<Task, StreamsError> {
+        let started = Instant::now();
         let mut task = Task::new(&self.topology, now_ms());
         for store in self.topology.stores() {
             let changelog = self.config.changelog(&store.name);
@@ -606,9 +640,11 @@ impl Worker {
                 if let Some(message) = reader.poll(Duration::from_millis(100)) {
                     let message = message?;
                     task.restore(&self.topology, &store.name, message.key().unwrap_or_default(), message.payload());
+                    self.metrics.restored.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
+        self.metrics.restore_ms.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         Ok(task)
     }
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde, TimeWindowedSerde};
-use runnel_streams::{Grouped, JoinWindows, StreamJoined, StreamsBuilder, TimeWindows, Topology};
+use runnel_streams::{Grouped, JoinWindows, StreamJoined, StreamsBuilder, StreamsConfig, TimeWindows, Topology};
 use serde_json::{Map, Value};
 
 /// A ride as the course's producer writes it: the CSV's columns as JSON.
@@ -95,17 +95,40 @@ pub fn epoch_ms(datetime: &str) -> i64 {
     ((days * 24 + field(11..13)) * 60 + field(14..16)) * 60_000 + field(17..19) * 1000
 }
 
-/// `--bootstrap-server HOST:PORT`, by default `localhost:9092`.
-pub fn bootstrap_server() -> String {
+/// The value after `flag` on the command line, if given.
+fn flag(flag: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == "--bootstrap-server").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "localhost:9092".to_string())
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned()
 }
 
-/// Blocks until Ctrl-C.
-pub fn wait_for_ctrl_c() {
+/// `--bootstrap-server HOST:PORT`, by default `localhost:9092`.
+pub fn bootstrap_server() -> String {
+    flag("--bootstrap-server").unwrap_or_else(|| "localhost:9092".to_string())
+}
+
+/// The application's configuration from the command line:
+/// `--bootstrap-server`, `--application-id` (default `default_id`),
+/// `--exactly-once`, and `--property key=value` (repeatable) for the
+/// Kafka clients.
+pub fn streams_config(default_id: &str) -> StreamsConfig {
+    let args: Vec<String> = std::env::args().collect();
+    let mut config = StreamsConfig::new(&flag("--application-id").unwrap_or_else(|| default_id.to_string()), &bootstrap_server());
+    if args.iter().any(|a| a == "--exactly-once") {
+        config = config.exactly_once();
+    }
+    for pair in args.windows(2).filter(|w| w[0] == "--property") {
+        if let Some((key, value)) = pair[1].split_once('=') {
+            config.client_properties.push((key.to_string(), value.to_string()));
+        }
+    }
+    config
+}
+
+/// Ctrl-C, caught from now on; `recv()` blocks until it is pressed.
+pub fn ctrl_c() -> std::sync::mpsc::Receiver<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     let _ = ctrlc::set_handler(move || {
         let _ = tx.send(());
     });
-    let _ = rx.recv();
+    rx
 }

@@ -19,13 +19,13 @@ use serde_json::{Map, Value};
 use crate::rides;
 
 /// A runnel broker on an ephemeral port, stopped with its runtime.
-struct Broker {
-    bootstrap: String,
+pub struct Broker {
+    pub bootstrap: String,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
-fn start_broker() -> Broker {
+pub fn start_broker() -> Broker {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = BrokerConfig {
@@ -40,13 +40,13 @@ fn start_broker() -> Broker {
     Broker { bootstrap, _runtime: runtime, _dir: dir }
 }
 
-fn client(bootstrap: &str) -> ClientConfig {
+pub fn client(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     config
 }
 
-fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
     let topics: Vec<NewTopic> = topics.iter().map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1))).collect();
     for created in futures::executor::block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap() {
@@ -83,19 +83,31 @@ fn count_per_location() -> Topology {
 
 /// The newest count of each key in the output topic.
 fn counts(bootstrap: &str) -> BTreeMap<String, i64> {
+    latest_longs(bootstrap, "rides-pulocation-count", 2).into_iter().map(|(key, count)| (String::from_utf8(key).unwrap(), count)).collect()
+}
+
+/// The newest value, a Long, of each key (as bytes) of `topic`, reading
+/// committed records only.
+pub fn latest_longs(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<Vec<u8>, i64> {
+    all_longs(bootstrap, topic, partitions).into_iter().filter_map(|(key, values)| Some((key, *values.last()?))).collect()
+}
+
+/// Every value, a Long, of each key (as bytes) of `topic` in order,
+/// reading committed records only.
+pub fn all_longs(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<Vec<u8>, Vec<i64>> {
     let consumer: BaseConsumer = client(bootstrap).set("group.id", "check").set("isolation.level", "read_committed").create().unwrap();
     let mut assignment = TopicPartitionList::new();
     let mut ends = BTreeMap::new();
-    for partition in 0..2 {
-        let (low, high) = consumer.fetch_watermarks("rides-pulocation-count", partition, Duration::from_secs(10)).unwrap();
+    for partition in 0..partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).unwrap();
         if high > low {
-            assignment.add_partition_offset("rides-pulocation-count", partition, Offset::Offset(low)).unwrap();
+            assignment.add_partition_offset(topic, partition, Offset::Offset(low)).unwrap();
             ends.insert(partition, high);
         }
     }
-    let mut counts = BTreeMap::new();
+    let mut all: BTreeMap<Vec<u8>, Vec<i64>> = BTreeMap::new();
     if ends.is_empty() {
-        return counts;
+        return all;
     }
     consumer.assign(&assignment).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -103,15 +115,12 @@ fn counts(bootstrap: &str) -> BTreeMap<String, i64> {
     // last offsets are transaction markers, never delivered.
     while !ends.is_empty() && Instant::now() < deadline {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
-            counts.insert(key, i64::from_be_bytes(message.payload().unwrap().try_into().unwrap()));
+            all.entry(message.key().unwrap().to_vec()).or_default().push(i64::from_be_bytes(message.payload().unwrap().try_into().unwrap()));
         }
         let positions = consumer.position().unwrap();
-        ends.retain(|partition, end| {
-            positions.find_partition("rides-pulocation-count", *partition).and_then(|p| p.offset().to_raw()).is_none_or(|at| at < *end)
-        });
+        ends.retain(|partition, end| positions.find_partition(topic, *partition).and_then(|p| p.offset().to_raw()).is_none_or(|at| at < *end));
     }
-    counts
+    all
 }
 
 fn await_counts(bootstrap: &str, expected: &BTreeMap<String, i64>) {

@@ -3,6 +3,7 @@
 //! runtime against a broker.
 
 mod course;
+mod crash;
 mod kafka;
 mod operators;
 mod processor;
