@@ -13,7 +13,7 @@ use std::hash::Hash;
 use crate::processor::PunctuationType;
 use crate::serde::{Serde, SerdeError};
 use crate::store::{KeyValueStore, Stores, WindowStore};
-use crate::task::{Emitted, Scope, Task};
+use crate::task::{Emitted, Input, OnUndecodable, Scope, Task};
 use crate::topology::{Data, Topology};
 
 /// A record as a test reads it back.
@@ -22,6 +22,8 @@ pub struct TestRecord<K, V> {
     pub key: K,
     pub value: V,
     pub timestamp: i64,
+    /// Headers, which runnel-streams writes on dead letters only.
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// A record of an output topic, decoded with its serdes.
@@ -49,6 +51,7 @@ struct Written {
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     timestamp: i64,
+    headers: Vec<(String, Vec<u8>)>,
 }
 
 /// Runs a [`Topology`] as one task, in memory.
@@ -62,6 +65,7 @@ pub struct TopologyTestDriver {
     wall_clock: i64,
     /// The global tables' stores.
     globals: Stores,
+    on_undecodable: OnUndecodable,
 }
 
 /// A record on its way into the topology.
@@ -71,7 +75,21 @@ impl TopologyTestDriver {
     pub fn new(topology: Topology) -> TopologyTestDriver {
         let task = Task::new(&topology, 0);
         let globals = topology.new_stores();
-        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: HashMap::new(), wall_clock: 0, globals }
+        TopologyTestDriver {
+            topology,
+            task,
+            written: HashMap::new(),
+            changelogs: HashMap::new(),
+            wall_clock: 0,
+            globals,
+            on_undecodable: OnUndecodable::default(),
+        }
+    }
+
+    /// The same driver, handling undecodable input records with `handler`
+    /// (by default they are logged, counted and skipped).
+    pub fn on_undecodable(self, handler: OnUndecodable) -> TopologyTestDriver {
+        TopologyTestDriver { on_undecodable: handler, ..self }
     }
 
     pub fn input_topic<KS: Serde, VS: Serde>(&self, name: &str, key_serde: KS, value_serde: VS) -> InputTopic<KS, VS> {
@@ -92,6 +110,11 @@ impl TopologyTestDriver {
     /// Writes one record, as bytes, to a topic and processes it
     /// completely, including through topics the topology both writes and
     /// reads.
+    ///
+    /// # Panics
+    /// If the record cannot be deserialized and the driver was told to
+    /// fail on such records ([`OnUndecodable::LogAndFail`]), as Kafka
+    /// Streams' test driver throws.
     pub fn pipe_bytes(&mut self, topic: &str, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64) {
         self.drain(VecDeque::from([(topic.to_string(), key, value, timestamp)]));
     }
@@ -101,7 +124,7 @@ impl TopologyTestDriver {
     pub fn advance_wall_clock(&mut self, ms: i64) {
         self.wall_clock += ms.max(0);
         let mut emitted = Vec::new();
-        let scope = Scope { topology: &self.topology, globals: &self.globals };
+        let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.on_undecodable };
         self.task.punctuate(&scope, PunctuationType::WallClockTime, self.wall_clock, &mut emitted);
         let mut pending = VecDeque::new();
         self.collect(emitted, &mut pending);
@@ -119,8 +142,11 @@ impl TopologyTestDriver {
                 continue;
             }
             let mut emitted = Vec::new();
-            let scope = Scope { topology: &self.topology, globals: &self.globals };
-            self.task.process(&scope, &topic, key.as_deref(), value.as_deref(), timestamp, &mut emitted);
+            let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.on_undecodable };
+            let input = Input { topic: &topic, partition: 0, offset: -1, key: key.as_deref(), value: value.as_deref(), timestamp };
+            if let Err(undecodable) = self.task.process(&scope, &input, &mut emitted) {
+                panic!("{undecodable}");
+            }
             self.collect(emitted, &mut pending);
         }
     }
@@ -130,11 +156,11 @@ impl TopologyTestDriver {
     fn collect(&mut self, emitted: Vec<Emitted>, pending: &mut Pending) {
         for out in emitted {
             match out {
-                Emitted::Record { topic, key, value, timestamp } => {
+                Emitted::Record { topic, key, value, timestamp, headers } => {
                     if self.topology.reads(&topic) {
                         pending.push_back((topic.clone(), key.clone(), value.clone(), timestamp));
                     }
-                    self.written.entry(topic).or_default().push_back(Written { key, value, timestamp });
+                    self.written.entry(topic).or_default().push_back(Written { key, value, timestamp, headers });
                 }
                 Emitted::Change { store, change } => self.changelogs.entry(store).or_default().push((change.key, change.value)),
             }
@@ -152,7 +178,7 @@ impl TopologyTestDriver {
         }
         // The global tables are read again from their topics; the driver
         // keeps what it had read.
-        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: self.changelogs, wall_clock: self.wall_clock, globals: self.globals }
+        TopologyTestDriver { topology, task, written: HashMap::new(), changelogs: self.changelogs, ..self }
     }
 
     /// Every record written to `topic` since the last read, decoded.
@@ -165,6 +191,7 @@ impl TopologyTestDriver {
                     key: topic.key_serde.deserialize(w.key.as_deref())?,
                     value: topic.value_serde.deserialize(w.value.as_deref())?,
                     timestamp: w.timestamp,
+                    headers: w.headers,
                 })
             })
             .collect()

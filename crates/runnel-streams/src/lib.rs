@@ -50,5 +50,6 @@ pub use join::StreamJoined;
 pub use kstream::{BranchedKStream, KStream};
 pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsError, StreamsMetrics};
 pub use table::{GlobalKTable, Joined, KGroupedTable, KTable, Suppressed};
+pub use task::{OnUndecodable, Undecodable};
 pub use topology::{Data, Grouped, StreamsBuilder, Topology};
 pub use window::{JoinWindows, SessionWindows, TimeWindows, Window};

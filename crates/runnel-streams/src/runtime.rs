@@ -21,12 +21,13 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::processor::PunctuationType;
 use crate::store::Stores;
-use crate::task::{Emitted, Scope, Task};
+use crate::task::{Emitted, Input, OnUndecodable, Scope, Task, Undecodable};
 use crate::topology::{NodeKind, StoreDef, Topology};
 
 /// Why an application could not start or stopped.
@@ -36,6 +37,8 @@ pub enum StreamsError {
     Kafka(#[from] KafkaError),
     #[error("{0}")]
     Setup(String),
+    #[error(transparent)]
+    Undecodable(#[from] Undecodable),
 }
 
 /// How an application runs (Kafka Streams' `StreamsConfig`).
@@ -50,6 +53,8 @@ pub struct StreamsConfig {
     /// Extra librdkafka properties for every client.
     pub client_properties: Vec<(String, String)>,
     pub processing_guarantee: ProcessingGuarantee,
+    /// What happens to input records that cannot be deserialized.
+    pub on_undecodable: OnUndecodable,
 }
 
 /// What a failure may cost (Kafka Streams' `processing.guarantee`).
@@ -74,6 +79,7 @@ impl StreamsConfig {
             commit_interval_ms: 30_000,
             client_properties: Vec::new(),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            on_undecodable: OnUndecodable::default(),
         }
     }
 
@@ -510,8 +516,9 @@ impl Worker {
         let logical = self.logical.get(topic).map_or(topic, String::as_str);
         let timestamp = message.timestamp().to_millis().unwrap_or(0);
         let mut emitted = Vec::new();
-        let scope = Scope { topology: &self.topology, globals: &self.globals };
-        task.process(&scope, logical, message.key(), message.payload(), timestamp, &mut emitted);
+        let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.config.on_undecodable };
+        let input = Input { topic: logical, partition, offset: message.offset(), key: message.key(), value: message.payload(), timestamp };
+        task.process(&scope, &input, &mut emitted)?;
         for out in emitted {
             send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)?;
             self.dirty = true;
@@ -533,7 +540,7 @@ impl Worker {
         let now = now_ms();
         let mut emitted = Vec::new();
         for (partition, task) in &mut self.tasks {
-            let scope = Scope { topology: &self.topology, globals: &self.globals };
+            let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.config.on_undecodable };
             task.punctuate(&scope, PunctuationType::WallClockTime, now, &mut emitted);
             for out in emitted.drain(..) {
                 send(&self.producer, &self.on_cluster, &self.changelogs, *partition, out)?;
@@ -665,7 +672,7 @@ fn send(
     out: Emitted,
 ) -> Result<(), StreamsError> {
     let (topic, key, value, timestamp, partition) = match &out {
-        Emitted::Record { topic, key, value, timestamp } => (on_cluster.get(topic).unwrap_or(topic), key.as_deref(), value.as_deref(), *timestamp, None),
+        Emitted::Record { topic, key, value, timestamp, .. } => (on_cluster.get(topic).unwrap_or(topic), key.as_deref(), value.as_deref(), *timestamp, None),
         Emitted::Change { store, change } => {
             (changelogs.get(store).unwrap_or(store), Some(&change.key[..]), change.value.as_deref(), change.timestamp, Some(partition))
         }
@@ -679,6 +686,15 @@ fn send(
     }
     if let Some(partition) = partition {
         record = record.partition(partition);
+    }
+    if let Emitted::Record { headers, .. } = &out {
+        if !headers.is_empty() {
+            let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+            for (name, value) in headers {
+                owned = owned.insert(Header { key: name, value: Some(value) });
+            }
+            record = record.headers(owned);
+        }
     }
     loop {
         match producer.send(record) {

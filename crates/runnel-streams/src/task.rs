@@ -4,22 +4,83 @@
 //! per partition.
 
 use crate::processor::{PunctuationType, Punctuations};
+use crate::serde::SerdeError;
 use crate::store::{StoreChange, Stores};
 use crate::topology::{Item, Node, NodeContext, NodeKind, Topology};
 
 /// What processing one record produced, in order.
 pub(crate) enum Emitted {
-    /// A sink wrote a record to `topic`.
-    Record { topic: String, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64 },
+    /// A sink wrote a record to `topic` (a dead letter carries headers
+    /// saying what went wrong).
+    Record { topic: String, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64, headers: Vec<(String, Vec<u8>)> },
     /// A store changed: to be written to its changelog.
     Change { store: String, change: StoreChange },
 }
 
-/// What a task runs in: its topology, and the global tables' stores that
-/// every task shares.
+/// What a task runs in: its topology, the global tables' stores that
+/// every task shares, and what to do with undecodable records.
 pub(crate) struct Scope<'a> {
     pub topology: &'a Topology,
     pub globals: &'a Stores,
+    pub on_undecodable: &'a OnUndecodable,
+}
+
+/// One input record, with where it was read.
+pub(crate) struct Input<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    /// Its offset (-1 in the test driver, which has none).
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub timestamp: i64,
+}
+
+/// What happens to an input record that cannot be deserialized (Kafka
+/// Streams' `deserialization.exception.handler`, and KIP-1034's dead-letter
+/// queue).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OnUndecodable {
+    /// Log it, count it, go on (Kafka Streams' default is to fail; a
+    /// stream of real data usually holds a bad record or two, so
+    /// runnel-streams goes on).
+    #[default]
+    LogAndContinue,
+    /// Stop the application with an error.
+    LogAndFail,
+    /// Write it, as it was, to this topic, with headers saying why, and go on.
+    DeadLetter(String),
+}
+
+/// An input record that could not be deserialized.
+#[derive(Debug, thiserror::Error)]
+#[error("record {topic}-{partition}@{offset} cannot be deserialized: {error}")]
+pub struct Undecodable {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: SerdeError,
+}
+
+impl Undecodable {
+    /// The record for the dead-letter topic: the input's key, value and
+    /// timestamp, with KIP-1034's headers.
+    fn dead_letter(&self, topic: &str, input: &Input<'_>) -> Emitted {
+        let headers = vec![
+            ("__streams.errors.exception".to_string(), b"org.apache.kafka.common.errors.SerializationException".to_vec()),
+            ("__streams.errors.message".to_string(), self.error.to_string().into_bytes()),
+            ("__streams.errors.topic".to_string(), self.topic.clone().into_bytes()),
+            ("__streams.errors.partition".to_string(), self.partition.to_string().into_bytes()),
+            ("__streams.errors.offset".to_string(), self.offset.to_string().into_bytes()),
+        ];
+        Emitted::Record {
+            topic: topic.to_string(),
+            key: input.key.map(<[u8]>::to_vec),
+            value: input.value.map(<[u8]>::to_vec),
+            timestamp: input.timestamp,
+            headers,
+        }
+    }
 }
 
 pub(crate) struct Task {
@@ -49,29 +110,40 @@ impl Task {
         Task { nodes, stores, punctuations, stream_time: None, dropped_late: 0, skipped: 0 }
     }
 
-    /// Processes one record of `topic` through every source that reads it.
-    /// A record that cannot be deserialized is skipped and counted, as
-    /// Kafka Streams' log-and-continue handler does.
-    pub fn process(&mut self, scope: &Scope<'_>, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64, emitted: &mut Vec<Emitted>) {
+    /// Processes one record through every source that reads its topic.
+    /// A record that cannot be deserialized goes to the scope's handler:
+    /// skipped and counted, sent to a dead-letter topic, or an error.
+    pub fn process(&mut self, scope: &Scope<'_>, input: &Input<'_>, emitted: &mut Vec<Emitted>) -> Result<(), Undecodable> {
         let topology = scope.topology;
+        let timestamp = input.timestamp;
         for (source, node) in topology.nodes.iter().enumerate() {
             let NodeKind::Source { topics, decode } = &node.kind else { continue };
-            if !topics.iter().any(|t| t == topic) {
+            if !topics.iter().any(|t| t == input.topic) {
                 continue;
             }
-            match decode(key, value) {
+            match decode(input.key, input.value) {
                 Ok((key, value)) => {
                     let item = Item { key, value, timestamp };
                     for &child in &topology.nodes[source].children {
                         self.run(scope, child, item.clone(), emitted);
                     }
                 }
-                Err(_) => self.skipped += 1,
+                Err(error) => {
+                    let undecodable = Undecodable { topic: input.topic.to_string(), partition: input.partition, offset: input.offset, error };
+                    match scope.on_undecodable {
+                        OnUndecodable::LogAndContinue => {}
+                        OnUndecodable::LogAndFail => return Err(undecodable),
+                        OnUndecodable::DeadLetter(topic) => emitted.push(undecodable.dead_letter(topic, input)),
+                    }
+                    tracing::warn!(topic = input.topic, partition = input.partition, offset = input.offset, error = %undecodable.error, "skipping a record that cannot be deserialized");
+                    self.skipped += 1;
+                }
             }
         }
         let stream_time = self.stream_time.map_or(timestamp, |t| t.max(timestamp));
         self.stream_time = Some(stream_time);
         self.punctuate(scope, PunctuationType::StreamTime, stream_time, emitted);
+        Ok(())
     }
 
     /// Runs the punctuations of `kind` due at `now`.
@@ -87,7 +159,7 @@ impl Task {
         match &def.kind {
             NodeKind::Sink { topic, encode } => {
                 let (key, value) = encode(&item);
-                emitted.push(Emitted::Record { topic: topic.clone(), key, value, timestamp: item.timestamp });
+                emitted.push(Emitted::Record { topic: topic.clone(), key, value, timestamp: item.timestamp, headers: Vec::new() });
             }
             NodeKind::Source { .. } => {}
             NodeKind::Processor { .. } => self.run_node(scope, node, emitted, |processor, ctx| processor.process(item, ctx)),

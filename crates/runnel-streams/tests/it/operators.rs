@@ -40,6 +40,32 @@ fn undecodable_input_is_skipped_and_counted() {
 }
 
 #[test]
+fn undecodable_input_goes_to_a_dead_letter_topic_with_headers_saying_why() {
+    use runnel_streams::serde::{BytesSerde, Nullable};
+    use runnel_streams::OnUndecodable;
+    let builder = StreamsBuilder::new();
+    builder.stream("in", StringSerde, I64Serde).to("out", StringSerde, I64Serde);
+    let mut driver = TopologyTestDriver::new(builder.build()).on_undecodable(OnUndecodable::DeadLetter("in-dlq".into()));
+    driver.pipe_bytes("in", Some(b"k".to_vec()), Some(vec![1, 2, 3]), 7);
+    let dead = driver.read(&driver.output_topic("in-dlq", Nullable(BytesSerde), Nullable(BytesSerde))).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].key.as_deref(), dead[0].value.as_deref(), dead[0].timestamp), (Some(&b"k"[..]), Some(&[1u8, 2, 3][..]), 7));
+    let header = |name: &str| dead[0].headers.iter().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).to_string());
+    assert_eq!(header("__streams.errors.topic").as_deref(), Some("in"));
+    assert!(header("__streams.errors.message").is_some_and(|m| m.contains("expected 8")), "{:?}", dead[0].headers);
+}
+
+#[test]
+#[should_panic(expected = "cannot be deserialized")]
+fn undecodable_input_stops_a_driver_told_to_fail() {
+    use runnel_streams::OnUndecodable;
+    let builder = StreamsBuilder::new();
+    builder.stream("in", StringSerde, I64Serde).to("out", StringSerde, I64Serde);
+    let mut driver = TopologyTestDriver::new(builder.build()).on_undecodable(OnUndecodable::LogAndFail);
+    driver.pipe_bytes("in", Some(b"k".to_vec()), Some(vec![1, 2, 3]), 7);
+}
+
+#[test]
 fn topologies_describe_themselves_with_kafka_streams_names() {
     let builder = StreamsBuilder::new();
     builder.stream("rides", StringSerde, StringSerde).group_by_key().count().to_stream().to("counts", StringSerde, I64Serde);
