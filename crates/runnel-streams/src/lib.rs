@@ -48,7 +48,7 @@ pub use aggregate::{KGroupedStream, SessionWindowedKStream, TimeWindowedKStream}
 pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
 pub use join::StreamJoined;
 pub use kstream::{BranchedKStream, KStream};
-pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig, StreamsError, StreamsMetrics};
+pub use runtime::{KafkaStreams, ProcessingGuarantee, ReadOnlyKeyValueStore, ReadOnlyWindowStore, StreamsConfig, StreamsError, StreamsMetrics};
 pub use table::{GlobalKTable, Joined, KGroupedTable, KTable, Suppressed};
 pub use task::{OnUndecodable, Undecodable};
 pub use topology::{Data, Grouped, StreamsBuilder, Topology};

@@ -12,6 +12,8 @@
 //! exactly-once (all three in one transaction per commit).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -26,9 +28,11 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::processor::PunctuationType;
-use crate::store::Stores;
+use crate::store::{KeyValueStore, Stores, WindowStore};
 use crate::task::{Emitted, Input, OnUndecodable, Scope, Task, Undecodable};
+use crate::topology::Data;
 use crate::topology::{NodeKind, StoreDef, Topology};
+use crate::window::Window;
 
 /// Why an application could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +117,63 @@ pub struct KafkaStreams {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), StreamsError>>>,
     metrics: Arc<Metrics>,
+    worker: Arc<Mutex<Worker>>,
+}
+
+/// A key-value store of a running application, read across its tasks on
+/// this instance (each task holds the keys of its partition). Reads take
+/// the stream thread's lock, between two records.
+pub struct ReadOnlyKeyValueStore<K, V> {
+    worker: Arc<Mutex<Worker>>,
+    store: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Data + Hash + Eq, V: Data> ReadOnlyKeyValueStore<K, V> {
+    /// A key's value, if a task of this instance has it.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let worker = lock(&self.worker);
+        worker.tasks.values().find_map(|task| task.stores.find::<KeyValueStore<K, V>>(self.store)?.get(key).map(|(v, _)| v.clone()))
+    }
+
+    /// Every entry this instance holds, in no particular order.
+    pub fn all(&self) -> Vec<(K, V)> {
+        let worker = lock(&self.worker);
+        worker
+            .tasks
+            .values()
+            .filter_map(|task| task.stores.find::<KeyValueStore<K, V>>(self.store))
+            .flat_map(|s| s.iter().map(|(k, v, _)| (k.clone(), v.clone())))
+            .collect()
+    }
+
+    /// How many entries this instance holds.
+    pub fn approximate_num_entries(&self) -> usize {
+        let worker = lock(&self.worker);
+        worker.tasks.values().filter_map(|task| task.stores.find::<KeyValueStore<K, V>>(self.store)).map(KeyValueStore::len).sum()
+    }
+}
+
+/// A window store of a running application, read across its tasks on
+/// this instance.
+pub struct ReadOnlyWindowStore<K, V> {
+    worker: Arc<Mutex<Worker>>,
+    store: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: Data + Hash + Eq, V: Data> ReadOnlyWindowStore<K, V> {
+    /// A key's windows starting from `from` to `to` (inclusive), oldest
+    /// first.
+    pub fn fetch(&self, key: &K, from: i64, to: i64) -> Vec<(Window, V)> {
+        let worker = lock(&self.worker);
+        worker
+            .tasks
+            .values()
+            .filter_map(|task| task.stores.find::<WindowStore<K, V>>(self.store))
+            .flat_map(|s| s.fetch(key, from, to).into_iter().map(|(w, v, _)| (w, v.clone())))
+            .collect()
+    }
 }
 
 /// Counters the stream thread keeps, read with [`KafkaStreams::metrics`].
@@ -142,14 +203,43 @@ impl KafkaStreams {
         create_internal_topics(&topology, &config, partitions)?;
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::default());
+        // The thread sets itself up (and reads the global tables) before
+        // `start` returns, so a setup error is returned here.
+        let (ready, setup) = std::sync::mpsc::sync_channel(1);
         let thread = {
             let (stop, metrics) = (stop.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name(format!("{}-StreamThread-1", config.application_id))
-                .spawn(move || StreamThread::new(topology, config, metrics)?.run(&stop))
+                .spawn(move || match StreamThread::new(topology, config, metrics) {
+                    Ok(thread) => {
+                        let _ = ready.send(Ok(thread.worker.clone()));
+                        thread.run(&stop)
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        Ok(())
+                    }
+                })
                 .map_err(|e| StreamsError::Setup(e.to_string()))?
         };
-        Ok(KafkaStreams { stop, thread: Some(thread), metrics })
+        let worker = setup.recv().map_err(|_| StreamsError::Setup("the stream thread stopped while starting".into()))??;
+        Ok(KafkaStreams { stop, thread: Some(thread), metrics, worker })
+    }
+
+    /// A read-only view of the key-value store `name` (an aggregation's,
+    /// a materialized table's, or a processor's) over this instance's
+    /// tasks: Kafka Streams' interactive queries. `None` if the topology
+    /// has no such store.
+    pub fn key_value_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<ReadOnlyKeyValueStore<K, V>> {
+        let store = lock(&self.worker).topology.stores.iter().position(|s| s.name == name)?;
+        Some(ReadOnlyKeyValueStore { worker: self.worker.clone(), store, _types: PhantomData })
+    }
+
+    /// A read-only view of the window store `name` over this instance's
+    /// tasks.
+    pub fn window_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<ReadOnlyWindowStore<K, V>> {
+        let store = lock(&self.worker).topology.stores.iter().position(|s| s.name == name)?;
+        Some(ReadOnlyWindowStore { worker: self.worker.clone(), store, _types: PhantomData })
     }
 
     /// What the application has done so far.

@@ -51,6 +51,12 @@ impl Stores {
         self.0[id].as_any().downcast_ref::<S>().expect("the DSL gives each node the stores it was built for")
     }
 
+    /// The store `id` if it is of type `S` (for reads from outside the
+    /// DSL, which may ask for the wrong type).
+    pub fn find<S: StateStore>(&self, id: usize) -> Option<&S> {
+        self.0.get(id)?.as_any().downcast_ref::<S>()
+    }
+
     /// The store `id`, to change.
     pub fn get_mut<S: StateStore>(&mut self, id: usize) -> &mut S {
         self.0[id].as_any_mut().downcast_mut::<S>().expect("the DSL gives each node the stores it was built for")

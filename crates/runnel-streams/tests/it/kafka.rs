@@ -173,6 +173,12 @@ fn course_count_resumes(config: StreamsConfig) {
     let after_both = send(second);
     let app = KafkaStreams::start(count_per_location(), config).unwrap();
     await_counts(&broker.bootstrap, &after_both);
+    // Interactive queries read the same counts from the running stores.
+    let store = app.key_value_store::<String, i64>("KSTREAM-AGGREGATE-STATE-STORE-0000000001").expect("the count's store");
+    let (key, count) = after_both.iter().next().unwrap();
+    assert_eq!(store.get(key), Some(*count));
+    assert_eq!(store.approximate_num_entries(), after_both.len());
+    assert!(app.key_value_store::<String, i64>("no-such-store").is_none());
     app.close().unwrap();
 }
 
