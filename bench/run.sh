@@ -11,16 +11,22 @@
 #                              load, side by side: runnel --fsync always
 #                              against Kafka flushing every message, and
 #                              runnel --fsync never against Kafka's defaults
+#   bench/run.sh --streams     the three runnel-streams topologies beside the
+#                              same ones in Java Kafka Streams
+#                              (tests/compat/java/StreamsBench.java), on one
+#                              runnel broker and the same input
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=0
 PEER=""
+STREAMS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) SMOKE=1 ;;
     --peer) PEER="${2:-}"; shift ;;
-    *) echo "usage: $0 [--smoke] [--peer kafka]" >&2; exit 2 ;;
+    --streams) STREAMS=1 ;;
+    *) echo "usage: $0 [--smoke] [--peer kafka] [--streams]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -32,10 +38,12 @@ if [ "$SMOKE" = 1 ]; then
   cargo build --quiet -p runnel
   RUNNEL="$PWD/target/debug/runnel"
   RECORDS=20000; CONSUME_RECORDS=20000; E2E_SECS=2; E2E_RATE=2000; STARTUP_PARTITIONS=50; RECOVERY_RECORDS=20000; CONNECTIONS=500
+  STREAMS_RECORDS=20000
 else
   cargo build --quiet --release -p runnel
   RUNNEL="$PWD/target/release/runnel"
   RECORDS=1000000; CONSUME_RECORDS=2000000; E2E_SECS=20; E2E_RATE=20000; STARTUP_PARTITIONS=1000; RECOVERY_RECORDS=5000000; CONNECTIONS=10000
+  STREAMS_RECORDS=1000000
 fi
 
 WORK="$(mktemp -d)"
@@ -83,6 +91,30 @@ row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 |"); }
 # Each workload starts with the previous one's dirty pages written back, so
 # its fsyncs do not pay for another workload's data.
 bench() { sync; "$RUNNEL" bench "$@" --bootstrap-server "$BOOTSTRAP" --json; }
+
+# --- runnel-streams beside Java Kafka Streams ---------------------------------
+if [ "$STREAMS" = 1 ]; then
+  JAVA_STREAMS="$(scripts/java-streams)"
+  CLASSES="$WORK/classes"
+  mkdir -p "$CLASSES"
+  javac -d "$CLASSES" -cp "$JAVA_STREAMS/*" tests/compat/java/StreamsBench.java
+  start_broker "$WORK/streams"
+  # The first run writes the input; every run, runnel's and Java's, reads it.
+  "$RUNNEL" bench streams --topology stateless --records "$STREAMS_RECORDS" --bootstrap-server "$BOOTSTRAP" --json >/dev/null
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.1f", a / b }'; }
+  echo "runnel-streams beside Java Kafka Streams 4.4 ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $STREAMS_RECORDS records of 200 B, one stream thread each, $(nproc) cores, $(date -u +%Y-%m-%d)"
+  echo
+  echo "| topology | runnel-streams records/s | Kafka Streams records/s | × | runnel CPU s | Java CPU s | runnel RSS MB | Java RSS MB | memory ÷ |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for topology in stateless windowed join; do
+    r=$("$RUNNEL" bench streams --topology "$topology" --records "$STREAMS_RECORDS" --bootstrap-server "$BOOTSTRAP" --json)
+    j=$(java -Xmx1g -cp "$CLASSES:$JAVA_STREAMS/*" StreamsBench "$BOOTSTRAP" "$topology" "$STREAMS_RECORDS")
+    echo "| $topology | $(json_field "$r" records_per_sec) | $(json_field "$j" records_per_sec) | $(ratio "$(json_field "$r" records_per_sec)" "$(json_field "$j" records_per_sec)") | $(json_field "$r" cpu_seconds) | $(json_field "$j" cpu_seconds) | $(json_field "$r" rss_mb) | $(json_field "$j" rss_mb) | $(ratio "$(json_field "$j" rss_mb)" "$(json_field "$r" rss_mb)") |"
+  done
+  echo
+  echo "Both sides keep their state in memory (Java: in-memory DSL stores), commit every 30 s, and are timed from their first record to their last."
+  exit 0
+fi
 
 # --- runnel beside Apache Kafka ----------------------------------------------
 if [ "$PEER" = kafka ]; then
@@ -230,6 +262,17 @@ start_broker "$WORK/commits"
 REPLAY=$(grep "replayed committed offsets" "$BROKER_LOG" | grep -o 'records=[0-9]* elapsed_ms=[0-9]*' | tr '=' ' ' | awk '{print $2 " records in " $4 " ms"}')
 stop_broker
 row "11. start-up after $(( RECORDS / 1000 ))k offset commits on 100 groups" "-" "-" "replayed ${REPLAY:-nothing}; ready in ${READY_MS} ms" "bounded by live offsets + 1 segment"
+
+# 12-14. runnel-streams topologies over 200-byte JSON records (the input is
+# written once, by the first run).
+start_broker "$WORK/streams"
+for topology in stateless windowed join; do
+  r=$("$RUNNEL" bench streams --topology "$topology" --records "$STREAMS_RECORDS" --bootstrap-server "$BOOTSTRAP" --json)
+  n=$([ "$topology" = stateless ] && echo 12 || ([ "$topology" = windowed ] && echo 13 || echo 14))
+  row "$n. runnel-streams $topology, $(( STREAMS_RECORDS / 1000 ))k records" "$(json_field "$r" records_per_sec)" "-" \
+      "CPU $(json_field "$r" cpu_seconds) s, RSS $(json_field "$r" rss_mb) MB" "≥ 3× Kafka Streams (bench/run.sh --streams)"
+done
+stop_broker
 
 echo "runnel benchmark suite ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
 echo

@@ -1,5 +1,5 @@
-//! runnel-bench: produce, consume, end-to-end latency and offset-commit
-//! workloads.
+//! runnel-bench: produce, consume, end-to-end latency, offset-commit and
+//! stream-processing workloads.
 //!
 //! The load comes from librdkafka (the `rdkafka` crate), not from runnel's
 //! own protocol code, so the client is neutral and the same numbers can be
@@ -9,6 +9,7 @@ mod commits;
 mod consume;
 mod e2e;
 mod produce;
+mod streams;
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ pub use commits::commits;
 pub use consume::consume;
 pub use e2e::e2e;
 pub use produce::produce;
+pub use streams::{streams, StreamsReport, StreamsTopology, INPUT as STREAMS_INPUT};
 
 /// How much work a run does: a record count or a wall-clock duration.
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use runnel_bench::{Amount, BenchOptions, BenchReport};
+use runnel_bench::{Amount, BenchOptions, BenchReport, StreamsTopology};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -23,6 +23,45 @@ enum Workload {
     E2e(CommonArgs),
     /// Commit offsets for every partition from --consumers groups, --records in all.
     Commit(CommonArgs),
+    /// Run a runnel-streams topology over 200-byte JSON records, written
+    /// once to bench-streams-input (and a 1,000-row table for the join).
+    Streams(StreamsArgs),
+}
+
+#[derive(Debug, Args)]
+struct StreamsArgs {
+    #[arg(long, env = "RUNNEL_BROKERS", default_value = "localhost:9092")]
+    bootstrap_server: String,
+    /// stateless (filter, then map_values), windowed (a count per key in
+    /// 10-second windows) or join (a stream–table join).
+    #[arg(long, value_enum, default_value = "stateless")]
+    topology: Topology,
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Partitions of the input topics, when they are created.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Process exactly once (transactions) instead of at least once.
+    #[arg(long)]
+    exactly_once: bool,
+    /// Extra librdkafka property, KEY=VALUE; repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Topology {
+    Stateless,
+    Windowed,
+    Join,
+}
+
+/// `-X KEY=VALUE` properties as pairs.
+fn properties(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    raw.iter().map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| anyhow::anyhow!("-X {p}: expected KEY=VALUE"))).collect()
 }
 
 #[derive(Debug, Args)]
@@ -87,11 +126,7 @@ impl CommonArgs {
         if self.partitions < 1 || self.producers < 1 || self.consumers < 1 {
             bail!("--partitions, --producers and --consumers must be at least 1");
         }
-        let client_properties = self
-            .properties
-            .iter()
-            .map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| anyhow::anyhow!("-X {p}: expected KEY=VALUE")))
-            .collect::<anyhow::Result<_>>()?;
+        let client_properties = properties(&self.properties)?;
         Ok(BenchOptions {
             bootstrap: self.bootstrap_server.clone(),
             topic: self.topic.clone(),
@@ -113,13 +148,52 @@ impl CommonArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Workload::Streams(streams) = &args.workload {
+        return run_streams(streams);
+    }
     let (common, report): (&CommonArgs, BenchReport) = match &args.workload {
         Workload::Produce(c) => (c, runnel_bench::produce(&c.options()?)?),
         Workload::Consume(c) => (c, runnel_bench::consume(&c.options()?)?),
         Workload::E2e(c) => (c, runnel_bench::e2e(&c.options()?)?),
         Workload::Commit(c) => (c, runnel_bench::commits(&c.options()?)?),
+        Workload::Streams(_) => unreachable!("handled above"),
     };
     if common.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+fn run_streams(args: &StreamsArgs) -> anyhow::Result<()> {
+    if args.partitions < 1 {
+        bail!("--partitions must be at least 1");
+    }
+    let options = BenchOptions {
+        bootstrap: args.bootstrap_server.clone(),
+        topic: runnel_bench::STREAMS_INPUT.to_string(),
+        record_size: 200,
+        amount: Amount::Records(args.records),
+        acks: "all".to_string(),
+        partitions: args.partitions,
+        producers: 1,
+        consumers: 1,
+        compression: "none".to_string(),
+        linger_ms: 5,
+        batch_size: 1_048_576,
+        keyed: true,
+        rate: None,
+        transaction_ms: None,
+        client_properties: properties(&args.properties)?,
+    };
+    let topology = match args.topology {
+        Topology::Stateless => StreamsTopology::Stateless,
+        Topology::Windowed => StreamsTopology::Windowed,
+        Topology::Join => StreamsTopology::Join,
+    };
+    let report = runnel_bench::streams(&options, topology, args.exactly_once)?;
+    if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report.table());

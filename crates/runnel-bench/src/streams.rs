@@ -1,0 +1,217 @@
+//! `runnel bench streams`: runnel-streams topologies — stateless, a
+//! windowed count, a stream–table join — over input this module writes
+//! once and every run reads, so Java Kafka Streams
+//! (`tests/compat/java/StreamsBench.java`) can read the very same records
+//! as the peer.
+//!
+//! A run is timed from its first record to its last, so the group's
+//! start-up is left out, and reports the process's CPU seconds over that
+//! time and its resident memory at the end.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use runnel_streams::serde::{I64Serde, StringSerde, TimeWindowedSerde};
+use runnel_streams::{Joined, KafkaStreams, StreamsBuilder, StreamsConfig, TimeWindows, Topology};
+use serde::Serialize;
+
+use crate::{ensure_topic, Amount, BenchError, BenchOptions};
+
+/// The stream every topology reads, and the table the join looks up.
+pub const INPUT: &str = "bench-streams-input";
+pub const TABLE: &str = "bench-streams-table";
+
+/// How many keys the input has, and rows the table.
+const KEYS: u64 = 1_000;
+
+/// Which topology to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamsTopology {
+    /// filter, then map_values, on 200-byte JSON values.
+    Stateless,
+    /// A count per key in 10-second tumbling windows.
+    Windowed,
+    /// Each record joined with the table row of its key.
+    Join,
+}
+
+impl StreamsTopology {
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamsTopology::Stateless => "stateless",
+            StreamsTopology::Windowed => "windowed",
+            StreamsTopology::Join => "join",
+        }
+    }
+
+    /// The same topology as `StreamsBench.java` builds.
+    fn build(self) -> Topology {
+        let builder = StreamsBuilder::new();
+        let input = builder.stream(INPUT, StringSerde, StringSerde);
+        match self {
+            StreamsTopology::Stateless => input.filter(|_, v| v.contains("\"even\":true")).map_values(|v| format!("{}:{}", v.len(), &v[..24.min(v.len())])).to(
+                "bench-streams-out-stateless",
+                StringSerde,
+                StringSerde,
+            ),
+            StreamsTopology::Windowed => input.group_by_key().windowed_by(TimeWindows::of_size_and_grace(10_000, 5_000)).count().to_stream().to(
+                "bench-streams-out-windowed",
+                TimeWindowedSerde::new(StringSerde, 10_000),
+                I64Serde,
+            ),
+            StreamsTopology::Join => {
+                let table = builder.table(TABLE, StringSerde, StringSerde);
+                input.join_table(&table, |v, t| format!("{}:{t}", v.len()), Joined::with(StringSerde, StringSerde)).to(
+                    "bench-streams-out-join",
+                    StringSerde,
+                    StringSerde,
+                )
+            }
+        }
+        builder.build()
+    }
+}
+
+/// The outcome of a streams run.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamsReport {
+    pub workload: String,
+    pub records: u64,
+    pub seconds: f64,
+    pub records_per_sec: f64,
+    pub cpu_seconds: f64,
+    pub rss_mb: f64,
+}
+
+impl StreamsReport {
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let rows = [
+            ("workload", self.workload.clone()),
+            ("records", self.records.to_string()),
+            ("seconds", format!("{:.2}", self.seconds)),
+            ("records/s", format!("{:.0}", self.records_per_sec)),
+            ("CPU s", format!("{:.2}", self.cpu_seconds)),
+            ("RSS MB", format!("{:.1}", self.rss_mb)),
+        ];
+        rows.iter().map(|(k, v)| format!("{k:<10} {v:>14}\n")).collect()
+    }
+}
+
+/// Writes the input (if the topics hold less), runs `topology` over
+/// `records` input records, and reports. `options.partitions` sets the
+/// input's partitions when it is created.
+pub fn streams(options: &BenchOptions, topology: StreamsTopology, exactly_once: bool) -> Result<StreamsReport, BenchError> {
+    let Amount::Records(records) = options.amount else {
+        return Err(BenchError::Setup("bench streams takes --records, not --duration".into()));
+    };
+    write_input(options, records)?;
+    let mut config = StreamsConfig::new(&format!("bench-runnel-{}-{}", topology.name(), std::process::id()), &options.bootstrap);
+    config.client_properties = options.client_properties.clone();
+    if exactly_once {
+        config = config.exactly_once();
+    }
+    // The join also reads the table's rows.
+    let target = records + if topology == StreamsTopology::Join { KEYS } else { 0 };
+    let app = KafkaStreams::start(topology.build(), config).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while app.metrics().processed_records == 0 {
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup("the application never processed a record".into()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (started, cpu_started) = (Instant::now(), cpu_seconds());
+    while app.metrics().processed_records < target {
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup(format!("processed {} of {target} records", app.metrics().processed_records)));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let cpu = cpu_seconds() - cpu_started;
+    let rss_mb = rss_mb();
+    app.close().map_err(|e| BenchError::Setup(e.to_string()))?;
+    Ok(StreamsReport {
+        workload: format!("streams-{}", topology.name()),
+        records,
+        seconds,
+        records_per_sec: records as f64 / seconds,
+        cpu_seconds: cpu,
+        rss_mb,
+    })
+}
+
+/// A 200-byte JSON ride-like value.
+fn value(i: u64) -> String {
+    let mut value = format!(r#"{{"id":{i},"even":{},"fare":{}.{:02},"zone":"{}","pad":""#, i.is_multiple_of(2), 5 + i % 60, i % 100, i % KEYS);
+    let pad = 200usize.saturating_sub(value.len() + 2);
+    value.extend(std::iter::repeat_n('x', pad));
+    value.push_str("\"}");
+    value
+}
+
+/// Tops the input topic up to `records` records (keys `k0`..`k999`,
+/// timestamps 10 ms apart ending now) and the table up to one row per key.
+fn write_input(options: &BenchOptions, records: u64) -> Result<(), BenchError> {
+    for topic in [INPUT, TABLE] {
+        ensure_topic(&BenchOptions { topic: topic.to_string(), ..options.clone() })?;
+    }
+    let producer: ThreadedProducer<_> = options.producer_config().create()?;
+    let consumer: BaseConsumer = options.client().create()?;
+    let count = |topic: &str| -> Result<u64, BenchError> {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+        let mut total = 0;
+        for partition in 0..partitions {
+            let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+            total += (high - low).max(0) as u64;
+        }
+        Ok(total)
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let first = now - records as i64 * 10;
+    let send = |topic: &str, i: u64, value: &str, timestamp: i64| -> Result<(), BenchError> {
+        let key = format!("k{}", i % KEYS);
+        let mut record = BaseRecord::to(topic).key(&key).payload(value).timestamp(timestamp);
+        loop {
+            match producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    };
+    for i in count(TABLE)?..KEYS {
+        send(TABLE, i, &format!("zone-{i}"), first)?;
+    }
+    for i in count(INPUT)?..records {
+        send(INPUT, i, &value(i), first + i as i64 * 10)?;
+    }
+    producer.flush(Duration::from_secs(120))?;
+    Ok(())
+}
+
+/// This process's CPU time (user and system), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's resident memory, in megabytes.
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
