@@ -83,6 +83,7 @@ kill9_broker() { kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true; 
 
 cpu_seconds() { awk '{printf "%.2f", ($14+$15)/100}' "/proc/${1:-$BROKER_PID}/stat"; }
 rss_mb() { awk -v f="$2" '$1==f {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+whole() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
 json_field() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('-' if v is None else (f'{v:.2f}' if isinstance(v, float) else v))" "$1" "$2"; }
 
 ROWS=()
@@ -109,8 +110,9 @@ if [ "$STREAMS" = 1 ]; then
   for topology in stateless windowed join; do
     r=$("$RUNNEL" bench streams --topology "$topology" --records "$STREAMS_RECORDS" --bootstrap-server "$BOOTSTRAP" --json)
     j=$(java -Xmx1g -cp "$CLASSES:$JAVA_STREAMS/*" StreamsBench "$BOOTSTRAP" "$topology" "$STREAMS_RECORDS")
-    echo "| $topology | $(json_field "$r" records_per_sec) | $(json_field "$j" records_per_sec) | $(ratio "$(json_field "$r" records_per_sec)" "$(json_field "$j" records_per_sec)") | $(json_field "$r" cpu_seconds) | $(json_field "$j" cpu_seconds) | $(json_field "$r" rss_mb) | $(json_field "$j" rss_mb) | $(ratio "$(json_field "$j" rss_mb)" "$(json_field "$r" rss_mb)") |"
+    echo "| $topology | $(whole "$(json_field "$r" records_per_sec)") | $(whole "$(json_field "$j" records_per_sec)") | $(ratio "$(json_field "$r" records_per_sec)" "$(json_field "$j" records_per_sec)") | $(json_field "$r" cpu_seconds) | $(json_field "$j" cpu_seconds) | $(json_field "$r" rss_mb) | $(json_field "$j" rss_mb) | $(ratio "$(json_field "$j" rss_mb)" "$(json_field "$r" rss_mb)") |"
   done
+  stop_broker
   echo
   echo "Both sides keep their state in memory (Java: in-memory DSL stores), commit every 30 s, and are timed from their first record to their last."
   exit 0
@@ -269,7 +271,7 @@ start_broker "$WORK/streams"
 for topology in stateless windowed join; do
   r=$("$RUNNEL" bench streams --topology "$topology" --records "$STREAMS_RECORDS" --bootstrap-server "$BOOTSTRAP" --json)
   n=$([ "$topology" = stateless ] && echo 12 || ([ "$topology" = windowed ] && echo 13 || echo 14))
-  row "$n. runnel-streams $topology, $(( STREAMS_RECORDS / 1000 ))k records" "$(json_field "$r" records_per_sec)" "-" \
+  row "$n. runnel-streams $topology, $(( STREAMS_RECORDS / 1000 ))k records" "$(whole "$(json_field "$r" records_per_sec)")" "-" \
       "CPU $(json_field "$r" cpu_seconds) s, RSS $(json_field "$r" rss_mb) MB" "≥ 3× Kafka Streams (bench/run.sh --streams)"
 done
 stop_broker
