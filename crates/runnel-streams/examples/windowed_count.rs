@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("started");
     let _ = ctrl_c.recv();
     let metrics = app.metrics();
-    println!("processed={} restored={} restore_ms={}", metrics.processed_records, metrics.restored_records, metrics.restore_ms);
+    println!(
+        "processed={} restored={} from_checkpoint={} restore_ms={}",
+        metrics.processed_records, metrics.restored_records, metrics.checkpoint_records, metrics.restore_ms
+    );
     app.close()?;
     Ok(())
 }

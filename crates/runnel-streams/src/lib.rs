@@ -32,6 +32,7 @@
 //! ```
 
 pub mod aggregate;
+mod checkpoint;
 pub mod driver;
 pub mod join;
 pub mod kstream;

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -24,9 +25,10 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::processor::PunctuationType;
 use crate::store::{KeyValueStore, Stores, WindowStore};
 use crate::task::{Emitted, Input, OnUndecodable, Scope, Task, Undecodable};
@@ -43,6 +45,8 @@ pub enum StreamsError {
     Setup(String),
     #[error(transparent)]
     Undecodable(#[from] Undecodable),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// How an application runs (Kafka Streams' `StreamsConfig`).
@@ -59,6 +63,10 @@ pub struct StreamsConfig {
     pub processing_guarantee: ProcessingGuarantee,
     /// What happens to input records that cannot be deserialized.
     pub on_undecodable: OnUndecodable,
+    /// Where tasks keep local checkpoints of their stores, so a restart
+    /// reads only the changelogs' tails; `None` keeps state in memory
+    /// only, restored from the whole changelogs.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// What a failure may cost (Kafka Streams' `processing.guarantee`).
@@ -84,7 +92,14 @@ impl StreamsConfig {
             client_properties: Vec::new(),
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             on_undecodable: OnUndecodable::default(),
+            state_dir: None,
         }
+    }
+
+    /// The same, keeping local checkpoints of the stores under `state_dir`
+    /// (Kafka Streams' `state.dir`).
+    pub fn with_state_dir(self, state_dir: impl Into<PathBuf>) -> StreamsConfig {
+        StreamsConfig { state_dir: Some(state_dir.into()), ..self }
     }
 
     /// The same, exactly once, committing every 100 ms (Kafka Streams'
@@ -197,6 +212,7 @@ impl<K: Data + Hash + Eq, V: Data> ReadOnlyWindowStore<K, V> {
 struct Metrics {
     processed: AtomicU64,
     restored: AtomicU64,
+    loaded: AtomicU64,
     restore_ms: AtomicU64,
 }
 
@@ -207,6 +223,8 @@ pub struct StreamsMetrics {
     pub processed_records: u64,
     /// Changelog records read to restore stores.
     pub restored_records: u64,
+    /// Records loaded from local checkpoints to restore stores.
+    pub checkpoint_records: u64,
     /// Time spent restoring stores, in milliseconds.
     pub restore_ms: u64,
 }
@@ -263,6 +281,7 @@ impl KafkaStreams {
         StreamsMetrics {
             processed_records: self.metrics.processed.load(Ordering::Relaxed),
             restored_records: self.metrics.restored.load(Ordering::Relaxed),
+            checkpoint_records: self.metrics.loaded.load(Ordering::Relaxed),
             restore_ms: self.metrics.restore_ms.load(Ordering::Relaxed),
         }
     }
@@ -424,7 +443,7 @@ struct StreamThread {
 struct Worker {
     topology: Topology,
     config: StreamsConfig,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<DeliveryTracker>,
     tasks: HashMap<i32, Task>,
     /// Tasks of revoked partitions, resumed if the same rebalance assigns
     /// them back.
@@ -444,6 +463,8 @@ struct Worker {
     /// An error met in a rebalance callback, for the thread to return.
     failure: Option<StreamsError>,
     metrics: Arc<Metrics>,
+    /// Each task's local checkpoint, with a state directory.
+    checkpoints: HashMap<i32, Checkpoint>,
 }
 
 impl StreamThread {
@@ -475,6 +496,7 @@ impl StreamThread {
             globals,
             failure: None,
             metrics,
+            checkpoints: HashMap::new(),
         };
         if let Some(global) = &global {
             worker.bootstrap_globals(global)?;
@@ -525,14 +547,14 @@ impl StreamThread {
 /// murmur2 as the Java client does, as Kafka Streams' producer; under
 /// exactly-once also transactional, with an id of its own, its first
 /// transaction begun.
-fn producer(config: &StreamsConfig) -> Result<ThreadedProducer<DefaultProducerContext>, StreamsError> {
+fn producer(config: &StreamsConfig) -> Result<ThreadedProducer<DeliveryTracker>, StreamsError> {
     let mut client = config.client();
     client.set("enable.idempotence", "true").set("acks", "all").set("partitioner", "murmur2_random").set("linger.ms", "5");
     if config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
         let id = format!("{}-{}-StreamThread-1", config.application_id, uuid::Uuid::new_v4());
         client.set("transactional.id", id).set("transaction.timeout.ms", "10000");
     }
-    let producer: ThreadedProducer<DefaultProducerContext> = client.create()?;
+    let producer: ThreadedProducer<DeliveryTracker> = client.create_with_context(DeliveryTracker::default())?;
     if config.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
         producer.init_transactions(TIMEOUT)?;
         producer.begin_transaction()?;
@@ -626,8 +648,7 @@ impl Worker {
         let input = Input { topic: logical, partition, offset: message.offset(), key: message.key(), value: message.payload(), timestamp };
         task.process(&scope, &input, &mut emitted)?;
         for out in emitted {
-            send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)?;
-            self.dirty = true;
+            self.emit(partition, out)?;
         }
         self.metrics.processed.fetch_add(1, Ordering::Relaxed);
         match self.positions.get_mut(topic) {
@@ -641,6 +662,17 @@ impl Worker {
         Ok(())
     }
 
+    /// Sends what task `partition` emitted, noting store changes for its
+    /// checkpoint.
+    fn emit(&mut self, partition: i32, out: Emitted) -> Result<(), StreamsError> {
+        if let (Emitted::Change { store, change }, Some(checkpoint)) = (&out, self.checkpoints.get_mut(&partition)) {
+            checkpoint.record(store, &change.key, change.value.as_deref());
+        }
+        send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)?;
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Runs every task's wall-clock punctuations that are due.
     fn punctuate_wall_clock(&mut self) -> Result<(), StreamsError> {
         let now = now_ms();
@@ -649,6 +681,9 @@ impl Worker {
             let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.config.on_undecodable };
             task.punctuate(&scope, PunctuationType::WallClockTime, now, &mut emitted);
             for out in emitted.drain(..) {
+                if let (Emitted::Change { store, change }, Some(checkpoint)) = (&out, self.checkpoints.get_mut(partition)) {
+                    checkpoint.record(store, &change.key, change.value.as_deref());
+                }
                 send(&self.producer, &self.on_cluster, &self.changelogs, *partition, out)?;
                 self.dirty = true;
             }
@@ -688,6 +723,22 @@ impl Worker {
         }
         self.positions.values_mut().for_each(BTreeMap::clear);
         self.dirty = false;
+        self.save_checkpoints()
+    }
+
+    /// Saves each task's changes since the last commit to its checkpoint,
+    /// with the changelog offsets now covered: the changes are durable in
+    /// Kafka, so the checkpoint never holds what a crash would undo.
+    fn save_checkpoints(&mut self) -> Result<(), StreamsError> {
+        let delivered = lock_delivered(self.producer.context());
+        for (partition, checkpoint) in &mut self.checkpoints {
+            let offsets: Vec<(String, i64)> = self
+                .changelogs
+                .values()
+                .filter_map(|changelog| delivered.get(&(changelog.clone(), *partition)).map(|last| (changelog.clone(), last + 1)))
+                .collect();
+            checkpoint.save(&offsets)?;
+        }
         Ok(())
     }
 
@@ -719,16 +770,52 @@ impl Worker {
             self.tasks.insert(*partition, task);
         }
         self.suspended.clear();
+        let tasks = &self.tasks;
+        self.checkpoints.retain(|partition, _| tasks.contains_key(partition));
         Ok(())
     }
 
+    /// Loads task `partition`'s checkpoint (with a state directory) into
+    /// `task`, and returns the changelog offsets to read on from. A
+    /// checkpoint that does not fit its changelogs (past their end, or
+    /// before their start) is wiped and the changelogs read whole.
+    fn load_checkpoint(&mut self, partition: i32, task: &mut Task) -> Result<HashMap<String, i64>, StreamsError> {
+        let Some(state_dir) = &self.config.state_dir else { return Ok(HashMap::new()) };
+        let mut checkpoint = Checkpoint::open(state_dir, &self.config.application_id, partition)?;
+        let loaded = checkpoint.load()?;
+        let probe: BaseConsumer = self.config.consumer().create()?;
+        let mut fits = true;
+        for (changelog, offset) in &loaded.offsets {
+            let (low, high) = probe.fetch_watermarks(changelog, partition, TIMEOUT)?;
+            fits &= low <= *offset && *offset <= high;
+        }
+        let offsets = if fits {
+            for (store, key, value) in &loaded.records {
+                task.restore(&self.topology, store, key, Some(value));
+            }
+            self.metrics.loaded.fetch_add(loaded.records.len() as u64, Ordering::Relaxed);
+            loaded.offsets
+        } else {
+            checkpoint.wipe()?;
+            HashMap::new()
+        };
+        self.checkpoints.insert(partition, checkpoint);
+        Ok(offsets)
+    }
+
     /// A task for `partition` whose stores hold what their changelogs say
-    /// (their committed records only).
-    fn restore(&self, partition: i32) -> Result<Task, StreamsError> {
+    /// (their committed records only), read on from its checkpoint if it
+    /// has one.
+    fn restore(&mut self, partition: i32) -> Result<Task, StreamsError> {
         let started = Instant::now();
         let mut task = Task::new(&self.topology, now_ms());
+        let from = self.load_checkpoint(partition, &mut task)?;
+        let mut caught_up = Vec::new();
         for store in self.topology.stores() {
             let changelog = self.config.changelog(&store.name);
+            // Offsets this producer delivered before are not this task's
+            // end any more; the checkpoint takes the end read here.
+            lock_delivered(self.producer.context()).remove(&(changelog.clone(), partition));
             let reader: BaseConsumer = self
                 .config
                 .consumer()
@@ -737,12 +824,13 @@ impl Worker {
                 .set("isolation.level", "read_committed")
                 .create()?;
             let (low, high) = reader.fetch_watermarks(&changelog, partition, TIMEOUT)?;
-            if high <= low {
+            let start = from.get(&changelog).copied().unwrap_or(low).max(low);
+            if high <= start {
                 continue;
             }
-            let mut from = TopicPartitionList::new();
-            from.add_partition_offset(&changelog, partition, Offset::Offset(low))?;
-            reader.assign(&from)?;
+            let mut assignment = TopicPartitionList::new();
+            assignment.add_partition_offset(&changelog, partition, Offset::Offset(start))?;
+            reader.assign(&assignment)?;
             let deadline = Instant::now() + TIMEOUT;
             // Done when the position passes the end: transaction markers
             // and aborted records are never delivered, but are passed.
@@ -752,10 +840,20 @@ impl Worker {
                 }
                 if let Some(message) = reader.poll(Duration::from_millis(100)) {
                     let message = message?;
-                    task.restore(&self.topology, &store.name, message.key().unwrap_or_default(), message.payload());
+                    let key = message.key().unwrap_or_default();
+                    task.restore(&self.topology, &store.name, key, message.payload());
+                    if let Some(checkpoint) = self.checkpoints.get_mut(&partition) {
+                        checkpoint.record(&store.name, key, message.payload());
+                    }
                     self.metrics.restored.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            caught_up.push((changelog, high));
+        }
+        // The tail just read joins the checkpoint, so the next restart
+        // starts where this one ended.
+        if let Some(checkpoint) = self.checkpoints.get_mut(&partition) {
+            checkpoint.save(&caught_up)?;
         }
         self.metrics.restore_ms.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         Ok(task)
@@ -768,10 +866,35 @@ fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64,
     Ok(positions.find_partition(topic, partition).and_then(|p| p.offset().to_raw()).unwrap_or(-1))
 }
 
+/// The producer's context: the offset of the last record delivered to
+/// each partition, which tells a checkpoint how far the changelogs go.
+#[derive(Default)]
+struct DeliveryTracker {
+    last: Mutex<HashMap<(String, i32), i64>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Ok(message) = result {
+            let mut last = lock_delivered(self);
+            let entry = last.entry((message.topic().to_string(), message.partition())).or_insert(message.offset());
+            *entry = (*entry).max(message.offset());
+        }
+    }
+}
+
+fn lock_delivered(tracker: &DeliveryTracker) -> std::sync::MutexGuard<'_, HashMap<(String, i32), i64>> {
+    tracker.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Sends a record a task emitted: a sink's to its topic (partitioned by
 /// key), a store change to its changelog's partition of the task.
 fn send(
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &ThreadedProducer<DeliveryTracker>,
     on_cluster: &HashMap<String, String>,
     changelogs: &HashMap<String, String>,
     partition: i32,

@@ -108,13 +108,16 @@ pub fn bootstrap_server() -> String {
 
 /// The application's configuration from the command line:
 /// `--bootstrap-server`, `--application-id` (default `default_id`),
-/// `--exactly-once`, and `--property key=value` (repeatable) for the
-/// Kafka clients.
+/// `--exactly-once`, `--state-dir DIR` for local checkpoints, and
+/// `--property key=value` (repeatable) for the Kafka clients.
 pub fn streams_config(default_id: &str) -> StreamsConfig {
     let args: Vec<String> = std::env::args().collect();
     let mut config = StreamsConfig::new(&flag("--application-id").unwrap_or_else(|| default_id.to_string()), &bootstrap_server());
     if args.iter().any(|a| a == "--exactly-once") {
         config = config.exactly_once();
+    }
+    if let Some(dir) = flag("--state-dir") {
+        config = config.with_state_dir(dir);
     }
     for pair in args.windows(2).filter(|w| w[0] == "--property") {
         if let Some((key, value)) = pair[1].split_once('=') {

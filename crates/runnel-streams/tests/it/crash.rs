@@ -2,7 +2,8 @@
 //! the middle of the input: with exactly-once the final counts are exact;
 //! with at-least-once none is lost (some may be counted twice). The
 //! instances are real processes (the `windowed_count` example) against a
-//! runnel broker; the restarted instance reports how long it spent
+//! runnel broker, each keeping local checkpoints; the restarted instance
+//! starts from the killed one's checkpoints and reports how long it spent
 //! restoring its stores.
 
 use std::collections::BTreeMap;
@@ -34,10 +35,12 @@ struct Instance {
 }
 
 impl Instance {
-    /// Starts an instance and waits until it says it has started.
-    fn start(bootstrap: &str, application_id: &str, exactly_once: bool) -> Instance {
+    /// Starts an instance, keeping its checkpoints in `state_dir`, and
+    /// waits until it says it has started.
+    fn start(bootstrap: &str, application_id: &str, exactly_once: bool, state_dir: &std::path::Path) -> Instance {
         let mut command = Command::new(example());
         command.args(["--bootstrap-server", bootstrap, "--application-id", application_id]);
+        command.arg("--state-dir").arg(state_dir);
         // Quick failure detection, so the survivor takes over within seconds.
         command.args(["--property", "session.timeout.ms=6000", "--property", "heartbeat.interval.ms=500"]);
         if exactly_once {
@@ -147,8 +150,9 @@ fn kill_one_of_two(
     let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
     let records = input(24);
     let (first, second) = records.split_at(records.len() / 2);
-    let first_instance = Instance::start(&broker.bootstrap, application_id, exactly_once);
-    let second_instance = Instance::start(&broker.bootstrap, application_id, exactly_once);
+    let (first_state, second_state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first_instance = Instance::start(&broker.bootstrap, application_id, exactly_once, first_state.path());
+    let second_instance = Instance::start(&broker.bootstrap, application_id, exactly_once, second_state.path());
     produce(&producer, first);
     // Wait until both are at work, then kill one without warning.
     let consumer: BaseConsumer = client(&broker.bootstrap).create().unwrap();
@@ -158,7 +162,8 @@ fn kill_one_of_two(
         std::thread::sleep(Duration::from_millis(50));
     }
     second_instance.kill();
-    let restarted = Instance::start(&broker.bootstrap, application_id, exactly_once);
+    // The restarted instance finds the killed one's checkpoints.
+    let restarted = Instance::start(&broker.bootstrap, application_id, exactly_once, second_state.path());
     produce(&producer, second);
     let expected = expected(&records);
     await_counts(&broker.bootstrap, &expected, |seen| done(seen, &expected));

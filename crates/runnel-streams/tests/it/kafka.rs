@@ -145,7 +145,19 @@ fn the_course_count_runs_exactly_once_and_resumes_from_its_changelog() {
     course_count_resumes(StreamsConfig::new("kafka_tutorial.kstream.count.plocation.eos", "").exactly_once());
 }
 
-fn course_count_resumes(config: StreamsConfig) {
+#[test]
+fn the_course_count_resumes_from_a_local_checkpoint_and_the_changelog_tail() {
+    let state = tempfile::tempdir().unwrap();
+    let metrics = course_count_resumes(StreamsConfig::new("kafka_tutorial.kstream.count.plocation.checkpointed", "").with_state_dir(state.path()));
+    // The restart loaded every count from the checkpoint and read no
+    // changelog record: the first run's were all in it.
+    assert!(metrics.checkpoint_records > 0, "{metrics:?}");
+    assert_eq!(metrics.restored_records, 0, "{metrics:?}");
+}
+
+/// Counts half the rides, restarts, counts the rest; returns the second
+/// run's metrics.
+fn course_count_resumes(config: StreamsConfig) -> runnel_streams::StreamsMetrics {
     let broker = start_broker();
     create_topics(&broker.bootstrap, &[("rides", 2), ("rides-pulocation-count", 2)]);
     let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
@@ -179,7 +191,9 @@ fn course_count_resumes(config: StreamsConfig) {
     assert_eq!(store.get(key), Some(*count));
     assert_eq!(store.approximate_num_entries(), after_both.len());
     assert!(app.key_value_store::<String, i64>("no-such-store").is_none());
+    let metrics = app.metrics();
     app.close().unwrap();
+    metrics
 }
 
 #[test]
