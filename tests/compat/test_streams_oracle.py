@@ -2,8 +2,8 @@
 per location, the same regrouped by pickup location, 10-second windowed
 count, ride/pickup join) and programs for every group of operators
 (stream-table, stream-global-table and table-table joins, regrouped tables, reduce, split,
-session windows, suppression of all but final results, left and outer
-stream joins),
+session and sliding windows, suppression of all but final results, left
+and outer stream joins),
 written once with each library, run on each library's test driver over the
 same input built from rides.csv and taxi_zone_lookup.csv. The outputs must
 be equal byte for byte: keys, values and timestamps, in order."""
@@ -67,6 +67,13 @@ def join_lines():
     return lines
 
 
+def early_lines():
+    """Rides on three keys in the first 25 minutes after the epoch, in a
+    scrambled order: sliding windows of records within their first time
+    difference share one window from 0."""
+    return [("rides", str(i % 3), (i * 37_000) % 1_500_000, compact(ride)) for i, ride in enumerate(rides()[:120])]
+
+
 def zones():
     with open(DATA / "taxi_zone_lookup.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -124,7 +131,9 @@ def java_oracle(tmp_path_factory):
                                            ("enrich", table_lines), ("tables", table_lines), ("boroughs", table_lines),
                                            ("split", ride_lines), ("sessions", ride_lines), ("sessions", nearly_ordered_ride_lines),
                                            ("finals", ride_lines), ("finals", nearly_ordered_ride_lines),
-                                           ("outer", join_lines), ("global", table_lines)])
+                                           ("outer", join_lines), ("global", table_lines),
+                                           ("sliding", ride_lines), ("sliding", nearly_ordered_ride_lines),
+                                           ("sliding", early_lines)])
 def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, lines):
     if not ORACLE.exists():
         pytest.fail(f"{ORACLE} is missing; `cargo test --workspace` builds it")

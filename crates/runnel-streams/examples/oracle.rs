@@ -13,7 +13,9 @@
 //! ```
 
 use runnel_streams::serde::{BytesSerde, I64Serde, Nullable, SessionWindowedSerde, StringSerde, TimeWindowedSerde};
-use runnel_streams::{Grouped, JoinWindows, Joined, SessionWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows, Topology, TopologyTestDriver};
+use runnel_streams::{
+    Grouped, JoinWindows, Joined, SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows, Topology, TopologyTestDriver,
+};
 
 mod common;
 
@@ -181,11 +183,25 @@ fn global() -> Topology {
     builder.build()
 }
 
+/// Rides per key in sliding windows of 10 minutes with 2 minutes of
+/// grace: every update, and final results.
+fn sliding() -> Topology {
+    let builder = StreamsBuilder::new();
+    let counts = builder
+        .stream("rides", StringSerde, StringSerde)
+        .group_by_key()
+        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(600_000, 120_000))
+        .count();
+    counts.to_stream().to("sliding-counts", TimeWindowedSerde::new(StringSerde, 600_000), I64Serde);
+    counts.suppress(Suppressed::until_window_closes()).to_stream().to("sliding-finals", TimeWindowedSerde::new(StringSerde, 600_000), I64Serde);
+    builder.build()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (program, input) = match args.as_slice() {
         [_, program, input] => (program.as_str(), input.as_str()),
-        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals|outer|global INPUT.tsv".into()),
+        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals|outer|global|sliding INPUT.tsv".into()),
     };
     let (topology, outputs): (_, &[&str]) = match program {
         "count" => (common::count_rides(), &["rides-pulocation-count"]),
@@ -197,6 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "boroughs" => (boroughs(), &["zones-per-borough", "manhattan-zones", "zone-names", "max-fare"]),
         "split" => (split(), &["card", "cash", "other"]),
         "sessions" => (sessions(), &["ride-sessions", "session-max-fare"]),
+        "sliding" => (sliding(), &["sliding-counts", "sliding-finals"]),
         "global" => (global(), &["rides-pickup-zone", "rides-pickup-zoned"]),
         "outer" => (outer_joins(), &["rides-left-pickups", "rides-outer-pickups"]),
         "finals" => (finals(), &["final-window-counts", "final-session-counts"]),

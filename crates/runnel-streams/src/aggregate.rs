@@ -15,7 +15,7 @@ use crate::serde::{I64Serde, Serde, SessionWindowedSerde, TimeWindowedSerde, Win
 use crate::store::{KeyValueStore, SessionStore, WindowStore};
 use crate::table::{Getter, KTable};
 use crate::topology::{repartition_through, typed, Change, Data, Graph, Item, MakeNode, Node, NodeContext, SharedSerde, Value};
-use crate::window::{SessionWindows, TimeWindows, Window};
+use crate::window::{SessionWindows, SlidingWindows, TimeWindows, Window};
 
 /// A stream grouped by key, as Kafka Streams' `KGroupedStream`.
 pub struct KGroupedStream<K, V> {
@@ -104,6 +104,16 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
             repartition: self.repartition.clone(),
         };
         SessionWindowedKStream { grouped, windows }
+    }
+
+    /// Groups into sliding windows, for windowed aggregations.
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
+        let grouped = KGroupedStream {
+            stream: self.stream.with_node(self.stream.node, Some(self.key_serde.clone())),
+            key_serde: self.key_serde.clone(),
+            repartition: self.repartition.clone(),
+        };
+        SlidingWindowedKStream { grouped, windows }
     }
 
     /// Groups into time windows, for windowed aggregations.
@@ -377,5 +387,231 @@ impl<K: Data + Hash + Eq, V: Data, A: Data> Node for SessionAggregateNode<K, V, 
             value: Some(Arc::new(Change { new: Some(Arc::new(aggregate)), old: None })),
             timestamp: merged.end,
         });
+    }
+}
+
+/// A grouped stream in sliding windows, as Kafka Streams'
+/// `TimeWindowedKStream` over `SlidingWindows`.
+pub struct SlidingWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SlidingWindows,
+}
+
+impl<K: Data + Hash + Eq, V: Data> SlidingWindowedKStream<K, V> {
+    /// How many records each key has in each sliding window.
+    pub fn count(&self) -> KTable<Windowed<K>, i64> {
+        self.aggregate(|| 0i64, |_, _, count| count + 1, I64Serde)
+    }
+
+    /// Folds each key's records in each sliding window into an aggregate.
+    pub fn aggregate<A: Data>(
+        &self,
+        init: impl Fn() -> A + Send + Sync + 'static,
+        add: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+        aggregate_serde: impl Serde<Value = A>,
+    ) -> KTable<Windowed<K>, A> {
+        self.fold("KSTREAM-AGGREGATE-", aggregate_fold(init, add), Arc::new(aggregate_serde))
+    }
+
+    /// Combines each key's records in each sliding window with `reducer`.
+    pub fn reduce(&self, reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static, value_serde: impl Serde<Value = V>) -> KTable<Windowed<K>, V> {
+        self.fold("KSTREAM-REDUCE-", reduce_fold(reducer), Arc::new(value_serde))
+    }
+
+    fn fold<A: Data>(&self, prefix: &str, fold: Fold<K, V, A>, aggregate_serde: SharedSerde<A>) -> KTable<Windowed<K>, A> {
+        let windows = self.windows;
+        let key_serde = self.grouped.key_serde.clone();
+        let (size, retention) = (windows.time_difference_ms, windows.retention_ms());
+        let mut graph = self.grouped.stream.graph.borrow_mut();
+        let store_name = graph.next_name(&format!("{prefix}STATE-STORE-"));
+        let store =
+            graph.add_store(store_name.clone(), Some(retention), |id| WindowStore::maker(id, size, retention, key_serde.clone(), aggregate_serde.clone()));
+        let input = self.grouped.input(&mut graph, &store_name);
+        let send_old = Arc::new(AtomicBool::new(false));
+        let make: MakeNode = {
+            let send_old = send_old.clone();
+            Arc::new(move || Box::new(SlidingAggregateNode::<K, V, A> { windows, store, fold: fold.clone(), send_old: send_old.load(Ordering::Relaxed) }))
+        };
+        let node = graph.add_processor(prefix, make, vec![store], &[input]);
+        drop(graph);
+        let getter: Getter<Windowed<K>, A> = Arc::new(move |stores, key| stores.get::<WindowStore<K, A>>(store).get(key).cloned());
+        let windowed_key: SharedSerde<Windowed<K>> = Arc::new(TimeWindowedSerde::new(self.grouped.key_serde.clone(), size));
+        KTable::windowed(&self.grouped.stream.graph, node, getter, store, (windowed_key, aggregate_serde), windows.grace_ms, send_old)
+    }
+}
+
+/// A window's aggregate and the largest record timestamp in it; `None`
+/// is a new window, starting from the initial aggregate.
+type Slot<A> = Option<(A, i64)>;
+
+/// Each key's aggregate in each sliding window, in a window store (Kafka
+/// Streams' `KStreamSlidingWindowAggregate`). A record updates the windows
+/// it falls in, and creates its own left window (ending at it) and right
+/// window (starting just after it) when they hold records; the windows
+/// of records before 0 + the time difference share one window from 0.
+struct SlidingAggregateNode<K, V, A> {
+    windows: SlidingWindows,
+    store: usize,
+    fold: Fold<K, V, A>,
+    send_old: bool,
+}
+
+/// One record's work in a sliding aggregation.
+struct SlidingStep<'a, 'c, K, V, A> {
+    node: &'a SlidingAggregateNode<K, V, A>,
+    ctx: &'a mut NodeContext<'c>,
+    key: &'a K,
+    value: &'a V,
+    timestamp: i64,
+    close: i64,
+}
+
+impl<K: Data + Hash + Eq, V: Data, A: Data> SlidingStep<'_, '_, K, V, A> {
+    fn store(&mut self) -> &mut WindowStore<K, A> {
+        self.ctx.stores.get_mut::<WindowStore<K, A>>(self.node.store)
+    }
+
+    fn window(&self, start: i64) -> Window {
+        Window { start, end: start + self.node.windows.time_difference_ms }
+    }
+
+    /// This key's windows starting from `from` to `to`, oldest first.
+    fn fetch(&mut self, from: i64, to: i64) -> Vec<(Window, A, i64)> {
+        let key = self.key.clone();
+        self.store().fetch(&key, from, to).into_iter().map(|(w, a, ts)| (w, a.clone(), ts)).collect()
+    }
+
+    /// Adds the record to a window (unless the window has closed) and
+    /// forwards the new aggregate.
+    fn update(&mut self, window: Window, slot: Slot<A>) {
+        if window.end <= self.close {
+            *self.ctx.dropped_late += 1;
+            return;
+        }
+        let timestamp = slot.as_ref().map_or(self.timestamp, |(_, ts)| self.timestamp.max(*ts));
+        let (next, old) = (self.node.fold)(self.key, self.value, slot.as_ref().map(|(a, _)| a));
+        self.put(window, next, old.filter(|_| self.node.send_old), timestamp);
+    }
+
+    fn put(&mut self, window: Window, aggregate: A, old: Option<A>, timestamp: i64) {
+        let windowed = Windowed { key: self.key.clone(), window };
+        let changes = &mut *self.ctx.changes;
+        self.ctx.stores.get_mut::<WindowStore<K, A>>(self.node.store).put(windowed.clone(), Some(aggregate.clone()), timestamp, changes);
+        let change = Change { new: Some(Arc::new(aggregate)), old: old.map(|o| Arc::new(o) as Value) };
+        self.ctx.forwarded.push(Item { key: Arc::new(windowed), value: Some(Arc::new(change)), timestamp });
+    }
+
+    /// The record's right window, holding what `right` holds (records
+    /// after it), not the record itself.
+    fn create_right_window(&mut self, right: Slot<A>) {
+        if let Some((aggregate, timestamp)) = right.filter(|(_, ts)| *ts > self.timestamp) {
+            let window = self.window(self.timestamp + 1);
+            self.put(window, aggregate, None, timestamp);
+        }
+    }
+
+    fn process(&mut self) {
+        let (ts, diff) = (self.timestamp, self.node.windows.time_difference_ms);
+        let (mut left, mut right): (Slot<A>, Slot<A>) = (None, None);
+        let (mut left_created, mut right_created) = (false, false);
+        let mut previous: Option<i64> = None;
+        let mut starts = std::collections::HashSet::new();
+        // Newest window first, as Kafka Streams walks them.
+        for (window, aggregate, max_ts) in self.fetch((ts - 2 * diff).max(0), ts + 1).into_iter().rev() {
+            starts.insert(window.start);
+            let end = window.start + diff;
+            if window.start == ts + 1 {
+                right_created = true;
+            } else if end > ts {
+                if right.is_none() {
+                    right = Some((aggregate.clone(), max_ts));
+                }
+                self.update(window, Some((aggregate, max_ts)));
+            } else if end == ts {
+                left_created = true;
+                self.update(window, Some((aggregate, max_ts)));
+                if max_ts < ts {
+                    previous = Some(max_ts);
+                } else {
+                    return;
+                }
+            } else {
+                left = Some((aggregate, max_ts));
+                previous = Some(max_ts);
+                break;
+            }
+        }
+        if let Some(previous) = previous {
+            let start = previous + 1;
+            if !starts.contains(&start) && start + diff >= ts {
+                self.update(self.window(start), None);
+            }
+        }
+        if !left_created {
+            let slot = if previous.is_some_and(|p| ts - diff <= p) { left.map(|(a, _)| (a, ts)) } else { None };
+            self.update(self.window(ts - diff), slot);
+        }
+        if !right_created {
+            self.create_right_window(right);
+        }
+    }
+
+    /// A record before the time difference: its windows would start
+    /// before 0, so it goes in the shared window from 0.
+    fn process_early(&mut self) {
+        let ts = self.timestamp;
+        let (mut combined, mut right): (Option<(Window, A, i64)>, Slot<A>) = (None, None);
+        let mut right_created = false;
+        let mut previous = None;
+        let mut starts = std::collections::HashSet::new();
+        for (window, aggregate, max_ts) in self.fetch(0, ts + 1) {
+            starts.insert(window.start);
+            if window.start == 0 {
+                if max_ts < ts {
+                    previous = Some(max_ts);
+                }
+                combined = Some((window, aggregate, max_ts));
+            } else if window.start <= ts {
+                right = Some((aggregate.clone(), max_ts));
+                self.update(window, Some((aggregate, max_ts)));
+            } else if window.start == ts + 1 {
+                right_created = true;
+            }
+        }
+        if right.is_none() {
+            right = combined.as_ref().filter(|(_, _, max_ts)| *max_ts > ts).map(|(_, a, max_ts)| (a.clone(), *max_ts));
+        }
+        if !right_created {
+            self.create_right_window(right);
+        }
+        if let Some(previous) = previous {
+            if !starts.contains(&(previous + 1)) {
+                self.update(self.window(previous + 1), None);
+            }
+        }
+        match combined {
+            Some((window, aggregate, max_ts)) => self.update(window, Some((aggregate, max_ts))),
+            None => self.update(self.window(0), None),
+        }
+    }
+}
+
+impl<K: Data + Hash + Eq, V: Data, A: Data> Node for SlidingAggregateNode<K, V, A> {
+    fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
+        let Some(value) = &item.value else { return };
+        let (key, value, timestamp) = (typed::<K>(&item.key), typed::<V>(value), item.timestamp);
+        let store = ctx.stores.get_mut::<WindowStore<K, A>>(self.store);
+        store.observe(timestamp);
+        let close = store.observed.saturating_sub(self.windows.grace_ms);
+        if timestamp + 1 + self.windows.time_difference_ms <= close {
+            *ctx.dropped_late += 1;
+            return;
+        }
+        let mut step = SlidingStep { node: self, ctx, key, value, timestamp, close };
+        if timestamp < self.windows.time_difference_ms {
+            step.process_early();
+        } else {
+            step.process();
+        }
     }
 }

@@ -45,7 +45,7 @@ mod task;
 pub mod topology;
 pub mod window;
 
-pub use aggregate::{KGroupedStream, SessionWindowedKStream, TimeWindowedKStream};
+pub use aggregate::{KGroupedStream, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream};
 pub use driver::{InputTopic, OutputTopic, TestRecord, TopologyTestDriver};
 pub use join::StreamJoined;
 pub use kstream::{BranchedKStream, KStream};
@@ -53,4 +53,4 @@ pub use runtime::{KafkaStreams, ProcessingGuarantee, ReadOnlyKeyValueStore, Read
 pub use table::{GlobalKTable, Joined, KGroupedTable, KTable, Suppressed};
 pub use task::{OnUndecodable, Undecodable};
 pub use topology::{Data, Grouped, StreamsBuilder, Topology};
-pub use window::{JoinWindows, SessionWindows, TimeWindows, Window};
+pub use window::{JoinWindows, SessionWindows, SlidingWindows, TimeWindows, Window};

@@ -143,6 +143,28 @@ impl SessionWindows {
     }
 }
 
+/// Sliding windows: for each record, the windows of `time_difference_ms`
+/// that end at it and that start just after it, so each window holds a
+/// distinct set of records (Kafka Streams' `SlidingWindows`). Windows are
+/// closed intervals `[start, start + time_difference_ms]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingWindows {
+    pub time_difference_ms: i64,
+    pub grace_ms: i64,
+}
+
+impl SlidingWindows {
+    /// Kafka Streams' `ofTimeDifferenceAndGrace`.
+    pub fn of_time_difference_and_grace(time_difference_ms: i64, grace_ms: i64) -> SlidingWindows {
+        SlidingWindows { time_difference_ms: time_difference_ms.max(1), grace_ms: grace_ms.max(0) }
+    }
+
+    /// How long a window store keeps a window, as Kafka Streams sizes it.
+    pub fn retention_ms(&self) -> i64 {
+        2 * self.time_difference_ms + self.grace_ms
+    }
+}
+
 #[cfg(test)]
 mod join_tests {
     use super::*;

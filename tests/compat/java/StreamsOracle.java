@@ -201,6 +201,19 @@ public class StreamsOracle {
         return builder.build();
     }
 
+    /** Rides per key in sliding windows of 10 minutes with 2 minutes' grace: every update, and final results. */
+    static Topology sliding() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KTable<Windowed<String>, Long> counts = builder.stream("rides", STRINGS)
+            .groupByKey()
+            .windowedBy(SlidingWindows.ofTimeDifferenceAndGrace(Duration.ofMinutes(10), Duration.ofMinutes(2)))
+            .count();
+        Produced<Windowed<String>, Long> windowed = Produced.with(WindowedSerdes.timeWindowedSerdeFrom(String.class, 600_000L), Serdes.Long());
+        counts.toStream().to("sliding-counts", windowed);
+        counts.suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded())).toStream().to("sliding-finals", windowed);
+        return builder.build();
+    }
+
     static String hex(byte[] bytes) {
         return bytes == null ? "null" : HexFormat.of().formatHex(bytes);
     }
@@ -219,6 +232,7 @@ public class StreamsOracle {
             case "boroughs" -> { topology = boroughs(); outputs = List.of("zones-per-borough", "manhattan-zones", "zone-names", "max-fare"); }
             case "split" -> { topology = split(); outputs = List.of("card", "cash", "other"); }
             case "sessions" -> { topology = sessions(); outputs = List.of("ride-sessions", "session-max-fare"); }
+            case "sliding" -> { topology = sliding(); outputs = List.of("sliding-counts", "sliding-finals"); }
             case "global" -> { topology = global(); outputs = List.of("rides-pickup-zone", "rides-pickup-zoned"); }
             case "outer" -> { topology = outerJoins(); outputs = List.of("rides-left-pickups", "rides-outer-pickups"); }
             case "finals" -> { topology = finals(); outputs = List.of("final-window-counts", "final-session-counts"); }
