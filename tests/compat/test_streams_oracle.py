@@ -1,7 +1,7 @@
 """runnel-streams beside Java Kafka Streams: the course's programs (count
 per location, the same regrouped by pickup location, 10-second windowed
 count, ride/pickup join) and programs for every group of operators
-(stream-table, stream-global-table and table-table joins, regrouped tables, reduce, split,
+(stream-table, stream-global-table, table-table and foreign-key joins, regrouped tables, reduce, split,
 session and sliding windows, suppression of all but final results, left
 and outer stream joins),
 written once with each library, run on each library's test driver over the
@@ -114,6 +114,21 @@ def table_lines():
     return lines
 
 
+def trip_lines():
+    """The zone table and its changes, as for the table programs, with
+    the rides as a table of 40 trips: each ride updates a trip (often to
+    another pickup zone), and every thirteenth deletes one."""
+    lines = []
+    for i, (topic, key, ts, value) in enumerate(table_lines()):
+        if topic == "rides":
+            lines.append(("trips", f"trip-{i % 40}", ts, value))
+            if i % 13 == 0:
+                lines.append(("trips", f"trip-{(i * 7) % 40}", ts, None))
+        else:
+            lines.append((topic, key, ts, value))
+    return lines
+
+
 @pytest.fixture(scope="module")
 def java_oracle(tmp_path_factory):
     streams = os.environ.get("RUNNEL_JAVA_STREAMS")
@@ -133,7 +148,7 @@ def java_oracle(tmp_path_factory):
                                            ("finals", ride_lines), ("finals", nearly_ordered_ride_lines),
                                            ("outer", join_lines), ("global", table_lines),
                                            ("sliding", ride_lines), ("sliding", nearly_ordered_ride_lines),
-                                           ("sliding", early_lines)])
+                                           ("sliding", early_lines), ("fk", trip_lines)])
 def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, lines):
     if not ORACLE.exists():
         pytest.fail(f"{ORACLE} is missing; `cargo test --workspace` builds it")

@@ -197,11 +197,30 @@ fn sliding() -> Topology {
     builder.build()
 }
 
+/// Trips joined with the zone their value names (a foreign key): inner
+/// and left.
+fn foreign_key() -> Topology {
+    let builder = StreamsBuilder::new();
+    let zones = builder.table("zones", StringSerde, StringSerde);
+    let trips = builder.table("trips", StringSerde, StringSerde);
+    trips.join_on_foreign_key(&zones, |trip| field(trip, "PULocationID"), |trip, z| format!("{}@{}", field(trip, "VendorID"), zone(Some(z)))).to_stream().to(
+        "trip-zones-inner",
+        StringSerde,
+        StringSerde,
+    );
+    trips.left_join_on_foreign_key(&zones, |trip| field(trip, "PULocationID"), |trip, z| format!("{}@{}", field(trip, "VendorID"), zone(z))).to_stream().to(
+        "trip-zones-left",
+        StringSerde,
+        StringSerde,
+    );
+    builder.build()
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (program, input) = match args.as_slice() {
         [_, program, input] => (program.as_str(), input.as_str()),
-        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals|outer|global|sliding INPUT.tsv".into()),
+        _ => return Err("usage: oracle count|regroup|windowed|join|enrich|tables|boroughs|split|sessions|finals|outer|global|sliding|fk INPUT.tsv".into()),
     };
     let (topology, outputs): (_, &[&str]) = match program {
         "count" => (common::count_rides(), &["rides-pulocation-count"]),
@@ -214,6 +233,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "split" => (split(), &["card", "cash", "other"]),
         "sessions" => (sessions(), &["ride-sessions", "session-max-fare"]),
         "sliding" => (sliding(), &["sliding-counts", "sliding-finals"]),
+        "fk" => (foreign_key(), &["trip-zones-inner", "trip-zones-left"]),
         "global" => (global(), &["rides-pickup-zone", "rides-pickup-zoned"]),
         "outer" => (outer_joins(), &["rides-left-pickups", "rides-outer-pickups"]),
         "finals" => (finals(), &["final-window-counts", "final-session-counts"]),

@@ -34,6 +34,7 @@
 pub mod aggregate;
 mod checkpoint;
 pub mod driver;
+mod fk_join;
 pub mod join;
 pub mod kstream;
 pub mod processor;

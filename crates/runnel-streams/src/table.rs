@@ -28,19 +28,19 @@ use crate::topology::{decoder, typed, Change, Data, Decode, Encode, Graph, Item,
 pub(crate) type Getter<K, V> = Arc<dyn Fn(&Stores, &K) -> Option<(V, i64)> + Send + Sync>;
 
 /// A getter and the stores it reads.
-type Lookup<K, V> = (Getter<K, V>, Vec<usize>);
+pub(crate) type Lookup<K, V> = (Getter<K, V>, Vec<usize>);
 
 /// How the rest of a topology sees a table: what it takes to look its
 /// values up, and to have it forward old values.
-struct TableView<K, V> {
+pub(crate) struct TableView<K, V> {
     /// Materializes the table, or its stored ancestors, and returns how to
     /// look a key up and the stores a node needs for that.
-    getter: Box<dyn Fn() -> Lookup<K, V>>,
+    pub getter: Box<dyn Fn() -> Lookup<K, V>>,
     /// Makes the table's node forward old values with each change, and
     /// says whether it now does. Without `force`, a table that would have
     /// to be materialized for it declines (Kafka Streams'
     /// `enableSendingOldValues(forceMaterialization)`).
-    send_old_values: Box<dyn Fn(bool) -> bool>,
+    pub send_old_values: Box<dyn Fn(bool) -> bool>,
 }
 
 /// A changelog stream of updates to a table, as Kafka Streams' `KTable`.
@@ -320,8 +320,24 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
 
     /// How nodes look this table up (materializing it if need be), and
     /// the stores they must be given for that.
-    fn lookup(&self) -> Lookup<K, V> {
+    pub(crate) fn lookup(&self) -> Lookup<K, V> {
         (self.view.getter)()
+    }
+
+    /// How the rest of the topology sees this table.
+    pub(crate) fn view(&self) -> &Rc<TableView<K, V>> {
+        &self.view
+    }
+
+    /// A table over `node` with the given view.
+    pub(crate) fn from_parts(
+        graph: &Rc<RefCell<Graph>>,
+        node: usize,
+        key_serde: Option<SharedSerde<K>>,
+        value_serde: Option<SharedSerde<V>>,
+        view: Rc<TableView<K, V>>,
+    ) -> KTable<K, V> {
+        KTable { graph: graph.clone(), node, key_serde, value_serde, view, window_grace_ms: None }
     }
 }
 

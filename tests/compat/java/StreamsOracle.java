@@ -214,6 +214,17 @@ public class StreamsOracle {
         return builder.build();
     }
 
+    /** Trips joined with the zone their value names (a foreign key): inner and left. */
+    @SuppressWarnings("deprecation")
+    static Topology foreignKey() {
+        StreamsBuilder builder = new StreamsBuilder();
+        KTable<String, String> zones = builder.table("zones", STRINGS);
+        KTable<String, String> trips = builder.table("trips", STRINGS);
+        trips.join(zones, trip -> field(trip, "PULocationID"), (trip, z) -> field(trip, "VendorID") + "@" + zone(z)).toStream().to("trip-zones-inner", TO_STRINGS);
+        trips.leftJoin(zones, trip -> field(trip, "PULocationID"), (trip, z) -> field(trip, "VendorID") + "@" + zone(z)).toStream().to("trip-zones-left", TO_STRINGS);
+        return builder.build();
+    }
+
     static String hex(byte[] bytes) {
         return bytes == null ? "null" : HexFormat.of().formatHex(bytes);
     }
@@ -233,6 +244,7 @@ public class StreamsOracle {
             case "split" -> { topology = split(); outputs = List.of("card", "cash", "other"); }
             case "sessions" -> { topology = sessions(); outputs = List.of("ride-sessions", "session-max-fare"); }
             case "sliding" -> { topology = sliding(); outputs = List.of("sliding-counts", "sliding-finals"); }
+            case "fk" -> { topology = foreignKey(); outputs = List.of("trip-zones-inner", "trip-zones-left"); }
             case "global" -> { topology = global(); outputs = List.of("rides-pickup-zone", "rides-pickup-zoned"); }
             case "outer" -> { topology = outerJoins(); outputs = List.of("rides-left-pickups", "rides-outer-pickups"); }
             case "finals" -> { topology = finals(); outputs = List.of("final-window-counts", "final-session-counts"); }

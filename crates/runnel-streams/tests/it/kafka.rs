@@ -269,3 +269,34 @@ fn a_global_table_is_read_whole_by_every_task_and_followed() {
     assert!(read_values(&broker.bootstrap, "trip-zones", 4).contains(&"999:Somewhere New".to_string()));
     app.close().unwrap();
 }
+
+#[test]
+fn a_foreign_key_join_subscribes_and_answers_across_partitions() {
+    let broker = start_broker();
+    create_topics(&broker.bootstrap, &[("zones", 2), ("trips", 2), ("trip-zones", 1)]);
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
+    let send = |topic: &str, key: &str, value: &str| {
+        producer.send(BaseRecord::to(topic).key(key).payload(value)).map_err(|(e, _)| e).unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    for (id, zone) in [("1", "Newark Airport"), ("4", "Alphabet City"), ("132", "JFK Airport")] {
+        send("zones", id, zone);
+    }
+    let builder = StreamsBuilder::new();
+    let zones = builder.table("zones", StringSerde, StringSerde);
+    // A trip's value is the zone it starts in.
+    builder
+        .table("trips", StringSerde, StringSerde)
+        .join_on_foreign_key(&zones, |zone_id| zone_id.clone(), |zone_id, zone| format!("{zone_id}:{zone}"))
+        .to_stream()
+        .to("trip-zones", StringSerde, StringSerde);
+    let app = KafkaStreams::start(builder.build(), StreamsConfig { commit_interval_ms: 100, ..StreamsConfig::new("fk-app", &broker.bootstrap) }).unwrap();
+    for (trip, zone_id) in [("a", "132"), ("b", "4"), ("c", "1"), ("d", "999")] {
+        send("trips", trip, zone_id);
+    }
+    assert_eq!(read_values(&broker.bootstrap, "trip-zones", 3), ["132:JFK Airport", "1:Newark Airport", "4:Alphabet City"]);
+    // A change to a zone reaches every trip subscribed to it.
+    send("zones", "132", "John F. Kennedy Airport");
+    assert!(read_values(&broker.bootstrap, "trip-zones", 4).contains(&"132:John F. Kennedy Airport".to_string()));
+    app.close().unwrap();
+}
