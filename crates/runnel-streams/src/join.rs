@@ -10,13 +10,14 @@
 //! joins, a record that finds no partner waits until its window closes and
 //! is then joined with `None`, unless a partner arrived in the meantime.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::kstream::{KStream, Tombstones};
 use crate::serde::Serde;
-use crate::topology::{item, typed, Data, Item, MakeNode, Node, NodeContext, NodeKind};
+use crate::store::JoinWindowStore;
+use crate::topology::{item, typed, Data, Item, MakeNode, Node, NodeContext, NodeKind, SharedSerde};
 use crate::window::JoinWindows;
 
 /// The serdes a join needs: for the key, and for each side's values (to
@@ -125,13 +126,14 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         VS: Serde<Value = V>,
         VS2: Serde<Value = V2>,
     {
-        let key_serde: crate::topology::SharedSerde<K> = Arc::new(serdes.key);
+        let key_serde: SharedSerde<K> = Arc::new(serdes.key);
+        let (value_serde, other_value_serde): (SharedSerde<V>, SharedSerde<V2>) = (Arc::new(serdes.value), Arc::new(serdes.other_value));
         let (this_name, other_name) = {
             let graph = self.graph.borrow();
             (graph.node_name(self.node), graph.node_name(other.node))
         };
-        let left = self.repartitioned(key_serde.clone(), Arc::new(serdes.value), &this_name);
-        let right = other.repartitioned(key_serde.clone(), Arc::new(serdes.other_value), &other_name);
+        let left = self.repartitioned(key_serde.clone(), value_serde.clone(), &this_name);
+        let right = other.repartitioned(key_serde.clone(), other_value_serde.clone(), &other_name);
         let left = left.then::<K, V>("KSTREAM-WINDOWED-", left.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
         let right =
             right.then::<K, V2>("KSTREAM-WINDOWED-", right.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
@@ -144,14 +146,21 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         let that = right.then::<K, Arc<Side<V, V2>>>(other_prefix, None, Tombstones::Drop, |k, v, ts, out| {
             out.push(item(k.clone(), Arc::new(Side::<V, V2>::Right(v.clone())), ts))
         });
+        // Each side's window store, logged to a changelog named after the
+        // side's node, as Kafka Streams names them.
+        let mut graph = self.graph.borrow_mut();
+        let retention = windows.retention_ms();
+        let (this_store, other_store) = (format!("{}-store", graph.node_name(this.node)), format!("{}-store", graph.node_name(that.node)));
+        let left_store = graph.add_store(this_store, Some(retention), |id| JoinWindowStore::maker(id, retention, key_serde.clone(), value_serde));
+        let right_store = graph.add_store(other_store, Some(retention), |id| JoinWindowStore::maker(id, retention, key_serde.clone(), other_value_serde));
         let make: MakeNode = {
             let key_serde = key_serde.clone();
             Arc::new(move || {
                 Box::new(JoinNode::<K, V, V2, VR> {
                     windows,
                     outer,
-                    left: SideStore::new(),
-                    right: SideStore::new(),
+                    left: left_store,
+                    right: right_store,
                     unmatched: BTreeMap::new(),
                     stream_time: i64::MIN,
                     key_serde: key_serde.clone(),
@@ -159,54 +168,10 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
                 })
             })
         };
-        let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-MERGE-");
-        let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[this.node, that.node]);
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![left_store, right_store] }, &[this.node, that.node]);
         drop(graph);
         self.with_node(node, Some(key_serde))
-    }
-}
-
-/// One side's records that may still meet a partner, by key: Kafka
-/// Streams' in-memory window store with duplicates retained. It keeps a
-/// record while its timestamp is within the retention (the join window's
-/// reach plus grace) of the newest timestamp it has seen.
-struct SideStore<K, V> {
-    records: HashMap<K, Vec<(i64, V)>>,
-    /// The newest timestamp put into this store.
-    observed: i64,
-}
-
-impl<K: Hash + Eq, V> SideStore<K, V> {
-    fn new() -> Self {
-        SideStore { records: HashMap::new(), observed: i64::MIN }
-    }
-
-    /// Keeps a record, unless it is already out of retention; then it is
-    /// dropped (and still joins what the other side holds).
-    fn put(&mut self, key: K, timestamp: i64, value: V, retention: i64) -> bool {
-        self.observed = self.observed.max(timestamp);
-        if timestamp <= self.observed.saturating_sub(retention) {
-            return false;
-        }
-        self.records.entry(key).or_default().push((timestamp, value));
-        if self.records.len() > 1 && timestamp == self.observed {
-            let oldest = self.observed.saturating_sub(retention);
-            self.records.retain(|_, kept| {
-                kept.retain(|(t, _)| *t > oldest);
-                !kept.is_empty()
-            });
-        }
-        true
-    }
-
-    /// A key's records from `from` to `to` (inclusive) still in retention,
-    /// oldest first; records with equal timestamps in the order put.
-    fn fetch(&self, key: &K, from: i64, to: i64, retention: i64) -> Vec<&(i64, V)> {
-        let from = from.max(self.observed.saturating_sub(retention).saturating_add(1));
-        let mut found: Vec<&(i64, V)> = self.records.get(key).map(|r| r.iter().filter(|(t, _)| from <= *t && *t <= to).collect()).unwrap_or_default();
-        found.sort_by_key(|(t, _)| *t);
-        found
     }
 }
 
@@ -221,12 +186,13 @@ type Unmatched<K, V, V2> = BTreeMap<(i64, bool, Vec<u8>), (K, Vec<Side<V, V2>>)>
 struct JoinNode<K, V, V2, VR> {
     windows: JoinWindows,
     outer: Outer,
-    left: SideStore<K, V>,
-    right: SideStore<K, V2>,
+    /// The ids of each side's window store.
+    left: usize,
+    right: usize,
     unmatched: Unmatched<K, V, V2>,
     /// The largest timestamp either side has seen.
     stream_time: i64,
-    key_serde: crate::topology::SharedSerde<K>,
+    key_serde: SharedSerde<K>,
     joiner: StreamJoiner<V, V2, VR>,
 }
 
@@ -282,20 +248,14 @@ where
         let side = typed::<Arc<Side<V, V2>>>(value);
         let t = item.timestamp;
         self.stream_time = self.stream_time.max(t);
-        let retention = self.windows.retention_ms();
         let (before, after) = (self.windows.before_ms, self.windows.after_ms);
         let is_left = matches!(side.as_ref(), Side::Left(_));
-        match side.as_ref() {
-            Side::Left(v) => {
-                if !self.left.put(key.clone(), t, v.clone(), retention) {
-                    *ctx.dropped_late += 1;
-                }
-            }
-            Side::Right(v2) => {
-                if !self.right.put(key.clone(), t, v2.clone(), retention) {
-                    *ctx.dropped_late += 1;
-                }
-            }
+        let kept = match side.as_ref() {
+            Side::Left(v) => ctx.stores.get_mut::<JoinWindowStore<K, V>>(self.left).put(key.clone(), t, v.clone(), ctx.changes),
+            Side::Right(v2) => ctx.stores.get_mut::<JoinWindowStore<K, V2>>(self.right).put(key.clone(), t, v2.clone(), ctx.changes),
+        };
+        if !kept {
+            *ctx.dropped_late += 1;
         }
         if self.outer != Outer::None && t == self.stream_time {
             self.emit_closed(ctx);
@@ -303,12 +263,12 @@ where
         let key_bytes = || self.key_serde.serialize(key).unwrap_or_default();
         let (reach_to, matched) = match side.as_ref() {
             Side::Left(v) => {
-                let partners = self.right.fetch(key, (t - before).max(0), (t + after).max(0), retention);
+                let partners = ctx.stores.get::<JoinWindowStore<K, V2>>(self.right).fetch(key, (t - before).max(0), (t + after).max(0));
                 let results: Vec<(i64, VR)> = partners.iter().map(|(t2, v2)| (*t2, (self.joiner)(Some(v), Some(v2)))).collect();
                 ((t + after).max(0), results)
             }
             Side::Right(v2) => {
-                let partners = self.left.fetch(key, (t - after).max(0), (t + before).max(0), retention);
+                let partners = ctx.stores.get::<JoinWindowStore<K, V>>(self.left).fetch(key, (t - after).max(0), (t + before).max(0));
                 let results: Vec<(i64, VR)> = partners.iter().map(|(t1, v)| (*t1, (self.joiner)(Some(v), Some(v2)))).collect();
                 ((t + before).max(0), results)
             }

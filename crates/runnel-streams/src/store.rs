@@ -458,3 +458,95 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for SuppressBuffer<K, V> {
         self
     }
 }
+
+/// One side of a stream–stream join (Kafka Streams' window store with
+/// duplicates retained): each key's records, kept while their timestamp is
+/// within the retention (the join window's reach plus grace) of the newest
+/// timestamp seen. Its changelog key is the key, the record's timestamp
+/// and a sequence number, its value the record's value; records that fall
+/// out of retention leave no tombstone (the changelog is deleted by time).
+pub struct JoinWindowStore<K, V> {
+    id: usize,
+    retention_ms: i64,
+    records: HashMap<K, Vec<(i64, V)>>,
+    /// The newest timestamp put or restored.
+    observed: i64,
+    /// Tells apart records of one key and timestamp in the changelog.
+    sequence: u32,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K: Data + Hash + Eq, V: Data> JoinWindowStore<K, V> {
+    pub(crate) fn maker(id: usize, retention_ms: i64, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> MakeStore {
+        Arc::new(move || {
+            Box::new(JoinWindowStore {
+                id,
+                retention_ms,
+                records: HashMap::new(),
+                observed: i64::MIN,
+                sequence: 0,
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            })
+        })
+    }
+
+    /// Keeps a record, logging it, unless it is already out of retention;
+    /// then it is dropped (and still joins what the other side holds).
+    pub(crate) fn put(&mut self, key: K, timestamp: i64, value: V, changes: &mut Vec<StoreChange>) -> bool {
+        self.observed = self.observed.max(timestamp);
+        if timestamp <= self.observed.saturating_sub(self.retention_ms) {
+            return false;
+        }
+        if let Some(key_bytes) = self.key_serde.serialize(&key) {
+            self.sequence = self.sequence.wrapping_add(1);
+            let store_key = [&key_bytes[..], &timestamp.to_be_bytes(), &self.sequence.to_be_bytes()].concat();
+            changes.push(StoreChange { store: self.id, key: store_key, value: self.value_serde.serialize(&value), timestamp });
+        }
+        self.keep(key, timestamp, value);
+        true
+    }
+
+    fn keep(&mut self, key: K, timestamp: i64, value: V) {
+        self.records.entry(key).or_default().push((timestamp, value));
+        if self.records.len() > 1 && timestamp == self.observed {
+            let oldest = self.observed.saturating_sub(self.retention_ms);
+            self.records.retain(|_, kept| {
+                kept.retain(|(t, _)| *t > oldest);
+                !kept.is_empty()
+            });
+        }
+    }
+
+    /// A key's records from `from` to `to` (inclusive) still in retention,
+    /// oldest first; records with equal timestamps in the order put.
+    pub fn fetch(&self, key: &K, from: i64, to: i64) -> Vec<&(i64, V)> {
+        let from = from.max(self.observed.saturating_sub(self.retention_ms).saturating_add(1));
+        let mut found: Vec<&(i64, V)> = self.records.get(key).map(|r| r.iter().filter(|(t, _)| from <= *t && *t <= to).collect()).unwrap_or_default();
+        found.sort_by_key(|(t, _)| *t);
+        found
+    }
+}
+
+impl<K: Data + Hash + Eq, V: Data> StateStore for JoinWindowStore<K, V> {
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Some(split) = key.len().checked_sub(12) else { return };
+        let timestamp = i64::from_be_bytes(key[split..split + 8].try_into().expect("8 bytes"));
+        let (Ok(inner), Some(Ok(value))) = (self.key_serde.deserialize(Some(&key[..split])), value.map(|v| self.value_serde.deserialize(Some(v)))) else {
+            return;
+        };
+        self.observed = self.observed.max(timestamp);
+        if timestamp > self.observed.saturating_sub(self.retention_ms) {
+            self.keep(inner, timestamp, value);
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}

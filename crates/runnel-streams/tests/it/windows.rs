@@ -47,3 +47,31 @@ fn suppression_emits_each_window_once_after_it_closes() {
     let finals: Vec<(String, i64, i64)> = driver.read(&output).unwrap().into_iter().map(|r| (r.key.key, r.key.window.start, r.value)).collect();
     assert_eq!(finals, [("a".to_string(), 0, 2), ("b".to_string(), 0, 1)]);
 }
+
+#[test]
+fn a_restarted_stream_join_still_meets_records_from_before_the_restart() {
+    use runnel_streams::{JoinWindows, StreamJoined, Topology};
+    fn topology() -> Topology {
+        let builder = StreamsBuilder::new();
+        let left = builder.stream("left", StringSerde, StringSerde);
+        let right = builder.stream("right", StringSerde, StringSerde);
+        left.join(
+            &right,
+            |a, b| format!("{a}+{b}"),
+            JoinWindows::of_time_difference_and_grace(10_000, 0),
+            StreamJoined::with(StringSerde, StringSerde, StringSerde),
+        )
+        .to("joined", StringSerde, StringSerde);
+        builder.build()
+    }
+    let mut driver = TopologyTestDriver::new(topology());
+    let left = driver.input_topic("left", StringSerde, StringSerde);
+    driver.pipe(&left, &"k".to_string(), &"a".to_string(), 1_000);
+    // The window stores come back from their changelogs.
+    let mut driver = driver.restarted(topology());
+    let right = driver.input_topic("right", StringSerde, StringSerde);
+    driver.pipe(&right, &"k".to_string(), &"b".to_string(), 2_000);
+    let joined = driver.output_topic("joined", StringSerde, StringSerde);
+    let values: Vec<String> = driver.read(&joined).unwrap().into_iter().map(|r| r.value).collect();
+    assert_eq!(values, ["a+b"]);
+}
