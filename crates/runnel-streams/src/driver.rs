@@ -19,8 +19,11 @@ use crate::topology::{Data, Topology};
 /// A record as a test reads it back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestRecord<K, V> {
+    /// The record's key.
     pub key: K,
+    /// The record's value.
     pub value: V,
+    /// The record's timestamp, in milliseconds.
     pub timestamp: i64,
     /// Headers, which runnel-streams writes on dead letters only.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -72,6 +75,7 @@ pub struct TopologyTestDriver {
 type Pending = VecDeque<(String, Option<Vec<u8>>, Option<Vec<u8>>, i64)>;
 
 impl TopologyTestDriver {
+    /// A driver running `topology` as one task, its wall clock at 0.
     pub fn new(topology: Topology) -> TopologyTestDriver {
         let task = Task::new(&topology, 0);
         let globals = topology.new_stores();
@@ -92,10 +96,12 @@ impl TopologyTestDriver {
         TopologyTestDriver { on_undecodable: handler, ..self }
     }
 
+    /// An input topic to pipe records into, written with these serdes.
     pub fn input_topic<KS: Serde, VS: Serde>(&self, name: &str, key_serde: KS, value_serde: VS) -> InputTopic<KS, VS> {
         InputTopic { name: name.to_string(), key_serde, value_serde }
     }
 
+    /// An output topic to read records from, read with these serdes.
     pub fn output_topic<KS: Serde, VS: Serde>(&self, name: &str, key_serde: KS, value_serde: VS) -> OutputTopic<KS, VS> {
         OutputTopic { name: name.to_string(), key_serde, value_serde }
     }

@@ -23,12 +23,16 @@ use crate::window::JoinWindows;
 /// The serdes a join needs: for the key, and for each side's values (to
 /// repartition a side whose key changed).
 pub struct StreamJoined<KS, VS, VS2> {
+    /// The key's serde.
     pub key: KS,
+    /// This stream's value serde.
     pub value: VS,
+    /// The other stream's value serde.
     pub other_value: VS2,
 }
 
 impl<KS, VS, VS2> StreamJoined<KS, VS, VS2> {
+    /// The serdes of a join (Kafka Streams' `StreamJoined.with`).
     pub fn with(key: KS, value: VS, other_value: VS2) -> Self {
         StreamJoined { key, value, other_value }
     }

@@ -31,6 +31,8 @@
 //! assert_eq!(out.last().map(|r| r.value), Some(2));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 mod checkpoint;
 pub mod driver;

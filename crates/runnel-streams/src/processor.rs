@@ -56,22 +56,28 @@ use crate::topology::{item, typed, Data, Item, MakeNode, Node, NodeContext, Shar
 /// (the largest record timestamp its task has seen) or of wall-clock time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Punctuation {
+    /// How often it is due, in milliseconds of its clock.
     pub interval_ms: i64,
+    /// Which clock it follows.
     pub kind: PunctuationType,
 }
 
 /// Which clock a punctuation follows (Kafka Streams' `PunctuationType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PunctuationType {
+    /// The largest record timestamp the task has seen.
     StreamTime,
+    /// The system clock (in the test driver, its hand-advanced clock).
     WallClockTime,
 }
 
 impl Punctuation {
+    /// Every `interval_ms` of stream time.
     pub fn stream_time(interval_ms: i64) -> Punctuation {
         Punctuation { interval_ms: interval_ms.max(1), kind: PunctuationType::StreamTime }
     }
 
+    /// Every `interval_ms` of wall-clock time.
     pub fn wall_clock_time(interval_ms: i64) -> Punctuation {
         Punctuation { interval_ms: interval_ms.max(1), kind: PunctuationType::WallClockTime }
     }
@@ -138,6 +144,7 @@ pub struct KeyValueStoreMut<'a, K, V> {
 }
 
 impl<K: Data + Hash + Eq, V: Data> KeyValueStoreMut<'_, K, V> {
+    /// A key's value.
     pub fn get(&self, key: &K) -> Option<&V> {
         self.store.get(key).map(|(v, _)| v)
     }
@@ -147,6 +154,7 @@ impl<K: Data + Hash + Eq, V: Data> KeyValueStoreMut<'_, K, V> {
         self.store.put(key, Some(value), self.timestamp, self.changes);
     }
 
+    /// Deletes a key, logging the deletion; returns its value.
     pub fn delete(&mut self, key: &K) -> Option<V> {
         self.store.put(key.clone(), None, self.timestamp, self.changes).map(|(v, _)| v)
     }

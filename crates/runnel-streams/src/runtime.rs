@@ -39,12 +39,17 @@ use crate::window::Window;
 /// Why an application could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamsError {
+    /// The Kafka client failed.
     #[error("Kafka client error: {0}")]
     Kafka(#[from] KafkaError),
+    /// The application could not be set up (topics, threads, restoration).
     #[error("{0}")]
     Setup(String),
+    /// An input record could not be deserialized, and the handler says to
+    /// stop.
     #[error(transparent)]
     Undecodable(#[from] Undecodable),
+    /// A local state checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
 }
@@ -54,12 +59,14 @@ pub enum StreamsError {
 pub struct StreamsConfig {
     /// The consumer group and the prefix of internal topics.
     pub application_id: String,
+    /// The Kafka cluster to connect to, `host:port[,host:port...]`.
     pub bootstrap_servers: String,
     /// How often input offsets are committed (Kafka Streams' default for
     /// at-least-once is 30 s).
     pub commit_interval_ms: u64,
     /// Extra librdkafka properties for every client.
     pub client_properties: Vec<(String, String)>,
+    /// At least once (the default) or exactly once.
     pub processing_guarantee: ProcessingGuarantee,
     /// What happens to input records that cannot be deserialized.
     pub on_undecodable: OnUndecodable,
@@ -84,6 +91,8 @@ pub enum ProcessingGuarantee {
 }
 
 impl StreamsConfig {
+    /// At-least-once, committing every 30 s, state in memory: Kafka Streams'
+    /// defaults.
     pub fn new(application_id: &str, bootstrap_servers: &str) -> StreamsConfig {
         StreamsConfig {
             application_id: application_id.to_string(),

@@ -7,12 +7,21 @@ use std::marker::PhantomData;
 /// Why bytes could not become a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SerdeError {
+    /// The bytes have the wrong length for the type.
     #[error("expected {expected}, got {got} bytes")]
-    Length { expected: &'static str, got: usize },
+    Length {
+        /// The length, or lengths, the type takes.
+        expected: &'static str,
+        /// The length the bytes had.
+        got: usize,
+    },
+    /// A null where the serde needs bytes (wrap it in [`Nullable`]).
     #[error("null where a value is required")]
     Null,
+    /// A string that is not UTF-8.
     #[error("not UTF-8: {0}")]
     Utf8(String),
+    /// Bytes that are not JSON of the expected shape.
     #[error("invalid JSON: {0}")]
     Json(String),
 }
@@ -21,8 +30,11 @@ pub enum SerdeError {
 /// back. Serdes are shared by every task of a topology, so they are
 /// `Send + Sync`.
 pub trait Serde: Send + Sync + 'static {
+    /// The type the serde reads and writes.
     type Value;
+    /// The bytes of a value; `None` writes Kafka's null.
     fn serialize(&self, value: &Self::Value) -> Option<Vec<u8>>;
+    /// A value from bytes (`None` is Kafka's null).
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Self::Value, SerdeError>;
 }
 
@@ -145,7 +157,9 @@ impl<T: 'static> Serde for std::sync::Arc<dyn Serde<Value = T>> {
 /// A key within its window, as windowed aggregations emit it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Windowed<K> {
+    /// The key, as the aggregation grouped by it.
     pub key: K,
+    /// The window the key's aggregate is for.
     pub window: crate::window::Window,
 }
 
@@ -159,6 +173,8 @@ pub struct TimeWindowedSerde<S> {
 }
 
 impl<S> TimeWindowedSerde<S> {
+    /// The serde of keys in windows of `window_size_ms` (the reader's size
+    /// sets each window's end).
     pub fn new(inner: S, window_size_ms: i64) -> Self {
         TimeWindowedSerde { inner, window_size_ms }
     }

@@ -102,10 +102,12 @@ impl<K: Data + Hash + Eq, V: Data> KeyValueStore<K, V> {
         self.entries.iter().map(|(k, (v, ts))| (k, v, *ts))
     }
 
+    /// How many keys the store holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the store holds no key.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -3,7 +3,7 @@
 //! joins (inner, left, outer), stream–table joins, and regrouping with an
 //! adder and a subtractor.
 //!
-//! A table's nodes forward [`Change`]s: each key's new value and, when a
+//! A table's nodes forward changes: each key's new value and, when a
 //! node downstream asks for it, the value it replaces. A table is
 //! materialized — kept in a store logged to a changelog — only where
 //! something needs to look its values up (a join) or to know old values
@@ -494,11 +494,14 @@ fn side_node<K: Data + Hash + Eq, A: Data, B: Data, R: Data>(
 /// The serdes a stream–table join needs to repartition a stream whose key
 /// changed (Kafka Streams' `Joined`).
 pub struct Joined<KS, VS> {
+    /// The key's serde.
     pub key: KS,
+    /// The stream's value serde.
     pub value: VS,
 }
 
 impl<KS, VS> Joined<KS, VS> {
+    /// The serdes of a stream–table join (Kafka Streams' `Joined.with`).
     pub fn with(key: KS, value: VS) -> Self {
         Joined { key, value }
     }

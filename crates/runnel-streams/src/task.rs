@@ -56,9 +56,13 @@ pub enum OnUndecodable {
 #[derive(Debug, thiserror::Error)]
 #[error("record {topic}-{partition}@{offset} cannot be deserialized: {error}")]
 pub struct Undecodable {
+    /// The topic the record was read from.
     pub topic: String,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset (-1 in the test driver).
     pub offset: i64,
+    /// Why it could not be read.
     pub error: SerdeError,
 }
 

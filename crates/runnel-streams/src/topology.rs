@@ -312,6 +312,7 @@ pub(crate) fn encoder<K: Data, V: Data>(key_serde: SharedSerde<K>, value_serde: 
 }
 
 impl StreamsBuilder {
+    /// An empty builder.
     pub fn new() -> StreamsBuilder {
         StreamsBuilder {
             graph: Rc::new(RefCell::new(Graph { nodes: Vec::new(), stores: Vec::new(), globals: Vec::new(), counter: 0, internal_topics: Vec::new() })),
@@ -371,11 +372,14 @@ pub(crate) fn item<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Item {
 /// The serdes a grouping needs to repartition and to store its state
 /// (Kafka Streams' `Grouped`).
 pub struct Grouped<KS, VS> {
+    /// The key's serde.
     pub key: KS,
+    /// The value's serde.
     pub value: VS,
 }
 
 impl<KS, VS> Grouped<KS, VS> {
+    /// The serdes of a grouping (Kafka Streams' `Grouped.with`).
     pub fn with(key: KS, value: VS) -> Self {
         Grouped { key, value }
     }

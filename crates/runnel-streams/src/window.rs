@@ -6,7 +6,10 @@
 /// windows are closed: `[start, end]`, as in Kafka Streams).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Window {
+    /// The first millisecond in the window.
     pub start: i64,
+    /// The millisecond the window ends at (excluded for time windows,
+    /// included for session and sliding windows).
     pub end: i64,
 }
 
@@ -14,8 +17,11 @@ pub struct Window {
 /// aligned to the epoch, with a grace period for late records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeWindows {
+    /// How long each window is.
     pub size_ms: i64,
+    /// How far apart windows start (the size, for tumbling windows).
     pub advance_ms: i64,
+    /// How long after a window ends it still takes late records.
     pub grace_ms: i64,
 }
 
@@ -93,6 +99,7 @@ pub struct JoinWindows {
     pub before_ms: i64,
     /// How much later than a left record a right record may be.
     pub after_ms: i64,
+    /// How long after the window a late record is still joined.
     pub grace_ms: i64,
 }
 
@@ -121,7 +128,9 @@ impl JoinWindows {
 /// its end plus the grace period (Kafka Streams' `SessionWindows`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionWindows {
+    /// How long a key may be quiet before its session ends.
     pub gap_ms: i64,
+    /// How long after a session ends it still takes late records.
     pub grace_ms: i64,
 }
 
@@ -149,7 +158,9 @@ impl SessionWindows {
 /// closed intervals `[start, start + time_difference_ms]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindows {
+    /// The width of each window, and how far apart its records may be.
     pub time_difference_ms: i64,
+    /// How long after a window ends it still takes late records.
     pub grace_ms: i64,
 }
 
