@@ -164,3 +164,15 @@ def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, li
         assert r == k, f"record {i} differs:\n  runnel: {r}\n  kafka:  {k}"
     assert len(runnel_out) == len(kafka_out)
     assert kafka_out, "the scenario must produce output"
+
+
+@pytest.mark.parametrize("program", ["count", "regroup", "windowed", "finals", "sliding"])
+def test_topologies_describe_themselves_as_kafka_streams_does(java_oracle, program):
+    """The same topology described by each library: sub-topologies split at
+    repartition topics, nodes and stores named and numbered alike (so
+    internal topics are named alike), in Kafka Streams' order and layout."""
+    java = subprocess.run(["java", "-cp", java_oracle, "StreamsOracle", program, "--describe"], capture_output=True, text=True, timeout=120)
+    assert java.returncode == 0, java.stderr
+    rust = subprocess.run([str(ORACLE), program, "--describe"], capture_output=True, text=True, timeout=60)
+    assert rust.returncode == 0, rust.stderr
+    assert rust.stdout == java.stdout

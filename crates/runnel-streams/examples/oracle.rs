@@ -4,6 +4,9 @@
 //! and the outputs compared byte for byte (`tests/compat/test_streams_oracle.py`).
 //! The programs are the course's three, plus one per group of operators.
 //!
+//! With `--describe` in place of the input, it prints the topology's
+//! description instead.
+//!
 //! Input lines: `topic<TAB>key<TAB>timestamp<TAB>value`, where a value of
 //! `\N` is a null. Output lines: `topic<TAB>key hex<TAB>value hex<TAB>timestamp`,
 //! in the order written.
@@ -239,6 +242,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "finals" => (finals(), &["final-window-counts", "final-session-counts"]),
         other => return Err(format!("unknown program `{other}`").into()),
     };
+    if input == "--describe" {
+        print!("{}", topology.describe());
+        return Ok(());
+    }
     let mut driver = TopologyTestDriver::new(topology);
     let hex = |bytes: &Option<Vec<u8>>| bytes.as_ref().map_or("null".to_string(), |b| b.iter().map(|x| format!("{x:02x}")).collect());
     for line in std::fs::read_to_string(input)?.lines() {

@@ -14,7 +14,7 @@ use crate::kstream::KStream;
 use crate::serde::{I64Serde, Serde, SessionWindowedSerde, TimeWindowedSerde, Windowed};
 use crate::store::{KeyValueStore, SessionStore, WindowStore};
 use crate::table::{Getter, KTable};
-use crate::topology::{repartition_through, typed, Change, Data, Graph, Item, MakeNode, Node, NodeContext, SharedSerde, Value};
+use crate::topology::{repartition_through, typed, Change, Data, Graph, Item, MakeNode, Node, NodeContext, NodeKind, SharedSerde, Value};
 use crate::window::{SessionWindows, SlidingWindows, TimeWindows, Window};
 
 /// A stream grouped by key, as Kafka Streams' `KGroupedStream`.
@@ -76,13 +76,15 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
         let mut graph = self.stream.graph.borrow_mut();
         let store_name = graph.next_name(&format!("{prefix}STATE-STORE-"));
         let store = graph.add_store(store_name.clone(), None, |id| KeyValueStore::maker(id, key_serde.clone(), aggregate_serde.clone()));
+        // Kafka Streams names the aggregation before its repartition nodes.
+        let name = graph.next_name(prefix);
         let input = self.input(&mut graph, &store_name);
         let send_old = Arc::new(AtomicBool::new(false));
         let make: MakeNode = {
             let send_old = send_old.clone();
             Arc::new(move || Box::new(AggregateNode::<K, V, A> { store, fold: fold.clone(), send_old: send_old.load(Ordering::Relaxed) }))
         };
-        let node = graph.add_processor(prefix, make, vec![store], &[input]);
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[input]);
         drop(graph);
         KTable::stored(&self.stream.graph, node, Some(self.key_serde.clone()), Some(aggregate_serde), store, send_old)
     }
@@ -186,13 +188,14 @@ impl<K: Data + Hash + Eq, V: Data> TimeWindowedKStream<K, V> {
         let store = graph.add_store(store_name.clone(), Some(retention), |id| {
             WindowStore::maker(id, windows.size_ms, retention, key_serde.clone(), aggregate_serde.clone())
         });
+        let name = graph.next_name(prefix);
         let input = self.grouped.input(&mut graph, &store_name);
         let send_old = Arc::new(AtomicBool::new(false));
         let make: MakeNode = {
             let send_old = send_old.clone();
             Arc::new(move || Box::new(WindowAggregateNode::<K, V, A> { windows, store, fold: fold.clone(), send_old: send_old.load(Ordering::Relaxed) }))
         };
-        let node = graph.add_processor(prefix, make, vec![store], &[input]);
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[input]);
         drop(graph);
         let getter: Getter<Windowed<K>, A> = Arc::new(move |stores, key| stores.get::<WindowStore<K, A>>(store).get(key).cloned());
         let windowed_key: SharedSerde<Windowed<K>> = Arc::new(TimeWindowedSerde::new(self.grouped.key_serde.clone(), windows.size_ms));
@@ -315,6 +318,7 @@ impl<K: Data + Hash + Eq, V: Data> SessionWindowedKStream<K, V> {
         let store_name = graph.next_name(&format!("{prefix}STATE-STORE-"));
         let retention = windows.retention_ms();
         let store = graph.add_store(store_name.clone(), Some(retention), |id| SessionStore::maker(id, retention, key_serde.clone(), aggregate_serde.clone()));
+        let name = graph.next_name(prefix);
         let input = self.grouped.input(&mut graph, &store_name);
         let send_old = Arc::new(AtomicBool::new(false));
         let make: MakeNode = {
@@ -323,7 +327,7 @@ impl<K: Data + Hash + Eq, V: Data> SessionWindowedKStream<K, V> {
                 Box::new(SessionAggregateNode::<K, V, A> { windows, store, fold: fold.clone(), send_old: send_old.load(Ordering::Relaxed), stream_time: None })
             })
         };
-        let node = graph.add_processor(prefix, make, vec![store], &[input]);
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[input]);
         drop(graph);
         let getter: Getter<Windowed<K>, A> = Arc::new(move |stores, key| {
             let sessions = stores.get::<SessionStore<K, A>>(store);
@@ -426,13 +430,14 @@ impl<K: Data + Hash + Eq, V: Data> SlidingWindowedKStream<K, V> {
         let store_name = graph.next_name(&format!("{prefix}STATE-STORE-"));
         let store =
             graph.add_store(store_name.clone(), Some(retention), |id| WindowStore::maker(id, size, retention, key_serde.clone(), aggregate_serde.clone()));
+        let name = graph.next_name(prefix);
         let input = self.grouped.input(&mut graph, &store_name);
         let send_old = Arc::new(AtomicBool::new(false));
         let make: MakeNode = {
             let send_old = send_old.clone();
             Arc::new(move || Box::new(SlidingAggregateNode::<K, V, A> { windows, store, fold: fold.clone(), send_old: send_old.load(Ordering::Relaxed) }))
         };
-        let node = graph.add_processor(prefix, make, vec![store], &[input]);
+        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[input]);
         drop(graph);
         let getter: Getter<Windowed<K>, A> = Arc::new(move |stores, key| stores.get::<WindowStore<K, A>>(store).get(key).cloned());
         let windowed_key: SharedSerde<Windowed<K>> = Arc::new(TimeWindowedSerde::new(self.grouped.key_serde.clone(), size));

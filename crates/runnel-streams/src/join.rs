@@ -172,8 +172,14 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
                 })
             })
         };
+        // Described as Kafka Streams describes them: each side's windowing
+        // node owns its store, and each side's join node reads the other's.
+        graph.attach_store(left.node, left_store);
+        graph.attach_store(right.node, right_store);
+        graph.attach_store(this.node, right_store);
+        graph.attach_store(that.node, left_store);
         let name = graph.next_name("KSTREAM-MERGE-");
-        let node = graph.add(name, NodeKind::Processor { make, stores: vec![left_store, right_store] }, &[this.node, that.node]);
+        let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[this.node, that.node]);
         drop(graph);
         self.with_node(node, Some(key_serde))
     }

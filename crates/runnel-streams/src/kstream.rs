@@ -262,6 +262,8 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         });
         let mut graph = self.stream.graph.borrow_mut();
         let name = format!("{}{}", graph.node_name(self.stream.node), index.map_or(0, |i| i + 1));
+        // Kafka Streams registers the branch's name, which takes a number.
+        let _ = graph.next_name("KSTREAM-BRANCH-");
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[self.stream.node]);
         self.stream.with_node(node, self.stream.key_serde.clone())
     }

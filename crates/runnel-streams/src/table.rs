@@ -856,15 +856,15 @@ impl StreamsBuilder {
         let store_name = graph.next_name(&format!("{topic}-STATE-STORE-"));
         let store = graph.add_store(store_name, None, |id| KeyValueStore::maker(id, key_serde.clone(), value_serde.clone()));
         graph.make_global(store);
-        // Kafka Streams names a global table's source and processor.
-        let _ = (graph.next_name("KSTREAM-SOURCE-"), graph.next_name("KTABLE-SOURCE-"));
+        // Named as Kafka Streams names a global table's source and processor.
+        let (source, processor) = (graph.next_name("KSTREAM-SOURCE-"), graph.next_name("KTABLE-SOURCE-"));
         let apply: crate::topology::ApplyGlobal = Arc::new(move |stores, key, value, timestamp| {
             let key = key_serde.deserialize(key)?;
             let value = value.map(|bytes| value_serde.deserialize(Some(bytes))).transpose()?;
             stores.get_mut::<KeyValueStore<KS::Value, VS::Value>>(store).put(key, value, timestamp, &mut Vec::new());
             Ok(())
         });
-        graph.globals.push(crate::topology::GlobalDef { topic: topic.to_string(), store, apply });
+        graph.globals.push(crate::topology::GlobalDef { topic: topic.to_string(), store, apply, source, processor });
         GlobalKTable { store, _types: PhantomData }
     }
 }

@@ -11,6 +11,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -96,6 +97,10 @@ pub(crate) struct GlobalDef {
     pub topic: String,
     pub store: usize,
     pub apply: ApplyGlobal,
+    /// The names of its source and processor, as Kafka Streams describes
+    /// a global store.
+    pub source: String,
+    pub processor: String,
 }
 
 pub(crate) enum NodeKind {
@@ -134,32 +139,116 @@ impl Topology {
     }
 
     /// The graph as text, in the shape of Kafka Streams'
-    /// `Topology#describe()`: each source, processor and sink with the
-    /// topics, stores and children it has.
+    /// `Topology#describe()`: the sub-topologies — the parts connected by
+    /// parent and child or by a shared store, which repartition topics
+    /// separate — each with its sources, processors and sinks, their
+    /// topics, stores and neighbours; then the global stores.
     pub fn describe(&self) -> String {
-        let mut out = String::from("Topologies:\n   Sub-topology: 0\n");
-        let parents = |child: usize| -> Vec<&str> { self.nodes.iter().filter(|n| n.children.contains(&child)).map(|n| n.name.as_str()).collect() };
-        for (id, node) in self.nodes.iter().enumerate() {
-            let children: Vec<&str> = node.children.iter().map(|c| self.nodes[*c].name.as_str()).collect();
-            let _ = match &node.kind {
-                NodeKind::Source { topics, .. } => {
-                    writeln!(out, "    Source: {} (topics: [{}])\n      --> {}", node.name, topics.join(", "), or_none(&children))
-                }
-                NodeKind::Processor { stores, .. } => writeln!(
-                    out,
-                    "    Processor: {} (stores: [{}])\n      --> {}\n      <-- {}",
-                    node.name,
-                    stores.iter().map(|s| self.stores[*s].name.as_str()).collect::<Vec<_>>().join(", "),
-                    or_none(&children),
-                    parents(id).join(", ")
-                ),
-                NodeKind::Sink { topic, .. } => writeln!(out, "    Sink: {} (topic: {})\n      <-- {}", node.name, topic, parents(id).join(", ")),
-            };
+        let mut out = String::from("Topologies:\n ");
+        let parents = |child: usize| -> Vec<&str> {
+            let mut names: Vec<&str> = self.nodes.iter().filter(|n| n.children.contains(&child)).map(|n| n.name.as_str()).collect();
+            names.sort_unstable();
+            names
+        };
+        for (number, members) in self.sub_topologies().iter().enumerate() {
+            let _ = writeln!(out, "  Sub-topology: {number}");
+            // Kafka Streams' order: the largest sub-tree first, then by name.
+            let mut members = members.clone();
+            members.sort_by(|a, b| self.subtree_size(*b).cmp(&self.subtree_size(*a)).then_with(|| self.nodes[*a].name.cmp(&self.nodes[*b].name)));
+            for id in members {
+                let node = &self.nodes[id];
+                let mut children: Vec<&str> = node.children.iter().map(|c| self.nodes[*c].name.as_str()).collect();
+                children.sort_unstable();
+                let _ = match &node.kind {
+                    NodeKind::Source { topics, .. } => {
+                        writeln!(out, "    Source: {} (topics: [{}])\n      --> {}", node.name, topics.join(", "), or_none(&children))
+                    }
+                    NodeKind::Processor { stores, .. } => writeln!(
+                        out,
+                        "    Processor: {} (stores: [{}])\n      --> {}\n      <-- {}",
+                        node.name,
+                        stores.iter().map(|s| self.stores[*s].name.as_str()).collect::<Vec<_>>().join(", "),
+                        or_none(&children),
+                        parents(id).join(", ")
+                    ),
+                    NodeKind::Sink { topic, .. } => writeln!(out, "    Sink: {} (topic: {})\n      <-- {}", node.name, topic, parents(id).join(", ")),
+                };
+            }
+            out.push('\n');
         }
-        for global in &self.globals {
-            let _ = writeln!(out, "  Global store: {} (topic: {})", self.stores[global.store].name, global.topic);
+        let first_global = self.sub_topologies().len();
+        for (i, global) in self.globals.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  Sub-topology: {} for global store (will not generate tasks)\n    Source: {} (topics: [{}])\n      --> {}\n    Processor: {} (stores: [{}])\n      --> none\n      <-- {}\n",
+                first_global + i,
+                global.source,
+                global.topic,
+                global.processor,
+                global.processor,
+                self.stores[global.store].name,
+                global.source
+            );
         }
         out
+    }
+
+    /// How many nodes a node reaches through its children, itself included.
+    fn subtree_size(&self, node: usize) -> usize {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![node];
+        let mut size = 0;
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut seen[id], true) {
+                continue;
+            }
+            size += 1;
+            stack.extend(&self.nodes[id].children);
+        }
+        size
+    }
+
+    /// The nodes of each sub-topology, in the order they were added; the
+    /// sub-topologies in the order of their first node.
+    fn sub_topologies(&self) -> Vec<Vec<usize>> {
+        // Union-find over parent-child edges and shared stores.
+        let mut root: Vec<usize> = (0..self.nodes.len()).collect();
+        fn find(root: &mut [usize], mut node: usize) -> usize {
+            while root[node] != node {
+                root[node] = root[root[node]];
+                node = root[node];
+            }
+            node
+        }
+        let union = |root: &mut Vec<usize>, a: usize, b: usize| {
+            let (a, b) = (find(root, a), find(root, b));
+            root[a.max(b)] = a.min(b);
+        };
+        let mut store_owner: HashMap<usize, usize> = HashMap::new();
+        for (id, node) in self.nodes.iter().enumerate() {
+            for &child in &node.children {
+                union(&mut root, id, child);
+            }
+            if let NodeKind::Processor { stores, .. } = &node.kind {
+                for store in stores {
+                    match store_owner.get(store) {
+                        Some(&owner) => union(&mut root, owner, id),
+                        None => {
+                            store_owner.insert(*store, id);
+                        }
+                    }
+                }
+            }
+        }
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for id in 0..self.nodes.len() {
+            let group = find(&mut root, id);
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, members)) => members.push(id),
+                None => groups.push((group, vec![id])),
+            }
+        }
+        groups.into_iter().map(|(_, members)| members).collect()
     }
 
     /// Every state store a processor uses (a table nothing needed to
@@ -402,10 +491,12 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
     }
     let encode = encoder(key_serde.clone(), value_serde.clone());
     let decode = decoder(key_serde, value_serde);
-    // Named after the topic, as Kafka Streams names its repartition nodes.
-    let filter = graph.add(format!("{topic}-filter"), NodeKind::Processor { make: pass_through(), stores: Vec::new() }, &[node]);
-    graph.add(format!("{topic}-sink"), NodeKind::Sink { topic: topic.clone(), encode }, &[filter]);
-    let source = graph.add(format!("{topic}-source"), NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
+    // Numbered as Kafka Streams numbers its repartition nodes: the sink,
+    // the filter that drops null keys before it, the source.
+    let (sink, filter, source) = (graph.next_name("KSTREAM-SINK-"), graph.next_name("KSTREAM-FILTER-"), graph.next_name("KSTREAM-SOURCE-"));
+    let filter = graph.add(filter, NodeKind::Processor { make: pass_through(), stores: Vec::new() }, &[node]);
+    graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, &[filter]);
+    let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
     graph.add_internal_topic(topic);
     source
 }

@@ -250,6 +250,10 @@ public class StreamsOracle {
             case "finals" -> { topology = finals(); outputs = List.of("final-window-counts", "final-session-counts"); }
             default -> throw new IllegalArgumentException(program);
         }
+        if (args[1].equals("--describe")) {
+            System.out.print(topology.describe());
+            return;
+        }
         Properties props = new Properties();
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, "oracle-" + program);
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
