@@ -40,6 +40,7 @@ mod fk_join;
 pub mod join;
 pub mod kstream;
 pub mod processor;
+pub mod registry;
 pub mod runtime;
 pub mod serde;
 pub mod store;

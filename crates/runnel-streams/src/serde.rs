@@ -24,6 +24,10 @@ pub enum SerdeError {
     /// Bytes that are not JSON of the expected shape.
     #[error("invalid JSON: {0}")]
     Json(String),
+    /// A schema-registry value that cannot be read: an unknown schema, an
+    /// unreachable registry, or bytes that do not fit the schema.
+    #[error("{0}")]
+    Schema(String),
 }
 
 /// Turns values of `Self::Value` into bytes (`None` is Kafka's null) and

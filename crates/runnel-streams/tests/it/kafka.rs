@@ -21,8 +21,22 @@ use crate::rides;
 /// A runnel broker on an ephemeral port, stopped with its runtime.
 pub struct Broker {
     pub bootstrap: String,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts runnel's Schema Registry against this broker; returns its URL.
+    pub fn start_registry(&self) -> String {
+        let bootstrap = self.bootstrap.clone();
+        self.runtime.block_on(async move {
+            let registry = runnel_registry::Registry::open(&bootstrap).await.unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, runnel_registry::router(Arc::new(registry))).await });
+            url
+        })
+    }
 }
 
 pub fn start_broker() -> Broker {
@@ -37,7 +51,7 @@ pub fn start_broker() -> Broker {
     let bootstrap = format!("127.0.0.1:{}", listeners[0].1.local_addr.port());
     let state = Arc::new(BrokerState::open(config).unwrap());
     runtime.spawn(runnel_broker::run(state, listeners, std::future::pending()));
-    Broker { bootstrap, _runtime: runtime, _dir: dir }
+    Broker { bootstrap, runtime, _dir: dir }
 }
 
 pub fn client(bootstrap: &str) -> ClientConfig {
@@ -298,5 +312,52 @@ fn a_foreign_key_join_subscribes_and_answers_across_partitions() {
     // A change to a zone reaches every trip subscribed to it.
     send("zones", "132", "John F. Kennedy Airport");
     assert!(read_values(&broker.bootstrap, "trip-zones", 4).contains(&"132:John F. Kennedy Airport".to_string()));
+    app.close().unwrap();
+}
+
+#[test]
+fn avro_values_go_through_the_schema_registry_in_confluent_s_wire_format() {
+    use runnel_streams::registry::AvroSerde;
+    use runnel_streams::serde::Serde;
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Ride {
+        vendor_id: i32,
+        total_amount: f32,
+    }
+    const RIDE: &str = r#"{"type": "record", "name": "RideRecord", "namespace": "com.datatalksclub.taxi",
+        "fields": [{"name": "vendor_id", "type": "int"}, {"name": "total_amount", "type": "float"}]}"#;
+    let broker = start_broker();
+    let registry = broker.start_registry();
+    create_topics(&broker.bootstrap, &[("rides_avro", 1), ("big_rides_avro", 1)]);
+    let input = AvroSerde::<Ride>::register(&registry, "rides_avro-value", RIDE).unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).create().unwrap();
+    for (vendor_id, total_amount) in [(1, 9.3), (2, 31.5), (1, 52.0)] {
+        let value = input.serialize(&Ride { vendor_id, total_amount }).unwrap();
+        producer.send(BaseRecord::to("rides_avro").key("k").payload(&value)).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    // The wire format: magic byte 0, then the registered schema's id.
+    let bytes = input.serialize(&Ride { vendor_id: 1, total_amount: 1.0 }).unwrap();
+    assert_eq!(bytes[..5], [&[0u8][..], &input.schema_id().to_be_bytes()].concat()[..]);
+
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("rides_avro", StringSerde, AvroSerde::<Ride>::register(&registry, "rides_avro-value", RIDE).unwrap())
+        .filter(|_, ride| ride.total_amount > 30.0)
+        .to("big_rides_avro", StringSerde, AvroSerde::<Ride>::register(&registry, "big_rides_avro-value", RIDE).unwrap());
+    let app = KafkaStreams::start(builder.build(), StreamsConfig { commit_interval_ms: 100, ..StreamsConfig::new("avro-app", &broker.bootstrap) }).unwrap();
+    let consumer: BaseConsumer = client(&broker.bootstrap).set("group.id", "avro-check").set("auto.offset.reset", "earliest").create().unwrap();
+    consumer.subscribe(&["big_rides_avro"]).unwrap();
+    let reader = AvroSerde::<Ride>::register(&registry, "big_rides_avro-value", RIDE).unwrap();
+    let mut rides = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rides.len() < 2 {
+        assert!(Instant::now() < deadline, "read only {rides:?}");
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            rides.push(reader.deserialize(message.payload()).unwrap());
+        }
+    }
+    assert_eq!(rides, [Ride { vendor_id: 2, total_amount: 31.5 }, Ride { vendor_id: 1, total_amount: 52.0 }]);
+    assert!(reader.deserialize(Some(b"not avro")).is_err());
     app.close().unwrap();
 }
