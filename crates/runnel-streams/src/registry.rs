@@ -1,8 +1,9 @@
-//! Avro values through a Confluent-compatible Schema Registry (runnel's,
-//! on port 8081, or Confluent's), in Confluent's wire format: magic byte
-//! 0, the schema's id (4 bytes, big-endian), then the Avro-encoded value.
-//! Topics written this way are read by confluent-kafka's and the Java
-//! clients' Avro deserializers, and the reverse.
+//! Values through a Confluent-compatible Schema Registry (runnel's, on
+//! port 8081, or Confluent's), in Confluent's wire format: magic byte 0,
+//! the schema's id (4 bytes, big-endian), then the value — Avro-encoded
+//! ([`AvroSerde`]) or JSON ([`JsonSchemaSerde`]). Topics written this way
+//! are read by confluent-kafka's and the Java clients' deserializers, and
+//! the reverse.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -48,6 +49,28 @@ fn call(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<Val
     }
 }
 
+/// Registers `schema` of `schema_type` under `subject`; returns its id.
+fn register(base: &str, subject: &str, schema: &str, schema_type: &str) -> Result<i32, SerdeError> {
+    let answer = call(base, "POST", &format!("/subjects/{subject}/versions"), Some(json!({ "schema": schema, "schemaType": schema_type })))?;
+    Ok(answer["id"].as_i64().ok_or_else(|| registry_error("the registry answered without an id"))? as i32)
+}
+
+/// The schema id and body of a value in Confluent's wire format.
+fn split_wire(bytes: &[u8]) -> Result<(i32, &[u8]), SerdeError> {
+    let (header, body) =
+        bytes.split_at_checked(5).filter(|(h, _)| h[0] == 0).ok_or(SerdeError::Length { expected: "magic byte 0 and a schema id", got: bytes.len() })?;
+    Ok((i32::from_be_bytes(header[1..5].try_into().expect("4 bytes")), body))
+}
+
+/// `body` after magic byte 0 and schema `id`.
+fn wire(id: i32, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body.len());
+    out.push(0);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
 impl<T> AvroSerde<T> {
     /// Registers `schema` (Avro schema JSON) under `subject` in the
     /// registry at `registry_url` — Confluent names subjects
@@ -57,8 +80,7 @@ impl<T> AvroSerde<T> {
     pub fn register(registry_url: &str, subject: &str, schema: &str) -> Result<AvroSerde<T>, SerdeError> {
         let parsed = Schema::parse_str(schema).map_err(|e| registry_error(format!("not an Avro schema: {e}")))?;
         let base = registry_url.trim_end_matches('/').to_string();
-        let answer = call(&base, "POST", &format!("/subjects/{subject}/versions"), Some(json!({ "schema": schema })))?;
-        let id = answer["id"].as_i64().ok_or_else(|| registry_error("the registry answered without an id"))? as i32;
+        let id = register(&base, subject, schema, "AVRO")?;
         Ok(AvroSerde { base, schema: parsed, id, writers: Mutex::new(HashMap::new()), _type: PhantomData })
     }
 
@@ -89,11 +111,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde for AvroSerde<T> {
     fn serialize(&self, value: &T) -> Option<Vec<u8>> {
         let avro = apache_avro::to_value(value).and_then(|v| v.resolve(&self.schema));
         let body = avro.and_then(|v| apache_avro::to_avro_datum(&self.schema, v)).unwrap_or_else(|e| panic!("a value does not fit its Avro schema: {e}"));
-        let mut out = Vec::with_capacity(5 + body.len());
-        out.push(0);
-        out.extend_from_slice(&self.id.to_be_bytes());
-        out.extend_from_slice(&body);
-        Some(out)
+        Some(wire(self.id, &body))
     }
 
     /// Reads a value written with any schema the registry knows, resolved
@@ -107,5 +125,44 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde for AvroSerde<T> {
         let value =
             apache_avro::from_avro_datum(&writer, &mut body, Some(&self.schema)).map_err(|e| registry_error(format!("cannot read with schema {id}: {e}")))?;
         apache_avro::from_value::<T>(&value).map_err(|e| registry_error(format!("schema {id}'s value does not fit the type: {e}")))
+    }
+}
+
+/// A serde for `T` as JSON, described by a JSON Schema registered in a
+/// Schema Registry (Confluent's `KafkaJsonSchemaSerializer` format). The
+/// registry checks the schema's compatibility when it is registered; the
+/// values themselves are plain JSON after the wire-format header.
+pub struct JsonSchemaSerde<T> {
+    id: i32,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> JsonSchemaSerde<T> {
+    /// Registers `schema` (a JSON Schema) under `subject` in the registry
+    /// at `registry_url` and returns a serde writing with it.
+    pub fn register(registry_url: &str, subject: &str, schema: &str) -> Result<JsonSchemaSerde<T>, SerdeError> {
+        serde_json::from_str::<Value>(schema).map_err(|e| registry_error(format!("not a JSON Schema: {e}")))?;
+        let id = register(registry_url.trim_end_matches('/'), subject, schema, "JSON")?;
+        Ok(JsonSchemaSerde { id, _type: PhantomData })
+    }
+
+    /// The id the registry gave the schema.
+    pub fn schema_id(&self) -> i32 {
+        self.id
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> Serde for JsonSchemaSerde<T> {
+    type Value = T;
+
+    fn serialize(&self, value: &T) -> Option<Vec<u8>> {
+        serde_json::to_vec(value).ok().map(|body| wire(self.id, &body))
+    }
+
+    /// Reads a value written with any registered schema: the JSON must
+    /// fit the type.
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
+        let (_, body) = split_wire(bytes.ok_or(SerdeError::Null)?)?;
+        serde_json::from_slice(body).map_err(|e| SerdeError::Json(e.to_string()))
     }
 }

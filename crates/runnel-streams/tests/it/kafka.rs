@@ -360,4 +360,13 @@ fn avro_values_go_through_the_schema_registry_in_confluent_s_wire_format() {
     assert_eq!(rides, [Ride { vendor_id: 2, total_amount: 31.5 }, Ride { vendor_id: 1, total_amount: 52.0 }]);
     assert!(reader.deserialize(Some(b"not avro")).is_err());
     app.close().unwrap();
+
+    // JSON Schema: the same header, then JSON.
+    use runnel_streams::registry::JsonSchemaSerde;
+    const RIDE_JSON: &str = r#"{"type": "object", "properties": {"vendor_id": {"type": "integer"}, "total_amount": {"type": "number"}}}"#;
+    let json = JsonSchemaSerde::<Ride>::register(&registry, "rides_json-value", RIDE_JSON).unwrap();
+    let bytes = json.serialize(&Ride { vendor_id: 2, total_amount: 31.5 }).unwrap();
+    assert_eq!(bytes[..5], [&[0u8][..], &json.schema_id().to_be_bytes()].concat()[..]);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes[5..]).unwrap(), serde_json::json!({"vendor_id": 2, "total_amount": 31.5}));
+    assert_eq!(json.deserialize(Some(&bytes)).unwrap(), Ride { vendor_id: 2, total_amount: 31.5 });
 }
