@@ -8,6 +8,7 @@
 //! start-up is left out, and reports the process's CPU seconds over that
 //! time and its resident memory at the end.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -101,8 +102,9 @@ impl StreamsReport {
 
 /// Writes the input (if the topics hold less), runs `topology` over
 /// `records` input records, and reports. `options.partitions` sets the
-/// input's partitions when it is created.
-pub fn streams(options: &BenchOptions, topology: StreamsTopology, exactly_once: bool) -> Result<StreamsReport, BenchError> {
+/// input's partitions when it is created; with `state_dir`, the stores
+/// keep local checkpoints there.
+pub fn streams(options: &BenchOptions, topology: StreamsTopology, exactly_once: bool, state_dir: Option<&Path>) -> Result<StreamsReport, BenchError> {
     let Amount::Records(records) = options.amount else {
         return Err(BenchError::Setup("bench streams takes --records, not --duration".into()));
     };
@@ -111,6 +113,9 @@ pub fn streams(options: &BenchOptions, topology: StreamsTopology, exactly_once: 
     config.client_properties = options.client_properties.clone();
     if exactly_once {
         config = config.exactly_once();
+    }
+    if let Some(dir) = state_dir {
+        config = config.with_state_dir(dir);
     }
     // The join also reads the table's rows.
     let target = records + if topology == StreamsTopology::Join { KEYS } else { 0 };

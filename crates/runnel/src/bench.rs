@@ -44,6 +44,9 @@ struct StreamsArgs {
     /// Process exactly once (transactions) instead of at least once.
     #[arg(long)]
     exactly_once: bool,
+    /// Keep local checkpoints of the stores in this directory.
+    #[arg(long)]
+    state_dir: Option<std::path::PathBuf>,
     /// Extra librdkafka property, KEY=VALUE; repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
@@ -192,7 +195,7 @@ fn run_streams(args: &StreamsArgs) -> anyhow::Result<()> {
         Topology::Windowed => StreamsTopology::Windowed,
         Topology::Join => StreamsTopology::Join,
     };
-    let report = runnel_bench::streams(&options, topology, args.exactly_once)?;
+    let report = runnel_bench::streams(&options, topology, args.exactly_once, args.state_dir.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
