@@ -98,6 +98,34 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedStream<K, V> {
         }
     }
 
+    /// A windowed aggregation kept in a window store: windows of `size`
+    /// ms, kept `retention` ms, final `grace` ms after they end (the
+    /// `shape`); `make` builds the node, given its store and its
+    /// send-old-values flag. The node is named before the repartition
+    /// nodes, as Kafka Streams names them.
+    fn window_store_fold<A: Data>(
+        &self,
+        prefix: &str,
+        shape: (i64, i64, i64),
+        aggregate_serde: SharedSerde<A>,
+        make: impl FnOnce(usize, Arc<AtomicBool>) -> MakeNode,
+    ) -> KTable<Windowed<K>, A> {
+        let (size, retention, grace) = shape;
+        let key_serde = self.key_serde.clone();
+        let mut graph = self.stream.graph.borrow_mut();
+        let store_name = graph.next_name(&format!("{prefix}STATE-STORE-"));
+        let store =
+            graph.add_store(store_name.clone(), Some(retention), |id| WindowStore::maker(id, size, retention, key_serde.clone(), aggregate_serde.clone()));
+        let name = graph.next_name(prefix);
+        let input = self.input(&mut graph, &store_name);
+        let send_old = Arc::new(AtomicBool::new(false));
+        let node = graph.add(name, NodeKind::Processor { make: make(store, send_old.clone()), stores: vec![store] }, &[input]);
+        drop(graph);
+        let getter: Getter<Windowed<K>, A> = Arc::new(move |stores, key| stores.get::<WindowStore<K, A>>(store).get(key).cloned());
+        let windowed_key: SharedSerde<Windowed<K>> = Arc::new(TimeWindowedSerde::new(self.key_serde.clone(), size));
+        KTable::windowed(&self.stream.graph, node, getter, store, (windowed_key, aggregate_serde), grace, send_old)
+    }
+
     /// Groups into sessions, for session-windowed aggregations.
     pub fn windowed_by_sessions(&self, windows: SessionWindows) -> SessionWindowedKStream<K, V> {
         let grouped = KGroupedStream {
@@ -181,25 +209,10 @@ impl<K: Data + Hash + Eq, V: Data> TimeWindowedKStream<K, V> {
 
     fn fold<A: Data>(&self, prefix: &str, fold: Fold<K, V, A>, aggregate_serde: SharedSerde<A>) -> KTable<Windowed<K>, A> {
         let windows = self.windows;
-        let key_serde = self.grouped.key_serde.clone();
         let retention = windows.size_ms + windows.grace_ms;
-        let mut graph = self.grouped.stream.graph.borrow_mut();
-        let store_name = graph.next_name(&format!("{prefix}STATE-STORE-"));
-        let store = graph.add_store(store_name.clone(), Some(retention), |id| {
-            WindowStore::maker(id, windows.size_ms, retention, key_serde.clone(), aggregate_serde.clone())
-        });
-        let name = graph.next_name(prefix);
-        let input = self.grouped.input(&mut graph, &store_name);
-        let send_old = Arc::new(AtomicBool::new(false));
-        let make: MakeNode = {
-            let send_old = send_old.clone();
+        self.grouped.window_store_fold(prefix, (windows.size_ms, retention, windows.grace_ms), aggregate_serde, move |store, send_old| {
             Arc::new(move || Box::new(WindowAggregateNode::<K, V, A> { windows, store, fold: fold.clone(), send_old: send_old.load(Ordering::Relaxed) }))
-        };
-        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[input]);
-        drop(graph);
-        let getter: Getter<Windowed<K>, A> = Arc::new(move |stores, key| stores.get::<WindowStore<K, A>>(store).get(key).cloned());
-        let windowed_key: SharedSerde<Windowed<K>> = Arc::new(TimeWindowedSerde::new(self.grouped.key_serde.clone(), windows.size_ms));
-        KTable::windowed(&self.grouped.stream.graph, node, getter, store, (windowed_key, aggregate_serde), windows.grace_ms, send_old)
+        })
     }
 }
 
@@ -424,24 +437,10 @@ impl<K: Data + Hash + Eq, V: Data> SlidingWindowedKStream<K, V> {
 
     fn fold<A: Data>(&self, prefix: &str, fold: Fold<K, V, A>, aggregate_serde: SharedSerde<A>) -> KTable<Windowed<K>, A> {
         let windows = self.windows;
-        let key_serde = self.grouped.key_serde.clone();
-        let (size, retention) = (windows.time_difference_ms, windows.retention_ms());
-        let mut graph = self.grouped.stream.graph.borrow_mut();
-        let store_name = graph.next_name(&format!("{prefix}STATE-STORE-"));
-        let store =
-            graph.add_store(store_name.clone(), Some(retention), |id| WindowStore::maker(id, size, retention, key_serde.clone(), aggregate_serde.clone()));
-        let name = graph.next_name(prefix);
-        let input = self.grouped.input(&mut graph, &store_name);
-        let send_old = Arc::new(AtomicBool::new(false));
-        let make: MakeNode = {
-            let send_old = send_old.clone();
+        let shape = (windows.time_difference_ms, windows.retention_ms(), windows.grace_ms);
+        self.grouped.window_store_fold(prefix, shape, aggregate_serde, move |store, send_old| {
             Arc::new(move || Box::new(SlidingAggregateNode::<K, V, A> { windows, store, fold: fold.clone(), send_old: send_old.load(Ordering::Relaxed) }))
-        };
-        let node = graph.add(name, NodeKind::Processor { make, stores: vec![store] }, &[input]);
-        drop(graph);
-        let getter: Getter<Windowed<K>, A> = Arc::new(move |stores, key| stores.get::<WindowStore<K, A>>(store).get(key).cloned());
-        let windowed_key: SharedSerde<Windowed<K>> = Arc::new(TimeWindowedSerde::new(self.grouped.key_serde.clone(), size));
-        KTable::windowed(&self.grouped.stream.graph, node, getter, store, (windowed_key, aggregate_serde), windows.grace_ms, send_old)
+        })
     }
 }
 

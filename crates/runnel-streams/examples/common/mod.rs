@@ -127,6 +127,24 @@ pub fn streams_config(default_id: &str) -> StreamsConfig {
     config
 }
 
+/// Runs `topology` as application `application_id` (configured from the
+/// command line) until Ctrl-C; prints its description, `started`, and on
+/// the way out what it did.
+pub fn run(topology: Topology, application_id: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let ctrl_c = ctrl_c();
+    println!("{}", topology.describe());
+    let app = runnel_streams::KafkaStreams::start(topology, streams_config(application_id))?;
+    println!("started");
+    let _ = ctrl_c.recv();
+    let metrics = app.metrics();
+    println!(
+        "processed={} restored={} from_checkpoint={} restore_ms={}",
+        metrics.processed_records, metrics.restored_records, metrics.checkpoint_records, metrics.restore_ms
+    );
+    app.close()?;
+    Ok(())
+}
+
 /// Ctrl-C, caught from now on; `recv()` blocks until it is pressed.
 pub fn ctrl_c() -> std::sync::mpsc::Receiver<()> {
     let (tx, rx) = std::sync::mpsc::channel();

@@ -68,6 +68,15 @@ pub fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     }
 }
 
+/// Sends one record, keyed as the Java client keys them, and waits for it.
+fn sender(bootstrap: &str) -> impl Fn(&str, &str, &str) {
+    let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap).set("partitioner", "murmur2_random").create().unwrap();
+    move |topic, key, value| {
+        producer.send(BaseRecord::to(topic).key(key).payload(value)).map_err(|(e, _)| e).unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+}
+
 /// The first `count` values written to `topic`, sorted.
 fn read_values(bootstrap: &str, topic: &str, count: usize) -> Vec<String> {
     let consumer: BaseConsumer =
@@ -247,11 +256,7 @@ fn a_global_table_is_read_whole_by_every_task_and_followed() {
     let broker = start_broker();
     // The table's topic needs no co-partitioning with the stream's.
     create_topics(&broker.bootstrap, &[("zones", 3), ("trips", 2), ("trip-zones", 1)]);
-    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
-    let send = |topic: &str, key: &str, value: &str| {
-        producer.send(BaseRecord::to(topic).key(key).payload(value)).map_err(|(e, _)| e).unwrap();
-        producer.flush(Duration::from_secs(10)).unwrap();
-    };
+    let send = sender(&broker.bootstrap);
     for (id, zone) in [("1", "Newark Airport"), ("4", "Alphabet City"), ("132", "JFK Airport")] {
         send("zones", id, zone);
     }
@@ -288,11 +293,7 @@ fn a_global_table_is_read_whole_by_every_task_and_followed() {
 fn a_foreign_key_join_subscribes_and_answers_across_partitions() {
     let broker = start_broker();
     create_topics(&broker.bootstrap, &[("zones", 2), ("trips", 2), ("trip-zones", 1)]);
-    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).set("partitioner", "murmur2_random").create().unwrap();
-    let send = |topic: &str, key: &str, value: &str| {
-        producer.send(BaseRecord::to(topic).key(key).payload(value)).map_err(|(e, _)| e).unwrap();
-        producer.flush(Duration::from_secs(10)).unwrap();
-    };
+    let send = sender(&broker.bootstrap);
     for (id, zone) in [("1", "Newark Airport"), ("4", "Alphabet City"), ("132", "JFK Airport")] {
         send("zones", id, zone);
     }
