@@ -6,7 +6,11 @@ member joining, a member unsubscribing, and a static member restarting
 within its session without a rebalance for the others. Each scenario runs
 against both, with librdkafka, the Java client (each member polled by its
 own thread, as applications do) and franz-go, and the assignment and
-revocation events each member sees must be the same."""
+revocation events each member sees must be the same. A second set changes
+subscriptions: a member adding and dropping a topic, a pattern
+subscription meeting a new topic, and (librdkafka and Java, as franz-go has
+no poll deadline) a member that stops polling past
+`max.poll.interval.ms` and comes back."""
 import os
 import subprocess
 import time
@@ -48,15 +52,19 @@ def make_topic(bootstrap, name):
 
 class Member:
     """A cooperative-sticky librdkafka member that records the partitions
-    each assignment and revocation moved."""
+    each assignment, revocation and loss moved. `topics` is a list of
+    topics or a `^pattern`."""
 
-    def __init__(self, bootstrap, topic, group, **extra):
+    def __init__(self, bootstrap, topics, group, **extra):
         self.events = []
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap, "group.id": group, "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": 10000, "heartbeat.interval.ms": 500, "auto.offset.reset": "earliest", **extra,
         })
-        self.consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked)
+        self.subscribe(topics if isinstance(topics, list) else [topics])
+
+    def subscribe(self, topics):
+        self.consumer.subscribe(topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost)
 
     def _assigned(self, consumer, partitions):
         if partitions:
@@ -66,8 +74,16 @@ class Member:
         if partitions:
             self.events.append(f"-{len(partitions)}")
 
+    def _lost(self, consumer, partitions):
+        if partitions:
+            self.events.append(f"lost {len(partitions)}")
+
     def owned(self):
-        return sorted(tp.partition for tp in self.consumer.assignment())
+        return sorted((tp.topic, tp.partition) for tp in self.consumer.assignment())
+
+    def topics(self, prefix):
+        """The topics it owns partitions of, without the run's prefix."""
+        return sorted({topic.removeprefix(prefix) for topic, _ in self.owned()})
 
     def taken(self):
         """The events since the last call."""
@@ -161,3 +177,88 @@ def test_franz_go_rebalances_alike_with_the_initial_delay(delayed_runnel, delaye
         transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
     assert "| start together: [+3] [+3]" in transcripts["runnel"]
+
+
+def librdkafka_subscription_changes(bootstrap, name):
+    probe_topics(bootstrap, name)
+    transcript = {}
+    a, b = Member(bootstrap, [f"{name}-a"], f"{name}-subs"), Member(bootstrap, [f"{name}-a"], f"{name}-subs")
+    settle([a, b], [2, 2], "two members to split one topic")
+    a.taken(), b.taken()
+    a.subscribe([f"{name}-a", f"{name}-b"])
+    settle([a, b], [4, 4], "a member adding a topic to take all of it")
+    quiet([a, b])
+    transcript["one member adds a topic"] = (a.taken(), b.taken(), a.topics(name), b.topics(name))
+    a.subscribe([f"{name}-a"])
+    settle([a, b], [2, 2], "the member dropping the topic again")
+    quiet([a, b])
+    transcript["and drops it"] = (a.taken(), b.taken(), a.topics(name), b.topics(name))
+    for m in (a, b):
+        m.consumer.close()
+
+    fresh = {"topic.metadata.refresh.interval.ms": 1000}
+    c, d = Member(bootstrap, f"^{name}-w-.*", f"{name}-wild", **fresh), Member(bootstrap, f"^{name}-w-.*", f"{name}-wild", **fresh)
+    settle([c, d], [2, 2], "two pattern members to split the one matching topic")
+    c.taken(), d.taken()
+    create_topic(bootstrap, f"{name}-w-2", 4)
+    settle([c, d], [4, 4], "the pattern members to share the new matching topic")
+    quiet([c, d])
+    transcript["a new topic matches"] = (c.taken(), d.taken(), c.topics(name), d.topics(name))
+    for m in (c, d):
+        m.consumer.close()
+
+    deadline = {"session.timeout.ms": 6000, "max.poll.interval.ms": 7000}
+    e, f = Member(bootstrap, [f"{name}-a"], f"{name}-slow", **deadline), Member(bootstrap, [f"{name}-a"], f"{name}-slow", **deadline)
+    settle([e, f], [2, 2], "two members to split one topic")
+    e.taken(), f.taken()
+    settle([f], [4], "the member that kept polling to take the other's partitions")
+    quiet([f])
+    transcript["a member stops polling"] = (e.taken(), f.taken())
+    settle([e, f], [2, 2], "the member that polls again to get its share back")
+    quiet([e, f])
+    transcript["and polls again"] = (e.taken(), f.taken())
+    for m in (e, f):
+        m.consumer.close()
+    return transcript
+
+
+def test_librdkafka_subscription_changes_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
+    name = f"subs-{uuid.uuid4().hex[:8]}"
+    runnel = librdkafka_subscription_changes(delayed_runnel, name)
+    kafka = librdkafka_subscription_changes(delayed_kafka, name)
+    assert runnel == kafka, f"runnel: {runnel}\nkafka:  {kafka}"
+    assert runnel["a new topic matches"][2:] == (["-w-1", "-w-2"], ["-w-1", "-w-2"]), "both members share the new topic"
+
+
+def probe_topics(bootstrap, name):
+    for topic in ("a", "b", "w-1"):
+        create_topic(bootstrap, f"{name}-{topic}", 4)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_java_subscription_changes_alike_with_the_initial_delay(delayed_runnel, delayed_kafka, tmp_path, version):
+    cp = compiled_probe(version, tmp_path, "RebalanceProbe")
+    transcripts = {}
+    name = f"subs-java-{uuid.uuid4().hex[:8]}"
+    for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
+        probe_topics(bootstrap, name)
+        result = subprocess.run(["java", "-cp", cp, "RebalanceProbe", bootstrap, name, "changes"], capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
+        transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
+    assert len(transcripts["runnel"]) == 5
+
+
+def test_franz_go_subscription_changes_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
+    probe = os.environ.get("RUNNEL_FRANZ_PROBE")
+    if not probe or not Path(probe).exists():
+        pytest.fail("RUNNEL_FRANZ_PROBE must name the built franz-go probe; scripts/test builds it")
+    transcripts = {}
+    name = f"subs-franz-{uuid.uuid4().hex[:8]}"
+    for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
+        probe_topics(bootstrap, name)
+        result = subprocess.run([probe, "subscription-changes", bootstrap, name], capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
+        transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
+    assert len(transcripts["runnel"]) == 3

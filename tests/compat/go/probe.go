@@ -5,7 +5,9 @@
 // ends with "ALL OK"; any failure exits non-zero.
 //
 // `probe rebalance BOOTSTRAP TOPIC` instead prints the assignment and
-// revocation events of cooperative-sticky and static members (rebalance.go).
+// revocation events of cooperative-sticky and static members, and
+// `probe subscription-changes BOOTSTRAP NAME` those of members changing
+// what they subscribe to (rebalance.go).
 package main
 
 import (
@@ -32,6 +34,10 @@ func must(err error, what string) {
 func main() {
 	if len(os.Args) == 4 && os.Args[1] == "rebalance" {
 		rebalance(os.Args[2], os.Args[3])
+		return
+	}
+	if len(os.Args) == 4 && os.Args[1] == "subscription-changes" {
+		subscriptionChanges(os.Args[2], os.Args[3])
 		return
 	}
 	bootstrap, prefix := os.Args[1], os.Args[2]

@@ -4,30 +4,39 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // member is a cooperative-sticky franz-go group member polled by its own
-// goroutine; it records the partitions each assignment (+n) and
-// revocation (-n) moved.
+// goroutine; it records the partitions each assignment (+n), revocation
+// (-n) and loss moved.
 type member struct {
 	client *kgo.Client
 	mu     sync.Mutex
 	events []string
-	owned  map[int32]bool
+	owned  map[string]bool // "topic/partition"
 	done   chan struct{}
 }
 
 func newMember(bootstrap, topic, group, instance string) *member {
-	m := &member{owned: map[int32]bool{}, done: make(chan struct{})}
+	if instance != "" {
+		return startMember(bootstrap, group, kgo.ConsumeTopics(topic), kgo.InstanceID(instance), kgo.SessionTimeout(20*time.Second))
+	}
+	return startMember(bootstrap, group, kgo.ConsumeTopics(topic))
+}
+
+func startMember(bootstrap, group string, extra ...kgo.Opt) *member {
+	m := &member{owned: map[string]bool{}, done: make(chan struct{})}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(bootstrap),
 		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topic),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(10 * time.Second),
 		kgo.HeartbeatInterval(500 * time.Millisecond),
@@ -35,10 +44,7 @@ func newMember(bootstrap, topic, group, instance string) *member {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, revoked map[string][]int32) { m.moved("-", revoked, false) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { m.moved("lost ", lost, false) }),
 	}
-	if instance != "" {
-		opts = append(opts, kgo.InstanceID(instance), kgo.SessionTimeout(20*time.Second))
-	}
-	client, err := kgo.NewClient(opts...)
+	client, err := kgo.NewClient(append(opts, extra...)...)
 	must(err, "group member")
 	m.client = client
 	go func() {
@@ -57,9 +63,9 @@ func (m *member) moved(sign string, partitions map[string][]int32, add bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for _, ps := range partitions {
+	for topic, ps := range partitions {
 		for _, p := range ps {
-			m.owned[p] = add
+			m.owned[fmt.Sprintf("%s/%d", topic, p)] = add
 			n++
 		}
 	}
@@ -68,28 +74,40 @@ func (m *member) moved(sign string, partitions map[string][]int32, add bool) {
 	}
 }
 
-func (m *member) count() int {
+// ownedKeys lists the partitions it owns, sorted, as "topic/partition".
+func (m *member) ownedKeys() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for _, owned := range m.owned {
+	var keys []string
+	for key, owned := range m.owned {
 		if owned {
-			n++
+			keys = append(keys, key)
 		}
 	}
-	return n
+	sort.Strings(keys)
+	return keys
+}
+
+func (m *member) count() int {
+	return len(m.ownedKeys())
 }
 
 func (m *member) assignment() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var ps []string
-	for p := 0; p < 6; p++ {
-		if m.owned[int32(p)] {
-			ps = append(ps, fmt.Sprint(p))
+	return strings.Join(m.ownedKeys(), ",")
+}
+
+// topics lists the topics it owns partitions of, without the run's prefix.
+func (m *member) topics(prefix string) string {
+	seen := map[string]bool{}
+	var topics []string
+	for _, key := range m.ownedKeys() {
+		topic := strings.TrimPrefix(key[:strings.LastIndex(key, "/")], prefix)
+		if !seen[topic] {
+			seen[topic] = true
+			topics = append(topics, topic)
 		}
 	}
-	return strings.Join(ps, ",")
+	return "[" + strings.Join(topics, " ") + "]"
 }
 
 func (m *member) taken() string {
@@ -156,4 +174,46 @@ func rebalance(bootstrap, topic string) {
 	fmt.Println("| static restart: same partitions", before == s1.assignment(), s1.taken(), s2.taken())
 	s1.close()
 	s2.close()
+}
+
+// subscriptionChanges prints, as lines starting with `|`, the events of
+// cooperative-sticky members as one adds and drops a topic and as pattern
+// members meet a new topic. Topics NAME-a, NAME-b and NAME-w-1 (4
+// partitions each) must exist. franz-go has no poll deadline, so the
+// max.poll.interval.ms scenario of the other clients has no equivalent.
+func subscriptionChanges(bootstrap, name string) {
+	a := startMember(bootstrap, name+"-subs", kgo.ConsumeTopics(name+"-a"))
+	b := startMember(bootstrap, name+"-subs", kgo.ConsumeTopics(name+"-a"))
+	settle([]*member{a, b}, []int{2, 2}, "two members to split one topic")
+	a.taken()
+	b.taken()
+	a.client.AddConsumeTopics(name + "-b")
+	settle([]*member{a, b}, []int{4, 4}, "a member adding a topic to take all of it")
+	time.Sleep(time.Second)
+	fmt.Println("| one member adds a topic:", a.taken(), b.taken(), a.topics(name), b.topics(name))
+	a.client.PurgeTopicsFromConsuming(name + "-b")
+	settle([]*member{a, b}, []int{2, 2}, "the member dropping the topic again")
+	time.Sleep(time.Second)
+	fmt.Println("| and drops it:", a.taken(), b.taken(), a.topics(name), b.topics(name))
+	a.close()
+	b.close()
+
+	pattern := kgo.ConsumeTopics("^" + regexp.QuoteMeta(name) + "-w-.*")
+	fresh := []kgo.Opt{kgo.MetadataMaxAge(time.Second), kgo.MetadataMinAge(250 * time.Millisecond)}
+	c := startMember(bootstrap, name+"-wild", append(fresh, pattern, kgo.ConsumeRegex())...)
+	d := startMember(bootstrap, name+"-wild", append(fresh, pattern, kgo.ConsumeRegex())...)
+	settle([]*member{c, d}, []int{2, 2}, "two pattern members to split the one matching topic")
+	c.taken()
+	d.taken()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
+	must(err, "admin client")
+	created, err := kadm.NewClient(admin).CreateTopics(context.Background(), 4, 1, nil, name+"-w-2")
+	must(err, "create topics")
+	must(created[name+"-w-2"].Err, "create topic")
+	admin.Close()
+	settle([]*member{c, d}, []int{4, 4}, "the pattern members to share the new matching topic")
+	time.Sleep(time.Second)
+	fmt.Println("| a new topic matches:", c.taken(), d.taken(), c.topics(name), d.topics(name))
+	c.close()
+	d.close()
 }

@@ -38,13 +38,43 @@ public class ClientProbe {
             admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(5))).all().get();
             TopicDescription description = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
             check(description.partitions().size() == 5, "five partitions after growing");
+            long base = System.currentTimeMillis() - 60_000;
             try (Producer<String, String> producer = new KafkaProducer<>(common, new StringSerializer(), new StringSerializer())) {
-                for (int i = 0; i < 10; i++) producer.send(new ProducerRecord<>(topic, 2, null, "x")).get();
+                // Offset 6 carries the newest timestamp.
+                for (int i = 0; i < 10; i++) producer.send(new ProducerRecord<>(topic, 2, base + (i == 6 ? 100 : i), null, "x")).get();
             }
             TopicPartition tp = new TopicPartition(topic, 2);
-            long low = admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(4))).all().get() == null ? 4 : 4;
+            admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(4))).all().get();
             Map<TopicPartition, ListOffsetsResult.ListOffsetsResultInfo> earliest = admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).all().get();
-            check(earliest.get(tp).offset() == low, "delete records moved the log start to 4");
+            check(earliest.get(tp).offset() == 4, "delete records moved the log start to 4");
+            ListOffsetsResult.ListOffsetsResultInfo newest = admin.listOffsets(Map.of(tp, OffsetSpec.maxTimestamp())).all().get().get(tp);
+            check(newest.offset() == 6 && newest.timestamp() == base + 100, "max timestamp at offset 6: " + newest);
+            try {
+                admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(11))).all().get();
+                check(false, "deleting records past the end is refused");
+            } catch (java.util.concurrent.ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.errors.OffsetOutOfRangeException, "past the end: " + e.getCause());
+            }
+
+            String group = prefix + "-offsets";
+            Properties c = (Properties) common.clone();
+            c.put("group.id", group);
+            c.put("auto.offset.reset", "earliest");
+            c.put("enable.auto.commit", "false");
+            try (Consumer<String, String> consumer = new KafkaConsumer<>(c, new StringDeserializer(), new StringDeserializer())) {
+                consumer.subscribe(List.of(topic));
+                long deadline = System.currentTimeMillis() + 20_000;
+                while (consumer.assignment().isEmpty() && System.currentTimeMillis() < deadline) consumer.poll(Duration.ofMillis(100));
+                consumer.commitSync(Map.of(tp, new OffsetAndMetadata(8)));
+                try {
+                    admin.deleteConsumerGroupOffsets(group, Set.of(tp)).all().get();
+                    check(false, "offsets of a subscribed topic cannot be deleted");
+                } catch (java.util.concurrent.ExecutionException e) {
+                    check(e.getCause() instanceof org.apache.kafka.common.errors.GroupSubscribedToTopicException, "subscribed: " + e.getCause());
+                }
+            }
+            admin.deleteConsumerGroupOffsets(group, Set.of(tp)).all().get();
+            check(!admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get().containsKey(tp), "offsets deleted once the group is empty");
             admin.deleteTopics(List.of(topic)).all().get();
             check(!admin.listTopics().names().get().contains(topic), "topic deleted");
             System.out.println("admin ok");

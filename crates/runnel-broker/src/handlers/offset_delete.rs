@@ -2,6 +2,7 @@
 
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::ResponseError;
 use runnel_coordinator::OffsetKey;
 
 use crate::error::{group_code, KafkaError};
@@ -10,7 +11,15 @@ use crate::request::RequestContext;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let group_id = request.group_id.0.to_string();
-    let wanted: Vec<(String, i32)> = request.topics.iter().flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index))).collect();
+    // Partitions that do not exist are answered before the group is asked,
+    // as Apache Kafka does.
+    let exists = |topic: &str, partition: i32| ctx.state.topic(topic).is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partition_count()));
+    let wanted: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), p.partition_index)))
+        .filter(|(topic, partition)| exists(topic, *partition))
+        .collect();
     let verdicts = match ctx.state.groups.with(|c, _| c.delete_offsets(&group_id, &wanted)) {
         Err(e) => return OffsetDeleteResponse::default().with_error_code(group_code(Some(e))),
         Ok(verdicts) => verdicts,
@@ -33,9 +42,12 @@ pub async fn handle(ctx: &RequestContext<'_>, request: OffsetDeleteRequest) -> O
                 .partitions
                 .iter()
                 .map(|p| {
-                    OffsetDeleteResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(group_code(verdicts.next().and_then(|v| v.err())))
+                    let code = if exists(&t.name.0, p.partition_index) {
+                        group_code(verdicts.next().and_then(|v| v.err()))
+                    } else {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    };
+                    OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)
                 })
                 .collect();
             OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(partitions)

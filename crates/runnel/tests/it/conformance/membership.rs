@@ -1,6 +1,7 @@
 //! Consumer groups with several members: rebalances, static members,
 //! protocols that disagree, listing by state, expiry, old versions.
 
+use bytes::BufMut;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
@@ -425,6 +426,89 @@ async fn a_member_joins_with_the_oldest_join_group_versions() {
             let joined = join_retrying(client, &request, version).await;
             seen.push(describe_join(&format!("v{version} join without an id"), &joined));
         }
+        seen
+    })
+    .await;
+}
+
+/// A consumer protocol subscription (v0) to `topics`.
+fn subscription_to(topics: &[&str]) -> Bytes {
+    let mut metadata = bytes::BytesMut::new();
+    metadata.put_i16(0);
+    metadata.put_i32(topics.len() as i32);
+    for topic in topics {
+        metadata.put_i16(topic.len() as i16);
+        metadata.put_slice(topic.as_bytes());
+    }
+    metadata.put_i32(-1);
+    metadata.freeze()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_deleted_while_a_member_subscribes_to_some_of_their_topics() {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic};
+    let mut pair = Pair::start("offsetdeletesubscribed").await;
+    let (subscribed, other) = (pair.name("subscribed"), pair.name("other"));
+    create_on_both(&mut pair, &[(&subscribed, 2), (&other, 2)]).await;
+    let group = pair.name("g");
+    await_coordinator(&mut pair, &group).await;
+    pair.compare_scripts(async |client, prefix| {
+        let group = group_id(&format!("{prefix}-g"));
+        let (subscribed, other) = (format!("{prefix}-subscribed"), format!("{prefix}-other"));
+        let metadata = subscription_to(&[&subscribed]);
+        let protocol = JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range")).with_metadata(metadata);
+        let asked = join_retrying(client, &join(&group, "", None, &[]).with_protocols(vec![protocol.clone()]), JOIN_VERSION).await;
+        let member = asked.member_id.to_string();
+        let joined = join_retrying(client, &join(&group, &member, None, &[]).with_protocols(vec![protocol]), JOIN_VERSION).await;
+        client.call(&sync(&group, joined.generation_id, &member, &[(&member, b"")]), 5).await;
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id_or_member_epoch(joined.generation_id)
+            .with_member_id(StrBytes::from_string(member.clone()))
+            .with_topics(
+                [&subscribed, &other]
+                    .iter()
+                    .map(|topic| {
+                        OffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(vec![
+                            OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(3),
+                            OffsetCommitRequestPartition::default().with_partition_index(1).with_committed_offset(5),
+                        ])
+                    })
+                    .collect(),
+            );
+        let committed = client.call(&commit, 7).await;
+        let mut seen =
+            vec![format!("commit: {:?}", committed.topics.iter().map(|t| t.partitions.iter().map(|p| p.error_code).collect::<Vec<_>>()).collect::<Vec<_>>())];
+        let delete = OffsetDeleteRequest::default().with_group_id(group.clone()).with_topics(vec![
+            OffsetDeleteRequestTopic::default()
+                .with_name(topic_name(&subscribed))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+            OffsetDeleteRequestTopic::default().with_name(topic_name(&other)).with_partitions(vec![
+                OffsetDeleteRequestPartition::default().with_partition_index(0),
+                OffsetDeleteRequestPartition::default().with_partition_index(7),
+            ]),
+            OffsetDeleteRequestTopic::default()
+                .with_name(topic_name(&format!("{prefix}-missing")))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default().with_partition_index(0)]),
+        ]);
+        let deleted = client.call(&delete, 0).await;
+        // Apache Kafka's order of topics and partitions is its own hashing.
+        let mut verdicts: Vec<(String, i32, i16)> = deleted
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.name.as_str().trim_start_matches(prefix).to_string(), p.partition_index, p.error_code)))
+            .collect();
+        verdicts.sort();
+        seen.push(format!("delete: error {} {verdicts:?}", deleted.error_code));
+        let fetched = client.call(&OffsetFetchRequest::default().with_group_id(group.clone()).with_topics(None), 7).await;
+        let mut left: Vec<(String, i32, i64)> = fetched
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.name.as_str().trim_start_matches(prefix).to_string(), p.partition_index, p.committed_offset)))
+            .collect();
+        left.sort();
+        seen.push(format!("left: {left:?}"));
         seen
     })
     .await;
