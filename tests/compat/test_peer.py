@@ -130,6 +130,44 @@ def test_confluent_kafka_admin_answers(broker, kafka_peer):
     on_both(broker, kafka_peer, confluent_admin)
 
 
+def confluent_group_lifecycle(bootstrap, name):
+    """A group keeps its protocol type once its last member has left, and a
+    static member that closes is gone exactly when its session times out,
+    so the group can be deleted then."""
+    create_topic(bootstrap, name, 2)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    transcript = []
+
+    def join(group, **extra):
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **extra})
+        consumer.subscribe([name])
+        wait_for(lambda: consumer.poll(0.1) is None and consumer.assignment(), timeout=60, interval=0, what=f"{group} to be assigned")
+        return consumer
+
+    join(f"{name}-left").close()
+    listed = [g for g in admin.list_consumer_groups().result().valid if g.group_id == f"{name}-left"]
+    transcript.append(("after the last member left", [(g.is_simple_consumer_group, str(g.state)) for g in listed]))
+
+    session_ms = 6000
+    static = join(f"{name}-static", **{"group.instance.id": "only", "session.timeout.ms": session_ms})
+    static.close()
+    closed = time.monotonic()
+    # The member's session ends at most session.timeout.ms after it closed.
+    time.sleep(max(0.0, closed + session_ms / 1000 + 0.05 - time.monotonic()))
+    try:
+        admin.delete_consumer_groups([f"{name}-static"])[f"{name}-static"].result()
+        transcript.append(("delete just after the static member's session", "deleted"))
+    except KafkaException as e:
+        transcript.append(("delete just after the static member's session", e.args[0].name()))
+    return transcript
+
+
+def test_groups_keep_their_type_and_expire_members_on_time(broker, kafka_peer):
+    transcript = on_both(broker, kafka_peer, confluent_group_lifecycle)
+    assert transcript[0] == ("after the last member left", [(False, "ConsumerGroupState.EMPTY")])
+    assert transcript[1][1] == "deleted"
+
+
 def kafka_python_round_trip_and_group(bootstrap, name):
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([KpNewTopic(name, num_partitions=2, replication_factor=1)])
