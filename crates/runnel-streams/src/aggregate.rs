@@ -169,7 +169,7 @@ impl<K: Data + Hash + Eq, V: Data, A: Data> Node for AggregateNode<K, V, A> {
         let Some(value) = &item.value else { return };
         let key = typed::<K>(&item.key);
         let store = ctx.stores.get_mut::<KeyValueStore<K, A>>(self.store);
-        let previous = store.get(key);
+        let previous = store.load(key);
         let timestamp = previous.map_or(item.timestamp, |(_, ts)| (*ts).max(item.timestamp));
         let (next, old) = (self.fold)(key, typed::<V>(value), previous.map(|(a, _)| a));
         store.put(key.clone(), Some(next.clone()), timestamp, ctx.changes);

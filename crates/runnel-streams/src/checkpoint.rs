@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -39,29 +40,57 @@ pub struct CheckpointError {
 /// One task's checkpoint file.
 pub(crate) struct Checkpoint {
     path: PathBuf,
-    db: Database,
+    db: Arc<Database>,
     /// Changes since the last save, newest per key (`None` deletes).
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-/// A store's records as loaded from a checkpoint, and the changelog
-/// offsets they cover up to.
-pub(crate) struct Loaded {
-    pub records: Vec<(String, Vec<u8>, Vec<u8>)>,
-    pub offsets: HashMap<String, i64>,
+/// One store's records in a checkpoint as of its last save, read in place:
+/// the backing of a key-value store that keeps only part of its keys in
+/// memory.
+pub(crate) struct StoreFile {
+    db: Arc<Database>,
+    prefix: Vec<u8>,
+}
+
+/// Changelog records, key and value.
+pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl StoreFile {
+    /// The saved changelog value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let read = self.db.begin_read().map_err(|e| e.to_string())?;
+        let table = match read.open_table(STATE) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let full = [&self.prefix[..], key].concat();
+        Ok(table.get(full.as_slice()).map_err(|e| e.to_string())?.map(|value| value.value().to_vec()))
+    }
+
+    /// Every saved record of the store, by changelog key.
+    pub fn scan(&self) -> Result<Records, String> {
+        let read = self.db.begin_read().map_err(|e| e.to_string())?;
+        let table = match read.open_table(STATE) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut records = Vec::new();
+        for entry in table.range(self.prefix.as_slice()..).map_err(|e| e.to_string())? {
+            let (key, value) = entry.map_err(|e| e.to_string())?;
+            let Some(key) = key.value().strip_prefix(self.prefix.as_slice()) else { break };
+            records.push((key.to_vec(), value.value().to_vec()));
+        }
+        Ok(records)
+    }
 }
 
 fn state_key(store: &str, key: &[u8]) -> Vec<u8> {
     let name = store.as_bytes();
     let length = (name.len().min(u16::MAX as usize) as u16).to_be_bytes();
     [&length[..], name, key].concat()
-}
-
-fn split_state_key(bytes: &[u8]) -> Option<(String, Vec<u8>)> {
-    let (length, rest) = bytes.split_first_chunk::<2>()?;
-    let length = u16::from_be_bytes(*length) as usize;
-    let name = std::str::from_utf8(rest.get(..length)?).ok()?;
-    Some((name.to_string(), rest[length..].to_vec()))
 }
 
 impl Checkpoint {
@@ -73,36 +102,38 @@ impl Checkpoint {
         let fail = |message: String| CheckpointError { path: path.clone(), message };
         std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
         let db = Database::create(&path).map_err(|e| fail(e.to_string()))?;
-        Ok(Checkpoint { path, db, pending: BTreeMap::new() })
+        Ok(Checkpoint { path, db: Arc::new(db), pending: BTreeMap::new() })
     }
 
     fn error(&self, e: impl std::fmt::Display) -> CheckpointError {
         CheckpointError { path: self.path.clone(), message: e.to_string() }
     }
 
-    /// Everything the checkpoint holds.
-    pub fn load(&self) -> Result<Loaded, CheckpointError> {
+    /// The changelog offsets the saved records cover up to.
+    pub fn offsets(&self) -> Result<HashMap<String, i64>, CheckpointError> {
         let read = self.db.begin_read().map_err(|e| self.error(e))?;
-        let mut loaded = Loaded { records: Vec::new(), offsets: HashMap::new() };
-        match read.open_table(STATE) {
+        let mut offsets = HashMap::new();
+        match read.open_table(OFFSETS) {
             Ok(table) => {
                 for entry in table.iter().map_err(|e| self.error(e))? {
-                    let (key, value) = entry.map_err(|e| self.error(e))?;
-                    if let Some((store, key)) = split_state_key(key.value()) {
-                        loaded.records.push((store, key, value.value().to_vec()));
-                    }
+                    let (topic, offset) = entry.map_err(|e| self.error(e))?;
+                    offsets.insert(topic.value().to_string(), offset.value());
                 }
             }
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(loaded),
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
             Err(e) => return Err(self.error(e)),
         }
-        if let Ok(table) = read.open_table(OFFSETS) {
-            for entry in table.iter().map_err(|e| self.error(e))? {
-                let (topic, offset) = entry.map_err(|e| self.error(e))?;
-                loaded.offsets.insert(topic.value().to_string(), offset.value());
-            }
-        }
-        Ok(loaded)
+        Ok(offsets)
+    }
+
+    /// `store`'s saved records, read in place.
+    pub fn store_file(&self, store: &str) -> StoreFile {
+        StoreFile { db: self.db.clone(), prefix: state_key(store, b"") }
+    }
+
+    /// `store`'s saved records, by changelog key.
+    pub fn records(&self, store: &str) -> Result<Records, CheckpointError> {
+        self.store_file(store).scan().map_err(|e| self.error(e))
     }
 
     /// Notes a change to `store`, to be saved with the next commit.
@@ -167,11 +198,12 @@ mod tests {
         checkpoint.record("counts", b"b", None);
         checkpoint.save(&[("app-counts-changelog".into(), 42)]).unwrap();
         drop(checkpoint);
-        let loaded = Checkpoint::open(dir.path(), "app", 3).unwrap().load().unwrap();
-        let mut records = loaded.records;
-        records.sort();
-        assert_eq!(records, [("counts".to_string(), b"a".to_vec(), b"1".to_vec()), ("other".to_string(), b"a".to_vec(), b"x".to_vec())]);
-        assert_eq!(loaded.offsets.get("app-counts-changelog"), Some(&42));
+        let checkpoint = Checkpoint::open(dir.path(), "app", 3).unwrap();
+        assert_eq!(checkpoint.records("counts").unwrap(), [(b"a".to_vec(), b"1".to_vec())]);
+        assert_eq!(checkpoint.records("other").unwrap(), [(b"a".to_vec(), b"x".to_vec())]);
+        assert_eq!(checkpoint.store_file("counts").get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(checkpoint.store_file("counts").get(b"b").unwrap(), None);
+        assert_eq!(checkpoint.offsets().unwrap().get("app-counts-changelog"), Some(&42));
     }
 
     #[test]
@@ -183,9 +215,8 @@ mod tests {
         checkpoint.record("counts", b"b", Some(b"2"));
         drop(checkpoint);
         let mut checkpoint = Checkpoint::open(dir.path(), "app", 0).unwrap();
-        assert_eq!(checkpoint.load().unwrap().records.len(), 1);
+        assert_eq!(checkpoint.records("counts").unwrap().len(), 1);
         checkpoint.wipe().unwrap();
-        let loaded = checkpoint.load().unwrap();
-        assert!(loaded.records.is_empty() && loaded.offsets.is_empty());
+        assert!(checkpoint.records("counts").unwrap().is_empty() && checkpoint.offsets().unwrap().is_empty());
     }
 }

@@ -288,7 +288,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                         return;
                     };
                     let subscribers = ctx.stores.get_mut::<KeyValueStore<FK, Subscribers<K>>>(store);
-                    let mut current = subscribers.get(fk).map(|(s, _)| s.clone()).unwrap_or_default();
+                    let mut current = subscribers.load(fk).map(|(s, _)| s.clone()).unwrap_or_default();
                     let key_bytes = key_serde.serialize(&subscription.key).unwrap_or_default();
                     if matches!(subscription.instruction, Instruction::DeleteKeyAndPropagate | Instruction::DeleteKeyNoPropagate) {
                         current.remove(&key_bytes);
@@ -316,7 +316,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 let Some(change) = &item.value else { return };
                 let change = typed::<Change>(change);
                 let fk = typed::<FK>(&item.key);
-                let Some((subscribers, _)) = ctx.stores.get::<KeyValueStore<FK, Subscribers<K>>>(store).get(fk).cloned() else { return };
+                let Some((subscribers, _)) = ctx.stores.get::<KeyValueStore<FK, Subscribers<K>>>(store).get(fk) else { return };
                 let row = change.new.as_ref().map(|r| typed::<VO>(r).clone());
                 for (key, hash) in subscribers.into_values() {
                     respond(ctx, &key, hash, row.clone(), item.timestamp);

@@ -145,7 +145,7 @@ pub struct KeyValueStoreMut<'a, K, V> {
 
 impl<K: Data + Hash + Eq, V: Data> KeyValueStoreMut<'_, K, V> {
     /// A key's value.
-    pub fn get(&self, key: &K) -> Option<&V> {
+    pub fn get(&self, key: &K) -> Option<V> {
         self.store.get(key).map(|(v, _)| v)
     }
 
@@ -161,7 +161,7 @@ impl<K: Data + Hash + Eq, V: Data> KeyValueStoreMut<'_, K, V> {
 
     /// Every entry, copied out, in no particular order.
     pub fn all(&self) -> Vec<(K, V)> {
-        self.store.iter().map(|(k, v, _)| (k.clone(), v.clone())).collect()
+        self.store.all().into_iter().map(|(k, v, _)| (k, v)).collect()
     }
 }
 

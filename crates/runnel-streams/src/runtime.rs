@@ -52,6 +52,14 @@ pub enum StreamsError {
     /// A local state checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A key-value store could not read its file in the state directory.
+    #[error("reading state store `{store}` from its file: {message}")]
+    StoreRead {
+        /// The store.
+        store: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// How an application runs (Kafka Streams' `StreamsConfig`).
@@ -74,6 +82,11 @@ pub struct StreamsConfig {
     /// reads only the changelogs' tails; `None` keeps state in memory
     /// only, restored from the whole changelogs.
     pub state_dir: Option<PathBuf>,
+    /// With a state directory, how many keys each key-value store keeps
+    /// in memory; the rest are read from its file, so a store can outgrow
+    /// memory. Keys changed since the last commit stay in memory too, and
+    /// once they reach twice this bound the task commits early.
+    pub store_cache_entries: usize,
 }
 
 /// What a failure may cost (Kafka Streams' `processing.guarantee`).
@@ -102,6 +115,7 @@ impl StreamsConfig {
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             on_undecodable: OnUndecodable::default(),
             state_dir: None,
+            store_cache_entries: 100_000,
         }
     }
 
@@ -109,6 +123,13 @@ impl StreamsConfig {
     /// (Kafka Streams' `state.dir`).
     pub fn with_state_dir(self, state_dir: impl Into<PathBuf>) -> StreamsConfig {
         StreamsConfig { state_dir: Some(state_dir.into()), ..self }
+    }
+
+    /// The same, keeping at most `entries` keys of each key-value store in
+    /// memory (with a state directory; see
+    /// [`StreamsConfig::store_cache_entries`]).
+    pub fn with_store_cache_entries(self, entries: usize) -> StreamsConfig {
+        StreamsConfig { store_cache_entries: entries.max(1), ..self }
     }
 
     /// The same, exactly once, committing every 100 ms (Kafka Streams'
@@ -173,7 +194,7 @@ impl<K: Data + Hash + Eq, V: Data> ReadOnlyKeyValueStore<K, V> {
     /// A key's value, if a task of this instance has it.
     pub fn get(&self, key: &K) -> Option<V> {
         let worker = lock(&self.worker);
-        worker.tasks.values().find_map(|task| task.stores.find::<KeyValueStore<K, V>>(self.store)?.get(key).map(|(v, _)| v.clone()))
+        worker.tasks.values().find_map(|task| task.stores.find::<KeyValueStore<K, V>>(self.store)?.get(key).map(|(v, _)| v))
     }
 
     /// Every entry this instance holds, in no particular order.
@@ -183,7 +204,7 @@ impl<K: Data + Hash + Eq, V: Data> ReadOnlyKeyValueStore<K, V> {
             .tasks
             .values()
             .filter_map(|task| task.stores.find::<KeyValueStore<K, V>>(self.store))
-            .flat_map(|s| s.iter().map(|(k, v, _)| (k.clone(), v.clone())))
+            .flat_map(|s| s.all().into_iter().map(|(k, v, _)| (k, v)))
             .collect()
     }
 
@@ -232,7 +253,8 @@ pub struct StreamsMetrics {
     pub processed_records: u64,
     /// Changelog records read to restore stores.
     pub restored_records: u64,
-    /// Records loaded from local checkpoints to restore stores.
+    /// Records loaded from local checkpoints into memory (key-value stores
+    /// read theirs in place instead).
     pub checkpoint_records: u64,
     /// Time spent restoring stores, in milliseconds.
     pub restore_ms: u64,
@@ -474,6 +496,8 @@ struct Worker {
     metrics: Arc<Metrics>,
     /// Each task's local checkpoint, with a state directory.
     checkpoints: HashMap<i32, Checkpoint>,
+    /// A store's cache outgrew its bound: commit now, not at the interval.
+    commit_soon: bool,
 }
 
 impl StreamThread {
@@ -506,6 +530,7 @@ impl StreamThread {
             failure: None,
             metrics,
             checkpoints: HashMap::new(),
+            commit_soon: false,
         };
         if let Some(global) = &global {
             worker.bootstrap_globals(global)?;
@@ -543,7 +568,7 @@ impl StreamThread {
                 worker.punctuate_wall_clock()?;
                 last_punctuation = Instant::now();
             }
-            if last_commit.elapsed() >= self.commit_every {
+            if last_commit.elapsed() >= self.commit_every || worker.commit_soon {
                 worker.commit(&self.consumer)?;
                 last_commit = Instant::now();
             }
@@ -656,6 +681,10 @@ impl Worker {
         let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.config.on_undecodable };
         let input = Input { topic: logical, partition, offset: message.offset(), key: message.key(), value: message.payload(), timestamp };
         task.process(&scope, &input, &mut emitted)?;
+        if let Some((store, message)) = task.stores.failure() {
+            return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.clone(), message });
+        }
+        self.commit_soon |= task.stores.over_capacity();
         for out in emitted {
             self.emit(partition, out)?;
         }
@@ -732,6 +761,7 @@ impl Worker {
         }
         self.positions.values_mut().for_each(BTreeMap::clear);
         self.dirty = false;
+        self.commit_soon = false;
         self.save_checkpoints()
     }
 
@@ -747,6 +777,9 @@ impl Worker {
                 .filter_map(|changelog| delivered.get(&(changelog.clone(), *partition)).map(|last| (changelog.clone(), last + 1)))
                 .collect();
             checkpoint.save(&offsets)?;
+            if let Some(task) = self.tasks.get_mut(partition) {
+                task.stores.trim();
+            }
         }
         Ok(())
     }
@@ -784,30 +817,35 @@ impl Worker {
         Ok(())
     }
 
-    /// Loads task `partition`'s checkpoint (with a state directory) into
-    /// `task`, and returns the changelog offsets to read on from. A
-    /// checkpoint that does not fit its changelogs (past their end, or
-    /// before their start) is wiped and the changelogs read whole.
+    /// Opens task `partition`'s checkpoint (with a state directory):
+    /// key-value stores read their records in place, other stores load
+    /// theirs. Returns the changelog offsets to read on from. A checkpoint
+    /// that does not fit its changelogs (past their end, or before their
+    /// start) is wiped and the changelogs read whole.
     fn load_checkpoint(&mut self, partition: i32, task: &mut Task) -> Result<HashMap<String, i64>, StreamsError> {
         let Some(state_dir) = &self.config.state_dir else { return Ok(HashMap::new()) };
         let mut checkpoint = Checkpoint::open(state_dir, &self.config.application_id, partition)?;
-        let loaded = checkpoint.load()?;
+        let mut offsets = checkpoint.offsets()?;
         let probe: BaseConsumer = self.config.consumer().create()?;
         let mut fits = true;
-        for (changelog, offset) in &loaded.offsets {
+        for (changelog, offset) in &offsets {
             let (low, high) = probe.fetch_watermarks(changelog, partition, TIMEOUT)?;
             fits &= low <= *offset && *offset <= high;
         }
-        let offsets = if fits {
-            for (store, key, value) in &loaded.records {
-                task.restore(&self.topology, store, key, Some(value));
-            }
-            self.metrics.loaded.fetch_add(loaded.records.len() as u64, Ordering::Relaxed);
-            loaded.offsets
-        } else {
+        if !fits {
             checkpoint.wipe()?;
-            HashMap::new()
-        };
+            offsets.clear();
+        }
+        for (id, store) in self.topology.stores.iter().enumerate() {
+            if store.global || task.stores.0[id].attach(checkpoint.store_file(&store.name), self.config.store_cache_entries) {
+                continue;
+            }
+            let records = checkpoint.records(&store.name)?;
+            for (key, value) in &records {
+                task.stores.0[id].restore(key, Some(value));
+            }
+            self.metrics.loaded.fetch_add(records.len() as u64, Ordering::Relaxed);
+        }
         self.checkpoints.insert(partition, checkpoint);
         Ok(offsets)
     }
@@ -853,6 +891,13 @@ impl Worker {
                     task.restore(&self.topology, &store.name, key, message.payload());
                     if let Some(checkpoint) = self.checkpoints.get_mut(&partition) {
                         checkpoint.record(&store.name, key, message.payload());
+                        // Saving without offsets keeps the old ones: a
+                        // crash then reads this tail again, which rewrites
+                        // each key to the same newest value.
+                        if task.stores.over_capacity() {
+                            checkpoint.save(&[])?;
+                            task.stores.trim();
+                        }
                     }
                     self.metrics.restored.fetch_add(1, Ordering::Relaxed);
                 }
@@ -863,6 +908,10 @@ impl Worker {
         // starts where this one ended.
         if let Some(checkpoint) = self.checkpoints.get_mut(&partition) {
             checkpoint.save(&caught_up)?;
+            task.stores.trim();
+        }
+        if let Some((store, message)) = task.stores.failure() {
+            return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.clone(), message });
         }
         self.metrics.restore_ms.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         Ok(task)

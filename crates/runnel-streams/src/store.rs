@@ -11,8 +11,9 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use crate::checkpoint::StoreFile;
 use crate::serde::Windowed;
 use crate::topology::{Data, SharedSerde};
 use crate::window::Window;
@@ -31,6 +32,31 @@ pub(crate) struct StoreChange {
 pub(crate) trait StateStore: Any + Send {
     /// Applies one changelog record.
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>);
+
+    /// Puts the store's records in `file` (a checkpoint's records of this
+    /// store, as of its last save) instead of memory, caching `capacity`
+    /// keys; returns whether the store does so. Stores that keep only
+    /// their retention's worth of state (windows, sessions, join sides,
+    /// buffers) stay in memory.
+    fn attach(&mut self, _file: StoreFile, _capacity: usize) -> bool {
+        false
+    }
+
+    /// Whether the store holds so many keys in memory that the task should
+    /// commit, so the checkpoint takes them and the cache can shrink.
+    fn over_capacity(&self) -> bool {
+        false
+    }
+
+    /// Shrinks the cache to its capacity once the checkpoint holds every
+    /// change: called after each save.
+    fn trim(&mut self) {}
+
+    /// A failed read of the file behind the store.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -61,6 +87,22 @@ impl Stores {
     pub fn get_mut<S: StateStore>(&mut self, id: usize) -> &mut S {
         self.0[id].as_any_mut().downcast_mut::<S>().expect("the DSL gives each node the stores it was built for")
     }
+
+    /// Whether any store's cache has outgrown its bound.
+    pub fn over_capacity(&self) -> bool {
+        self.0.iter().any(|store| store.over_capacity())
+    }
+
+    /// Shrinks every cache after a checkpoint save.
+    pub fn trim(&mut self) {
+        self.0.iter_mut().for_each(|store| store.trim());
+    }
+
+    /// The first failed read of a store's file: the store's id and the
+    /// error.
+    pub fn failure(&self) -> Option<(usize, String)> {
+        self.0.iter().enumerate().find_map(|(id, store)| store.failure().map(|message| (id, message)))
+    }
 }
 
 /// A changelog value of a timestamped store: the update's timestamp
@@ -76,40 +118,117 @@ fn split_timestamp(bytes: &[u8]) -> Option<(i64, &[u8])> {
 
 /// A timestamped key-value store (Kafka Streams'
 /// `TimestampedKeyValueStore`): each key's latest value and the timestamp
-/// of its update, kept in memory.
+/// of its update.
+///
+/// In memory by default. With a state directory the task's checkpoint
+/// file is its persistent home: memory then holds a cache of at most
+/// `capacity` keys plus the keys changed since the last commit (which the
+/// checkpoint does not have yet), and a key not in the cache is read from
+/// the file. That is how a store grows past memory, as a RocksDB store
+/// does in Kafka Streams.
 pub struct KeyValueStore<K, V> {
     id: usize,
     /// Whether changes go to the changelog (a store that only serves
     /// lookups for one task run, such as a join's buffer, is not logged).
     logged: bool,
-    entries: HashMap<K, (V, i64)>,
+    /// Each key's entry; with a file behind the store, `None` marks a key
+    /// deleted since the last commit, or known to be absent.
+    entries: HashMap<K, Option<(V, i64)>>,
+    disk: Option<Disk>,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
 }
 
+/// The file behind a key-value store, and how many keys to keep cached.
+struct Disk {
+    file: StoreFile,
+    capacity: usize,
+    /// The first read that failed; the runtime stops on it.
+    failure: OnceLock<String>,
+}
+
 impl<K: Data + Hash + Eq, V: Data> KeyValueStore<K, V> {
     pub(crate) fn maker(id: usize, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> MakeStore {
-        Arc::new(move || Box::new(KeyValueStore { id, logged: true, entries: HashMap::new(), key_serde: key_serde.clone(), value_serde: value_serde.clone() }))
+        Arc::new(move || {
+            Box::new(KeyValueStore { id, logged: true, entries: HashMap::new(), disk: None, key_serde: key_serde.clone(), value_serde: value_serde.clone() })
+        })
     }
 
     /// A key's value and the timestamp of its last update.
-    pub fn get(&self, key: &K) -> Option<&(V, i64)> {
-        self.entries.get(key)
+    pub fn get(&self, key: &K) -> Option<(V, i64)> {
+        match self.entries.get(key) {
+            Some(entry) => entry.clone(),
+            None => self.read(key),
+        }
+    }
+
+    /// A key's entry from the file behind the store.
+    fn read(&self, key: &K) -> Option<(V, i64)> {
+        let disk = self.disk.as_ref()?;
+        let key_bytes = self.key_serde.serialize(key)?;
+        match disk.file.get(&key_bytes) {
+            Ok(bytes) => self.decode(&bytes?),
+            Err(e) => {
+                let _ = disk.failure.set(e);
+                None
+            }
+        }
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Option<(V, i64)> {
+        let (timestamp, value) = split_timestamp(bytes)?;
+        Some((self.value_serde.deserialize(Some(value)).ok()?, timestamp))
+    }
+
+    /// A key's value and timestamp, cached for the update that follows.
+    pub(crate) fn load(&mut self, key: &K) -> Option<&(V, i64)> {
+        if self.disk.is_some() && !self.entries.contains_key(key) {
+            let found = self.read(key);
+            self.entries.insert(key.clone(), found);
+        }
+        self.entries.get(key)?.as_ref()
     }
 
     /// Every entry, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V, i64)> {
-        self.entries.iter().map(|(k, (v, ts))| (k, v, *ts))
+    pub fn all(&self) -> Vec<(K, V, i64)> {
+        let mut all: Vec<(K, V, i64)> = self.entries.iter().filter_map(|(k, e)| e.as_ref().map(|(v, ts)| (k.clone(), v.clone(), *ts))).collect();
+        if let Some(disk) = &self.disk {
+            match disk.file.scan() {
+                Ok(records) => {
+                    for (key, value) in records {
+                        let Ok(key) = self.key_serde.deserialize(Some(&key)) else { continue };
+                        if self.entries.contains_key(&key) {
+                            continue;
+                        }
+                        if let Some((value, timestamp)) = self.decode(&value) {
+                            all.push((key, value, timestamp));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = disk.failure.set(e);
+                }
+            }
+        }
+        all
     }
 
     /// How many keys the store holds.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        match self.disk {
+            Some(_) => self.all().len(),
+            None => self.entries.len(),
+        }
     }
 
     /// Whether the store holds no key.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
+    }
+
+    /// How many keys are in memory.
+    pub fn cached(&self) -> usize {
+        self.entries.len()
     }
 
     /// Sets (or with `None`, deletes) a key's value, logging the change;
@@ -121,9 +240,17 @@ impl<K: Data + Hash + Eq, V: Data> KeyValueStore<K, V> {
                 changes.push(StoreChange { store: self.id, key: key_bytes, value: with_timestamp(timestamp, value), timestamp });
             }
         }
-        match value {
-            Some(value) => self.entries.insert(key, (value, timestamp)),
-            None => self.entries.remove(&key),
+        self.set(key, value.map(|v| (v, timestamp)))
+    }
+
+    fn set(&mut self, key: K, entry: Option<(V, i64)>) -> Option<(V, i64)> {
+        if self.disk.is_some() {
+            self.load(&key);
+            return self.entries.insert(key, entry).flatten();
+        }
+        match entry {
+            Some(entry) => self.entries.insert(key, Some(entry)).flatten(),
+            None => self.entries.remove(&key).flatten(),
         }
     }
 }
@@ -131,16 +258,43 @@ impl<K: Data + Hash + Eq, V: Data> KeyValueStore<K, V> {
 impl<K: Data + Hash + Eq, V: Data> StateStore for KeyValueStore<K, V> {
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
         let Ok(key) = self.key_serde.deserialize(Some(key)) else { return };
-        match value.and_then(split_timestamp) {
-            Some((timestamp, bytes)) => {
-                if let Ok(value) = self.value_serde.deserialize(Some(bytes)) {
-                    self.entries.insert(key, (value, timestamp));
-                }
+        match value.map(|bytes| self.decode(bytes)) {
+            Some(Some(entry)) => {
+                self.set(key, Some(entry));
             }
+            Some(None) => {}
             None => {
+                self.set(key, None);
+            }
+        }
+    }
+
+    fn attach(&mut self, file: StoreFile, capacity: usize) -> bool {
+        if !self.logged {
+            return false;
+        }
+        self.disk = Some(Disk { file, capacity, failure: OnceLock::new() });
+        true
+    }
+
+    fn over_capacity(&self) -> bool {
+        self.disk.as_ref().is_some_and(|disk| self.entries.len() > disk.capacity.saturating_mul(2))
+    }
+
+    fn trim(&mut self) {
+        let Some(disk) = &self.disk else { return };
+        self.entries.retain(|_, entry| entry.is_some());
+        if self.entries.len() > disk.capacity {
+            let excess = self.entries.len() - disk.capacity / 2;
+            let evicted: Vec<K> = self.entries.keys().take(excess).cloned().collect();
+            for key in evicted {
                 self.entries.remove(&key);
             }
         }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.disk.as_ref()?.failure.get().cloned()
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -550,5 +704,85 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for JoinWindowStore<K, V> {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Checkpoint;
+    use crate::serde::{I64Serde, StringSerde};
+
+    /// A logged count store with its file in a checkpoint, caching
+    /// `capacity` keys.
+    fn on_disk(dir: &std::path::Path, capacity: usize) -> (KeyValueStore<String, i64>, Checkpoint) {
+        let checkpoint = Checkpoint::open(dir, "app", 0).unwrap();
+        let mut store = KeyValueStore::<String, i64>::maker(0, Arc::new(StringSerde), Arc::new(I64Serde))();
+        assert!(store.attach(checkpoint.store_file("counts"), capacity));
+        let store = *(store as Box<dyn Any>).downcast::<KeyValueStore<String, i64>>().unwrap();
+        (store, checkpoint)
+    }
+
+    /// Puts `value` for `key` and notes the change for the checkpoint, as
+    /// the runtime does with what a task emits.
+    fn put(store: &mut KeyValueStore<String, i64>, checkpoint: &mut Checkpoint, key: &str, value: Option<i64>, timestamp: i64) {
+        let mut changes = Vec::new();
+        store.put(key.to_string(), value, timestamp, &mut changes);
+        for change in changes {
+            checkpoint.record("counts", &change.key, change.value.as_deref());
+        }
+    }
+
+    #[test]
+    fn a_store_larger_than_its_cache_keeps_the_rest_in_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut checkpoint) = on_disk(dir.path(), 10);
+        for i in 0..1_000 {
+            put(&mut store, &mut checkpoint, &format!("k{i}"), Some(i), i);
+        }
+        // Nothing is saved yet, so nothing may leave memory.
+        assert_eq!(store.cached(), 1_000);
+        assert!(store.over_capacity());
+        checkpoint.save(&[]).unwrap();
+        store.trim();
+        assert!(store.cached() <= 10, "{} keys cached", store.cached());
+        assert!(!store.over_capacity());
+        for i in (0..1_000).step_by(7) {
+            assert_eq!(store.get(&format!("k{i}")), Some((i, i)));
+        }
+        assert_eq!(store.get(&"missing".to_string()), None);
+        assert_eq!(store.len(), 1_000);
+
+        // An update reads the old value from the file; a deletion hides
+        // the file's value until the next save removes it there too.
+        assert_eq!(store.load(&"k500".to_string()), Some(&(500, 500)));
+        put(&mut store, &mut checkpoint, "k500", Some(501), 2_000);
+        put(&mut store, &mut checkpoint, "k7", None, 2_001);
+        assert_eq!(store.get(&"k7".to_string()), None);
+        assert_eq!(store.len(), 999);
+        checkpoint.save(&[]).unwrap();
+        store.trim();
+        assert_eq!(store.get(&"k7".to_string()), None);
+        assert_eq!(store.get(&"k500".to_string()), Some((501, 2_000)));
+        let all: BTreeMap<String, i64> = store.all().into_iter().map(|(k, v, _)| (k, v)).collect();
+        assert_eq!(all.len(), 999);
+        assert_eq!(all["k999"], 999);
+    }
+
+    #[test]
+    fn restored_changes_mask_the_file_until_they_are_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut checkpoint) = on_disk(dir.path(), 2);
+        put(&mut store, &mut checkpoint, "a", Some(1), 1);
+        put(&mut store, &mut checkpoint, "b", Some(2), 2);
+        checkpoint.save(&[]).unwrap();
+        drop((store, checkpoint));
+        // A restart reads a changelog tail that deletes `a`: the file
+        // still has it, the store must not.
+        let (mut store, _checkpoint) = on_disk(dir.path(), 2);
+        store.restore(b"a", None);
+        assert_eq!(store.get(&"a".to_string()), None);
+        assert_eq!(store.get(&"b".to_string()), Some((2, 2)));
+        assert_eq!(store.len(), 1);
     }
 }

@@ -66,7 +66,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
         store: usize,
         send_old: Arc<AtomicBool>,
     ) -> KTable<K, V> {
-        let getter: Getter<K, V> = Arc::new(move |stores, key| stores.get::<KeyValueStore<K, V>>(store).get(key).cloned());
+        let getter: Getter<K, V> = Arc::new(move |stores, key| stores.get::<KeyValueStore<K, V>>(store).get(key));
         let view = TableView {
             getter: Box::new(move || (getter.clone(), vec![store])),
             send_old_values: Box::new(move |_| {
@@ -181,7 +181,7 @@ fn table_node<K: Data + Hash + Eq, V: Data>(
             let materialize = materialize.clone();
             move || {
                 let store = materialize();
-                let getter: Getter<K, V> = Arc::new(move |stores, key| stores.get::<KeyValueStore<K, V>>(store).get(key).cloned());
+                let getter: Getter<K, V> = Arc::new(move |stores, key| stores.get::<KeyValueStore<K, V>>(store).get(key));
                 (getter, vec![store])
             }
         }),
@@ -719,7 +719,7 @@ impl<K: Data + Hash + Eq, V: Data, A: Data> Node for TableAggregateNode<K, V, A>
         let change = typed::<Change>(change);
         let key = typed::<K>(&item.key);
         let store = ctx.stores.get_mut::<KeyValueStore<K, A>>(self.store);
-        let previous = store.get(key).cloned();
+        let previous = store.load(key).cloned();
         let mut timestamp = item.timestamp;
         let mut aggregate = previous.as_ref().map(|(a, _)| a.clone());
         if let (Some(old), Some((agg, ts))) = (&change.old, &previous) {
@@ -910,7 +910,7 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
                 let (key, value) = (typed::<K>(&item.key), typed::<V>(value));
                 let global_key = (functions.0)(key, value);
                 let row = ctx.globals.get::<KeyValueStore<GK, GV>>(store).get(&global_key);
-                if let Some(result) = (functions.1)(value, row.map(|(g, _)| g)) {
+                if let Some(result) = (functions.1)(value, row.as_ref().map(|(g, _)| g)) {
                     ctx.forwarded.push(Item { value: Some(Arc::new(result)), ..item });
                 }
             }))

@@ -12,7 +12,7 @@ struct FareTotals;
 impl Processor<String, i64, String, i64> for FareTotals {
     fn process(&mut self, key: &String, fare: &i64, ctx: &mut ProcessorContext<'_, String, i64>) {
         let mut totals = ctx.key_value_store::<String, i64>("totals");
-        let total = totals.get(key).copied().unwrap_or(0) + fare;
+        let total = totals.get(key).unwrap_or(0) + fare;
         totals.put(key.clone(), total);
     }
 
