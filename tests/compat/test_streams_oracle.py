@@ -166,7 +166,8 @@ def test_runnel_streams_matches_kafka_streams(java_oracle, tmp_path, program, li
     assert kafka_out, "the scenario must produce output"
 
 
-@pytest.mark.parametrize("program", ["count", "regroup", "windowed", "finals", "sliding"])
+@pytest.mark.parametrize("program", ["count", "regroup", "windowed", "join", "enrich", "tables", "boroughs", "split", "sessions",
+                                     "sliding", "fk", "global", "outer", "finals"])
 def test_topologies_describe_themselves_as_kafka_streams_does(java_oracle, program):
     """The same topology described by each library: sub-topologies split at
     repartition topics, nodes and stores named and numbered alike (so

@@ -92,15 +92,12 @@ fn boroughs() -> Topology {
 /// Rides split by payment type.
 fn split() -> Topology {
     let builder = StreamsBuilder::new();
-    let branches = builder
+    builder
         .stream("rides", StringSerde, StringSerde)
         .split()
-        .branch(|_, ride| field(ride, "payment_type") == "1")
-        .branch(|_, ride| field(ride, "payment_type") == "2")
-        .default_branch();
-    branches[0].to("card", StringSerde, StringSerde);
-    branches[1].to("cash", StringSerde, StringSerde);
-    branches[2].map_values(|ride| field(ride, "payment_type")).to("other", StringSerde, StringSerde);
+        .branch_with(|_, ride| field(ride, "payment_type") == "1", |card| card.to("card", StringSerde, StringSerde))
+        .branch_with(|_, ride| field(ride, "payment_type") == "2", |cash| cash.to("cash", StringSerde, StringSerde))
+        .default_branch_with(|other| other.map_values(|ride| field(ride, "payment_type")).to("other", StringSerde, StringSerde));
     builder.build()
 }
 

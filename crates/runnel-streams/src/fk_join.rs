@@ -134,11 +134,11 @@ impl<F: FnMut(Item, &mut NodeContext<'_>) + Send> Node for FnNodeCtx<F> {
     }
 }
 
-/// Writes `parent`'s records to the internal topic `topic` and reads them
+/// Writes `parents`' records to the internal topic `topic` and reads them
 /// back; returns the reading source.
-fn through(graph: &mut Graph, parent: usize, topic: String, encode: Encode, decode: Decode) -> usize {
+fn through(graph: &mut Graph, parents: &[usize], topic: String, encode: Encode, decode: Decode) -> usize {
     let sink = graph.next_name("KTABLE-SINK-");
-    graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, &[parent]);
+    graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, parents);
     let source = graph.next_name("KTABLE-SOURCE-");
     let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
     graph.add_internal_topic(topic);
@@ -199,7 +199,10 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
         };
 
         let mut graph = self.graph.borrow_mut();
+        // Nodes, store and topics are named and numbered as Kafka Streams'
+        // are, so the internal topics get the same names.
         // 1. Subscribe: each left change to the foreign keys it leaves and joins.
+        let registration = format!("{}-topic", graph.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-"));
         let send: MakeNode = {
             let (extract, fk_serde, hash_of) = (extract.clone(), fk_serde.clone(), hash_of.clone());
             Arc::new(move || {
@@ -241,7 +244,6 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
             })
         };
         let send = graph.add_processor("KTABLE-FK-JOIN-SUBSCRIPTION-REGISTRATION-", send, Vec::new(), &[self.node]);
-        let registration = format!("{}-topic", graph.node_name(send));
         let encode: Encode = {
             let (fk_serde, key_serde) = (fk_serde.clone(), key_serde.clone());
             Arc::new(move |item: &Item| {
@@ -268,16 +270,42 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 Ok((Arc::new(fk) as Value, Some(Arc::new(subscription) as Value)))
             })
         };
-        let registrations = through(&mut graph, send, registration, encode, decode);
+        let registrations = through(&mut graph, &[send], registration, encode, decode);
 
         // 2. Answer, beside the right table: keep the subscription, send the row.
         let store_name = graph.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-STATE-STORE-");
         let subscribers_serde: SharedSerde<Subscribers<K>> = Arc::new(SubscribersSerde(key_serde.clone()));
         let store = graph.add_store(store_name, None, |id| KeyValueStore::maker(id, fk_serde.clone(), subscribers_serde.clone()));
-        let receive: MakeNode = {
-            let (right_getter, key_serde) = (right_getter.clone(), key_serde.clone());
+        // Keep the subscription...
+        let keep: MakeNode = {
+            let key_serde = key_serde.clone();
             Arc::new(move || {
-                let (right_getter, key_serde) = (right_getter.clone(), key_serde.clone());
+                let key_serde = key_serde.clone();
+                Box::new(FnNodeCtx(move |item: Item, ctx: &mut NodeContext<'_>| {
+                    let Some(subscription) = &item.value else { return };
+                    let subscription = typed::<Subscription<K>>(subscription);
+                    if let Some(fk) = typed::<Option<FK>>(&item.key) {
+                        let subscribers = ctx.stores.get_mut::<KeyValueStore<FK, Subscribers<K>>>(store);
+                        let mut current = subscribers.load(fk).map(|(s, _)| s.clone()).unwrap_or_default();
+                        let key_bytes = key_serde.serialize(&subscription.key).unwrap_or_default();
+                        if matches!(subscription.instruction, Instruction::DeleteKeyAndPropagate | Instruction::DeleteKeyNoPropagate) {
+                            current.remove(&key_bytes);
+                        } else {
+                            current.insert(key_bytes, (subscription.key.clone(), subscription.hash));
+                        }
+                        let value = (!current.is_empty()).then_some(current);
+                        subscribers.put(fk.clone(), value, item.timestamp, ctx.changes);
+                    }
+                    ctx.forwarded.push(item);
+                }))
+            })
+        };
+        let keep = graph.add_processor("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-", keep, vec![store], &[registrations]);
+        // ...then answer it with the right row.
+        let answer: MakeNode = {
+            let right_getter = right_getter.clone();
+            Arc::new(move || {
+                let right_getter = right_getter.clone();
                 Box::new(FnNodeCtx(move |item: Item, ctx: &mut NodeContext<'_>| {
                     let Some(subscription) = &item.value else { return };
                     let subscription = typed::<Subscription<K>>(subscription);
@@ -287,16 +315,6 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                         }
                         return;
                     };
-                    let subscribers = ctx.stores.get_mut::<KeyValueStore<FK, Subscribers<K>>>(store);
-                    let mut current = subscribers.load(fk).map(|(s, _)| s.clone()).unwrap_or_default();
-                    let key_bytes = key_serde.serialize(&subscription.key).unwrap_or_default();
-                    if matches!(subscription.instruction, Instruction::DeleteKeyAndPropagate | Instruction::DeleteKeyNoPropagate) {
-                        current.remove(&key_bytes);
-                    } else {
-                        current.insert(key_bytes, (subscription.key.clone(), subscription.hash));
-                    }
-                    let value = (!current.is_empty()).then_some(current);
-                    subscribers.put(fk.clone(), value, item.timestamp, ctx.changes);
                     let row = right_getter(ctx.stores, fk);
                     let timestamp = row.as_ref().map_or(item.timestamp, |(_, ts)| item.timestamp.max(*ts));
                     let row = row.map(|(r, _)| r);
@@ -309,7 +327,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 }))
             })
         };
-        let receive = graph.add_processor("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-", receive, [vec![store], right_stores.clone()].concat(), &[registrations]);
+        let answer = graph.add_processor("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-", answer, right_stores.clone(), &[keep]);
         // A change to a right row answers every key subscribed to it.
         let foreign: MakeNode = Arc::new(move || {
             Box::new(FnNodeCtx(move |item: Item, ctx: &mut NodeContext<'_>| {
@@ -323,11 +341,10 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 }
             }))
         });
-        let foreign = graph.add_processor("KTABLE-FK-JOIN-FOREIGN-PROCESSOR-", foreign, vec![store], &[other.node]);
+        let foreign = graph.add_processor("KTABLE-FK-JOIN-SUBSCRIPTION-PROCESSOR-", foreign, vec![store], &[other.node]);
 
         // 3. Resolve, beside the left table: drop stale answers, join the rest.
-        let merge = graph.add_processor("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-", crate::topology::pass_through(), Vec::new(), &[receive, foreign]);
-        let response = format!("{}-topic", graph.node_name(merge));
+        let response = format!("{}-topic", graph.next_name("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-"));
         let encode: Encode = {
             let (key_serde, row_serde) = (key_serde.clone(), row_serde.clone());
             Arc::new(move |item: &Item| {
@@ -359,7 +376,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 Ok((Arc::new(key) as Value, Some(Arc::new(Response { hash, row }) as Value)))
             })
         };
-        let responses = through(&mut graph, merge, response, encode, decode);
+        let responses = through(&mut graph, &[answer, foreign], response, encode, decode);
         let resolve: MakeNode = {
             let (left_getter, joiner, hash_of) = (left_getter.clone(), joiner.clone(), hash_of.clone());
             Arc::new(move || {
@@ -380,7 +397,10 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
                 }))
             })
         };
-        let resolve = graph.add_processor("KTABLE-FK-JOIN-OUTPUT-", resolve, left_stores.clone(), &[responses]);
+        let resolve = graph.add_processor("KTABLE-FK-JOIN-SUBSCRIPTION-RESPONSE-RESOLVER-PROCESSOR-", resolve, left_stores.clone(), &[responses]);
+        let output = graph.add_processor("KTABLE-FK-JOIN-OUTPUT-", crate::topology::pass_through(), Vec::new(), &[resolve]);
+        // Kafka Streams names the result's store here, used or not.
+        graph.next_name("KTABLE-FK-JOIN-OUTPUT-STATE-STORE-");
         drop(graph);
 
         // Looked up, the result is the join of the rows as they are now.
@@ -398,7 +418,7 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
         };
         let stores = [left_stores, right_stores].concat();
         let view = TableView { getter: Box::new(move || (getter.clone(), stores.clone())), send_old_values: Box::new(|_| false) };
-        KTable::from_parts(&self.graph, resolve, Some(key_serde), None, Rc::new(view))
+        KTable::from_parts(&self.graph, output, Some(key_serde), None, Rc::new(view))
     }
 }
 

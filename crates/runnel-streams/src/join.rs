@@ -10,13 +10,12 @@
 //! joins, a record that finds no partner waits until its window closes and
 //! is then joined with `None`, unless a partner arrived in the meantime.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::kstream::{KStream, Tombstones};
 use crate::serde::Serde;
-use crate::store::JoinWindowStore;
+use crate::store::{JoinSide as Side, JoinWindowStore, OuterJoinBuffer};
 use crate::topology::{item, typed, Data, Item, MakeNode, Node, NodeContext, NodeKind, SharedSerde};
 use crate::window::JoinWindows;
 
@@ -36,12 +35,6 @@ impl<KS, VS, VS2> StreamJoined<KS, VS, VS2> {
     pub fn with(key: KS, value: VS, other_value: VS2) -> Self {
         StreamJoined { key, value, other_value }
     }
-}
-
-/// A record of either side, on its way into the join.
-enum Side<V, V2> {
-    Left(V),
-    Right(V2),
 }
 
 /// Which sides of a stream–stream join emit a record that found no
@@ -155,8 +148,18 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         let mut graph = self.graph.borrow_mut();
         let retention = windows.retention_ms();
         let (this_store, other_store) = (format!("{}-store", graph.node_name(this.node)), format!("{}-store", graph.node_name(that.node)));
-        let left_store = graph.add_store(this_store, Some(retention), |id| JoinWindowStore::maker(id, retention, key_serde.clone(), value_serde));
-        let right_store = graph.add_store(other_store, Some(retention), |id| JoinWindowStore::maker(id, retention, key_serde.clone(), other_value_serde));
+        let left_store = graph.add_store(this_store, Some(retention), |id| JoinWindowStore::maker(id, retention, key_serde.clone(), value_serde.clone()));
+        let right_store =
+            graph.add_store(other_store, Some(retention), |id| JoinWindowStore::maker(id, retention, key_serde.clone(), other_value_serde.clone()));
+        // Left and outer joins keep unmatched records in a store shared by
+        // both sides, numbered after this side's join node.
+        let buffer = (outer != Outer::None).then(|| {
+            let this_name = graph.node_name(this.node);
+            let number = this_name.rsplit('-').next().unwrap_or_default();
+            graph.add_store(format!("KSTREAM-OUTERSHARED-{number}-store"), None, |id| {
+                OuterJoinBuffer::maker(id, key_serde.clone(), value_serde.clone(), other_value_serde.clone())
+            })
+        });
         let make: MakeNode = {
             let key_serde = key_serde.clone();
             Arc::new(move || {
@@ -165,7 +168,7 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
                     outer,
                     left: left_store,
                     right: right_store,
-                    unmatched: BTreeMap::new(),
+                    buffer,
                     stream_time: i64::MIN,
                     key_serde: key_serde.clone(),
                     joiner: joiner.clone(),
@@ -178,18 +181,16 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         graph.attach_store(right.node, right_store);
         graph.attach_store(this.node, right_store);
         graph.attach_store(that.node, left_store);
+        if let Some(buffer) = buffer {
+            graph.attach_store(this.node, buffer);
+            graph.attach_store(that.node, buffer);
+        }
         let name = graph.next_name("KSTREAM-MERGE-");
         let node = graph.add(name, NodeKind::Processor { make, stores: Vec::new() }, &[this.node, that.node]);
         drop(graph);
         self.with_node(node, Some(key_serde))
     }
 }
-
-/// Where a record without a partner waits for its window to close: by
-/// timestamp, then side (right before left), then key bytes — the order
-/// Kafka Streams' shared outer-join store keeps — with every record of
-/// that timestamp, side and key, in arrival order.
-type Unmatched<K, V, V2> = BTreeMap<(i64, bool, Vec<u8>), (K, Vec<Side<V, V2>>)>;
 
 /// Both sides' window stores, joined as records arrive, and the records
 /// still waiting to be emitted without a partner.
@@ -199,7 +200,9 @@ struct JoinNode<K, V, V2, VR> {
     /// The ids of each side's window store.
     left: usize,
     right: usize,
-    unmatched: Unmatched<K, V, V2>,
+    /// The id of the store where unmatched records wait (left and outer
+    /// joins).
+    buffer: Option<usize>,
     /// The largest timestamp either side has seen.
     stream_time: i64,
     key_serde: SharedSerde<K>,
@@ -207,39 +210,21 @@ struct JoinNode<K, V, V2, VR> {
 }
 
 impl<K: Data + Hash + Eq, V: Data, V2: Data, VR: Data> JoinNode<K, V, V2, VR> {
-    /// How long after its timestamp a waiting record's window closes (its
-    /// reach into the other side's future, plus grace).
-    fn closes_after(&self, left_side: bool) -> i64 {
-        (if left_side { self.windows.after_ms } else { self.windows.before_ms }) + self.windows.grace_ms
-    }
-
     /// Emits, in order, the waiting records whose windows have closed
     /// (Kafka Streams' `emitNonJoinedOuterRecords`, with no throttle).
-    fn emit_closed(&mut self, ctx: &mut NodeContext<'_>) {
-        let (mut left_open, mut right_open) = (false, false);
-        let mut emitted = Vec::new();
-        for ((timestamp, left_side, key_bytes), _) in self.unmatched.iter() {
-            if left_open && right_open {
-                break;
-            }
-            if timestamp + self.closes_after(*left_side) >= self.stream_time {
-                if *left_side {
-                    left_open = true;
-                } else {
-                    right_open = true;
-                }
-                continue;
-            }
-            emitted.push((*timestamp, *left_side, key_bytes.clone()));
-        }
-        for position in emitted {
-            let Some((key, records)) = self.unmatched.remove(&position) else { continue };
+    fn emit_closed(&mut self, buffer: usize, ctx: &mut NodeContext<'_>) {
+        // A waiting record's window closes its reach into the other
+        // side's future, plus grace, after its timestamp.
+        let (after, before, grace) = (self.windows.after_ms, self.windows.before_ms, self.windows.grace_ms);
+        let closes_after = |left_side: bool| (if left_side { after } else { before }) + grace;
+        let closed = ctx.stores.get_mut::<OuterJoinBuffer<K, V, V2>>(buffer).take_closed(self.stream_time, closes_after, ctx.changes);
+        for ((timestamp, _, _), (key, records)) in closed {
             for record in records {
                 let value = match &record {
                     Side::Left(v) => (self.joiner)(Some(v), None),
                     Side::Right(v2) => (self.joiner)(None, Some(v2)),
                 };
-                ctx.forwarded.push(item(key.clone(), value, position.0));
+                ctx.forwarded.push(item(key.clone(), value, timestamp));
             }
         }
     }
@@ -267,8 +252,8 @@ where
         if !kept {
             *ctx.dropped_late += 1;
         }
-        if self.outer != Outer::None && t == self.stream_time {
-            self.emit_closed(ctx);
+        if let (Some(buffer), true) = (self.buffer, t == self.stream_time) {
+            self.emit_closed(buffer, ctx);
         }
         let key_bytes = || self.key_serde.serialize(key).unwrap_or_default();
         let (reach_to, matched) = match side.as_ref() {
@@ -301,15 +286,17 @@ where
                         Side::Left(v) => Side::Left(v.clone()),
                         Side::Right(v2) => Side::Right(v2.clone()),
                     };
-                    self.unmatched.entry((t, is_left, key_bytes())).or_insert_with(|| (key.clone(), Vec::new())).1.push(waiting);
+                    if let Some(buffer) = self.buffer {
+                        ctx.stores.get_mut::<OuterJoinBuffer<K, V, V2>>(buffer).push(key, key_bytes(), t, waiting, ctx.changes);
+                    }
                 }
             }
             return;
         }
         for (partner_time, value) in matched {
-            if self.outer != Outer::None {
+            if let Some(buffer) = self.buffer {
                 // The partner no longer waits to be emitted alone.
-                self.unmatched.remove(&(partner_time, !is_left, key_bytes()));
+                ctx.stores.get_mut::<OuterJoinBuffer<K, V, V2>>(buffer).matched((partner_time, !is_left, key_bytes()), t, ctx.changes);
             }
             ctx.forwarded.push(item_of(key, value, t.max(partner_time)));
         }

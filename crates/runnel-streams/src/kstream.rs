@@ -227,6 +227,23 @@ impl<K: Data, V: Data> BranchedKStream<K, V> {
         self
     }
 
+    /// Adds a branch as [`BranchedKStream::branch`] does and hands it to
+    /// `consumer` at once, as Kafka Streams' `Branched.withConsumer` does:
+    /// what the consumer builds is numbered before later branches, and the
+    /// branch is not among those returned at the end.
+    pub fn branch_with(mut self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static, consumer: impl FnOnce(KStream<K, V>)) -> Self {
+        self.predicates.push(Arc::new(predicate));
+        consumer(self.branch_node(Some(self.predicates.len() - 1)));
+        self
+    }
+
+    /// Hands the branch for the records no predicate took to `consumer`,
+    /// and returns the other branches not handed to a consumer.
+    pub fn default_branch_with(self, consumer: impl FnOnce(KStream<K, V>)) -> Vec<KStream<K, V>> {
+        consumer(self.branch_node(None));
+        self.branches
+    }
+
     /// The branches, in the order added, plus one for the records no
     /// predicate took.
     pub fn default_branch(mut self) -> Vec<KStream<K, V>> {

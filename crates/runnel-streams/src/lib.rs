@@ -37,6 +37,7 @@ pub mod aggregate;
 mod checkpoint;
 pub mod driver;
 mod fk_join;
+mod java_order;
 pub mod join;
 pub mod kstream;
 pub mod processor;

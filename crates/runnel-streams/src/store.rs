@@ -707,6 +707,164 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for JoinWindowStore<K, V> {
     }
 }
 
+/// A record of one side of a stream–stream join.
+pub(crate) enum JoinSide<V, V2> {
+    Left(V),
+    Right(V2),
+}
+
+/// Where a left or outer stream–stream join keeps records that found no
+/// partner until their window closes (Kafka Streams' shared outer-join
+/// store, `KSTREAM-OUTERSHARED-<n>-store`): by timestamp, then side (right
+/// before left), then key bytes, with every record of that timestamp,
+/// side and key in arrival order. Its changelog key is the timestamp (8
+/// bytes, big-endian), a side byte (1 for left) and the key; its value
+/// the whole list, as Kafka's list serde writes it (a strategy byte of 1,
+/// the count, then each entry's length and bytes: a side byte and the
+/// value); a tombstone once the list is emitted or matched.
+pub struct OuterJoinBuffer<K, V, V2> {
+    id: usize,
+    waiting: BTreeMap<WaitingAt, (K, Vec<JoinSide<V, V2>>)>,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    other_value_serde: SharedSerde<V2>,
+}
+
+/// Where records wait in an [`OuterJoinBuffer`]: their timestamp, whether
+/// they are the left side's, and their key's bytes.
+pub(crate) type WaitingAt = (i64, bool, Vec<u8>);
+
+/// Records of one timestamp, side and key taken from the buffer.
+pub(crate) type Waiting<K, V, V2> = (WaitingAt, (K, Vec<JoinSide<V, V2>>));
+
+impl<K: Data + Hash + Eq, V: Data, V2: Data> OuterJoinBuffer<K, V, V2> {
+    pub(crate) fn maker(id: usize, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>, other_value_serde: SharedSerde<V2>) -> MakeStore {
+        Arc::new(move || {
+            Box::new(OuterJoinBuffer {
+                id,
+                waiting: BTreeMap::new(),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+                other_value_serde: other_value_serde.clone(),
+            })
+        })
+    }
+
+    fn changelog_key((timestamp, left, key): &WaitingAt) -> Vec<u8> {
+        [&timestamp.to_be_bytes()[..], &[u8::from(*left)], key].concat()
+    }
+
+    fn log(&self, position: &WaitingAt, timestamp: i64, changes: &mut Vec<StoreChange>) {
+        let value = self.waiting.get(position).map(|(_, records)| {
+            let entries: Vec<Vec<u8>> = records
+                .iter()
+                .filter_map(|record| match record {
+                    JoinSide::Left(v) => Some([&[1u8][..], &self.value_serde.serialize(v)?].concat()),
+                    JoinSide::Right(v2) => Some([&[0u8][..], &self.other_value_serde.serialize(v2)?].concat()),
+                })
+                .collect();
+            let mut list = vec![1u8];
+            list.extend_from_slice(&(entries.len() as i32).to_be_bytes());
+            for entry in entries {
+                list.extend_from_slice(&(entry.len() as i32).to_be_bytes());
+                list.extend(entry);
+            }
+            list
+        });
+        changes.push(StoreChange { store: self.id, key: Self::changelog_key(position), value, timestamp });
+    }
+
+    /// Adds a record to wait for a partner, logging its list.
+    pub(crate) fn push(&mut self, key: &K, key_bytes: Vec<u8>, timestamp: i64, record: JoinSide<V, V2>, changes: &mut Vec<StoreChange>) {
+        let position = (timestamp, matches!(record, JoinSide::Left(_)), key_bytes);
+        self.waiting.entry(position.clone()).or_insert_with(|| (key.clone(), Vec::new())).1.push(record);
+        self.log(&position, timestamp, changes);
+    }
+
+    /// Forgets the records waiting at `position`: a partner arrived.
+    pub(crate) fn matched(&mut self, position: WaitingAt, timestamp: i64, changes: &mut Vec<StoreChange>) {
+        if self.waiting.remove(&position).is_some() {
+            self.log(&position, timestamp, changes);
+        }
+    }
+
+    /// Takes out, in order, the records whose windows have closed by
+    /// `stream_time`: a record closes `closes_after(left)` after its
+    /// timestamp. The scan stops once both sides have met an open record,
+    /// as Kafka Streams' `emitNonJoinedOuterRecords` does.
+    pub(crate) fn take_closed(&mut self, stream_time: i64, closes_after: impl Fn(bool) -> i64, changes: &mut Vec<StoreChange>) -> Vec<Waiting<K, V, V2>> {
+        let (mut left_open, mut right_open) = (false, false);
+        let mut closed = Vec::new();
+        for (timestamp, left, key_bytes) in self.waiting.keys() {
+            if left_open && right_open {
+                break;
+            }
+            if timestamp + closes_after(*left) >= stream_time {
+                if *left {
+                    left_open = true;
+                } else {
+                    right_open = true;
+                }
+                continue;
+            }
+            closed.push((*timestamp, *left, key_bytes.clone()));
+        }
+        closed
+            .into_iter()
+            .filter_map(|position| {
+                let records = self.waiting.remove(&position)?;
+                self.log(&position, position.0, changes);
+                Some((position, records))
+            })
+            .collect()
+    }
+
+    /// Parses a changelog list value into records.
+    fn parse(&self, bytes: &[u8]) -> Option<Vec<JoinSide<V, V2>>> {
+        let (_, rest) = bytes.split_first()?;
+        let (count, mut rest) = rest.split_first_chunk::<4>()?;
+        let mut records = Vec::new();
+        for _ in 0..i32::from_be_bytes(*count).max(0) {
+            let (length, tail) = rest.split_first_chunk::<4>()?;
+            let length = usize::try_from(i32::from_be_bytes(*length)).ok()?;
+            let (entry, tail) = (tail.get(..length)?, tail.get(length..)?);
+            rest = tail;
+            let (side, value) = entry.split_first()?;
+            records.push(if *side == 1 {
+                JoinSide::Left(self.value_serde.deserialize(Some(value)).ok()?)
+            } else {
+                JoinSide::Right(self.other_value_serde.deserialize(Some(value)).ok()?)
+            });
+        }
+        Some(records)
+    }
+}
+
+impl<K: Data + Hash + Eq, V: Data, V2: Data> StateStore for OuterJoinBuffer<K, V, V2> {
+    fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let Some((timestamp, rest)) = key.split_first_chunk::<8>() else { return };
+        let Some((side, key_bytes)) = rest.split_first() else { return };
+        let position = (i64::from_be_bytes(*timestamp), *side == 1, key_bytes.to_vec());
+        match value.and_then(|bytes| self.parse(bytes)) {
+            Some(records) => {
+                let Ok(key) = self.key_serde.deserialize(Some(key_bytes)) else { return };
+                self.waiting.insert(position, (key, records));
+            }
+            None => {
+                self.waiting.remove(&position);
+            }
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -390,11 +390,8 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
     }
 
     fn join_tables<V2: Data, R: Data>(&self, other: &KTable<K, V2>, kind: JoinKind, joiner: OuterJoiner<V, V2, R>) -> KTable<K, R> {
-        let (this_prefix, other_prefix) = match kind {
-            JoinKind::Inner => ("KTABLE-JOINTHIS-", "KTABLE-JOINOTHER-"),
-            JoinKind::Left => ("KTABLE-LEFTTHIS-", "KTABLE-LEFTOTHER-"),
-            JoinKind::Outer => ("KTABLE-OUTERTHIS-", "KTABLE-OUTEROTHER-"),
-        };
+        // Kafka Streams names both sides of every kind of table join so.
+        let (this_prefix, other_prefix) = ("KTABLE-JOINTHIS-", "KTABLE-JOINOTHER-");
         let (this_rule, other_rule) = match kind {
             JoinKind::Inner => (SideRule::Both, SideRule::Both),
             JoinKind::Left => (SideRule::ThisAlone, SideRule::OtherNeeded),
@@ -538,9 +535,11 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         joiner: impl Fn(&V, Option<&VT>) -> Option<R> + Send + Sync + 'static,
         joined: Joined<KS, VS>,
     ) -> KStream<K, R> {
-        let name = self.graph.borrow_mut().next_name(prefix);
         let base = self.graph.borrow().node_name(self.node);
+        // The repartition's nodes are numbered before the join's, as in
+        // Kafka Streams.
         let input = self.repartitioned(Arc::new(joined.key), Arc::new(joined.value), &base);
+        let name = self.graph.borrow_mut().next_name(prefix);
         let (getter, stores) = table.lookup();
         let joiner = Arc::new(joiner);
         let make: MakeNode = Arc::new(move || {
@@ -858,13 +857,14 @@ impl StreamsBuilder {
         graph.make_global(store);
         // Named as Kafka Streams names a global table's source and processor.
         let (source, processor) = (graph.next_name("KSTREAM-SOURCE-"), graph.next_name("KTABLE-SOURCE-"));
+        let nodes_before = graph.node_count();
         let apply: crate::topology::ApplyGlobal = Arc::new(move |stores, key, value, timestamp| {
             let key = key_serde.deserialize(key)?;
             let value = value.map(|bytes| value_serde.deserialize(Some(bytes))).transpose()?;
             stores.get_mut::<KeyValueStore<KS::Value, VS::Value>>(store).put(key, value, timestamp, &mut Vec::new());
             Ok(())
         });
-        graph.globals.push(crate::topology::GlobalDef { topic: topic.to_string(), store, apply, source, processor });
+        graph.globals.push(crate::topology::GlobalDef { topic: topic.to_string(), store, apply, source, processor, nodes_before });
         GlobalKTable { store, _types: PhantomData }
     }
 }
@@ -880,7 +880,8 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         key_mapper: impl Fn(&K, &V) -> GK + Send + Sync + 'static,
         joiner: impl Fn(&V, &GV) -> R + Send + Sync + 'static,
     ) -> KStream<K, R> {
-        self.join_with_global("KSTREAM-JOIN-", table, key_mapper, move |v, row| row.map(|g| joiner(v, g)))
+        // Kafka Streams names inner and left global-table joins alike.
+        self.join_with_global("KSTREAM-LEFTJOIN-", table, key_mapper, move |v, row| row.map(|g| joiner(v, g)))
     }
 
     /// Joins each record with the global table's row whose key

@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::java_order::{hash_order, TreeSet};
 use crate::kstream::KStream;
 use crate::serde::{Serde, SerdeError};
 use crate::store::{MakeStore, StoreChange, Stores};
@@ -101,6 +102,10 @@ pub(crate) struct GlobalDef {
     /// a global store.
     pub source: String,
     pub processor: String,
+    /// How many nodes the graph had when the table was added: Kafka
+    /// Streams numbers sub-topologies, global ones included, in the order
+    /// their first nodes were added.
+    pub nodes_before: usize,
 }
 
 pub(crate) enum NodeKind {
@@ -145,67 +150,87 @@ impl Topology {
     /// topics, stores and neighbours; then the global stores.
     pub fn describe(&self) -> String {
         let mut out = String::from("Topologies:\n ");
-        let parents = |child: usize| -> Vec<&str> {
-            let mut names: Vec<&str> = self.nodes.iter().filter(|n| n.children.contains(&child)).map(|n| n.name.as_str()).collect();
-            names.sort_unstable();
-            names
-        };
-        for (number, members) in self.sub_topologies().iter().enumerate() {
+        let names = |ids: &[usize]| ids.iter().map(|id| self.nodes[*id].name.as_str()).collect::<Vec<_>>();
+        let groups = self.sub_topologies();
+        // Global stores take their place among the sub-topologies by when
+        // they were added.
+        let mut order: Vec<(usize, Result<&Vec<usize>, &GlobalDef>)> = groups.iter().map(|members| (members[0], Ok(members))).collect();
+        order.extend(self.globals.iter().map(|global| (global.nodes_before, Err(global))));
+        order.sort_by_key(|(first, group)| (*first, group.is_ok()));
+        for (number, (_, group)) in order.into_iter().enumerate() {
+            let members = match group {
+                Ok(members) => members,
+                Err(global) => {
+                    let _ = writeln!(
+                        out,
+                        "  Sub-topology: {number} for global store (will not generate tasks)\n    Source: {} (topics: [{}])\n      --> {}\n    Processor: {} (stores: [{}])\n      --> none\n      <-- {}",
+                        global.source, global.topic, global.processor, global.processor, self.stores[global.store].name, global.source
+                    );
+                    continue;
+                }
+            };
             let _ = writeln!(out, "  Sub-topology: {number}");
-            // Kafka Streams' order: the largest sub-tree first, then by name.
+            let layout = self.java_layout(members);
+            // The nodes are listed largest sub-tree first, then by name.
             let mut members = members.clone();
-            members.sort_by(|a, b| self.subtree_size(*b).cmp(&self.subtree_size(*a)).then_with(|| self.nodes[*a].name.cmp(&self.nodes[*b].name)));
+            members.sort_by(|a, b| layout.sizes[b].cmp(&layout.sizes[a]).then_with(|| self.nodes[*a].name.cmp(&self.nodes[*b].name)));
             for id in members {
                 let node = &self.nodes[id];
-                let mut children: Vec<&str> = node.children.iter().map(|c| self.nodes[*c].name.as_str()).collect();
-                children.sort_unstable();
+                let children = names(&layout.successors.get(&id).map(TreeSet::items).unwrap_or_default());
+                let parents = names(&layout.predecessors.get(&id).map(TreeSet::items).unwrap_or_default());
                 let _ = match &node.kind {
                     NodeKind::Source { topics, .. } => {
                         writeln!(out, "    Source: {} (topics: [{}])\n      --> {}", node.name, topics.join(", "), or_none(&children))
                     }
-                    NodeKind::Processor { stores, .. } => writeln!(
-                        out,
-                        "    Processor: {} (stores: [{}])\n      --> {}\n      <-- {}",
-                        node.name,
-                        stores.iter().map(|s| self.stores[*s].name.as_str()).collect::<Vec<_>>().join(", "),
-                        or_none(&children),
-                        parents(id).join(", ")
-                    ),
-                    NodeKind::Sink { topic, .. } => writeln!(out, "    Sink: {} (topic: {})\n      <-- {}", node.name, topic, parents(id).join(", ")),
+                    NodeKind::Processor { stores, .. } => {
+                        let stores: Vec<&str> = stores.iter().map(|s| self.stores[*s].name.as_str()).collect();
+                        let stores: Vec<&str> = hash_order(&stores).into_iter().map(|i| stores[i]).collect();
+                        writeln!(
+                            out,
+                            "    Processor: {} (stores: [{}])\n      --> {}\n      <-- {}",
+                            node.name,
+                            stores.join(", "),
+                            or_none(&children),
+                            parents.join(", ")
+                        )
+                    }
+                    NodeKind::Sink { topic, .. } => writeln!(out, "    Sink: {} (topic: {})\n      <-- {}", node.name, topic, parents.join(", ")),
                 };
             }
             out.push('\n');
         }
-        let first_global = self.sub_topologies().len();
-        for (i, global) in self.globals.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "  Sub-topology: {} for global store (will not generate tasks)\n    Source: {} (topics: [{}])\n      --> {}\n    Processor: {} (stores: [{}])\n      --> none\n      <-- {}\n",
-                first_global + i,
-                global.source,
-                global.topic,
-                global.processor,
-                global.processor,
-                self.stores[global.store].name,
-                global.source
-            );
-        }
         out
     }
 
-    /// How many nodes a node reaches through its children, itself included.
-    fn subtree_size(&self, node: usize) -> usize {
-        let mut seen = vec![false; self.nodes.len()];
-        let mut stack = vec![node];
-        let mut size = 0;
-        while let Some(id) = stack.pop() {
-            if std::mem::replace(&mut seen[id], true) {
-                continue;
+    /// A sub-topology's neighbour lists and sub-tree sizes as Kafka
+    /// Streams' builder makes them: it visits the nodes in the order of a
+    /// `HashMap` keyed by name (filled sources first, then the rest, in
+    /// the order they were added) and connects each to its parents in
+    /// turn, each connection adding the node's size so far to its parent
+    /// and the parent's ancestors. Neighbours go into ordered sets that
+    /// compare sizes as they are at that moment, so the printed order
+    /// depends on that visit; the final sizes count paths.
+    fn java_layout(&self, members: &[usize]) -> JavaLayout {
+        let (sources, others): (Vec<usize>, Vec<usize>) = members.iter().partition(|id| matches!(self.nodes[**id].kind, NodeKind::Source { .. }));
+        let filled: Vec<usize> = sources.into_iter().chain(others).collect();
+        let filled_names: Vec<&str> = filled.iter().map(|id| self.nodes[*id].name.as_str()).collect();
+        let mut layout = JavaLayout { sizes: members.iter().map(|id| (*id, 1)).collect(), predecessors: HashMap::new(), successors: HashMap::new() };
+        for index in hash_order(&filled_names) {
+            let node = filled[index];
+            let parents: Vec<usize> = members.iter().copied().filter(|p| self.nodes[*p].children.contains(&node)).collect();
+            for parent in parents {
+                let compare = |a: usize, b: usize| layout.sizes[&b].cmp(&layout.sizes[&a]).then_with(|| self.nodes[a].name.cmp(&self.nodes[b].name));
+                let mut predecessors = layout.predecessors.remove(&node).unwrap_or_default();
+                predecessors.insert(parent, compare);
+                let mut successors = layout.successors.remove(&parent).unwrap_or_default();
+                successors.insert(node, compare);
+                layout.predecessors.insert(node, predecessors);
+                layout.successors.insert(parent, successors);
+                let delta = layout.sizes[&node];
+                layout.grow(parent, delta);
             }
-            size += 1;
-            stack.extend(&self.nodes[id].children);
         }
-        size
+        layout
     }
 
     /// The nodes of each sub-topology, in the order they were added; the
@@ -286,6 +311,25 @@ impl Topology {
     }
 }
 
+/// What [`Topology::java_layout`] works out for one sub-topology.
+struct JavaLayout {
+    /// Each node's sub-tree size as Kafka Streams counts it.
+    sizes: HashMap<usize, usize>,
+    predecessors: HashMap<usize, TreeSet>,
+    successors: HashMap<usize, TreeSet>,
+}
+
+impl JavaLayout {
+    /// Adds `delta` to `node`'s size and to every ancestor's connected so
+    /// far (once per path, as Kafka Streams' `updateSize` recurses).
+    fn grow(&mut self, node: usize, delta: usize) {
+        *self.sizes.entry(node).or_insert(1) += delta;
+        for parent in self.predecessors.get(&node).map(TreeSet::items).unwrap_or_default() {
+            self.grow(parent, delta);
+        }
+    }
+}
+
 fn or_none(names: &[&str]) -> String {
     if names.is_empty() {
         "none".to_string()
@@ -310,6 +354,11 @@ impl Graph {
         let name = format!("{prefix}{:010}", self.counter);
         self.counter += 1;
         name
+    }
+
+    /// How many nodes the graph has.
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     pub(crate) fn node_name(&self, node: usize) -> String {
@@ -485,8 +534,13 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
     value_serde: SharedSerde<V>,
 ) -> usize {
     // A stream repartitioned twice (joined twice, say) goes through its
-    // topic once, as in Kafka Streams.
+    // topic once, as in Kafka Streams, which still takes the three node
+    // numbers, so later nodes (and their stores' changelogs) are named
+    // alike.
     if let Some(source) = graph.nodes.iter().position(|n| matches!(&n.kind, NodeKind::Source { topics, .. } if topics == std::slice::from_ref(&topic))) {
+        for prefix in ["KSTREAM-SINK-", "KSTREAM-FILTER-", "KSTREAM-SOURCE-"] {
+            graph.next_name(prefix);
+        }
         return source;
     }
     let encode = encoder(key_serde.clone(), value_serde.clone());

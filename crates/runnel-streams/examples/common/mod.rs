@@ -56,19 +56,20 @@ pub fn join_rides_with_pickups() -> Topology {
             &pickups,
             |ride, pickup| {
                 let (dropoff, pickup_time) = (text(ride, "tpep_dropoff_datetime"), text(pickup, "tpep_pickup_datetime"));
-                ((epoch_ms(&dropoff) - epoch_ms(&pickup_time)).abs() <= 10 * 60_000).then(|| {
-                    format!(
-                        r#"{{"VendorID":"{}","PULocationID":"{}","pickupTime":"{pickup_time}","lastDropoffTime":"{dropoff}"}}"#,
-                        text(ride, "VendorID"),
-                        text(pickup, "PULocationID")
-                    )
-                })
+                // Pairs too far apart come out empty, and are filtered out.
+                if (epoch_ms(&dropoff) - epoch_ms(&pickup_time)).abs() > 10 * 60_000 {
+                    return String::new();
+                }
+                format!(
+                    r#"{{"VendorID":"{}","PULocationID":"{}","pickupTime":"{pickup_time}","lastDropoffTime":"{dropoff}"}}"#,
+                    text(ride, "VendorID"),
+                    text(pickup, "PULocationID")
+                )
             },
             JoinWindows::of_time_difference_and_grace(20 * 60_000, 5 * 60_000),
             StreamJoined::with(StringSerde, JsonSerde::<Ride>::default(), JsonSerde::<Ride>::default()),
         )
-        .filter(|_, info| info.is_some())
-        .map_values(|info| info.clone().unwrap_or_default())
+        .filter(|_, info| !info.is_empty())
         .to("vendor_info", StringSerde, StringSerde);
     builder.build()
 }

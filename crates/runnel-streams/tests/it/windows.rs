@@ -75,3 +75,39 @@ fn a_restarted_stream_join_still_meets_records_from_before_the_restart() {
     let values: Vec<String> = driver.read(&joined).unwrap().into_iter().map(|r| r.value).collect();
     assert_eq!(values, ["a+b"]);
 }
+
+#[test]
+fn an_outer_join_restarted_still_emits_the_records_that_waited_for_a_partner() {
+    use runnel_streams::{JoinWindows, StreamJoined, Topology};
+    fn topology() -> Topology {
+        let builder = StreamsBuilder::new();
+        let left = builder.stream("left", StringSerde, StringSerde);
+        let right = builder.stream("right", StringSerde, StringSerde);
+        left.outer_join(
+            &right,
+            |a, b| format!("{}+{}", a.map_or("-", String::as_str), b.map_or("-", String::as_str)),
+            JoinWindows::of_time_difference_and_grace(10_000, 0),
+            StreamJoined::with(StringSerde, StringSerde, StringSerde),
+        )
+        .to("joined", StringSerde, StringSerde);
+        builder.build()
+    }
+    let mut driver = TopologyTestDriver::new(topology());
+    let (left, right) = (driver.input_topic("left", StringSerde, StringSerde), driver.input_topic("right", StringSerde, StringSerde));
+    driver.pipe(&left, &"k".to_string(), &"a".to_string(), 1_000);
+    driver.pipe(&left, &"k".to_string(), &"a2".to_string(), 1_000);
+    driver.pipe(&right, &"m".to_string(), &"x".to_string(), 2_000);
+    driver.pipe(&left, &"m".to_string(), &"y".to_string(), 3_000);
+    let joined = driver.output_topic("joined", StringSerde, StringSerde);
+    let values = |driver: &mut TopologyTestDriver| driver.read(&joined).unwrap().into_iter().map(|r| (r.key, r.value, r.timestamp)).collect::<Vec<_>>();
+    assert_eq!(values(&mut driver), [("m".to_string(), "y+x".to_string(), 3_000)]);
+    // `a` and `a2` wait in the shared outer-join store, which comes back
+    // from its changelog; `x` found a partner and no longer waits.
+    let mut driver = driver.restarted(topology());
+    driver.pipe(&right, &"z".to_string(), &"late".to_string(), 20_000);
+    assert_eq!(
+        values(&mut driver),
+        [("k".to_string(), "a+-".to_string(), 1_000), ("k".to_string(), "a2+-".to_string(), 1_000)],
+        "the waiting records are emitted once their window closes, and only they"
+    );
+}
