@@ -150,34 +150,39 @@ def test_librdkafka_rebalances_alike_with_the_initial_delay(delayed_runnel, dela
     assert runnel["static restart"][0] and runnel["static restart"][2] == [], "the other static member sees nothing"
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_java_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka, tmp_path, version):
-    cp = compiled_probe(version, tmp_path, "RebalanceProbe")
-    transcripts = {}
-    name = f"delay-java-{uuid.uuid4().hex[:8]}"
-    for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
-        make_topic(bootstrap, name)
-        result = subprocess.run(["java", "-cp", cp, "RebalanceProbe", bootstrap, name], capture_output=True, text=True, timeout=240)
-        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
-        transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
-    assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
-    assert "| start together: [+3] [+3]" in transcripts["runnel"]
-
-
-def test_franz_go_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
+def franz_probe():
     probe = os.environ.get("RUNNEL_FRANZ_PROBE")
     if not probe or not Path(probe).exists():
         pytest.fail("RUNNEL_FRANZ_PROBE must name the built franz-go probe; scripts/test builds it")
+    return probe
+
+
+def probe_on_both(delayed_runnel, delayed_kafka, name, make_topics, command):
+    """Runs a probe program (`command(bootstrap)`) against both brokers,
+    after `make_topics(bootstrap)`, and asserts that the lines it prints
+    starting with `|` are the same; returns runnel's."""
     transcripts = {}
-    name = f"delay-franz-{uuid.uuid4().hex[:8]}"
     for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
-        make_topic(bootstrap, name)
-        result = subprocess.run([probe, "rebalance", bootstrap, name], capture_output=True, text=True, timeout=240)
+        make_topics(bootstrap, name)
+        result = subprocess.run(command(bootstrap), capture_output=True, text=True, timeout=240)
         assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
         transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
-    assert "| start together: [+3] [+3]" in transcripts["runnel"]
+    return transcripts["runnel"]
 
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_java_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka, tmp_path, version):
+    cp = compiled_probe(version, tmp_path, "RebalanceProbe")
+    name = f"delay-java-{uuid.uuid4().hex[:8]}"
+    transcript = probe_on_both(delayed_runnel, delayed_kafka, name, make_topic, lambda bootstrap: ["java", "-cp", cp, "RebalanceProbe", bootstrap, name])
+    assert "| start together: [+3] [+3]" in transcript
+
+
+def test_franz_go_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
+    probe, name = franz_probe(), f"delay-franz-{uuid.uuid4().hex[:8]}"
+    transcript = probe_on_both(delayed_runnel, delayed_kafka, name, make_topic, lambda bootstrap: [probe, "rebalance", bootstrap, name])
+    assert "| start together: [+3] [+3]" in transcript
 
 def librdkafka_subscription_changes(bootstrap, name):
     probe_topics(bootstrap, name)
@@ -238,27 +243,12 @@ def probe_topics(bootstrap, name):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_java_subscription_changes_alike_with_the_initial_delay(delayed_runnel, delayed_kafka, tmp_path, version):
     cp = compiled_probe(version, tmp_path, "RebalanceProbe")
-    transcripts = {}
     name = f"subs-java-{uuid.uuid4().hex[:8]}"
-    for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
-        probe_topics(bootstrap, name)
-        result = subprocess.run(["java", "-cp", cp, "RebalanceProbe", bootstrap, name, "changes"], capture_output=True, text=True, timeout=240)
-        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
-        transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
-    assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
-    assert len(transcripts["runnel"]) == 5
+    transcript = probe_on_both(delayed_runnel, delayed_kafka, name, probe_topics, lambda bootstrap: ["java", "-cp", cp, "RebalanceProbe", bootstrap, name, "changes"])
+    assert len(transcript) == 5
 
 
 def test_franz_go_subscription_changes_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
-    probe = os.environ.get("RUNNEL_FRANZ_PROBE")
-    if not probe or not Path(probe).exists():
-        pytest.fail("RUNNEL_FRANZ_PROBE must name the built franz-go probe; scripts/test builds it")
-    transcripts = {}
-    name = f"subs-franz-{uuid.uuid4().hex[:8]}"
-    for label, bootstrap in [("runnel", delayed_runnel), ("kafka", delayed_kafka)]:
-        probe_topics(bootstrap, name)
-        result = subprocess.run([probe, "subscription-changes", bootstrap, name], capture_output=True, text=True, timeout=240)
-        assert result.returncode == 0, f"{label}:\n{result.stdout}{result.stderr}"
-        transcripts[label] = [line for line in result.stdout.splitlines() if line.startswith("|")]
-    assert transcripts["runnel"] == transcripts["kafka"], f"runnel: {transcripts['runnel']}\nkafka:  {transcripts['kafka']}"
-    assert len(transcripts["runnel"]) == 3
+    probe, name = franz_probe(), f"subs-franz-{uuid.uuid4().hex[:8]}"
+    transcript = probe_on_both(delayed_runnel, delayed_kafka, name, probe_topics, lambda bootstrap: [probe, "subscription-changes", bootstrap, name])
+    assert len(transcript) == 3

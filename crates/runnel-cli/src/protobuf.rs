@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
+use runnel_streams::registry::{message_indexes, put_message_indexes, split_wire, take_message_indexes, wire};
 use serde_json::Value;
 
 const MAIN_FILE: &str = "schema.proto";
@@ -43,107 +44,48 @@ fn compile(source: &str, references: &[(String, String)]) -> Result<DescriptorPo
     Ok(compiler.descriptor_pool())
 }
 
-fn message_path(pool: &DescriptorPool, wanted: Option<&str>) -> Result<(MessageDescriptor, Vec<i64>), String> {
+/// The message at `indexes` (a path from the file's top-level messages).
+fn message_at(pool: &DescriptorPool, indexes: &[i64]) -> Result<MessageDescriptor, String> {
     let file = pool.get_file_by_name(MAIN_FILE).ok_or("the schema file did not compile")?;
-    fn search(messages: Vec<MessageDescriptor>, wanted: &str, path: &mut Vec<i64>) -> Option<MessageDescriptor> {
-        for (i, message) in messages.into_iter().enumerate() {
-            path.push(i as i64);
-            if message.name() == wanted || message.full_name() == wanted {
-                return Some(message);
-            }
-            if let Some(found) = search(message.child_messages().collect(), wanted, path) {
-                return Some(found);
-            }
-            path.pop();
-        }
-        None
+    let mut candidates: Vec<MessageDescriptor> = file.messages().collect();
+    let mut message = None;
+    for index in indexes {
+        let found =
+            usize::try_from(*index).ok().and_then(|i| candidates.get(i).cloned()).ok_or_else(|| format!("the schema has no message at index {index}"))?;
+        candidates = found.child_messages().collect();
+        message = Some(found);
     }
-    let top: Vec<MessageDescriptor> = file.messages().collect();
-    match wanted {
-        None => top.into_iter().next().map(|m| (m, vec![0])).ok_or_else(|| "the schema defines no message".to_string()),
-        Some(name) => {
-            let mut path = Vec::new();
-            search(top, name, &mut path).map(|m| (m, path)).ok_or_else(|| format!("the schema has no message {name}"))
-        }
-    }
+    message.ok_or_else(|| "no message index".to_string())
 }
 
 impl ProtoSchema {
     /// The schema's `message` (or its first message).
     pub fn new(source: &str, references: &[(String, String)], message: Option<&str>) -> Result<ProtoSchema, String> {
         let pool = compile(source, references)?;
-        let (message, indexes) = message_path(&pool, message)?;
-        Ok(ProtoSchema { message, indexes })
+        let indexes = message_indexes(source, message).map_err(|e| e.to_string())?;
+        Ok(ProtoSchema { message: message_at(&pool, &indexes)?, indexes })
     }
 
     /// Encodes a JSON value as this message, in the wire format.
     pub fn encode(&self, id: i32, value: &Value) -> Result<Vec<u8>, String> {
         let message = DynamicMessage::deserialize(self.message.clone(), value).map_err(|e| format!("does not match the schema: {e}"))?;
-        let mut out = vec![0];
-        out.extend_from_slice(&id.to_be_bytes());
-        if self.indexes == [0] {
-            out.push(0);
-        } else {
-            put_zigzag(&mut out, self.indexes.len() as i64);
-            for index in &self.indexes {
-                put_zigzag(&mut out, *index);
-            }
-        }
+        let mut out = wire(id, &[]);
+        put_message_indexes(&mut out, &self.indexes);
         message.encode(&mut out).map_err(|e| e.to_string())?;
         Ok(out)
     }
 }
 
-fn put_zigzag(out: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_zigzag(buf: &mut &[u8]) -> Option<i64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = buf.split_first()?;
-        *buf = rest;
-        value |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    None
-}
-
 /// Splits a wire-format value into schema id, message indexes and body.
 pub fn split(bytes: &[u8]) -> Result<(i32, Vec<i64>, &[u8]), String> {
-    if bytes.len() < 6 || bytes[0] != 0 {
-        return Err("value is not in the schema registry's wire format".into());
-    }
-    let id = i32::from_be_bytes(bytes[1..5].try_into().expect("4 bytes"));
-    let mut rest = &bytes[5..];
-    let count = get_zigzag(&mut rest).ok_or("truncated message indexes")?;
-    let indexes = if count == 0 {
-        vec![0]
-    } else {
-        (0..count.clamp(0, 64)).map(|_| get_zigzag(&mut rest).ok_or("truncated message indexes")).collect::<Result<Vec<_>, _>>()?
-    };
-    Ok((id, indexes, rest))
+    let (id, body) = split_wire(bytes).map_err(|e| format!("value is not in the schema registry's wire format: {e}"))?;
+    let (indexes, message) = take_message_indexes(body).map_err(|e| e.to_string())?;
+    Ok((id, indexes, message))
 }
 
 /// Decodes a message body with `source`'s message at `indexes` into JSON.
 pub fn decode(source: &str, references: &[(String, String)], indexes: &[i64], body: &[u8]) -> Result<Value, String> {
-    let pool = compile(source, references)?;
-    let file = pool.get_file_by_name(MAIN_FILE).ok_or("the schema file did not compile")?;
-    let mut candidates: Vec<MessageDescriptor> = file.messages().collect();
-    let mut message = None;
-    for index in indexes {
-        let found = candidates.get(*index as usize).cloned().ok_or_else(|| format!("the schema has no message at index {index}"))?;
-        candidates = found.child_messages().collect();
-        message = Some(found);
-    }
-    let message = message.ok_or("no message index")?;
+    let message = message_at(&compile(source, references)?, indexes)?;
     let decoded = DynamicMessage::decode(message, body).map_err(|e| format!("cannot decode: {e}"))?;
     serde_json::to_value(&decoded).map_err(|e| e.to_string())
 }

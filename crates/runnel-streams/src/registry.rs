@@ -1,9 +1,11 @@
 //! Values through a Confluent-compatible Schema Registry (runnel's, on
 //! port 8081, or Confluent's), in Confluent's wire format: magic byte 0,
 //! the schema's id (4 bytes, big-endian), then the value — Avro-encoded
-//! ([`AvroSerde`]) or JSON ([`JsonSchemaSerde`]). Topics written this way
-//! are read by confluent-kafka's and the Java clients' deserializers, and
-//! the reverse.
+//! ([`AvroSerde`]), JSON ([`JsonSchemaSerde`]), or the message indexes and
+//! a Protobuf message ([`ProtobufSerde`]). Topics written this way are
+//! read by confluent-kafka's and the Java clients' deserializers, and the
+//! reverse. The wire format's pieces are public functions for other
+//! readers and writers of it.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -56,14 +58,14 @@ fn register(base: &str, subject: &str, schema: &str, schema_type: &str) -> Resul
 }
 
 /// The schema id and body of a value in Confluent's wire format.
-fn split_wire(bytes: &[u8]) -> Result<(i32, &[u8]), SerdeError> {
+pub fn split_wire(bytes: &[u8]) -> Result<(i32, &[u8]), SerdeError> {
     let (header, body) =
         bytes.split_at_checked(5).filter(|(h, _)| h[0] == 0).ok_or(SerdeError::Length { expected: "magic byte 0 and a schema id", got: bytes.len() })?;
     Ok((i32::from_be_bytes(header[1..5].try_into().expect("4 bytes")), body))
 }
 
 /// `body` after magic byte 0 and schema `id`.
-fn wire(id: i32, body: &[u8]) -> Vec<u8> {
+pub fn wire(id: i32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + body.len());
     out.push(0);
     out.extend_from_slice(&id.to_be_bytes());
@@ -117,10 +119,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde for AvroSerde<T> {
     /// Reads a value written with any schema the registry knows, resolved
     /// into this serde's schema by Avro's rules.
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
-        let bytes = bytes.ok_or(SerdeError::Null)?;
-        let (header, mut body) =
-            bytes.split_at_checked(5).filter(|(h, _)| h[0] == 0).ok_or(SerdeError::Length { expected: "magic byte 0 and a schema id", got: bytes.len() })?;
-        let id = i32::from_be_bytes(header[1..5].try_into().expect("4 bytes"));
+        let (id, mut body) = split_wire(bytes.ok_or(SerdeError::Null)?)?;
         let writer = self.writer(id)?;
         let value =
             apache_avro::from_avro_datum(&writer, &mut body, Some(&self.schema)).map_err(|e| registry_error(format!("cannot read with schema {id}: {e}")))?;
@@ -164,5 +163,154 @@ impl<T: Serialize + DeserializeOwned + 'static> Serde for JsonSchemaSerde<T> {
     fn deserialize(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
         let (_, body) = split_wire(bytes.ok_or(SerdeError::Null)?)?;
         serde_json::from_slice(body).map_err(|e| SerdeError::Json(e.to_string()))
+    }
+}
+
+/// Appends the message indexes of Confluent's Protobuf wire format: the
+/// path from the schema file's top-level messages to the message, as a
+/// count and the indexes in zigzag varints, with the first message (`[0]`)
+/// written as a single 0.
+pub fn put_message_indexes(out: &mut Vec<u8>, indexes: &[i64]) {
+    let zigzag = |value: i64| ((value << 1) ^ (value >> 63)) as u64;
+    if indexes == [0] {
+        out.push(0);
+        return;
+    }
+    prost::encoding::encode_varint(zigzag(indexes.len() as i64), out);
+    for index in indexes {
+        prost::encoding::encode_varint(zigzag(*index), out);
+    }
+}
+
+/// Reads the message indexes at the front of a Protobuf value's body (see
+/// [`put_message_indexes`]); returns them and the message's bytes.
+pub fn take_message_indexes(mut body: &[u8]) -> Result<(Vec<i64>, &[u8]), SerdeError> {
+    let truncated = || SerdeError::Length { expected: "message indexes", got: 0 };
+    let next = |body: &mut &[u8]| {
+        let value = prost::encoding::decode_varint(body).map_err(|_| truncated())?;
+        Ok::<i64, SerdeError>(((value >> 1) as i64) ^ -((value & 1) as i64))
+    };
+    let count = next(&mut body)?;
+    if count == 0 {
+        return Ok((vec![0], body));
+    }
+    if !(1..=64).contains(&count) {
+        return Err(SerdeError::Length { expected: "1 to 64 message indexes", got: count.max(0) as usize });
+    }
+    let indexes = (0..count).map(|_| next(&mut body)).collect::<Result<Vec<_>, _>>()?;
+    Ok((indexes, body))
+}
+
+/// The message indexes of `message` in the Protobuf schema file `source`:
+/// `message` is a name, a dotted path from a top-level message, or a full
+/// name with the package; `None` is the file's first message.
+pub fn message_indexes(source: &str, message: Option<&str>) -> Result<Vec<i64>, SerdeError> {
+    let file = protox_parse::parse("schema.proto", source).map_err(|e| registry_error(format!("not a Protobuf schema: {e}")))?;
+    let Some(wanted) = message else {
+        return if file.message_type.is_empty() { Err(registry_error("the schema defines no message")) } else { Ok(vec![0]) };
+    };
+    fn search(messages: &[prost_types::DescriptorProto], prefix: &str, wanted: &str, path: &mut Vec<i64>) -> bool {
+        for (i, message) in messages.iter().enumerate() {
+            let name = message.name();
+            let full = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+            path.push(i as i64);
+            if name == wanted || full == wanted || search(&message.nested_type, &full, wanted, path) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let mut path = Vec::new();
+    let wanted = file.package.as_deref().and_then(|package| wanted.strip_prefix(package)?.strip_prefix('.')).unwrap_or(wanted);
+    if search(&file.message_type, "", wanted, &mut path) {
+        Ok(path)
+    } else {
+        Err(registry_error(format!("the schema has no message {wanted}")))
+    }
+}
+
+/// A serde for a Protobuf message type `M` (a `prost` message, generated
+/// from the schema by `prost-build` or derived by hand), its schema file
+/// registered in a Schema Registry (Confluent's
+/// `KafkaProtobufSerializer` format).
+pub struct ProtobufSerde<M> {
+    id: i32,
+    indexes: Vec<i64>,
+    _type: PhantomData<fn() -> M>,
+}
+
+impl<M> ProtobufSerde<M> {
+    /// Registers `schema` (a `.proto` file's text) under `subject` in the
+    /// registry at `registry_url` and returns a serde writing values as
+    /// its message `message` (see [`message_indexes`]; `None`: the first).
+    pub fn register(registry_url: &str, subject: &str, schema: &str, message: Option<&str>) -> Result<ProtobufSerde<M>, SerdeError> {
+        let indexes = message_indexes(schema, message)?;
+        let id = register(registry_url.trim_end_matches('/'), subject, schema, "PROTOBUF")?;
+        Ok(ProtobufSerde { id, indexes, _type: PhantomData })
+    }
+
+    /// The id the registry gave the schema.
+    pub fn schema_id(&self) -> i32 {
+        self.id
+    }
+}
+
+impl<M: prost::Message + Default + 'static> Serde for ProtobufSerde<M> {
+    type Value = M;
+
+    fn serialize(&self, value: &M) -> Option<Vec<u8>> {
+        let mut out = wire(self.id, &[]);
+        put_message_indexes(&mut out, &self.indexes);
+        value.encode(&mut out).ok()?;
+        Some(out)
+    }
+
+    /// Reads a message written with any registered schema: Protobuf
+    /// matches fields by number, so older and newer writers' messages
+    /// read as far as their fields agree.
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<M, SerdeError> {
+        let (_, body) = split_wire(bytes.ok_or(SerdeError::Null)?)?;
+        let (_, message) = take_message_indexes(body)?;
+        M::decode(message).map_err(|e| registry_error(format!("not a {} message: {e}", std::any::type_name::<M>())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str =
+        "syntax = \"proto3\"; package taxi; message Ride { int32 vendor_id = 1; message Stop { int32 zone = 1; } } message Zone { string name = 1; }";
+
+    #[test]
+    fn messages_are_found_by_name_path_or_full_name() {
+        assert_eq!(message_indexes(SCHEMA, None).unwrap(), [0]);
+        assert_eq!(message_indexes(SCHEMA, Some("Zone")).unwrap(), [1]);
+        assert_eq!(message_indexes(SCHEMA, Some("Stop")).unwrap(), [0, 0]);
+        assert_eq!(message_indexes(SCHEMA, Some("Ride.Stop")).unwrap(), [0, 0]);
+        assert_eq!(message_indexes(SCHEMA, Some("taxi.Ride.Stop")).unwrap(), [0, 0]);
+        assert!(message_indexes(SCHEMA, Some("Missing")).is_err());
+        assert!(message_indexes("message {", None).is_err());
+    }
+
+    #[test]
+    fn message_indexes_are_written_as_confluent_s_serializer_writes_them() {
+        let written = |indexes: &[i64]| {
+            let mut out = Vec::new();
+            put_message_indexes(&mut out, indexes);
+            out
+        };
+        assert_eq!(written(&[0]), [0]);
+        assert_eq!(written(&[1]), [2, 2]);
+        assert_eq!(written(&[1, 0]), [4, 2, 0]);
+        for indexes in [vec![0], vec![1], vec![0, 0], vec![3, 70, 2]] {
+            let mut bytes = written(&indexes);
+            bytes.extend_from_slice(b"rest");
+            assert_eq!(take_message_indexes(&bytes).unwrap(), (indexes, &b"rest"[..]));
+        }
+        assert!(take_message_indexes(&[]).is_err());
+        assert!(take_message_indexes(&[4, 2]).is_err(), "two indexes announced, one written");
+        assert!(take_message_indexes(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
     }
 }

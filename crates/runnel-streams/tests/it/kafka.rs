@@ -381,3 +381,65 @@ fn avro_values_go_through_the_schema_registry_in_confluent_s_wire_format() {
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes[5..]).unwrap(), serde_json::json!({"vendor_id": 2, "total_amount": 31.5}));
     assert_eq!(json.deserialize(Some(&bytes)).unwrap(), Ride { vendor_id: 2, total_amount: 31.5 });
 }
+
+#[test]
+fn protobuf_values_go_through_the_schema_registry_in_confluent_s_wire_format() {
+    use runnel_streams::registry::ProtobufSerde;
+    use runnel_streams::serde::Serde;
+    /// The schema's second message, so values carry message indexes [1].
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Stop {
+        #[prost(int32, tag = "1")]
+        zone: i32,
+        #[prost(string, tag = "2")]
+        name: String,
+    }
+    const SCHEMA: &str = "syntax = \"proto3\"; package taxi; message Ride { int32 vendor_id = 1; } message Stop { int32 zone = 1; string name = 2; }";
+    let broker = start_broker();
+    let registry = broker.start_registry();
+    create_topics(&broker.bootstrap, &[("stops", 1), ("airport_stops", 1)]);
+    let serde = || ProtobufSerde::<Stop>::register(&registry, "stops-value", SCHEMA, Some("Stop")).unwrap();
+    let input = serde();
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).create().unwrap();
+    for (zone, name) in [(132, "JFK Airport"), (48, "Clinton East"), (138, "LaGuardia Airport")] {
+        let value = input.serialize(&Stop { zone, name: name.to_string() }).unwrap();
+        producer.send(BaseRecord::to("stops").key("k").payload(&value)).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let builder = StreamsBuilder::new();
+    builder.stream("stops", StringSerde, serde()).filter(|_, stop| stop.name.ends_with("Airport")).to("airport_stops", StringSerde, serde());
+    let app = KafkaStreams::start(builder.build(), StreamsConfig { commit_interval_ms: 100, ..StreamsConfig::new("protobuf-app", &broker.bootstrap) }).unwrap();
+    let consumer: BaseConsumer = client(&broker.bootstrap).set("group.id", "protobuf-check").set("auto.offset.reset", "earliest").create().unwrap();
+    consumer.subscribe(&["airport_stops"]).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while values.len() < 2 {
+        assert!(Instant::now() < deadline, "read only {} values", values.len());
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            values.push(message.payload().unwrap().to_vec());
+        }
+    }
+    app.close().unwrap();
+
+    // Each value: magic byte 0, the schema's id, message indexes [1]
+    // (count 1, index 1, as zigzag varints), then the message — read here
+    // with the schema the registry holds for that id, by a decoder that
+    // knows nothing of the Rust type.
+    let id = input.schema_id();
+    let answer: serde_json::Value = ureq::get(&format!("{registry}/schemas/ids/{id}")).call().unwrap().into_json().unwrap();
+    assert_eq!(answer["schemaType"], "PROTOBUF");
+    let file = protox_parse::parse("stop.proto", answer["schema"].as_str().unwrap()).unwrap();
+    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(prost_types::FileDescriptorSet { file: vec![file] }).unwrap();
+    let descriptor = pool.get_message_by_name("taxi.Stop").unwrap();
+    let decoded: Vec<serde_json::Value> = values
+        .iter()
+        .map(|value| {
+            assert_eq!(value[..7], [&[0u8][..], &id.to_be_bytes(), &[2, 2]].concat()[..]);
+            serde_json::to_value(prost_reflect::DynamicMessage::decode(descriptor.clone(), &value[7..]).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(decoded, [serde_json::json!({"zone": 132, "name": "JFK Airport"}), serde_json::json!({"zone": 138, "name": "LaGuardia Airport"})]);
+    assert_eq!(input.deserialize(Some(&values[1])).unwrap(), Stop { zone: 138, name: "LaGuardia Airport".to_string() });
+    assert!(input.deserialize(Some(&[0, 0, 0, 0, 1])).is_err(), "no message indexes");
+}
