@@ -141,11 +141,17 @@ def librdkafka_rebalances(bootstrap, name):
     return transcript
 
 
-def test_librdkafka_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
-    name = f"delay-{uuid.uuid4().hex[:8]}"
-    runnel = librdkafka_rebalances(delayed_runnel, name)
-    kafka = librdkafka_rebalances(delayed_kafka, name)
+def alike_on_both(program, delayed_runnel, delayed_kafka, prefix):
+    """Runs `program(bootstrap, name)` on both brokers; the transcripts
+    must be equal. Returns runnel's."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    runnel, kafka = program(delayed_runnel, name), program(delayed_kafka, name)
     assert runnel == kafka, f"runnel: {runnel}\nkafka:  {kafka}"
+    return runnel
+
+
+def test_librdkafka_rebalances_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
+    runnel = alike_on_both(librdkafka_rebalances, delayed_runnel, delayed_kafka, "delay")
     assert runnel["start together"] == (["+3"], ["+3"]), "one generation: nobody gets everything first"
     assert runnel["static restart"][0] and runnel["static restart"][2] == [], "the other static member sees nothing"
 
@@ -228,10 +234,7 @@ def librdkafka_subscription_changes(bootstrap, name):
 
 
 def test_librdkafka_subscription_changes_alike_with_the_initial_delay(delayed_runnel, delayed_kafka):
-    name = f"subs-{uuid.uuid4().hex[:8]}"
-    runnel = librdkafka_subscription_changes(delayed_runnel, name)
-    kafka = librdkafka_subscription_changes(delayed_kafka, name)
-    assert runnel == kafka, f"runnel: {runnel}\nkafka:  {kafka}"
+    runnel = alike_on_both(librdkafka_subscription_changes, delayed_runnel, delayed_kafka, "subs")
     assert runnel["a new topic matches"][2:] == (["-w-1", "-w-2"], ["-w-1", "-w-2"]), "both members share the new topic"
 
 
