@@ -1,0 +1,4 @@
+//! runnel-sql's tests: data-driven expression cases and the parser.
+
+mod expressions;
+mod statements;
