@@ -498,6 +498,8 @@ struct Worker {
     checkpoints: HashMap<i32, Checkpoint>,
     /// A store's cache outgrew its bound: commit now, not at the interval.
     commit_soon: bool,
+    /// What the record being processed emitted (kept to reuse its memory).
+    emitted: Vec<Emitted>,
 }
 
 impl StreamThread {
@@ -531,6 +533,7 @@ impl StreamThread {
             metrics,
             checkpoints: HashMap::new(),
             commit_soon: false,
+            emitted: Vec::new(),
         };
         if let Some(global) = &global {
             worker.bootstrap_globals(global)?;
@@ -550,20 +553,32 @@ impl StreamThread {
 
     fn run(self, stop: &AtomicBool) -> Result<(), StreamsError> {
         let (mut last_commit, mut last_punctuation) = (Instant::now(), Instant::now());
+        // The clock is read once per TIMER_STRIDE records while records
+        // flow (and on every idle poll): reading it per record cost 3% of
+        // the stateless benchmark.
+        let mut since_timers = 0u32;
         while !stop.load(Ordering::SeqCst) {
             let polled = self.consumer.poll(Duration::from_millis(100));
             let mut worker = lock(&self.worker);
             if let Some(failure) = worker.failure.take() {
                 return Err(failure);
             }
-            match polled {
-                Some(Ok(message)) => worker.process(&message)?,
+            let idle = match polled {
+                Some(Ok(message)) => {
+                    worker.process(&message)?;
+                    false
+                }
                 Some(Err(e)) => return Err(e.into()),
-                None => {}
-            }
+                None => true,
+            };
             if let Some(global) = &self.global {
                 worker.follow_globals(global)?;
             }
+            since_timers += 1;
+            if !idle && since_timers < TIMER_STRIDE && !worker.commit_soon {
+                continue;
+            }
+            since_timers = 0;
             if last_punctuation.elapsed() >= WALL_CLOCK_TICK {
                 worker.punctuate_wall_clock()?;
                 last_punctuation = Instant::now();
@@ -617,6 +632,10 @@ fn global_consumer(topology: &Topology, config: &StreamsConfig) -> Result<Option
     consumer.assign(&assignment)?;
     Ok(Some(consumer))
 }
+
+/// How many records are processed between two looks at the clock for
+/// commits and wall-clock punctuation.
+const TIMER_STRIDE: u32 = 64;
 
 /// How many global-table records are applied between two input records
 /// at most, so the tables keep up without starving the tasks.
@@ -677,7 +696,7 @@ impl Worker {
         let Some(task) = self.tasks.get_mut(&partition) else { return Ok(()) };
         let logical = self.logical.get(topic).map_or(topic, String::as_str);
         let timestamp = message.timestamp().to_millis().unwrap_or(0);
-        let mut emitted = Vec::new();
+        let mut emitted = std::mem::take(&mut self.emitted);
         let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.config.on_undecodable };
         let input = Input { topic: logical, partition, offset: message.offset(), key: message.key(), value: message.payload(), timestamp };
         task.process(&scope, &input, &mut emitted)?;
@@ -685,9 +704,10 @@ impl Worker {
             return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.clone(), message });
         }
         self.commit_soon |= task.stores.over_capacity();
-        for out in emitted {
+        for out in emitted.drain(..) {
             self.emit(partition, out)?;
         }
+        self.emitted = emitted;
         self.metrics.processed.fetch_add(1, Ordering::Relaxed);
         match self.positions.get_mut(topic) {
             Some(partitions) => {
