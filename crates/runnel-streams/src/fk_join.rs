@@ -140,7 +140,7 @@ fn through(graph: &mut Graph, parents: &[usize], topic: String, encode: Encode, 
     let sink = graph.next_name("KTABLE-SINK-");
     graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, parents);
     let source = graph.next_name("KTABLE-SOURCE-");
-    let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
+    let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode, timestamps: None }, &[]);
     graph.add_internal_topic(topic);
     source
 }

@@ -114,7 +114,11 @@ impl StreamsBuilder {
         let mut graph = self.graph.borrow_mut();
         let store_name = graph.next_name(&format!("{topic}-STATE-STORE-"));
         let source_name = graph.next_name("KSTREAM-SOURCE-");
-        let source = graph.add(source_name, NodeKind::Source { topics: vec![topic.to_string()], decode: decoder(key_serde.clone(), value_serde.clone()) }, &[]);
+        let source = graph.add(
+            source_name,
+            NodeKind::Source { topics: vec![topic.to_string()], decode: decoder(key_serde.clone(), value_serde.clone()), timestamps: None },
+            &[],
+        );
         drop(graph);
         materializing_table(&self.graph, source, "KTABLE-SOURCE-", store_name, key_serde, value_serde)
     }
@@ -690,7 +694,7 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedTable<K, V> {
         let source_name = graph.next_name("KSTREAM-SOURCE-");
         let (encode, decode) = change_codec(self.key_serde.clone(), self.value_serde.clone());
         graph.add(sink_name, NodeKind::Sink { topic: topic.clone(), encode }, &[self.node]);
-        let source = graph.add(source_name, NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
+        let source = graph.add(source_name, NodeKind::Source { topics: vec![topic.clone()], decode, timestamps: None }, &[]);
         graph.add_internal_topic(topic);
         let send_old = Arc::new(AtomicBool::new(false));
         let make: MakeNode = {

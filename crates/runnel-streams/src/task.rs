@@ -119,14 +119,28 @@ impl Task {
     /// skipped and counted, sent to a dead-letter topic, or an error.
     pub fn process(&mut self, scope: &Scope<'_>, input: &Input<'_>, emitted: &mut Vec<Emitted>) -> Result<(), Undecodable> {
         let topology = scope.topology;
-        let timestamp = input.timestamp;
+        let mut timestamp = input.timestamp;
         for (source, node) in topology.nodes.iter().enumerate() {
-            let NodeKind::Source { topics, decode } = &node.kind else { continue };
+            let NodeKind::Source { topics, decode, timestamps } = &node.kind else { continue };
             if !topics.iter().any(|t| t == input.topic) {
                 continue;
             }
             match decode(input.key, input.value) {
                 Ok((key, value)) => {
+                    if let Some(extract) = timestamps {
+                        timestamp = extract(&key, value.as_ref(), input.timestamp);
+                        if timestamp < 0 {
+                            tracing::warn!(
+                                topic = input.topic,
+                                partition = input.partition,
+                                offset = input.offset,
+                                timestamp,
+                                "skipping a record whose extracted timestamp is negative"
+                            );
+                            self.skipped += 1;
+                            continue;
+                        }
+                    }
                     let item = Item { key, value, timestamp };
                     for &child in &topology.nodes[source].children {
                         self.run(scope, child, item.clone(), emitted);

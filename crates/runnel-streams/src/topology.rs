@@ -88,6 +88,11 @@ pub(crate) struct StoreDef {
     pub global: bool,
 }
 
+/// Works out a record's event time from its key, its value and the
+/// timestamp it was written with (Kafka Streams' `TimestampExtractor`); a
+/// negative result skips the record.
+pub(crate) type ExtractTimestamp = Arc<dyn Fn(&Value, Option<&Value>, i64) -> i64 + Send + Sync>;
+
 /// Applies one record of a global table's topic to its store.
 pub(crate) type ApplyGlobal = Arc<dyn Fn(&mut Stores, Option<&[u8]>, Option<&[u8]>, i64) -> Result<(), SerdeError> + Send + Sync>;
 
@@ -109,9 +114,21 @@ pub(crate) struct GlobalDef {
 }
 
 pub(crate) enum NodeKind {
-    Source { topics: Vec<String>, decode: Decode },
-    Processor { make: MakeNode, stores: Vec<usize> },
-    Sink { topic: String, encode: Encode },
+    /// A source: its topics, how records are decoded, and, if the
+    /// program gave one, how each record's timestamp is worked out.
+    Source {
+        topics: Vec<String>,
+        decode: Decode,
+        timestamps: Option<ExtractTimestamp>,
+    },
+    Processor {
+        make: MakeNode,
+        stores: Vec<usize>,
+    },
+    Sink {
+        topic: String,
+        encode: Encode,
+    },
 }
 
 pub(crate) struct NodeDef {
@@ -469,8 +486,35 @@ impl StreamsBuilder {
         let decode = decoder(key_serde.clone(), Arc::new(value_serde));
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-SOURCE-");
-        let node = graph.add(name, NodeKind::Source { topics: vec![topic.to_string()], decode }, &[]);
+        let node = graph.add(name, NodeKind::Source { topics: vec![topic.to_string()], decode, timestamps: None }, &[]);
         KStream { graph: self.graph.clone(), node, key_serde: Some(key_serde), _types: PhantomData }
+    }
+
+    /// A stream of the records of `topic` whose event time `extractor`
+    /// works out from each record's key, value and written timestamp
+    /// (Kafka Streams' `Consumed.withTimestampExtractor`): windows, joins
+    /// and stream time then follow it. A negative result skips the record,
+    /// as Kafka Streams skips records with invalid timestamps.
+    pub fn stream_with_timestamps<KS: Serde, VS: Serde>(
+        &self,
+        topic: &str,
+        key_serde: KS,
+        value_serde: VS,
+        extractor: impl Fn(&KS::Value, &VS::Value, i64) -> i64 + Send + Sync + 'static,
+    ) -> KStream<KS::Value, VS::Value>
+    where
+        KS::Value: Data,
+        VS::Value: Data,
+    {
+        let stream = self.stream(topic, key_serde, value_serde);
+        let extract: ExtractTimestamp = Arc::new(move |key: &Value, value: Option<&Value>, written: i64| match value {
+            Some(value) => extractor(typed::<KS::Value>(key), typed::<VS::Value>(value), written),
+            None => written,
+        });
+        if let NodeKind::Source { timestamps, .. } = &mut self.graph.borrow_mut().nodes[stream.node].kind {
+            *timestamps = Some(extract);
+        }
+        stream
     }
 
     /// The topology built so far.
@@ -550,7 +594,7 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
     let (sink, filter, source) = (graph.next_name("KSTREAM-SINK-"), graph.next_name("KSTREAM-FILTER-"), graph.next_name("KSTREAM-SOURCE-"));
     let filter = graph.add(filter, NodeKind::Processor { make: pass_through(), stores: Vec::new() }, &[node]);
     graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, &[filter]);
-    let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode }, &[]);
+    let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode, timestamps: None }, &[]);
     graph.add_internal_topic(topic);
     source
 }

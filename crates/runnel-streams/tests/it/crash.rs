@@ -122,9 +122,11 @@ fn await_counts(bootstrap: &str, expected: &BTreeMap<Vec<u8>, i64>, done: impl F
             return seen;
         }
         if Instant::now() > deadline {
-            let sample: Vec<String> = expected
-                .iter()
-                .filter(|(key, count)| seen.get(*key) != Some(count))
+            // Counts short of what was sent first: those are losses.
+            let mut wrong: Vec<(&Vec<u8>, &i64)> = expected.iter().filter(|(key, count)| seen.get(*key) != Some(count)).collect();
+            wrong.sort_by_key(|(key, count)| seen.get(*key).is_some_and(|n| n >= count));
+            let sample: Vec<String> = wrong
+                .into_iter()
                 .take(8)
                 .map(|(key, count)| format!("{}: {:?} for {count}", String::from_utf8_lossy(&key[..key.len() - 8]), seen.get(key)))
                 .collect();

@@ -111,3 +111,30 @@ fn an_outer_join_restarted_still_emits_the_records_that_waited_for_a_partner() {
         "the waiting records are emitted once their window closes, and only they"
     );
 }
+
+#[test]
+fn a_timestamp_extractor_sets_event_time_from_the_value() {
+    // Rides written "now" but carrying their pickup time: the windows and
+    // the output timestamps follow the pickup time; a ride without one is
+    // skipped, as a record with an invalid timestamp is in Kafka Streams.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream_with_timestamps("rides", StringSerde, StringSerde, |_, ride, _written| ride.strip_prefix("pickup=").and_then(|t| t.parse().ok()).unwrap_or(-1))
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(10_000, 0))
+        .count()
+        .to_stream()
+        .to("counts", TimeWindowedSerde::new(StringSerde, 10_000), I64Serde);
+    let mut driver = TopologyTestDriver::new(builder.build());
+    let input = driver.input_topic("rides", StringSerde, StringSerde);
+    let written = 1_700_000_000_000;
+    for ride in ["pickup=1000", "pickup=12000", "no time", "pickup=3000"] {
+        driver.pipe(&input, &"132".to_string(), &ride.to_string(), written);
+    }
+    let output = driver.output_topic("counts", TimeWindowedSerde::new(StringSerde, 10_000), I64Serde);
+    let seen: Vec<(i64, i64, i64)> = driver.read(&output).unwrap().into_iter().map(|r| (r.key.window.start, r.value, r.timestamp)).collect();
+    // 3000 is late: stream time reached 12000, past 0's window end + grace.
+    assert_eq!(seen, [(0, 1, 1_000), (10_000, 1, 12_000)]);
+    assert_eq!(driver.skipped_records(), 1);
+    assert_eq!(driver.dropped_late_records(), 1);
+}
