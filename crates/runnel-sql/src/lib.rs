@@ -20,12 +20,18 @@
 
 #![warn(missing_docs)]
 
+pub mod aggregate;
 pub mod ast;
+pub mod catalog;
+pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod format;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
+pub mod planner;
+pub mod row;
 pub mod time;
 pub mod types;
 pub mod value;

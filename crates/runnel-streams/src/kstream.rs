@@ -81,6 +81,12 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |k, v, ts, out| out.push(item(k.clone(), f(v), ts)))
     }
 
+    /// A new value for each record from its key and value, same key
+    /// (Kafka Streams' `mapValues` with a `ValueMapperWithKey`).
+    pub fn map_values_with_key<V2: Data>(&self, f: impl Fn(&K, &V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+        self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |k, v, ts, out| out.push(item(k.clone(), f(k, v), ts)))
+    }
+
     /// A new key and value for each record. A grouping or join after it
     /// repartitions by the new key.
     pub fn map<K2: Data, V2: Data>(&self, f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2> {

@@ -1,0 +1,345 @@
+//! The streams and tables the SQL service knows: their topics, columns,
+//! keys and formats, checked as ksqlDB checks them when they are created.
+
+use std::collections::BTreeMap;
+
+use crate::ast::{ColumnDef, ColumnRole, Literal, SourceKind};
+use crate::error::SqlError;
+use crate::format::Format;
+use crate::types::SqlType;
+
+/// Columns every row has without being declared.
+pub const PSEUDO_COLUMNS: [&str; 3] = ["ROWTIME", "ROWPARTITION", "ROWOFFSET"];
+/// Columns of windowed rows.
+pub const WINDOW_COLUMNS: [&str; 2] = ["WINDOWSTART", "WINDOWEND"];
+
+/// A column of a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub sql_type: SqlType,
+}
+
+/// How a windowed source's keys carry their window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyWindow {
+    /// Tumbling or hopping windows of this size: the key, then the
+    /// window's start (Kafka Streams' time-windowed layout).
+    Time {
+        /// The windows' size.
+        size_ms: i64,
+    },
+    /// Session windows: the key, then the session's end and start.
+    Session,
+}
+
+/// A stream or table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceDef {
+    /// Its name (upper case unless quoted).
+    pub name: String,
+    /// Stream or table.
+    pub kind: SourceKind,
+    /// The topic holding its records.
+    pub topic: String,
+    /// Key columns, in order.
+    pub key: Vec<Column>,
+    /// Value columns, in order.
+    pub value: Vec<Column>,
+    /// The keys' format.
+    pub key_format: Format,
+    /// The values' format.
+    pub value_format: Format,
+    /// The value column whose contents are the records' event time (and,
+    /// for a string column, the pattern to read it with).
+    pub timestamp: Option<(String, Option<String>)>,
+    /// How many partitions its topic should have, when it is created.
+    pub partitions: Option<i32>,
+    /// Whether keys carry windows (a windowed aggregation's table).
+    pub window: Option<KeyWindow>,
+    /// A `CREATE SOURCE` stream or table, which queries only read.
+    pub read_only: bool,
+}
+
+impl SourceDef {
+    /// Key columns as (name, type) pairs.
+    pub fn key_columns(&self) -> Vec<(String, SqlType)> {
+        self.key.iter().map(|c| (c.name.clone(), c.sql_type.clone())).collect()
+    }
+
+    /// Value columns as (name, type) pairs.
+    pub fn value_columns(&self) -> Vec<(String, SqlType)> {
+        self.value.iter().map(|c| (c.name.clone(), c.sql_type.clone())).collect()
+    }
+
+    /// The source a `CREATE STREAM|TABLE` statement declares.
+    pub fn declared(kind: SourceKind, name: &str, columns: &[ColumnDef], properties: &[(String, Literal)], read_only: bool) -> Result<SourceDef, SqlError> {
+        let mut seen: Vec<&str> = Vec::new();
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        for column in columns {
+            if seen.contains(&column.name.as_str()) {
+                return Err(SqlError::invalid(format!("Duplicate column names: {}", column.name)));
+            }
+            seen.push(&column.name);
+            if PSEUDO_COLUMNS.contains(&column.name.as_str()) || WINDOW_COLUMNS.contains(&column.name.as_str()) {
+                return Err(SqlError::invalid(format!("'{}' is a reserved column name. You cannot use it as a name for a column.", column.name)));
+            }
+            let entry = Column { name: column.name.clone(), sql_type: column.sql_type.clone() };
+            match (&column.role, kind) {
+                (ColumnRole::Key, SourceKind::Stream) | (ColumnRole::PrimaryKey, SourceKind::Table) => key.push(entry),
+                (ColumnRole::Key, SourceKind::Table) => {
+                    return Err(SqlError::invalid(format!("Column `{}` is a 'KEY' column: please use 'PRIMARY KEY' for tables.", column.name)))
+                }
+                (ColumnRole::PrimaryKey, SourceKind::Stream) => {
+                    return Err(SqlError::invalid(format!("Column `{}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.", column.name)))
+                }
+                (ColumnRole::Value, _) => value.push(entry),
+                (ColumnRole::Headers | ColumnRole::Header(_), _) => {
+                    return Err(SqlError::invalid(format!("Header columns (`{}`) are not available yet.", column.name)));
+                }
+            }
+        }
+        if kind == SourceKind::Table && key.is_empty() {
+            return Err(SqlError::invalid("Tables require a PRIMARY KEY. Please define the PRIMARY KEY."));
+        }
+        if columns.is_empty() {
+            return Err(SqlError::invalid(
+                "The statement does not define any columns: schemas from the registry (AVRO, PROTOBUF, JSON_SR) are not available yet.",
+            ));
+        }
+        let properties = Properties::new(properties)?;
+        let topic =
+            properties.string("KAFKA_TOPIC")?.ok_or_else(|| SqlError::invalid("Missing required property \"KAFKA_TOPIC\" which has no default value."))?;
+        let mut source = SourceDef {
+            name: name.to_string(),
+            kind,
+            topic,
+            key,
+            value,
+            key_format: Format::Kafka,
+            value_format: Format::Json,
+            timestamp: None,
+            partitions: None,
+            window: None,
+            read_only,
+        };
+        properties.apply(&mut source, true)?;
+        source.check()?;
+        Ok(source)
+    }
+
+    /// Checks formats against columns, and the timestamp column.
+    pub fn check(&self) -> Result<(), SqlError> {
+        self.key_format.check(&self.key_columns(), "key")?;
+        self.value_format.check(&self.value_columns(), "value")?;
+        if self.key_format == Format::None && !self.key.is_empty() {
+            return Err(SqlError::invalid("The NONE key format cannot have key columns."));
+        }
+        if let Some((column, format)) = &self.timestamp {
+            let found = self
+                .key
+                .iter()
+                .chain(&self.value)
+                .find(|c| &c.name == column)
+                .ok_or_else(|| SqlError::invalid(format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{column}'")))?;
+            match (&found.sql_type, format) {
+                (SqlType::Bigint | SqlType::Timestamp, None) | (SqlType::String, Some(_)) => {}
+                (SqlType::String, None) => return Err(SqlError::invalid(format!("A TIMESTAMP column of type STRING needs a TIMESTAMP_FORMAT: '{column}'"))),
+                (other, _) => {
+                    return Err(SqlError::invalid(format!(
+                        "The TIMESTAMP column must be BIGINT, TIMESTAMP, or STRING with a TIMESTAMP_FORMAT; '{column}' is {other}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A `WITH` clause's properties, by upper-cased name.
+pub struct Properties(BTreeMap<String, Literal>);
+
+/// The properties a `WITH` clause may set.
+const KNOWN: &[&str] = &[
+    "KAFKA_TOPIC",
+    "VALUE_FORMAT",
+    "KEY_FORMAT",
+    "FORMAT",
+    "PARTITIONS",
+    "REPLICAS",
+    "TIMESTAMP",
+    "TIMESTAMP_FORMAT",
+    "VALUE_DELIMITER",
+    "KEY_DELIMITER",
+    "WRAP_SINGLE_VALUE",
+    "RETENTION_MS",
+    "WINDOW_TYPE",
+    "WINDOW_SIZE",
+];
+
+impl Properties {
+    /// Checks the names and keeps the values.
+    pub fn new(properties: &[(String, Literal)]) -> Result<Properties, SqlError> {
+        let mut map = BTreeMap::new();
+        for (name, value) in properties {
+            if !KNOWN.contains(&name.as_str()) {
+                return Err(SqlError::invalid(format!("Invalid config variable(s) in the WITH clause: {name}")));
+            }
+            map.insert(name.clone(), value.clone());
+        }
+        Ok(Properties(map))
+    }
+
+    /// A property's text.
+    pub fn string(&self, name: &str) -> Result<Option<String>, SqlError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Literal::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(SqlError::invalid(format!("The property {name} takes a string, not {other}"))),
+        }
+    }
+
+    /// A property's whole number.
+    pub fn integer(&self, name: &str) -> Result<Option<i64>, SqlError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Literal::Integer(i)) => Ok(Some(*i)),
+            Some(Literal::String(s)) => s.trim().parse().map(Some).map_err(|_| SqlError::invalid(format!("The property {name} takes a number, not '{s}'"))),
+            Some(other) => Err(SqlError::invalid(format!("The property {name} takes a number, not {other}"))),
+        }
+    }
+
+    /// Sets a source's formats, topic partitions and timestamp from the
+    /// properties; `declared` sources may not name a window type.
+    pub fn apply(&self, source: &mut SourceDef, declared: bool) -> Result<(), SqlError> {
+        let format = self.string("FORMAT")?;
+        if format.is_some() && (self.0.contains_key("VALUE_FORMAT") || self.0.contains_key("KEY_FORMAT")) {
+            return Err(SqlError::invalid("Cannot supply both 'FORMAT' and 'KEY_FORMAT' or 'VALUE_FORMAT' properties."));
+        }
+        if let Some(both) = format {
+            source.key_format = Format::parse(&both)?;
+            source.value_format = source.key_format;
+        }
+        if let Some(value) = self.string("VALUE_FORMAT")? {
+            source.value_format = Format::parse(&value)?;
+        } else if declared && self.string("FORMAT")?.is_none() {
+            return Err(SqlError::invalid("Missing required property \"VALUE_FORMAT\" which has no default value."));
+        }
+        if let Some(key) = self.string("KEY_FORMAT")? {
+            source.key_format = Format::parse(&key)?;
+        }
+        if source.key.is_empty() && self.string("KEY_FORMAT")?.is_none() && self.string("FORMAT")?.is_none() {
+            source.key_format = Format::Kafka;
+        }
+        if let Some(partitions) = self.integer("PARTITIONS")? {
+            source.partitions =
+                Some(i32::try_from(partitions).ok().filter(|p| *p > 0).ok_or_else(|| SqlError::invalid("PARTITIONS must be a positive number"))?);
+        }
+        if let Some(column) = self.string("TIMESTAMP")? {
+            source.timestamp = Some((column.to_uppercase(), self.string("TIMESTAMP_FORMAT")?));
+        } else if self.0.contains_key("TIMESTAMP_FORMAT") {
+            return Err(SqlError::invalid("TIMESTAMP_FORMAT is only used with TIMESTAMP."));
+        }
+        if let Some(delimiter) = self.string("VALUE_DELIMITER")? {
+            if delimiter != "," {
+                return Err(SqlError::invalid("Only ',' is supported as VALUE_DELIMITER yet."));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The streams and tables, by name.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    sources: BTreeMap<String, SourceDef>,
+}
+
+impl Catalog {
+    /// The stream or table called `name`.
+    pub fn get(&self, name: &str) -> Result<&SourceDef, SqlError> {
+        self.sources.get(name).ok_or_else(|| SqlError::NotFound(format!("{name} does not exist.")))
+    }
+
+    /// Whether `name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.sources.contains_key(name)
+    }
+
+    /// Adds or replaces a source.
+    pub fn put(&mut self, source: SourceDef) {
+        self.sources.insert(source.name.clone(), source);
+    }
+
+    /// Removes a source.
+    pub fn remove(&mut self, name: &str) -> Option<SourceDef> {
+        self.sources.remove(name)
+    }
+
+    /// Every source, by name.
+    pub fn all(&self) -> impl Iterator<Item = &SourceDef> {
+        self.sources.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::Statement;
+    use crate::parser::parse;
+
+    fn declare(text: &str) -> Result<SourceDef, SqlError> {
+        match parse(text)?.remove(0).statement {
+            Statement::CreateSource { kind, name, columns, properties, source, .. } => SourceDef::declared(kind, &name, &columns, &properties, source),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sources_are_declared_with_their_keys_formats_and_timestamps() {
+        let rides = declare("CREATE STREAM rides (id STRING KEY, fare DOUBLE, pickup STRING) WITH (kafka_topic='rides', value_format='json', timestamp='pickup', timestamp_format='yyyy-MM-dd HH:mm:ss', partitions=3);").unwrap();
+        assert_eq!(rides.key_columns(), [("ID".to_string(), SqlType::String)]);
+        assert_eq!((rides.key_format, rides.value_format, rides.partitions), (Format::Kafka, Format::Json, Some(3)));
+        assert_eq!(rides.timestamp, Some(("PICKUP".into(), Some("yyyy-MM-dd HH:mm:ss".into()))));
+        let zones = declare("CREATE TABLE zones (id INT PRIMARY KEY, name STRING) WITH (kafka_topic='zones', format='delimited');").unwrap();
+        assert_eq!((zones.key_format, zones.value_format), (Format::Delimited, Format::Delimited));
+    }
+
+    #[test]
+    fn bad_declarations_are_refused_as_ksqldb_refuses_them() {
+        let refused = |text: &str| declare(text).unwrap_err().to_string();
+        assert_eq!(
+            refused("CREATE TABLE t (a INT) WITH (kafka_topic='t', value_format='json');"),
+            "Tables require a PRIMARY KEY. Please define the PRIMARY KEY."
+        );
+        assert_eq!(
+            refused("CREATE TABLE t (a INT KEY) WITH (kafka_topic='t', value_format='json');"),
+            "Column `A` is a 'KEY' column: please use 'PRIMARY KEY' for tables."
+        );
+        assert_eq!(
+            refused("CREATE STREAM s (a INT PRIMARY KEY) WITH (kafka_topic='t', value_format='json');"),
+            "Column `A` is a 'PRIMARY KEY' column: please use 'KEY' for streams."
+        );
+        assert_eq!(refused("CREATE STREAM s (a INT, a STRING) WITH (kafka_topic='t', value_format='json');"), "Duplicate column names: A");
+        assert_eq!(
+            refused("CREATE STREAM s (rowtime BIGINT) WITH (kafka_topic='t', value_format='json');"),
+            "'ROWTIME' is a reserved column name. You cannot use it as a name for a column."
+        );
+        assert_eq!(refused("CREATE STREAM s (a INT) WITH (value_format='json');"), "Missing required property \"KAFKA_TOPIC\" which has no default value.");
+        assert_eq!(refused("CREATE STREAM s (a INT) WITH (kafka_topic='t');"), "Missing required property \"VALUE_FORMAT\" which has no default value.");
+        assert_eq!(
+            refused("CREATE STREAM s (a INT) WITH (kafka_topic='t', value_format='json', colour='red');"),
+            "Invalid config variable(s) in the WITH clause: COLOUR"
+        );
+        assert_eq!(
+            refused("CREATE STREAM s (a INT) WITH (kafka_topic='t', value_format='json', timestamp='b');"),
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: 'B'"
+        );
+        assert_eq!(
+            refused("CREATE STREAM s (k STRING KEY, j STRING KEY, a INT) WITH (kafka_topic='t', value_format='json');"),
+            "The KAFKA format supports only one key column; use JSON or DELIMITED."
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! Keys and values on the wire, in ksqlDB's formats: JSON, KAFKA (one
+//! primitive in Kafka's serializer encoding), DELIMITED and NONE.
+//!
+//! Reading follows ksqlDB's deserializers: JSON fields match columns
+//! case-insensitively, a JSON number read into a `VARCHAR` becomes its
+//! text, numbers written as text are read as numbers, and a field that
+//! does not fit its column becomes NULL and is reported to the processing
+//! log while the row carries on. Bytes that cannot be read at all make
+//! the record undecodable.
+
+use std::sync::Arc;
+
+use runnel_streams::serde::{Serde, SerdeError};
+use serde_json::Value as Json;
+
+use crate::error::SqlError;
+use crate::functions::{base64_encode, write_json, write_json_string};
+use crate::row::{Key, ProcessingLog, Row};
+use crate::time;
+use crate::types::SqlType;
+use crate::value::{Decimal, Value};
+
+/// A wire format of keys or values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON object of the columns (or, for a key of one column, its
+    /// JSON value).
+    Json,
+    /// One column in the Kafka serializers' encoding (`INT` 4 bytes,
+    /// `BIGINT` and `DOUBLE` 8, big-endian; `STRING` UTF-8; `BYTES` raw).
+    Kafka,
+    /// Comma-separated columns.
+    Delimited,
+    /// No key.
+    None,
+}
+
+impl Format {
+    /// The format named in a `WITH` clause.
+    pub fn parse(name: &str) -> Result<Format, SqlError> {
+        match name.to_uppercase().as_str() {
+            "JSON" => Ok(Format::Json),
+            "KAFKA" => Ok(Format::Kafka),
+            "DELIMITED" => Ok(Format::Delimited),
+            "NONE" => Ok(Format::None),
+            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => {
+                Err(SqlError::invalid(format!("The format {name} is not available yet: use JSON, KAFKA, DELIMITED or NONE.")))
+            }
+            _ => Err(SqlError::invalid(format!("Unknown format: {name}"))),
+        }
+    }
+
+    /// The name ksqlDB gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "JSON",
+            Format::Kafka => "KAFKA",
+            Format::Delimited => "DELIMITED",
+            Format::None => "NONE",
+        }
+    }
+
+    /// Whether the format can carry these columns.
+    pub fn check(self, columns: &[(String, SqlType)], what: &str) -> Result<(), SqlError> {
+        match self {
+            Format::Kafka if columns.len() > 1 => Err(SqlError::invalid(format!("The KAFKA format supports only one {what} column; use JSON or DELIMITED."))),
+            Format::Kafka => match columns.first().map(|(_, t)| t) {
+                None | Some(SqlType::Int | SqlType::Bigint | SqlType::Double | SqlType::String | SqlType::Bytes) => Ok(()),
+                Some(other) => Err(SqlError::invalid(format!("The KAFKA format does not support the type {other}."))),
+            },
+            Format::Delimited => match columns.iter().find(|(_, t)| matches!(t, SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_))) {
+                Some((name, t)) => Err(SqlError::invalid(format!("The DELIMITED format does not support the type {t} of {name}."))),
+                None => Ok(()),
+            },
+            Format::None if !columns.is_empty() => Err(SqlError::invalid(format!("The NONE format cannot have {what} columns."))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads and writes rows of `columns` in a format; used for keys (as
+/// [`KeySerde`]) and values (as [`RowSerde`]).
+#[derive(Clone)]
+pub struct RowFormat {
+    format: Format,
+    columns: Arc<Vec<(String, SqlType)>>,
+    /// Whether a single-column key is written as the bare value (keys)
+    /// rather than an object (values).
+    unwrap_single: bool,
+    log: Arc<ProcessingLog>,
+    topic: Arc<str>,
+}
+
+impl RowFormat {
+    /// The format of a key of `columns` on `topic`.
+    pub fn key(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
+        RowFormat { format, columns: Arc::new(columns), unwrap_single: true, log, topic: topic.into() }
+    }
+
+    /// The format of a value of `columns` on `topic`.
+    pub fn value(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
+        RowFormat { format, columns: Arc::new(columns), unwrap_single: false, log, topic: topic.into() }
+    }
+
+    fn problem(&self, column: &str, message: impl std::fmt::Display) {
+        self.log.record(format!("topic {}: column {column}: {message}", self.topic));
+    }
+
+    /// Bytes of a row.
+    pub fn write(&self, row: &[Value]) -> Option<Vec<u8>> {
+        match self.format {
+            Format::None => None,
+            Format::Kafka => match row.first() {
+                None | Some(Value::Null) => None,
+                Some(Value::Int(i)) => Some(i.to_be_bytes().to_vec()),
+                Some(Value::Bigint(i)) => Some(i.to_be_bytes().to_vec()),
+                Some(Value::Double(d)) => Some(d.to_be_bytes().to_vec()),
+                Some(Value::Bytes(b)) => Some(b.clone()),
+                Some(other) => Some(other.to_string().into_bytes()),
+            },
+            Format::Delimited => {
+                let fields: Vec<String> = row.iter().map(delimited_field).collect();
+                Some(fields.join(",").into_bytes())
+            }
+            Format::Json => {
+                let mut out = String::new();
+                if self.unwrap_single && self.columns.len() == 1 {
+                    write_json(&row[0], &mut out);
+                } else {
+                    out.push('{');
+                    for (i, ((name, _), value)) in self.columns.iter().zip(row).enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        write_json_string(name, &mut out);
+                        out.push(':');
+                        write_json(value, &mut out);
+                    }
+                    out.push('}');
+                }
+                Some(out.into_bytes())
+            }
+        }
+    }
+
+    /// A row from bytes. `None` bytes give `None` (a tombstone, or no key).
+    pub fn read(&self, bytes: Option<&[u8]>) -> Result<Option<Row>, SerdeError> {
+        let Some(bytes) = bytes else { return Ok(None) };
+        match self.format {
+            Format::None => Ok(Some(Vec::new())),
+            Format::Kafka => {
+                let Some((name, ty)) = self.columns.first() else { return Ok(Some(Vec::new())) };
+                let value = match ty {
+                    SqlType::Int => Value::Int(i32::from_be_bytes(bytes.try_into().map_err(|_| SerdeError::Length { expected: "4", got: bytes.len() })?)),
+                    SqlType::Bigint => Value::Bigint(i64::from_be_bytes(bytes.try_into().map_err(|_| SerdeError::Length { expected: "8", got: bytes.len() })?)),
+                    SqlType::Double => Value::Double(f64::from_be_bytes(bytes.try_into().map_err(|_| SerdeError::Length { expected: "8", got: bytes.len() })?)),
+                    SqlType::Bytes => Value::Bytes(bytes.to_vec()),
+                    _ => Value::String(String::from_utf8(bytes.to_vec()).map_err(|e| SerdeError::Utf8(format!("{name}: {e}")))?),
+                };
+                Ok(Some(vec![value]))
+            }
+            Format::Delimited => {
+                let text = std::str::from_utf8(bytes).map_err(|e| SerdeError::Utf8(e.to_string()))?;
+                let fields = split_delimited(text);
+                if fields.len() != self.columns.len() {
+                    return Err(SerdeError::Json(format!("expected {} delimited fields, got {}", self.columns.len(), fields.len())));
+                }
+                Ok(Some(self.columns.iter().zip(fields).map(|((name, ty), field)| self.read_text(name, ty, field)).collect()))
+            }
+            Format::Json => {
+                let json: Json = serde_json::from_slice(bytes).map_err(|e| SerdeError::Json(e.to_string()))?;
+                if self.unwrap_single && self.columns.len() == 1 {
+                    let (name, ty) = &self.columns[0];
+                    return Ok(Some(vec![self.read_json(name, ty, &json)]));
+                }
+                let Json::Object(fields) = &json else {
+                    return Err(SerdeError::Json(format!("expected a JSON object, got {json}")));
+                };
+                Ok(Some(
+                    self.columns
+                        .iter()
+                        .map(|(name, ty)| {
+                            let field = fields.get(name).or_else(|| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
+                            field.map_or(Value::Null, |f| self.read_json(name, ty, f))
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    fn read_text(&self, column: &str, ty: &SqlType, text: String) -> Value {
+        if text.is_empty() && *ty != SqlType::String {
+            return Value::Null;
+        }
+        match crate::eval::cast(Value::String(text.clone()), ty) {
+            Ok(value) => value,
+            Err(e) => {
+                self.problem(column, e);
+                Value::Null
+            }
+        }
+    }
+
+    /// A JSON value read into `ty`, or NULL (logged) if it does not fit.
+    fn read_json(&self, column: &str, ty: &SqlType, json: &Json) -> Value {
+        match json_to_value(json, ty) {
+            Ok(value) => value,
+            Err(message) => {
+                self.problem(column, message);
+                Value::Null
+            }
+        }
+    }
+}
+
+/// A JSON value as a value of `ty`, with ksqlDB's coercions.
+pub fn json_to_value(json: &Json, ty: &SqlType) -> Result<Value, String> {
+    if json.is_null() {
+        return Ok(Value::Null);
+    }
+    let mismatch = || format!("cannot read {json} as {ty}");
+    Ok(match ty {
+        SqlType::String => match json {
+            Json::String(s) => Value::String(s.clone()),
+            Json::Number(n) => Value::String(n.to_string()),
+            Json::Bool(b) => Value::String(b.to_string()),
+            other => Value::String(other.to_string()),
+        },
+        SqlType::Boolean => match json {
+            Json::Bool(b) => Value::Boolean(*b),
+            Json::String(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") => Value::Boolean(s.eq_ignore_ascii_case("true")),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Int => match json {
+            Json::Number(n) => Value::Int(n.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(mismatch)?),
+            Json::String(s) => Value::Int(s.trim().parse().map_err(|_| mismatch())?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Bigint => match json {
+            Json::Number(n) => Value::Bigint(n.as_i64().ok_or_else(mismatch)?),
+            Json::String(s) => Value::Bigint(s.trim().parse().map_err(|_| mismatch())?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Double => match json {
+            Json::Number(n) => Value::Double(n.as_f64().ok_or_else(mismatch)?),
+            Json::String(s) => Value::Double(s.trim().parse().map_err(|_| mismatch())?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Decimal { .. } => {
+            let text = match json {
+                Json::Number(n) => n.to_string(),
+                Json::String(s) => s.clone(),
+                _ => return Err(mismatch()),
+            };
+            let d = Decimal::parse(&text).ok_or_else(mismatch)?;
+            Value::Decimal(d).widen_to(ty).ok_or_else(mismatch)?
+        }
+        SqlType::Bytes => match json {
+            Json::String(s) => Value::Bytes(crate::functions::base64_decode(s).ok_or_else(mismatch)?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Timestamp => match json {
+            Json::Number(n) => Value::Timestamp(n.as_i64().ok_or_else(mismatch)?),
+            Json::String(s) => Value::Timestamp(time::parse_timestamp(s)?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Date => match json {
+            Json::Number(n) => Value::Date(n.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(mismatch)?),
+            Json::String(s) => Value::Date(time::parse_date(s)?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Time => match json {
+            Json::Number(n) => Value::Time(n.as_i64().ok_or_else(mismatch)?),
+            Json::String(s) => Value::Time(time::parse_time(s)?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Array(item) => match json {
+            Json::Array(items) => Value::Array(items.iter().map(|j| json_to_value(j, item)).collect::<Result<_, _>>()?),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Map(key, value) => match json {
+            Json::Object(entries) => Value::Map(
+                entries.iter().map(|(k, v)| Ok((json_to_value(&Json::String(k.clone()), key)?, json_to_value(v, value)?))).collect::<Result<_, String>>()?,
+            ),
+            _ => return Err(mismatch()),
+        },
+        SqlType::Struct(fields) => match json {
+            Json::Object(entries) => Value::Struct(
+                fields
+                    .iter()
+                    .map(|(name, ty)| {
+                        let field = entries.get(name).or_else(|| entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
+                        Ok((name.clone(), field.map_or(Ok(Value::Null), |f| json_to_value(f, ty))?))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            _ => return Err(mismatch()),
+        },
+    })
+}
+
+fn delimited_field(value: &Value) -> String {
+    let text = match value {
+        Value::Null => return String::new(),
+        Value::Bytes(b) => base64_encode(b),
+        other => other.to_string(),
+    };
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// Splits a comma-separated line, with `"` quoting.
+fn split_delimited(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().expect("starts with one field").push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            (c, _) => fields.last_mut().expect("starts with one field").push(c),
+        }
+    }
+    fields
+}
+
+/// The serde of a source's or sink's values, for runnel-streams.
+#[derive(Clone)]
+pub struct RowSerde(pub RowFormat);
+
+impl Serde for RowSerde {
+    type Value = Row;
+
+    fn serialize(&self, row: &Row) -> Option<Vec<u8>> {
+        self.0.write(row)
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Row, SerdeError> {
+        self.0.read(bytes)?.ok_or(SerdeError::Null)
+    }
+}
+
+/// The serde of a source's or sink's keys, for runnel-streams; a missing
+/// key reads as NULL key columns.
+#[derive(Clone)]
+pub struct KeySerde(pub RowFormat);
+
+impl Serde for KeySerde {
+    type Value = Key;
+
+    fn serialize(&self, key: &Key) -> Option<Vec<u8>> {
+        if key.0.iter().all(Value::is_null) {
+            return None;
+        }
+        self.0.write(&key.0)
+    }
+
+    fn deserialize(&self, bytes: Option<&[u8]>) -> Result<Key, SerdeError> {
+        Ok(Key(self.0.read(bytes)?.unwrap_or_else(|| vec![Value::Null; self.0.columns.len()])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ride_format(format: Format) -> (RowFormat, Arc<ProcessingLog>) {
+        let log = ProcessingLog::shared();
+        let columns = vec![("VENDORID".into(), SqlType::String), ("FARE".into(), SqlType::Double), ("PAYMENT_TYPE".into(), SqlType::Int)];
+        (RowFormat::value(format, columns, "rides", log.clone()), log)
+    }
+
+    #[test]
+    fn json_values_follow_ksqldb_s_rules() {
+        let (format, log) = ride_format(Format::Json);
+        let row = format.read(Some(br#"{"VendorID": 2, "fare": "12.5", "payment_type": "card", "extra": 1}"#)).unwrap().unwrap();
+        assert_eq!(row, [Value::String("2".into()), Value::Double(12.5), Value::Null]);
+        assert_eq!(log.count(), 1, "the payment type did not fit an INT");
+        assert_eq!(String::from_utf8(format.write(&row).unwrap()).unwrap(), r#"{"VENDORID":"2","FARE":12.5,"PAYMENT_TYPE":null}"#);
+        assert!(format.read(Some(b"not json")).is_err());
+        assert!(format.read(Some(b"[1]")).is_err());
+        assert_eq!(format.read(None).unwrap(), None);
+    }
+
+    #[test]
+    fn kafka_and_delimited_formats() {
+        let log = ProcessingLog::shared();
+        let key = RowFormat::key(Format::Kafka, vec![("ID".into(), SqlType::Bigint)], "t", log.clone());
+        assert_eq!(key.write(&[Value::Bigint(7)]).unwrap(), 7i64.to_be_bytes());
+        assert_eq!(key.read(Some(&7i64.to_be_bytes())).unwrap().unwrap(), [Value::Bigint(7)]);
+        assert!(key.read(Some(b"abc")).is_err());
+        let (delimited, _) = ride_format(Format::Delimited);
+        let row = delimited.read(Some(b"\"a,b\",1.5,")).unwrap().unwrap();
+        assert_eq!(row, [Value::String("a,b".into()), Value::Double(1.5), Value::Null]);
+        assert_eq!(delimited.write(&row).unwrap(), b"\"a,b\",1.5,");
+        assert!(delimited.read(Some(b"only,two")).is_err());
+    }
+
+    #[test]
+    fn single_column_json_keys_are_bare_values() {
+        let key = RowFormat::key(Format::Json, vec![("ID".into(), SqlType::String)], "t", ProcessingLog::shared());
+        assert_eq!(key.write(&[Value::String("132".into())]).unwrap(), b"\"132\"");
+        assert_eq!(key.read(Some(b"132")).unwrap().unwrap(), [Value::String("132".into())]);
+    }
+
+    #[test]
+    fn formats_refuse_columns_they_cannot_carry() {
+        let two = vec![("A".to_string(), SqlType::Int), ("B".to_string(), SqlType::Int)];
+        assert!(Format::Kafka.check(&two, "key").is_err());
+        assert!(Format::Kafka.check(&[("A".into(), SqlType::Boolean)], "key").is_err());
+        assert!(Format::Delimited.check(&[("A".into(), SqlType::Array(Box::new(SqlType::Int)))], "value").is_err());
+        assert!(Format::parse("AVRO").is_err() && Format::parse("XML").is_err());
+        assert_eq!(Format::parse("json").unwrap(), Format::Json);
+    }
+}

@@ -1,0 +1,591 @@
+//! Queries planned onto runnel-streams.
+//!
+//! Planning resolves a `SELECT` against the catalog: it compiles every
+//! expression, works out the output's key and value columns, and refuses
+//! what cannot run — all before any node exists. Building then adds the
+//! query's nodes to a `StreamsBuilder`: the source (with the `TIMESTAMP`
+//! column as event time), a step that widens each record into the row the
+//! expressions see (key columns, value columns, `ROWTIME`), then `WHERE`,
+//! and either a projection (with `PARTITION BY` re-keying) or a grouping
+//! and aggregation (windowed or not, with `HAVING` and `EMIT FINAL`), and
+//! the sink.
+
+use std::sync::Arc;
+
+use runnel_streams::processor::{Processor, ProcessorContext};
+use runnel_streams::serde::{Nullable, SessionWindowedSerde, TimeWindowedSerde, Windowed};
+use runnel_streams::{Grouped, KGroupedStream, KStream, KTable, SessionWindows, StreamsBuilder, Suppressed, TimeWindows};
+
+use crate::aggregate::Aggregate;
+use crate::ast::{Emit, Expr, Literal, Query, Relation, SelectItem, SourceKind, WindowKind, WindowSpec};
+use crate::catalog::{Catalog, KeyWindow, SourceDef};
+use crate::error::SqlError;
+use crate::eval::{compile, ColumnRef, Compiled, Eval, Scope};
+use crate::format::{Format, KeySerde, RowFormat, RowSerde};
+use crate::functions;
+use crate::row::{Key, ProcessingLog, Row};
+use crate::time;
+use crate::types::SqlType;
+use crate::value::Value;
+
+/// ksqlDB's grace period when a window names none (Kafka Streams' old
+/// default of a day).
+const DEFAULT_GRACE_MS: i64 = 86_400_000;
+
+/// What a query produces: a stream or a table, and its columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputSchema {
+    /// A stream (projections) or a table (aggregations).
+    pub kind: SourceKind,
+    /// Key columns.
+    pub key: Vec<(String, SqlType)>,
+    /// Value columns.
+    pub value: Vec<(String, SqlType)>,
+    /// The window its keys carry, for windowed aggregations.
+    pub window: Option<KeyWindow>,
+}
+
+/// Where a query's rows go.
+#[derive(Debug, Clone)]
+pub struct SinkSpec {
+    /// The topic.
+    pub topic: String,
+    /// The keys' format.
+    pub key_format: Format,
+    /// The values' format.
+    pub value_format: Format,
+}
+
+/// A planned query, ready to be built onto a `StreamsBuilder`.
+pub struct Plan {
+    source: SourceDef,
+    filter: Option<Compiled>,
+    shape: Shape,
+    /// What the query produces.
+    pub output: OutputSchema,
+    log: Arc<ProcessingLog>,
+}
+
+enum Shape {
+    /// Each input row, projected; `rekey` are `PARTITION BY` expressions.
+    Project { rekey: Option<Vec<Compiled>>, key: Vec<Compiled>, values: Vec<Compiled> },
+    /// Rows grouped and aggregated.
+    Aggregate(Box<Aggregation>),
+}
+
+struct Aggregation {
+    /// The grouping expressions, over input rows.
+    group: Vec<Compiled>,
+    /// Whether the grouping is the source's key as it is (no repartition).
+    by_source_key: bool,
+    aggregates: Vec<Aggregate>,
+    window: Option<WindowSpec>,
+    /// Over the aggregated row: group values, aggregate results, then
+    /// WINDOWSTART and WINDOWEND.
+    having: Option<Compiled>,
+    key: Vec<Compiled>,
+    values: Vec<Compiled>,
+    emit_final: bool,
+}
+
+/// The names of the columns a projection's items produce: their aliases,
+/// a column's own name, or `KSQL_COL_<n>`.
+fn item_name(expr: &Expr, alias: &Option<String>, index: usize) -> String {
+    match (alias, expr) {
+        (Some(alias), _) => alias.clone(),
+        (None, Expr::Column { name, .. }) => name.clone(),
+        (None, Expr::Field { field, .. }) => field.clone(),
+        _ => format!("KSQL_COL_{index}"),
+    }
+}
+
+/// The query's input scope: key columns, value columns, then `ROWTIME`.
+fn input_scope(source: &SourceDef, alias: &str) -> Scope {
+    let qualified = |name: &str, ty: &SqlType| ColumnRef { source: Some(alias.to_string()), name: name.to_string(), sql_type: ty.clone() };
+    let mut columns: Vec<ColumnRef> = source.key.iter().chain(&source.value).map(|c| qualified(&c.name, &c.sql_type)).collect();
+    columns.push(qualified("ROWTIME", &SqlType::Bigint));
+    Scope { columns }
+}
+
+/// Replaces aggregate calls with `$AGG<n>` columns and grouping
+/// expressions with `$KEY<n>`, collecting the aggregates.
+fn rewrite(expr: &Expr, group: &[Expr], calls: &mut Vec<(String, Vec<Expr>, bool)>) -> Expr {
+    if let Some(position) = group.iter().position(|g| g == expr) {
+        return Expr::Column { source: None, name: format!("$KEY{position}") };
+    }
+    let mut again = |e: &Expr| rewrite(e, group, calls);
+    match expr {
+        Expr::Function { name, args, star } if functions::is_aggregate(name) => {
+            let call = (name.clone(), args.clone(), *star);
+            let position = calls.iter().position(|c| c == &call).unwrap_or_else(|| {
+                calls.push(call);
+                calls.len() - 1
+            });
+            Expr::Column { source: None, name: format!("$AGG{position}") }
+        }
+        Expr::Function { name, args, star } => Expr::Function { name: name.clone(), args: args.iter().map(again).collect(), star: *star },
+        Expr::Binary { op, left, right } => Expr::Binary { op: *op, left: Box::new(again(left)), right: Box::new(again(right)) },
+        Expr::Not(inner) => Expr::Not(Box::new(again(inner))),
+        Expr::Negate(inner) => Expr::Negate(Box::new(again(inner))),
+        Expr::IsNull { expr, negated } => Expr::IsNull { expr: Box::new(again(expr)), negated: *negated },
+        Expr::Cast { expr, to } => Expr::Cast { expr: Box::new(again(expr)), to: to.clone() },
+        Expr::Case { operand, whens, otherwise } => Expr::Case {
+            operand: operand.as_ref().map(|o| Box::new(again(o))),
+            whens: whens.iter().map(|(w, t)| (again(w), again(t))).collect(),
+            otherwise: otherwise.as_ref().map(|o| Box::new(again(o))),
+        },
+        Expr::Between { expr, low, high, negated } => {
+            Expr::Between { expr: Box::new(again(expr)), low: Box::new(again(low)), high: Box::new(again(high)), negated: *negated }
+        }
+        Expr::InList { expr, list, negated } => Expr::InList { expr: Box::new(again(expr)), list: list.iter().map(again).collect(), negated: *negated },
+        Expr::Subscript { expr, index } => Expr::Subscript { expr: Box::new(again(expr)), index: Box::new(again(index)) },
+        Expr::Field { expr, field } => Expr::Field { expr: Box::new(again(expr)), field: field.clone() },
+        other => other.clone(),
+    }
+}
+
+/// Plans `query` over the catalog. A `persistent` query's key columns
+/// must be among its selected columns, as ksqlDB requires.
+pub fn plan(catalog: &Catalog, query: &Query, persistent: bool, log: Arc<ProcessingLog>) -> Result<Plan, SqlError> {
+    let (name, alias) = match &query.from {
+        Relation::Source { name, alias } => (name.clone(), alias.clone().unwrap_or_else(|| name.clone())),
+        Relation::Join(_) => return Err(SqlError::invalid("Joins are not available yet.")),
+    };
+    let source = catalog.get(&name)?.clone();
+    if source.kind == SourceKind::Table {
+        return Err(SqlError::invalid(format!("Queries on the table {name} are not available yet: query a stream.")));
+    }
+    if source.window.is_some() {
+        return Err(SqlError::invalid(format!("Queries on the windowed table {name} are not available yet.")));
+    }
+    if query.emit.is_none() && !persistent {
+        return Err(SqlError::invalid("Pull queries are not available yet: add EMIT CHANGES for a push query."));
+    }
+    let scope = input_scope(&source, &alias);
+    let filter = query.filter.as_ref().map(|f| compile(f, &scope)).transpose()?;
+    if let Some(filter) = &filter {
+        if filter.sql_type != SqlType::Boolean {
+            return Err(SqlError::invalid(format!("Type error in WHERE expression: should evaluate to boolean but is {}", filter.sql_type)));
+        }
+    }
+    // Expand `*` and `source.*` into the key and value columns.
+    let mut items: Vec<(Expr, Option<String>)> = Vec::new();
+    for item in &query.items {
+        match item {
+            SelectItem::All | SelectItem::AllOf(_) => {
+                if let SelectItem::AllOf(qualifier) = item {
+                    if qualifier != &alias && qualifier != &name {
+                        return Err(SqlError::invalid(format!("'{qualifier}' is not a source of the query.")));
+                    }
+                }
+                for column in source.key.iter().chain(&source.value) {
+                    items.push((Expr::Column { source: Some(alias.clone()), name: column.name.clone() }, None));
+                }
+            }
+            SelectItem::Expr { expr, alias } => items.push((expr.clone(), alias.clone())),
+        }
+    }
+    let names: Vec<String> = items.iter().enumerate().map(|(i, (e, a))| item_name(e, a, i)).collect();
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(SqlError::invalid(format!("Duplicate value columns found in schema: `{name}`")));
+        }
+    }
+    let has_aggregates = items.iter().any(|(e, _)| contains_aggregate(e));
+    let (shape, output) = if query.group_by.is_empty() && !has_aggregates {
+        if query.window.is_some() {
+            return Err(SqlError::invalid("WINDOW clause requires a GROUP BY clause."));
+        }
+        if query.having.is_some() {
+            return Err(SqlError::invalid("HAVING requires a GROUP BY clause."));
+        }
+        plan_projection(&source, &scope, &alias, query, &items, &names, persistent)?
+    } else {
+        if !query.partition_by.is_empty() {
+            return Err(SqlError::invalid("PARTITION BY and GROUP BY in the same query are not supported."));
+        }
+        if query.group_by.is_empty() {
+            return Err(SqlError::invalid("Aggregate functions need a GROUP BY clause."));
+        }
+        plan_aggregation(&source, &scope, query, &items, &names, persistent)?
+    };
+    Ok(Plan { source, filter, shape, output, log })
+}
+
+fn contains_aggregate(expr: &Expr) -> bool {
+    let mut calls = Vec::new();
+    rewrite(expr, &[], &mut calls);
+    !calls.is_empty()
+}
+
+/// A projection's key: the source's key columns, or the `PARTITION BY`
+/// expressions; each key column is named by the item that selects it.
+fn plan_projection(
+    source: &SourceDef,
+    scope: &Scope,
+    alias: &str,
+    query: &Query,
+    items: &[(Expr, Option<String>)],
+    names: &[String],
+    persistent: bool,
+) -> Result<(Shape, OutputSchema), SqlError> {
+    let key_exprs: Vec<Expr> = if query.partition_by.is_empty() {
+        source.key.iter().map(|c| Expr::Column { source: Some(alias.to_string()), name: c.name.clone() }).collect()
+    } else {
+        query.partition_by.clone()
+    };
+    let compiled_items: Vec<Compiled> = items.iter().map(|(e, _)| compile(e, scope)).collect::<Result<_, _>>()?;
+    let rekey = (!query.partition_by.is_empty()).then(|| query.partition_by.iter().map(|e| compile(e, scope)).collect::<Result<Vec<_>, _>>()).transpose()?;
+    let mut key = Vec::new();
+    let mut key_columns = Vec::new();
+    let mut key_items = Vec::new();
+    for (k, key_expr) in key_exprs.iter().enumerate() {
+        let same = |e: &Expr| e == key_expr || matches!((e, key_expr), (Expr::Column { source: None, name: a }, Expr::Column { name: b, .. }) if a == b);
+        let compiled_key = compile(key_expr, scope)?;
+        match items.iter().position(|(e, _)| same(e)) {
+            Some(position) => {
+                key_items.push(position);
+                key_columns.push((names[position].clone(), compiled_key.sql_type.clone()));
+            }
+            None if persistent => {
+                let shown = match key_expr {
+                    Expr::Column { name, .. } => name.clone(),
+                    _ => format!("KSQL_COL_{k}"),
+                };
+                return Err(SqlError::invalid(format!("Key missing from projection (ie, SELECT). The query used to build the result must include the key column {shown} in its projection (eg, SELECT {shown}...).")));
+            }
+            None => key_columns.push((format!("KSQL_COL_{k}"), compiled_key.sql_type.clone())),
+        }
+        // After PARTITION BY the new key is the row's first columns.
+        key.push(if rekey.is_some() {
+            compile(&Expr::Column { source: None, name: format!("$KEY{k}") }, &rekeyed_scope(rekey.as_deref().unwrap_or_default(), scope))?
+        } else {
+            compiled_key
+        });
+    }
+    let (values, value_columns) = value_items(compiled_items, names, &key_items, persistent);
+    let values = match &rekey {
+        Some(rekey) => {
+            let scope = rekeyed_scope(rekey, scope);
+            items
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !persistent || !key_items.contains(i))
+                .map(|(_, (e, _))| compile(e, &scope))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => values,
+    };
+    let output = OutputSchema { kind: SourceKind::Stream, key: key_columns, value: value_columns, window: None };
+    if source.kind == SourceKind::Table && rekey.is_some() {
+        return Err(SqlError::invalid("PARTITION BY is not supported on tables."));
+    }
+    let output = OutputSchema { kind: source.kind, ..output };
+    Ok((Shape::Project { rekey, key, values }, output))
+}
+
+/// The selected items that are values, with their columns: a persistent
+/// query's key columns (the items at `key_items`) go into its key.
+fn value_items(items: Vec<Compiled>, names: &[String], key_items: &[usize], persistent: bool) -> (Vec<Compiled>, Vec<(String, SqlType)>) {
+    items
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !persistent || !key_items.contains(i))
+        .map(|(i, c)| {
+            let column = (names[i].clone(), c.sql_type.clone());
+            (c, column)
+        })
+        .unzip()
+}
+
+/// After `PARTITION BY`, rows are the new key's values followed by the
+/// input row.
+fn rekeyed_scope(rekey: &[Compiled], scope: &Scope) -> Scope {
+    let mut columns: Vec<ColumnRef> =
+        rekey.iter().enumerate().map(|(i, c)| ColumnRef { source: None, name: format!("$KEY{i}"), sql_type: c.sql_type.clone() }).collect();
+    columns.extend(scope.columns.iter().cloned());
+    Scope { columns }
+}
+
+fn plan_aggregation(
+    source: &SourceDef,
+    scope: &Scope,
+    query: &Query,
+    items: &[(Expr, Option<String>)],
+    names: &[String],
+    persistent: bool,
+) -> Result<(Shape, OutputSchema), SqlError> {
+    let group: Vec<Compiled> = query.group_by.iter().map(|g| compile(g, scope)).collect::<Result<_, _>>()?;
+    let by_source_key = query.group_by.len() == source.key.len()
+        && query.group_by.iter().zip(&source.key).all(|(g, k)| matches!(g, Expr::Column { name, .. } if name == &k.name));
+    let mut calls = Vec::new();
+    let rewritten: Vec<Expr> = items.iter().map(|(e, _)| rewrite(e, &query.group_by, &mut calls)).collect();
+    let having = query.having.as_ref().map(|h| rewrite(h, &query.group_by, &mut calls));
+    let mut aggregates = Vec::new();
+    for (name, args, star) in &calls {
+        let (first, rest) = args.split_first().map_or((None, &[][..]), |(f, r)| (Some(f), r));
+        let compiled_args = first.map(|f| compile(f, scope)).transpose()?.into_iter().collect();
+        let literal_args: Vec<Value> = rest
+            .iter()
+            .map(|a| match a {
+                Expr::Literal(Literal::Integer(i)) => Ok(Value::Bigint(*i)),
+                _ => Err(SqlError::invalid(format!("Function '{name}' takes literal arguments after the first"))),
+            })
+            .collect::<Result<_, _>>()?;
+        aggregates.push(Aggregate::new(name, compiled_args, *star, &literal_args)?);
+    }
+    if source.kind == SourceKind::Table {
+        return Err(SqlError::invalid("Aggregations over tables are not available yet."));
+    }
+    let window = query.window;
+    // The aggregated row: group values, aggregate results, window bounds.
+    let mut columns: Vec<ColumnRef> =
+        group.iter().enumerate().map(|(i, g)| ColumnRef { source: None, name: format!("$KEY{i}"), sql_type: g.sql_type.clone() }).collect();
+    columns.extend(aggregates.iter().enumerate().map(|(i, a)| ColumnRef { source: None, name: format!("$AGG{i}"), sql_type: a.result_type.clone() }));
+    if window.is_some() {
+        columns.push(ColumnRef { source: None, name: "WINDOWSTART".into(), sql_type: SqlType::Bigint });
+        columns.push(ColumnRef { source: None, name: "WINDOWEND".into(), sql_type: SqlType::Bigint });
+    }
+    let aggregated = Scope { columns };
+    let not_grouped = |e: SqlError| match e {
+        SqlError::Invalid(message) if message.starts_with("Column '") => SqlError::invalid(format!(
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: {}",
+            message.trim_start_matches("Column '").trim_end_matches("' cannot be resolved.")
+        )),
+        other => other,
+    };
+    let compiled_items: Vec<Compiled> = rewritten.iter().map(|e| compile(e, &aggregated).map_err(not_grouped)).collect::<Result<_, _>>()?;
+    let having = having.map(|h| compile(&h, &aggregated).map_err(not_grouped)).transpose()?;
+    let mut key = Vec::new();
+    let mut key_columns = Vec::new();
+    let mut key_items = Vec::new();
+    for (k, g) in group.iter().enumerate() {
+        key.push(compile(&Expr::Column { source: None, name: format!("$KEY{k}") }, &aggregated)?);
+        match rewritten.iter().position(|e| e == &Expr::Column { source: None, name: format!("$KEY{k}") }) {
+            Some(position) => {
+                key_items.push(position);
+                key_columns.push((names[position].clone(), g.sql_type.clone()));
+            }
+            None if persistent => {
+                let shown = match &query.group_by[k] {
+                    Expr::Column { name, .. } => name.clone(),
+                    _ => format!("KSQL_COL_{k}"),
+                };
+                return Err(SqlError::invalid(format!("Key missing from projection (ie, SELECT). The query used to build the result must include the grouping expression {shown} in its projection (eg, SELECT {shown}...).")));
+            }
+            None => key_columns.push((format!("KSQL_COL_{k}"), g.sql_type.clone())),
+        }
+    }
+    let (values, value_columns) = value_items(compiled_items, names, &key_items, persistent);
+    let emit_final = query.emit == Some(Emit::Final);
+    if emit_final && window.is_none() {
+        return Err(SqlError::invalid("EMIT FINAL is only supported for windowed aggregations."));
+    }
+    let key_window = window.map(|w| match w.kind {
+        WindowKind::Tumbling { size_ms } | WindowKind::Hopping { size_ms, .. } => KeyWindow::Time { size_ms },
+        WindowKind::Session { .. } => KeyWindow::Session,
+    });
+    let output = OutputSchema { kind: SourceKind::Table, key: key_columns, value: value_columns, window: key_window };
+    Ok((Shape::Aggregate(Box::new(Aggregation { group, by_source_key, aggregates, window, having, key, values, emit_final })), output))
+}
+
+/// Adds the record timestamp (`ROWTIME`) after the key and value columns.
+struct Widen;
+
+impl Processor<Key, Row, Key, Row> for Widen {
+    fn process(&mut self, key: &Key, value: &Row, ctx: &mut ProcessorContext<'_, Key, Row>) {
+        let mut row = Vec::with_capacity(key.0.len() + value.len() + 1);
+        row.extend(key.0.iter().cloned());
+        row.extend(value.iter().cloned());
+        row.push(Value::Bigint(ctx.timestamp()));
+        ctx.forward(key.clone(), row);
+    }
+}
+
+/// Evaluates compiled expressions on a row, reporting failures to the log.
+fn evaluate(expressions: &[Compiled], row: &[Value], log: &ProcessingLog) -> Vec<Value> {
+    let mut ctx = Eval::default();
+    let out = expressions.iter().map(|e| e.eval(row, &mut ctx)).collect();
+    for error in ctx.errors {
+        log.record(error);
+    }
+    out
+}
+
+fn holds(condition: &Compiled, row: &[Value], log: &ProcessingLog) -> bool {
+    let mut ctx = Eval::default();
+    let result = condition.eval(row, &mut ctx).is_true();
+    for error in ctx.errors {
+        log.record(error);
+    }
+    result
+}
+
+/// The event time of a source's record: its `TIMESTAMP` column, read as
+/// milliseconds, a `TIMESTAMP`, or text in the column's pattern.
+fn event_time(source: &SourceDef) -> Option<impl Fn(&Key, &Row, i64) -> i64 + Send + Sync + 'static> {
+    let (column, pattern) = source.timestamp.clone()?;
+    let in_key = source.key.iter().position(|c| c.name == column);
+    let position = in_key.or_else(|| source.value.iter().position(|c| c.name == column))?;
+    Some(move |key: &Key, row: &Row, _written: i64| {
+        let value = if in_key.is_some() { key.0.get(position) } else { row.get(position) };
+        match (value, &pattern) {
+            (Some(Value::Bigint(ms)) | Some(Value::Timestamp(ms)), _) => *ms,
+            (Some(Value::String(text)), Some(pattern)) => time::parse_with_pattern(text, pattern).unwrap_or(-1),
+            _ => -1,
+        }
+    })
+}
+
+impl Plan {
+    /// The catalog sources the query reads.
+    pub fn source_names(&self) -> Vec<String> {
+        vec![self.source.name.clone()]
+    }
+
+    fn source_stream(&self, builder: &StreamsBuilder) -> KStream<Key, Row> {
+        let source = &self.source;
+        let key_serde = KeySerde(RowFormat::key(source.key_format, source.key_columns(), &source.topic, self.log.clone()));
+        let value_serde = RowSerde(RowFormat::value(source.value_format, source.value_columns(), &source.topic, self.log.clone()));
+        let stream = match event_time(source) {
+            Some(extract) => builder.stream_with_timestamps(&source.topic, key_serde, value_serde, extract),
+            None => builder.stream(&source.topic, key_serde, value_serde),
+        };
+        stream.process(|| Widen, &[])
+    }
+
+    /// Adds the query's nodes to `builder`, writing to `sink`.
+    pub fn build(&self, builder: &StreamsBuilder, sink: &SinkSpec) {
+        let log = self.log.clone();
+        let key_format = RowFormat::key(sink.key_format, self.output.key.clone(), &sink.topic, log.clone());
+        let value_format = RowFormat::value(sink.value_format, self.output.value.clone(), &sink.topic, log.clone());
+        let mut stream = self.source_stream(builder);
+        if let Some(filter) = &self.filter {
+            let (filter, log) = (filter.clone(), log.clone());
+            stream = stream.filter(move |_, row| holds(&filter, row, &log));
+        }
+        match &self.shape {
+            Shape::Project { rekey, key, values } => {
+                let stream = match rekey {
+                    Some(rekey) => {
+                        let (rekey, log) = (rekey.clone(), log.clone());
+                        stream.map(move |_, row| {
+                            let new_key = evaluate(&rekey, row, &log);
+                            let mut widened = new_key.clone();
+                            widened.extend(row.iter().cloned());
+                            (Key(new_key), widened)
+                        })
+                    }
+                    None => stream,
+                };
+                let (key, values, log) = (key.clone(), values.clone(), log.clone());
+                stream.map(move |_, row| (Key(evaluate(&key, row, &log)), evaluate(&values, row, &log))).to(
+                    &sink.topic,
+                    KeySerde(key_format),
+                    RowSerde(value_format),
+                );
+            }
+            Shape::Aggregate(aggregation) => self.build_aggregation(stream, aggregation, sink, key_format, value_format),
+        }
+    }
+
+    fn build_aggregation(&self, stream: KStream<Key, Row>, aggregation: &Aggregation, sink: &SinkSpec, key_format: RowFormat, value_format: RowFormat) {
+        let log = self.log.clone();
+        let group_types: Vec<(String, SqlType)> = aggregation.group.iter().enumerate().map(|(i, g)| (format!("KEY{i}"), g.sql_type.clone())).collect();
+        let wide_types: Vec<(String, SqlType)> = input_scope(&self.source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
+        let group_serde = KeySerde(RowFormat::value(Format::Json, group_types.clone(), &sink.topic, log.clone()));
+        let wide_serde = RowSerde(RowFormat::value(Format::Json, wide_types, &sink.topic, log.clone()));
+        let grouped: KGroupedStream<Key, Row> = if aggregation.by_source_key {
+            stream.group_by_key_with(Grouped::with(group_serde, wide_serde))
+        } else {
+            let (group, log) = (aggregation.group.clone(), log.clone());
+            stream.group_by(move |_, row| Key(evaluate(&group, row, &log)), Grouped::with(group_serde, wide_serde))
+        };
+        // The aggregate's state: the group's values, then each aggregate's
+        // state, so the projection sees the key without the window.
+        let state_types: Vec<(String, SqlType)> =
+            group_types.into_iter().chain(aggregation.aggregates.iter().enumerate().map(|(i, a)| (format!("AGG{i}"), a.state_type()))).collect();
+        let state_serde = RowSerde(RowFormat::value(Format::Json, state_types, &sink.topic, log.clone()));
+        let aggregates = Arc::new(aggregation.aggregates.clone());
+        let groups = aggregation.group.len();
+        let init = {
+            let aggregates = aggregates.clone();
+            move || -> Row {
+                let mut state = vec![Value::Null; groups];
+                state.extend(aggregates.iter().map(Aggregate::init));
+                state
+            }
+        };
+        let add = {
+            let (aggregates, log) = (aggregates.clone(), log.clone());
+            move |key: &Key, row: &Row, mut state: Row| -> Row {
+                let mut ctx = Eval::default();
+                for (i, value) in key.0.iter().enumerate().take(groups) {
+                    state[i] = value.clone();
+                }
+                for (i, aggregate) in aggregates.iter().enumerate() {
+                    let previous = std::mem::replace(&mut state[groups + i], Value::Null);
+                    state[groups + i] = aggregate.add(previous, row, &mut ctx);
+                }
+                for error in ctx.errors {
+                    log.record(error);
+                }
+                state
+            }
+        };
+        let project = {
+            let (aggregates, key, values, having, log) =
+                (aggregates.clone(), aggregation.key.clone(), aggregation.values.clone(), aggregation.having.clone(), log.clone());
+            move |state: &Row, window: Option<(i64, i64)>| -> (Key, Option<Row>) {
+                let mut row: Row = state[..groups].to_vec();
+                row.extend(aggregates.iter().enumerate().map(|(i, a)| a.result(&state[groups + i])));
+                if let Some((start, end)) = window {
+                    row.push(Value::Bigint(start));
+                    row.push(Value::Bigint(end));
+                }
+                let out_key = Key(evaluate(&key, &row, &log));
+                if having.as_ref().is_some_and(|h| !holds(h, &row, &log)) {
+                    return (out_key, None);
+                }
+                (out_key, Some(evaluate(&values, &row, &log)))
+            }
+        };
+        let value_serde = Nullable(RowSerde(value_format));
+        match aggregation.window.map(|w| (w, w.grace_ms.unwrap_or(DEFAULT_GRACE_MS))) {
+            None => {
+                let table: KTable<Key, Row> = grouped.aggregate(init, add, state_serde);
+                table.to_stream().map_values(move |state| project(state, None).1).to(&sink.topic, KeySerde(key_format), value_serde);
+            }
+            Some((WindowSpec { kind: WindowKind::Session { gap_ms }, .. }, grace)) => {
+                let merge = {
+                    let aggregates = aggregates.clone();
+                    move |_: &Key, a: Row, b: Row| -> Row {
+                        let mut merged: Row = a[..groups].to_vec();
+                        merged.extend(aggregates.iter().enumerate().map(|(i, agg)| agg.merge(a[groups + i].clone(), b[groups + i].clone())));
+                        merged
+                    }
+                };
+                let table = grouped.windowed_by_sessions(SessionWindows::of_inactivity_gap_and_grace(gap_ms, grace)).aggregate(init, add, merge, state_serde);
+                let table = if aggregation.emit_final { table.suppress(Suppressed::until_window_closes()) } else { table };
+                let key_serde = SessionWindowedSerde(KeySerde(key_format));
+                table
+                    .to_stream()
+                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))).1)
+                    .to(&sink.topic, key_serde, value_serde);
+            }
+            Some((WindowSpec { kind, .. }, grace)) => {
+                let windows = match kind {
+                    WindowKind::Hopping { size_ms, advance_ms } => TimeWindows::of_size_and_grace(size_ms, grace).advance_by(advance_ms),
+                    WindowKind::Tumbling { size_ms } | WindowKind::Session { gap_ms: size_ms } => TimeWindows::of_size_and_grace(size_ms, grace),
+                };
+                let table = grouped.windowed_by(windows).aggregate(init, add, state_serde);
+                let table = if aggregation.emit_final { table.suppress(Suppressed::until_window_closes()) } else { table };
+                let key_serde = TimeWindowedSerde::new(KeySerde(key_format), windows.size_ms);
+                table
+                    .to_stream()
+                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))).1)
+                    .to(&sink.topic, key_serde, value_serde);
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Runs `cases/queries.txt`, in the spirit of ksqlDB's query-validation
+//! tests: each case's statements run on the engine, its input records go
+//! through the queries on runnel-streams' test driver, and the records
+//! written to each output topic must be the expected ones — or the
+//! statements must fail with the expected error.
+//!
+//! A case:
+//!
+//! ```text
+//! === name
+//! statements...;
+//! --- input
+//! topic timestamp key value      (`-` for a null key or value)
+//! --- output
+//! TOPIC timestamp key value      (windowed keys print as key@start or key@start-end)
+//! --- error
+//! the message of the statement that fails
+//! ```
+//!
+//! A push query (`SELECT ... EMIT CHANGES`) writes to the topic `select`,
+//! its key as JSON and its value holding every selected column.
+
+use runnel_sql::catalog::{KeyWindow, SourceDef};
+use runnel_sql::engine::{Engine, Outcome};
+use runnel_sql::format::{Format, KeySerde, RowFormat};
+use runnel_sql::planner::SinkSpec;
+use runnel_sql::row::ProcessingLog;
+use runnel_sql::value::Value;
+use runnel_streams::serde::{BytesSerde, Nullable, Serde};
+use runnel_streams::{StreamsBuilder, TopologyTestDriver};
+
+struct Case {
+    name: String,
+    line: usize,
+    statements: String,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    error: Option<String>,
+}
+
+fn cases(text: &str) -> Vec<Case> {
+    let mut cases: Vec<Case> = Vec::new();
+    let mut section = "";
+    for (number, line) in text.lines().enumerate() {
+        if let Some(name) = line.strip_prefix("=== ") {
+            cases.push(Case { name: name.to_string(), line: number + 1, statements: String::new(), inputs: Vec::new(), outputs: Vec::new(), error: None });
+            section = "statements";
+            continue;
+        }
+        if let Some(next) = line.strip_prefix("--- ") {
+            section = match next.trim() {
+                "input" => "input",
+                "output" => "output",
+                "error" => "error",
+                other => panic!("line {}: unknown section {other}", number + 1),
+            };
+            continue;
+        }
+        let Some(case) = cases.last_mut() else { continue };
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match section {
+            "statements" => {
+                case.statements.push_str(line);
+                case.statements.push('\n');
+            }
+            "input" => case.inputs.push(line.to_string()),
+            "output" => case.outputs.push(line.to_string()),
+            _ => case.error = Some(case.error.take().map_or(line.to_string(), |e| format!("{e}\n{line}"))),
+        }
+    }
+    cases
+}
+
+/// The bytes of a key written as text, for the source reading `topic`.
+fn key_bytes(source: Option<&SourceDef>, token: &str) -> Option<Vec<u8>> {
+    if token == "-" {
+        return None;
+    }
+    match source {
+        Some(source) if source.key_format == Format::Kafka && source.key.len() == 1 => {
+            let value = runnel_sql::eval::cast(Value::String(token.to_string()), &source.key[0].sql_type).expect("a key of the column's type");
+            RowFormat::key(Format::Kafka, source.key_columns(), &source.topic, ProcessingLog::shared()).write(&[value])
+        }
+        _ => Some(token.as_bytes().to_vec()),
+    }
+}
+
+/// A written key as text: its columns (a KAFKA-format key's value, or the
+/// JSON), with its window.
+fn key_text(source: Option<&SourceDef>, bytes: Option<&[u8]>) -> String {
+    let Some(bytes) = bytes else { return "-".into() };
+    let (inner, window) = match source.and_then(|s| s.window) {
+        Some(KeyWindow::Time { .. }) if bytes.len() >= 8 => {
+            let (inner, start) = bytes.split_at(bytes.len() - 8);
+            (inner, format!("@{}", i64::from_be_bytes(start.try_into().unwrap())))
+        }
+        Some(KeyWindow::Session) if bytes.len() >= 16 => {
+            let (inner, bounds) = bytes.split_at(bytes.len() - 16);
+            let (end, start) = bounds.split_at(8);
+            (inner, format!("@{}-{}", i64::from_be_bytes(start.try_into().unwrap()), i64::from_be_bytes(end.try_into().unwrap())))
+        }
+        _ => (bytes, String::new()),
+    };
+    let shown = match source {
+        Some(source) if source.key_format == Format::Kafka && source.key.len() == 1 => {
+            let format = RowFormat::key(Format::Kafka, source.key_columns(), &source.topic, ProcessingLog::shared());
+            KeySerde(format).deserialize(Some(inner)).map(|k| k.0[0].to_string()).unwrap_or_else(|e| format!("<{e}>"))
+        }
+        _ => String::from_utf8_lossy(inner).into_owned(),
+    };
+    format!("{shown}{window}")
+}
+
+fn run(case: &Case) -> Result<Vec<String>, String> {
+    let mut engine = Engine::new();
+    let outcomes = engine.execute(&case.statements).map_err(|e| e.to_string())?;
+    let builder = StreamsBuilder::new();
+    for query in engine.queries() {
+        query.plan.build(&builder, &query.sink);
+    }
+    let mut select_schema = None;
+    for outcome in outcomes {
+        if let Outcome::Transient(plan) = outcome {
+            let sink = SinkSpec { topic: "select".into(), key_format: Format::Json, value_format: Format::Json };
+            plan.build(&builder, &sink);
+            select_schema = Some(plan.output.clone());
+        }
+    }
+    let mut driver = TopologyTestDriver::new(builder.build());
+    let by_topic = |topic: &str| engine.catalog().all().find(|s| s.topic == topic).cloned();
+    for input in &case.inputs {
+        let mut parts = input.splitn(4, ' ');
+        let (topic, timestamp, key, value) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or("-"));
+        let source = by_topic(topic);
+        let value = (value != "-").then(|| value.as_bytes().to_vec());
+        driver.pipe_bytes(topic, key_bytes(source.as_ref(), key), value, timestamp.parse().expect("a timestamp"));
+    }
+    let mut topics: Vec<String> = Vec::new();
+    for line in &case.outputs {
+        let topic = line.split(' ').next().unwrap().to_string();
+        if !topics.contains(&topic) {
+            topics.push(topic);
+        }
+    }
+    for query in engine.queries() {
+        if !topics.contains(&query.sink.topic) {
+            topics.push(query.sink.topic.clone());
+        }
+    }
+    if select_schema.is_some() && !topics.contains(&"select".to_string()) {
+        topics.push("select".into());
+    }
+    let mut written = Vec::new();
+    for topic in topics {
+        let source = by_topic(&topic).or_else(|| {
+            select_schema.as_ref().filter(|_| topic == "select").map(|schema| SourceDef {
+                name: "SELECT".into(),
+                kind: schema.kind,
+                topic: "select".into(),
+                key: Vec::new(),
+                value: Vec::new(),
+                key_format: Format::Json,
+                value_format: Format::Json,
+                timestamp: None,
+                partitions: None,
+                window: schema.window,
+                read_only: true,
+            })
+        });
+        let output = driver.output_topic(&topic, Nullable(BytesSerde), Nullable(BytesSerde));
+        for record in driver.read(&output).map_err(|e| e.to_string())? {
+            let value = record.value.map_or("-".to_string(), |v| String::from_utf8_lossy(&v).into_owned());
+            written.push(format!("{topic} {} {} {value}", record.timestamp, key_text(source.as_ref(), record.key.as_deref())));
+        }
+    }
+    Ok(written)
+}
+
+#[test]
+fn every_query_case_writes_what_it_expects() {
+    let all = cases(include_str!("cases/queries.txt"));
+    let mut failures = Vec::new();
+    for case in &all {
+        match (run(case), &case.error) {
+            (Ok(written), None) if written == case.outputs => {}
+            (Err(error), Some(expected)) if &error == expected => {}
+            (outcome, _) => failures.push(format!(
+                "line {}: {}\n  expected: {}\n  got:      {}",
+                case.line,
+                case.name,
+                case.error.clone().unwrap_or_else(|| case.outputs.join("\n            ")),
+                match outcome {
+                    Ok(written) => written.join("\n            "),
+                    Err(error) => format!("error: {error}"),
+                }
+            )),
+        }
+    }
+    assert!(all.len() >= 20, "only {} cases", all.len());
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+}
