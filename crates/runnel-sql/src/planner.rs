@@ -83,7 +83,6 @@ struct Aggregation {
     /// Over the aggregated row: group values, aggregate results, then
     /// WINDOWSTART and WINDOWEND.
     having: Option<Compiled>,
-    key: Vec<Compiled>,
     values: Vec<Compiled>,
     emit_final: bool,
 }
@@ -152,9 +151,6 @@ pub fn plan(catalog: &Catalog, query: &Query, persistent: bool, log: Arc<Process
         Relation::Join(_) => return Err(SqlError::invalid("Joins are not available yet.")),
     };
     let source = catalog.get(&name)?.clone();
-    if source.kind == SourceKind::Table {
-        return Err(SqlError::invalid(format!("Queries on the table {name} are not available yet: query a stream.")));
-    }
     if source.window.is_some() {
         return Err(SqlError::invalid(format!("Queries on the windowed table {name} are not available yet.")));
     }
@@ -334,10 +330,15 @@ fn plan_aggregation(
             .collect::<Result<_, _>>()?;
         aggregates.push(Aggregate::new(name, compiled_args, *star, &literal_args)?);
     }
-    if source.kind == SourceKind::Table {
-        return Err(SqlError::invalid("Aggregations over tables are not available yet."));
-    }
     let window = query.window;
+    if source.kind == SourceKind::Table {
+        if window.is_some() {
+            return Err(SqlError::invalid("Windowed aggregations are not supported on tables: aggregate a stream."));
+        }
+        if let Some(((name, _, _), _)) = calls.iter().zip(&aggregates).find(|(_, a)| !a.undoable()) {
+            return Err(SqlError::invalid(format!("The aggregate function {name} is not supported on tables: it cannot take a row back out.")));
+        }
+    }
     // The aggregated row: group values, aggregate results, window bounds.
     let mut columns: Vec<ColumnRef> =
         group.iter().enumerate().map(|(i, g)| ColumnRef { source: None, name: format!("$KEY{i}"), sql_type: g.sql_type.clone() }).collect();
@@ -356,11 +357,9 @@ fn plan_aggregation(
     };
     let compiled_items: Vec<Compiled> = rewritten.iter().map(|e| compile(e, &aggregated).map_err(not_grouped)).collect::<Result<_, _>>()?;
     let having = having.map(|h| compile(&h, &aggregated).map_err(not_grouped)).transpose()?;
-    let mut key = Vec::new();
     let mut key_columns = Vec::new();
     let mut key_items = Vec::new();
     for (k, g) in group.iter().enumerate() {
-        key.push(compile(&Expr::Column { source: None, name: format!("$KEY{k}") }, &aggregated)?);
         match rewritten.iter().position(|e| e == &Expr::Column { source: None, name: format!("$KEY{k}") }) {
             Some(position) => {
                 key_items.push(position);
@@ -386,18 +385,25 @@ fn plan_aggregation(
         WindowKind::Session { .. } => KeyWindow::Session,
     });
     let output = OutputSchema { kind: SourceKind::Table, key: key_columns, value: value_columns, window: key_window };
-    Ok((Shape::Aggregate(Box::new(Aggregation { group, by_source_key, aggregates, window, having, key, values, emit_final })), output))
+    Ok((Shape::Aggregate(Box::new(Aggregation { group, by_source_key, aggregates, window, having, values, emit_final })), output))
 }
 
-/// Adds the record timestamp (`ROWTIME`) after the key and value columns.
+/// The row expressions see: the key columns, the value columns, then
+/// `ROWTIME`.
+fn widen(key: &Key, value: &Row, rowtime: Value) -> Row {
+    let mut row = Vec::with_capacity(key.0.len() + value.len() + 1);
+    row.extend(key.0.iter().cloned());
+    row.extend(value.iter().cloned());
+    row.push(rowtime);
+    row
+}
+
+/// Widens each record, with its timestamp as `ROWTIME`.
 struct Widen;
 
 impl Processor<Key, Row, Key, Row> for Widen {
     fn process(&mut self, key: &Key, value: &Row, ctx: &mut ProcessorContext<'_, Key, Row>) {
-        let mut row = Vec::with_capacity(key.0.len() + value.len() + 1);
-        row.extend(key.0.iter().cloned());
-        row.extend(value.iter().cloned());
-        row.push(Value::Bigint(ctx.timestamp()));
+        let row = widen(key, value, Value::Bigint(ctx.timestamp()));
         ctx.forward(key.clone(), row);
     }
 }
@@ -443,10 +449,16 @@ impl Plan {
         vec![self.source.name.clone()]
     }
 
-    fn source_stream(&self, builder: &StreamsBuilder) -> KStream<Key, Row> {
+    fn source_serdes(&self) -> (KeySerde, RowSerde) {
         let source = &self.source;
         let key_serde = KeySerde(RowFormat::key(source.key_format, source.key_columns(), &source.topic, self.log.clone()));
         let value_serde = RowSerde(RowFormat::value(source.value_format, source.value_columns(), &source.topic, self.log.clone()));
+        (key_serde, value_serde)
+    }
+
+    fn source_stream(&self, builder: &StreamsBuilder) -> KStream<Key, Row> {
+        let source = &self.source;
+        let (key_serde, value_serde) = self.source_serdes();
         let stream = match event_time(source) {
             Some(extract) => builder.stream_with_timestamps(&source.topic, key_serde, value_serde, extract),
             None => builder.stream(&source.topic, key_serde, value_serde),
@@ -459,6 +471,10 @@ impl Plan {
         let log = self.log.clone();
         let key_format = RowFormat::key(sink.key_format, self.output.key.clone(), &sink.topic, log.clone());
         let value_format = RowFormat::value(sink.value_format, self.output.value.clone(), &sink.topic, log.clone());
+        if self.source.kind == SourceKind::Table {
+            self.build_on_table(builder, sink, key_format, value_format);
+            return;
+        }
         let mut stream = self.source_stream(builder);
         if let Some(filter) = &self.filter {
             let (filter, log) = (filter.clone(), log.clone());
@@ -489,23 +505,85 @@ impl Plan {
         }
     }
 
-    fn build_aggregation(&self, stream: KStream<Key, Row>, aggregation: &Aggregation, sink: &SinkSpec, key_format: RowFormat, value_format: RowFormat) {
+    /// A query over a table: its rows (`ROWTIME` is NULL) filtered and
+    /// projected as a table, so a row that stops matching is deleted; or
+    /// regrouped and aggregated, each change taking the old row out and
+    /// putting the new one in.
+    fn build_on_table(&self, builder: &StreamsBuilder, sink: &SinkSpec, key_format: RowFormat, value_format: RowFormat) {
+        let log = self.log.clone();
+        let (key_serde, value_serde) = self.source_serdes();
+        let mut table: KTable<Key, Row> =
+            builder.table(&self.source.topic, key_serde, value_serde).map_values_with_key(|key, row| widen(key, row, Value::Null));
+        if let Some(filter) = &self.filter {
+            let (filter, log) = (filter.clone(), log.clone());
+            table = table.filter(move |_, row| holds(&filter, row, &log));
+        }
+        match &self.shape {
+            Shape::Project { values, .. } => {
+                let (values, log) = (values.clone(), log.clone());
+                table.map_values(move |row| evaluate(&values, row, &log)).to_stream().to(&sink.topic, KeySerde(key_format), RowSerde(value_format));
+            }
+            Shape::Aggregate(aggregation) => {
+                let (group_serde, wide_serde, state_serde) = self.aggregation_serdes(aggregation, sink);
+                let regroup = {
+                    let (group, log) = (aggregation.group.clone(), log.clone());
+                    move |_: &Key, row: &Row| (Key(evaluate(&group, row, &log)), row.clone())
+                };
+                let (init, add, project) = self.aggregation_steps(aggregation);
+                let subtract = {
+                    let (aggregates, log, groups) = (Arc::new(aggregation.aggregates.clone()), log.clone(), aggregation.group.len());
+                    move |_: &Key, row: &Row, mut state: Row| -> Row {
+                        let mut ctx = Eval::default();
+                        for (i, aggregate) in aggregates.iter().enumerate() {
+                            let previous = std::mem::replace(&mut state[groups + i], Value::Null);
+                            state[groups + i] = aggregate.subtract(previous.clone(), row, &mut ctx).unwrap_or(previous);
+                        }
+                        for error in ctx.errors {
+                            log.record(error);
+                        }
+                        state
+                    }
+                };
+                table
+                    .group_by(regroup, Grouped::with(group_serde, wide_serde))
+                    .aggregate(init, add, subtract, state_serde)
+                    .to_stream()
+                    .map_values(move |state| project(state, None))
+                    .to(&sink.topic, KeySerde(key_format), Nullable(RowSerde(value_format)));
+            }
+        }
+    }
+
+    /// The serdes of an aggregation's regrouped keys, of the rows it
+    /// repartitions, and of its state.
+    fn aggregation_serdes(&self, aggregation: &Aggregation, sink: &SinkSpec) -> (KeySerde, RowSerde, RowSerde) {
         let log = self.log.clone();
         let group_types: Vec<(String, SqlType)> = aggregation.group.iter().enumerate().map(|(i, g)| (format!("KEY{i}"), g.sql_type.clone())).collect();
         let wide_types: Vec<(String, SqlType)> = input_scope(&self.source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
-        let group_serde = KeySerde(RowFormat::value(Format::Json, group_types.clone(), &sink.topic, log.clone()));
-        let wide_serde = RowSerde(RowFormat::value(Format::Json, wide_types, &sink.topic, log.clone()));
-        let grouped: KGroupedStream<Key, Row> = if aggregation.by_source_key {
-            stream.group_by_key_with(Grouped::with(group_serde, wide_serde))
-        } else {
-            let (group, log) = (aggregation.group.clone(), log.clone());
-            stream.group_by(move |_, row| Key(evaluate(&group, row, &log)), Grouped::with(group_serde, wide_serde))
-        };
-        // The aggregate's state: the group's values, then each aggregate's
-        // state, so the projection sees the key without the window.
+        // The state: the group's values, then each aggregate's state, so
+        // the projection sees the key without the window.
         let state_types: Vec<(String, SqlType)> =
-            group_types.into_iter().chain(aggregation.aggregates.iter().enumerate().map(|(i, a)| (format!("AGG{i}"), a.state_type()))).collect();
-        let state_serde = RowSerde(RowFormat::value(Format::Json, state_types, &sink.topic, log.clone()));
+            group_types.iter().cloned().chain(aggregation.aggregates.iter().enumerate().map(|(i, a)| (format!("AGG{i}"), a.state_type()))).collect();
+        (
+            KeySerde(RowFormat::value(Format::Json, group_types, &sink.topic, log.clone())),
+            RowSerde(RowFormat::value(Format::Json, wide_types, &sink.topic, log.clone())),
+            RowSerde(RowFormat::value(Format::Json, state_types, &sink.topic, log)),
+        )
+    }
+
+    /// An aggregation's initial state, its step adding a row, and the
+    /// projection of a state (and window) into the output row, `None`
+    /// when `HAVING` rejects it.
+    #[allow(clippy::type_complexity)]
+    fn aggregation_steps(
+        &self,
+        aggregation: &Aggregation,
+    ) -> (
+        impl Fn() -> Row + Send + Sync + 'static,
+        impl Fn(&Key, &Row, Row) -> Row + Send + Sync + 'static,
+        impl Fn(&Row, Option<(i64, i64)>) -> Option<Row> + Send + Sync + 'static,
+    ) {
+        let log = self.log.clone();
         let aggregates = Arc::new(aggregation.aggregates.clone());
         let groups = aggregation.group.len();
         let init = {
@@ -534,27 +612,40 @@ impl Plan {
             }
         };
         let project = {
-            let (aggregates, key, values, having, log) =
-                (aggregates.clone(), aggregation.key.clone(), aggregation.values.clone(), aggregation.having.clone(), log.clone());
-            move |state: &Row, window: Option<(i64, i64)>| -> (Key, Option<Row>) {
+            let (values, having) = (aggregation.values.clone(), aggregation.having.clone());
+            move |state: &Row, window: Option<(i64, i64)>| -> Option<Row> {
                 let mut row: Row = state[..groups].to_vec();
                 row.extend(aggregates.iter().enumerate().map(|(i, a)| a.result(&state[groups + i])));
                 if let Some((start, end)) = window {
                     row.push(Value::Bigint(start));
                     row.push(Value::Bigint(end));
                 }
-                let out_key = Key(evaluate(&key, &row, &log));
                 if having.as_ref().is_some_and(|h| !holds(h, &row, &log)) {
-                    return (out_key, None);
+                    return None;
                 }
-                (out_key, Some(evaluate(&values, &row, &log)))
+                Some(evaluate(&values, &row, &log))
             }
         };
+        (init, add, project)
+    }
+
+    fn build_aggregation(&self, stream: KStream<Key, Row>, aggregation: &Aggregation, sink: &SinkSpec, key_format: RowFormat, value_format: RowFormat) {
+        let log = self.log.clone();
+        let (group_serde, wide_serde, state_serde) = self.aggregation_serdes(aggregation, sink);
+        let grouped: KGroupedStream<Key, Row> = if aggregation.by_source_key {
+            stream.group_by_key_with(Grouped::with(group_serde, wide_serde))
+        } else {
+            let (group, log) = (aggregation.group.clone(), log.clone());
+            stream.group_by(move |_, row| Key(evaluate(&group, row, &log)), Grouped::with(group_serde, wide_serde))
+        };
+        let (init, add, project) = self.aggregation_steps(aggregation);
+        let aggregates = Arc::new(aggregation.aggregates.clone());
+        let groups = aggregation.group.len();
         let value_serde = Nullable(RowSerde(value_format));
         match aggregation.window.map(|w| (w, w.grace_ms.unwrap_or(DEFAULT_GRACE_MS))) {
             None => {
                 let table: KTable<Key, Row> = grouped.aggregate(init, add, state_serde);
-                table.to_stream().map_values(move |state| project(state, None).1).to(&sink.topic, KeySerde(key_format), value_serde);
+                table.to_stream().map_values(move |state| project(state, None)).to(&sink.topic, KeySerde(key_format), value_serde);
             }
             Some((WindowSpec { kind: WindowKind::Session { gap_ms }, .. }, grace)) => {
                 let merge = {
@@ -570,7 +661,7 @@ impl Plan {
                 let key_serde = SessionWindowedSerde(KeySerde(key_format));
                 table
                     .to_stream()
-                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))).1)
+                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))))
                     .to(&sink.topic, key_serde, value_serde);
             }
             Some((WindowSpec { kind, .. }, grace)) => {
@@ -583,7 +674,7 @@ impl Plan {
                 let key_serde = TimeWindowedSerde::new(KeySerde(key_format), windows.size_ms);
                 table
                     .to_stream()
-                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))).1)
+                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))))
                     .to(&sink.topic, key_serde, value_serde);
             }
         }

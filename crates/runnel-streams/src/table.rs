@@ -266,6 +266,12 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
         self.derive("KTABLE-MAPVALUES-", None, false, move |_, v| Some(f(v)))
     }
 
+    /// A new value for each row from its key and value, same key (Kafka
+    /// Streams' `mapValues` with a `ValueMapperWithKey`).
+    pub fn map_values_with_key<V2: Data>(&self, f: impl Fn(&K, &V) -> V2 + Send + Sync + 'static) -> KTable<K, V2> {
+        self.derive("KTABLE-MAPVALUES-", None, false, move |k, v| Some(f(k, v)))
+    }
+
     /// A table computed row by row from this one, without a store of its
     /// own: looked up through this table, and forwarding old values by
     /// asking this table for them. `skip_empty` drops a change whose new
