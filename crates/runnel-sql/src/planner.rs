@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use runnel_streams::processor::{Processor, ProcessorContext};
 use runnel_streams::serde::{Nullable, SessionWindowedSerde, TimeWindowedSerde, Windowed};
-use runnel_streams::{Grouped, KGroupedStream, KStream, KTable, SessionWindows, StreamsBuilder, Suppressed, TimeWindows};
+use runnel_streams::{Grouped, JoinWindows, Joined, KGroupedStream, KStream, KTable, SessionWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows};
 
 use crate::aggregate::Aggregate;
-use crate::ast::{Emit, Expr, Literal, Query, Relation, SelectItem, SourceKind, WindowKind, WindowSpec};
+use crate::ast::{BinaryOp, Emit, Expr, Join, JoinKind, Literal, Query, Relation, SelectItem, SourceKind, WindowKind, WindowSpec, Within};
 use crate::catalog::{Catalog, KeyWindow, SourceDef};
 use crate::error::SqlError;
 use crate::eval::{compile, ColumnRef, Compiled, Eval, Scope};
@@ -59,6 +59,8 @@ pub struct SinkSpec {
 /// A planned query, ready to be built onto a `StreamsBuilder`.
 pub struct Plan {
     source: SourceDef,
+    /// The second source, for a join.
+    join: Option<JoinPlan>,
     filter: Option<Compiled>,
     shape: Shape,
     /// What the query produces.
@@ -66,8 +68,20 @@ pub struct Plan {
     log: Arc<ProcessingLog>,
 }
 
+/// A join of the query's source (left) with a second source.
+struct JoinPlan {
+    right: SourceDef,
+    kind: JoinKind,
+    within: Option<Within>,
+    /// The join expression of each side, over that side's rows.
+    left_key: Compiled,
+    right_key: Compiled,
+}
+
 enum Shape {
-    /// Each input row, projected; `rekey` are `PARTITION BY` expressions.
+    /// Each input row, projected; `rekey` are `PARTITION BY` expressions;
+    /// `key` computes the output key (none: a join's result keeps the
+    /// join key its records carry).
     Project { rekey: Option<Vec<Compiled>>, key: Vec<Compiled>, values: Vec<Compiled> },
     /// Rows grouped and aggregated.
     Aggregate(Box<Aggregation>),
@@ -148,7 +162,7 @@ fn rewrite(expr: &Expr, group: &[Expr], calls: &mut Vec<(String, Vec<Expr>, bool
 pub fn plan(catalog: &Catalog, query: &Query, persistent: bool, log: Arc<ProcessingLog>) -> Result<Plan, SqlError> {
     let (name, alias) = match &query.from {
         Relation::Source { name, alias } => (name.clone(), alias.clone().unwrap_or_else(|| name.clone())),
-        Relation::Join(_) => return Err(SqlError::invalid("Joins are not available yet.")),
+        Relation::Join(join) => return plan_join(catalog, query, join, persistent, log),
     };
     let source = catalog.get(&name)?.clone();
     if source.window.is_some() {
@@ -205,7 +219,121 @@ pub fn plan(catalog: &Catalog, query: &Query, persistent: bool, log: Arc<Process
         }
         plan_aggregation(&source, &scope, query, &items, &names, persistent)?
     };
-    Ok(Plan { source, filter, shape, output, log })
+    Ok(Plan { source, join: None, filter, shape, output, log })
+}
+
+/// The source and alias of one side of a join.
+fn join_side<'a>(catalog: &'a Catalog, relation: &Relation) -> Result<(&'a SourceDef, String), SqlError> {
+    match relation {
+        Relation::Source { name, alias } => Ok((catalog.get(name)?, alias.clone().unwrap_or_else(|| name.clone()))),
+        Relation::Join(_) => Err(SqlError::invalid("Joins of more than two sources are not available yet.")),
+    }
+}
+
+/// A join of two sources: stream–table (INNER, LEFT) on the table's
+/// primary key, or stream–stream (INNER, LEFT, FULL) `WITHIN` a window,
+/// each side re-keyed by its join expression, then `WHERE` and the
+/// projection over the joined row (the left side's columns, then the
+/// right's).
+fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, log: Arc<ProcessingLog>) -> Result<Plan, SqlError> {
+    let (left, left_alias) = join_side(catalog, &join.left)?;
+    let (right, right_alias) = join_side(catalog, &join.right)?;
+    if left_alias == right_alias {
+        return Err(SqlError::invalid(format!("Each side of the join needs its own alias: both are {left_alias}.")));
+    }
+    if query.emit.is_none() && !persistent {
+        return Err(SqlError::invalid("Pull queries are not available yet: add EMIT CHANGES for a push query."));
+    }
+    if !query.group_by.is_empty() || query.window.is_some() || !query.partition_by.is_empty() {
+        return Err(SqlError::invalid("GROUP BY, WINDOW and PARTITION BY over a join are not available yet."));
+    }
+    let (left_scope, right_scope) = (input_scope(left, &left_alias), input_scope(right, &right_alias));
+    let Expr::Binary { op: BinaryOp::Eq, left: a, right: b } = &join.on else {
+        return Err(SqlError::invalid("Unsupported join expression: a join's ON must be an equality of an expression of each side."));
+    };
+    let (left_key, right_key) = match (compile(a, &left_scope), compile(b, &right_scope)) {
+        (Ok(l), Ok(r)) => (l, r),
+        _ => match (compile(b, &left_scope), compile(a, &right_scope)) {
+            (Ok(l), Ok(r)) => (l, r),
+            _ => return Err(SqlError::invalid("Unsupported join expression: each side of ON must refer to one source of the join.")),
+        },
+    };
+    if left_key.sql_type != right_key.sql_type {
+        return Err(SqlError::invalid(format!("Invalid join condition: types don't match. Got {} = {}.", left_key.sql_type, right_key.sql_type)));
+    }
+    match (left.kind, right.kind) {
+        (SourceKind::Stream, SourceKind::Table) => {
+            if !matches!(join.kind, JoinKind::Inner | JoinKind::Left) {
+                return Err(SqlError::invalid(format!("Stream-table joins are INNER or LEFT, not {:?}.", join.kind).to_uppercase()));
+            }
+            if join.within.is_some() {
+                return Err(SqlError::invalid("A stream-table join takes no WITHIN clause."));
+            }
+            let on_primary_key = right.key.len() == 1
+                && matches!(if compile(b, &right_scope).is_ok() { b.as_ref() } else { a.as_ref() }, Expr::Column { name, .. } if name == &right.key[0].name);
+            if !on_primary_key {
+                return Err(SqlError::invalid(format!(
+                    "Invalid join condition: stream-table joins require a join on the table's primary key, {}.",
+                    right.key.first().map_or("", |c| c.name.as_str())
+                )));
+            }
+        }
+        (SourceKind::Stream, SourceKind::Stream) => {
+            if join.within.is_none() {
+                return Err(SqlError::invalid("Stream-Stream joins must have a WITHIN clause specified. None was provided."));
+            }
+            if join.kind == JoinKind::Right {
+                return Err(SqlError::invalid("RIGHT JOIN is not available yet: swap the sides and use LEFT JOIN."));
+            }
+        }
+        _ => return Err(SqlError::invalid("Joins with a table on the left are not available yet: put the stream on the left.")),
+    }
+    let mut scope = left_scope.clone();
+    scope.columns.extend(right_scope.columns.iter().cloned());
+    let filter = query.filter.as_ref().map(|f| compile(f, &scope)).transpose()?;
+    let mut items: Vec<(Expr, Option<String>)> = Vec::new();
+    for item in &query.items {
+        match item {
+            SelectItem::All | SelectItem::AllOf(_) => {
+                for (source, alias) in [(left, &left_alias), (right, &right_alias)] {
+                    if matches!(item, SelectItem::AllOf(q) if q != alias && q != &source.name) {
+                        continue;
+                    }
+                    for column in source.key.iter().chain(&source.value) {
+                        items.push((Expr::Column { source: Some(alias.clone()), name: column.name.clone() }, Some(format!("{alias}_{}", column.name))));
+                    }
+                }
+            }
+            SelectItem::Expr { expr, alias } => items.push((expr.clone(), alias.clone())),
+        }
+    }
+    let names: Vec<String> = items.iter().enumerate().map(|(i, (e, a))| item_name(e, a, i)).collect();
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(SqlError::invalid(format!("Duplicate value columns found in schema: `{name}`")));
+        }
+    }
+    let compiled_items: Vec<Compiled> = items.iter().map(|(e, _)| compile(e, &scope)).collect::<Result<_, _>>()?;
+    // The result's key is the join expression; the item selecting either
+    // side's expression names it.
+    let is_join_key = |e: &Expr| e == a.as_ref() || e == b.as_ref();
+    let key_item = items.iter().position(|(e, _)| is_join_key(e));
+    let key_column = match key_item {
+        Some(position) => (names[position].clone(), left_key.sql_type.clone()),
+        None if persistent => {
+            let shown = match a.as_ref() {
+                Expr::Column { name, .. } => name.clone(),
+                _ => "KSQL_COL_0".into(),
+            };
+            return Err(SqlError::invalid(format!("Key missing from projection (ie, SELECT). The query used to build the result must include the join expression {shown} in its projection (eg, SELECT {shown}...).")));
+        }
+        None => ("KSQL_COL_0".into(), left_key.sql_type.clone()),
+    };
+    let key_items: Vec<usize> = key_item.into_iter().collect();
+    let (values, value_columns) = value_items(compiled_items, &names, &key_items, persistent);
+    let output = OutputSchema { kind: SourceKind::Stream, key: vec![key_column], value: value_columns, window: None };
+    let join_plan = JoinPlan { right: right.clone(), kind: join.kind, within: join.within, left_key, right_key };
+    Ok(Plan { source: left.clone(), join: Some(join_plan), filter, shape: Shape::Project { rekey: None, key: Vec::new(), values }, output, log })
 }
 
 fn contains_aggregate(expr: &Expr) -> bool {
@@ -446,19 +574,19 @@ fn event_time(source: &SourceDef) -> Option<impl Fn(&Key, &Row, i64) -> i64 + Se
 impl Plan {
     /// The catalog sources the query reads.
     pub fn source_names(&self) -> Vec<String> {
-        vec![self.source.name.clone()]
+        let mut names = vec![self.source.name.clone()];
+        names.extend(self.join.as_ref().map(|j| j.right.name.clone()));
+        names
     }
 
-    fn source_serdes(&self) -> (KeySerde, RowSerde) {
-        let source = &self.source;
+    fn source_serdes(&self, source: &SourceDef) -> (KeySerde, RowSerde) {
         let key_serde = KeySerde(RowFormat::key(source.key_format, source.key_columns(), &source.topic, self.log.clone()));
         let value_serde = RowSerde(RowFormat::value(source.value_format, source.value_columns(), &source.topic, self.log.clone()));
         (key_serde, value_serde)
     }
 
-    fn source_stream(&self, builder: &StreamsBuilder) -> KStream<Key, Row> {
-        let source = &self.source;
-        let (key_serde, value_serde) = self.source_serdes();
+    fn source_stream(&self, builder: &StreamsBuilder, source: &SourceDef) -> KStream<Key, Row> {
+        let (key_serde, value_serde) = self.source_serdes(source);
         let stream = match event_time(source) {
             Some(extract) => builder.stream_with_timestamps(&source.topic, key_serde, value_serde, extract),
             None => builder.stream(&source.topic, key_serde, value_serde),
@@ -475,7 +603,10 @@ impl Plan {
             self.build_on_table(builder, sink, key_format, value_format);
             return;
         }
-        let mut stream = self.source_stream(builder);
+        let mut stream = self.source_stream(builder, &self.source);
+        if let Some(join) = &self.join {
+            stream = self.joined(builder, stream, join);
+        }
         if let Some(filter) = &self.filter {
             let (filter, log) = (filter.clone(), log.clone());
             stream = stream.filter(move |_, row| holds(&filter, row, &log));
@@ -495,7 +626,7 @@ impl Plan {
                     None => stream,
                 };
                 let (key, values, log) = (key.clone(), values.clone(), log.clone());
-                stream.map(move |_, row| (Key(evaluate(&key, row, &log)), evaluate(&values, row, &log))).to(
+                stream.map(move |k, row| (if key.is_empty() { k.clone() } else { Key(evaluate(&key, row, &log)) }, evaluate(&values, row, &log))).to(
                     &sink.topic,
                     KeySerde(key_format),
                     RowSerde(value_format),
@@ -505,15 +636,70 @@ impl Plan {
         }
     }
 
+    /// A table's rows, widened (`ROWTIME` is NULL).
+    fn source_table(&self, builder: &StreamsBuilder, source: &SourceDef) -> KTable<Key, Row> {
+        let (key_serde, value_serde) = self.source_serdes(source);
+        builder.table(&source.topic, key_serde, value_serde).map_values_with_key(|key, row| widen(key, row, Value::Null))
+    }
+
+    /// The left stream joined with the right source: each side re-keyed by
+    /// its join expression (repartitioned by runnel-streams when the key
+    /// changed), the joined row being the left row then the right (NULLs
+    /// for a side without a partner).
+    fn joined(&self, builder: &StreamsBuilder, left: KStream<Key, Row>, join: &JoinPlan) -> KStream<Key, Row> {
+        let log = self.log.clone();
+        let (left_width, right_width) = (input_scope(&self.source, "").columns.len(), input_scope(&join.right, "").columns.len());
+        // A table is joined by its own key bytes, so the stream is
+        // repartitioned in the table's key format: equal keys land in the
+        // same partition on both sides.
+        let key_serde = match join.right.kind {
+            SourceKind::Table => KeySerde(RowFormat::key(join.right.key_format, join.right.key_columns(), &join.right.topic, log.clone())),
+            SourceKind::Stream => {
+                KeySerde(RowFormat::key(Format::Json, vec![("KEY".to_string(), join.left_key.sql_type.clone())], &self.source.topic, log.clone()))
+            }
+        };
+        let side_serdes = |source: &SourceDef| {
+            let types: Vec<(String, SqlType)> = input_scope(source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
+            RowSerde(RowFormat::value(Format::Json, types, &source.topic, log.clone()))
+        };
+        let rekeyed = |stream: KStream<Key, Row>, key: &Compiled| {
+            let (key, log) = (key.clone(), log.clone());
+            stream.select_key(move |_, row| Key(evaluate(std::slice::from_ref(&key), row, &log)))
+        };
+        let left = rekeyed(left, &join.left_key);
+        let pad = |row: Option<&Row>, width: usize| row.cloned().unwrap_or_else(|| vec![Value::Null; width]);
+        match join.right.kind {
+            SourceKind::Table => {
+                let table = self.source_table(builder, &join.right);
+                let joined = Joined::with(key_serde, side_serdes(&self.source));
+                match join.kind {
+                    JoinKind::Left => left.left_join_table(&table, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat(), joined),
+                    _ => left.join_table(&table, |l: &Row, r: &Row| [l.clone(), r.clone()].concat(), joined),
+                }
+            }
+            SourceKind::Stream => {
+                let right = rekeyed(self.source_stream(builder, &join.right), &join.right_key);
+                let within = join.within.unwrap_or(Within { before_ms: 0, after_ms: 0, grace_ms: None });
+                let windows = JoinWindows { before_ms: within.before_ms, after_ms: within.after_ms, grace_ms: within.grace_ms.unwrap_or(DEFAULT_GRACE_MS) };
+                let serdes = StreamJoined::with(key_serde, side_serdes(&self.source), side_serdes(&join.right));
+                match join.kind {
+                    JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat(), windows, serdes),
+                    JoinKind::Full => {
+                        left.outer_join(&right, move |l: Option<&Row>, r: Option<&Row>| [pad(l, left_width), pad(r, right_width)].concat(), windows, serdes)
+                    }
+                    _ => left.join(&right, |l: &Row, r: &Row| [l.clone(), r.clone()].concat(), windows, serdes),
+                }
+            }
+        }
+    }
+
     /// A query over a table: its rows (`ROWTIME` is NULL) filtered and
     /// projected as a table, so a row that stops matching is deleted; or
     /// regrouped and aggregated, each change taking the old row out and
     /// putting the new one in.
     fn build_on_table(&self, builder: &StreamsBuilder, sink: &SinkSpec, key_format: RowFormat, value_format: RowFormat) {
         let log = self.log.clone();
-        let (key_serde, value_serde) = self.source_serdes();
-        let mut table: KTable<Key, Row> =
-            builder.table(&self.source.topic, key_serde, value_serde).map_values_with_key(|key, row| widen(key, row, Value::Null));
+        let mut table = self.source_table(builder, &self.source);
         if let Some(filter) = &self.filter {
             let (filter, log) = (filter.clone(), log.clone());
             table = table.filter(move |_, row| holds(&filter, row, &log));
