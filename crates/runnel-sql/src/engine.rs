@@ -31,6 +31,19 @@ pub struct PersistentQuery {
     pub sink: SinkSpec,
 }
 
+/// A record `INSERT INTO ... VALUES` writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValuesRecord {
+    /// The topic.
+    pub topic: String,
+    /// The key's bytes.
+    pub key: Option<Vec<u8>>,
+    /// The value's bytes.
+    pub value: Option<Vec<u8>>,
+    /// The timestamp.
+    pub timestamp: i64,
+}
+
 /// What a statement did.
 pub enum Outcome {
     /// A stream or table was created (or replaced).
@@ -268,6 +281,57 @@ impl Engine {
             }
             other => Ok(Outcome::Other(other.clone())),
         }
+    }
+
+    /// The record `INSERT INTO target (columns) VALUES (values)` writes:
+    /// its topic, key bytes, value bytes and timestamp (`ROWTIME` if given,
+    /// else `now`). Columns not named are NULL; without a column list the
+    /// values are the key columns then the value columns, in order.
+    pub fn values_record(&self, target: &str, columns: &[String], values: &[crate::ast::Expr], now: i64) -> Result<ValuesRecord, SqlError> {
+        use crate::eval::{cast, compile, Eval, Scope};
+        use crate::format::RowFormat;
+        use crate::value::Value;
+        let sink = self.catalog.get(target)?;
+        if sink.read_only {
+            return Err(SqlError::invalid(format!("Cannot insert values into read-only source: {target}")));
+        }
+        let all: Vec<&Column> = sink.key.iter().chain(&sink.value).collect();
+        let named: Vec<String> = if columns.is_empty() { all.iter().map(|c| c.name.clone()).collect() } else { columns.to_vec() };
+        if named.len() != values.len() {
+            return Err(SqlError::invalid(format!("Expected number columns and values to match: {}, {}", named.len(), values.len())));
+        }
+        let (mut key, mut value) = (vec![Value::Null; sink.key.len()], vec![Value::Null; sink.value.len()]);
+        let mut timestamp = now;
+        for (name, expr) in named.iter().zip(values) {
+            let mut ctx = Eval::default();
+            let evaluated = compile(expr, &Scope::default())?.eval(&[], &mut ctx);
+            if let Some(error) = ctx.errors.pop() {
+                return Err(SqlError::invalid(format!("Failed to insert values into '{target}': {error}")));
+            }
+            if name == "ROWTIME" {
+                timestamp = evaluated.as_i64().ok_or_else(|| SqlError::invalid("ROWTIME takes a BIGINT"))?;
+                continue;
+            }
+            let (slot, column) = match (sink.key.iter().position(|c| &c.name == name), sink.value.iter().position(|c| &c.name == name)) {
+                (Some(i), _) => (&mut key[i], &sink.key[i]),
+                (None, Some(i)) => (&mut value[i], &sink.value[i]),
+                _ => return Err(SqlError::invalid(format!("Column name {name} does not exist."))),
+            };
+            *slot = evaluated
+                .clone()
+                .widen_to(&column.sql_type)
+                .or_else(|| cast(evaluated.clone(), &column.sql_type).ok())
+                .ok_or_else(|| SqlError::invalid(format!("Expected type {} for field {name} but got {evaluated}", column.sql_type)))?;
+        }
+        let log = self.log.clone();
+        let key_bytes = RowFormat::key(sink.key_format, sink.key_columns(), &sink.topic, log.clone());
+        let value_bytes = RowFormat::value(sink.value_format, sink.value_columns(), &sink.topic, log);
+        Ok(ValuesRecord {
+            topic: sink.topic.clone(),
+            key: if key.iter().all(Value::is_null) { None } else { key_bytes.write(&key) },
+            value: value_bytes.write(&value),
+            timestamp,
+        })
     }
 
     /// Every persistent query's nodes in one topology (as the test driver

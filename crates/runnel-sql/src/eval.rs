@@ -503,8 +503,9 @@ pub fn cast(value: Value, to: &SqlType) -> Result<Value, String> {
             let text = format!("{d}");
             Value::Decimal(Decimal::parse(&text).ok_or_else(|| fail(&Value::Double(d)))?).widen_to(to).ok_or_else(|| fail(&Value::Double(d)))?
         }
-        (Value::Decimal(d), T::Int) => Value::Int(d.rescale(0).map_or(0, |r| r.unscaled) as i32),
-        (Value::Decimal(d), T::Bigint) => Value::Bigint(d.rescale(0).map_or(0, |r| r.unscaled) as i64),
+        // Java's intValue() and longValue(): the fraction is dropped.
+        (Value::Decimal(d), T::Int) => Value::Int((d.unscaled / 10i128.pow(u32::from(d.scale))) as i32),
+        (Value::Decimal(d), T::Bigint) => Value::Bigint((d.unscaled / 10i128.pow(u32::from(d.scale))) as i64),
         (Value::Bigint(i), T::Int) => Value::Int(i as i32),
         (Value::Timestamp(ms), T::Date) => Value::Date(ms.div_euclid(86_400_000) as i32),
         (Value::Timestamp(ms), T::Time) => Value::Time(ms.rem_euclid(86_400_000)),

@@ -18,8 +18,10 @@
 //! ```
 //!
 //! A push query (`SELECT ... EMIT CHANGES`) writes to the topic `select`,
-//! its key as JSON and its value holding every selected column.
+//! its key as JSON and its value holding every selected column. Records of
+//! `INSERT INTO ... VALUES` statements are written before the input.
 
+use runnel_sql::ast::Statement;
 use runnel_sql::catalog::{KeyWindow, SourceDef};
 use runnel_sql::engine::{Engine, Outcome};
 use runnel_sql::format::{Format, KeySerde, RowFormat};
@@ -121,14 +123,24 @@ fn run(case: &Case) -> Result<Vec<String>, String> {
         query.plan.build(&builder, &query.sink);
     }
     let mut select_schema = None;
+    let mut inserted = Vec::new();
     for outcome in outcomes {
-        if let Outcome::Transient(plan) = outcome {
-            let sink = SinkSpec { topic: "select".into(), key_format: Format::Json, value_format: Format::Json };
-            plan.build(&builder, &sink);
-            select_schema = Some(plan.output.clone());
+        match outcome {
+            Outcome::Transient(plan) => {
+                let sink = SinkSpec { topic: "select".into(), key_format: Format::Json, value_format: Format::Json };
+                plan.build(&builder, &sink);
+                select_schema = Some(plan.output.clone());
+            }
+            Outcome::Other(Statement::InsertValues { target, columns, values }) => {
+                inserted.push(engine.values_record(&target, &columns, &values, 0).map_err(|e| e.to_string())?);
+            }
+            _ => {}
         }
     }
     let mut driver = TopologyTestDriver::new(builder.build());
+    for record in inserted {
+        driver.pipe_bytes(&record.topic, record.key, record.value, record.timestamp);
+    }
     let by_topic = |topic: &str| engine.catalog().all().find(|s| s.topic == topic).cloned();
     for input in &case.inputs {
         let mut parts = input.splitn(4, ' ');
