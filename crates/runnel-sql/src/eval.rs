@@ -250,7 +250,7 @@ impl Compiler<'_> {
             Expr::Function { name, args, star } => self.call(name, args, *star)?,
             Expr::Cast { expr, to } => {
                 let inner = self.compile(expr)?;
-                if !castable(&inner.sql_type, to) {
+                if !castable(&inner.sql_type, to) && !is_null_literal(&inner) {
                     return Err(SqlError::invalid(format!("Cast of {} to {to} is not supported", inner.sql_type)));
                 }
                 compiled(to.clone(), Node::Cast(Box::new(inner), to.clone()))
