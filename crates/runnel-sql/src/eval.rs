@@ -824,14 +824,14 @@ fn arithmetic(op: BinaryOp, a: Value, b: Value, result: &SqlType) -> Result<Valu
                     }
                     // Divide at the result's scale plus one digit, then round.
                     let shift = 10i128.checked_pow(u32::from(*scale) + 1).ok_or("decimal overflow")?;
-                    let quotient = x.unscaled.checked_mul(shift).ok_or("decimal overflow")? / y.unscaled;
+                    let quotient = x.unscaled.checked_mul(shift).and_then(|n| n.checked_div(y.unscaled)).ok_or("decimal overflow")?;
                     Decimal { unscaled: quotient, scale: scale + 1 }
                 }
                 _ => {
                     if y.unscaled == 0 {
                         return Err("Division by zero".into());
                     }
-                    Decimal { unscaled: x.unscaled % y.unscaled, scale: common }
+                    Decimal { unscaled: x.unscaled.checked_rem(y.unscaled).ok_or("decimal overflow")?, scale: common }
                 }
             };
             let fitted = exact.rescale(*scale).ok_or("decimal overflow")?;

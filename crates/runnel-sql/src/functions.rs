@@ -193,15 +193,19 @@ fn substring(s: &str, start: i64, length: Option<i64>) -> String {
     } else {
         0
     };
-    let end = length.map_or(n, |l| (begin + l.max(0)).min(n));
+    let end = length.map_or(n, |l| begin.saturating_add(l.max(0)).min(n));
     if begin >= n || begin >= end {
         return String::new();
     }
     chars[begin as usize..end as usize].iter().collect()
 }
 
+/// The longest string `LPAD` and `RPAD` make, so a query cannot exhaust
+/// memory.
+const MAX_PADDED: usize = 1 << 20;
+
 fn pad(s: &str, length: i64, fill: &str, left: bool) -> Option<String> {
-    let length = usize::try_from(length).ok()?;
+    let length = usize::try_from(length).ok().filter(|l| *l <= MAX_PADDED)?;
     if fill.is_empty() {
         return None;
     }
@@ -860,7 +864,7 @@ static SCALARS: LazyLock<Vec<Scalar>> = LazyLock::new(|| {
             |t| if t[2] == SqlType::Timestamp { Ok(SqlType::Timestamp) } else { Err("expected (unit, INT, TIMESTAMP)".into()) },
             |a, _| {
                 let Value::Timestamp(ms) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Timestamp(ms + int_arg(&a[1])? * unit_ms(string_arg(&a[0])?)?))
+                Ok(Value::Timestamp(ms.checked_add(span_ms(&a[1], &a[0])?).ok_or("the timestamp is out of range")?))
             }
         ),
         scalar!(
@@ -871,7 +875,7 @@ static SCALARS: LazyLock<Vec<Scalar>> = LazyLock::new(|| {
             |t| if t[2] == SqlType::Timestamp { Ok(SqlType::Timestamp) } else { Err("expected (unit, INT, TIMESTAMP)".into()) },
             |a, _| {
                 let Value::Timestamp(ms) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Timestamp(ms - int_arg(&a[1])? * unit_ms(string_arg(&a[0])?)?))
+                Ok(Value::Timestamp(ms.checked_sub(span_ms(&a[1], &a[0])?).ok_or("the timestamp is out of range")?))
             }
         ),
         scalar!(
@@ -882,7 +886,7 @@ static SCALARS: LazyLock<Vec<Scalar>> = LazyLock::new(|| {
             |t| if t[2] == SqlType::Date { Ok(SqlType::Date) } else { Err("expected (unit, INT, DATE)".into()) },
             |a, _| {
                 let Value::Date(days) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Date(days + (int_arg(&a[1])? * unit_ms(string_arg(&a[0])?)? / 86_400_000) as i32))
+                Ok(Value::Date(i32::try_from(i64::from(days) + span_ms(&a[1], &a[0])? / 86_400_000).map_err(|_| "the date is out of range")?))
             }
         ),
         scalar!(
@@ -893,7 +897,7 @@ static SCALARS: LazyLock<Vec<Scalar>> = LazyLock::new(|| {
             |t| if t[2] == SqlType::Date { Ok(SqlType::Date) } else { Err("expected (unit, INT, DATE)".into()) },
             |a, _| {
                 let Value::Date(days) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Date(days - (int_arg(&a[1])? * unit_ms(string_arg(&a[0])?)? / 86_400_000) as i32))
+                Ok(Value::Date(i32::try_from(i64::from(days) - span_ms(&a[1], &a[0])? / 86_400_000).map_err(|_| "the date is out of range")?))
             }
         ),
         // ---- JSON ----
@@ -1027,7 +1031,8 @@ static SCALARS: LazyLock<Vec<Scalar>> = LazyLock::new(|| {
             |a, result| {
                 let (from, to, step) =
                     (int_arg(&a[0])?, int_arg(&a[1])?, a.get(2).map(int_arg).transpose()?.unwrap_or(if int_arg(&a[1])? >= int_arg(&a[0])? { 1 } else { -1 }));
-                if step == 0 || (to - from).signum() * step.signum() < 0 || (to - from) / step > 100_000 {
+                let span = to.checked_sub(from).ok_or("GENERATE_SERIES: the range is too large")?;
+                if step == 0 || span.signum() * step.signum() < 0 || span / step > 100_000 {
                     return Err("GENERATE_SERIES: the step must move from the start towards the end, in at most 100000 steps".into());
                 }
                 let int = *result == SqlType::Array(Box::new(SqlType::Int));
@@ -1146,6 +1151,11 @@ fn returns_string_to_bytes(args: &[SqlType]) -> Result<SqlType, String> {
 
 fn returns_double_string(args: &[SqlType]) -> Result<SqlType, String> {
     numeric(args).map(|_| SqlType::String)
+}
+
+/// `amount` of `unit` in milliseconds, refusing overflow.
+fn span_ms(amount: &Value, unit: &Value) -> Result<i64, String> {
+    int_arg(amount)?.checked_mul(unit_ms(string_arg(unit)?)?).ok_or_else(|| "the interval is too long".to_string())
 }
 
 fn unit_ms(unit: &str) -> Result<i64, String> {

@@ -60,7 +60,7 @@ const TYPE_NAMES: &[&str] =
 /// Parses a script of statements separated by `;`.
 pub fn parse(text: &str) -> Result<Vec<Parsed>, SqlError> {
     let tokens = tokenize(text)?;
-    let mut parser = Parser { tokens, pos: 0, lambda_scope: Vec::new() };
+    let mut parser = Parser { tokens, pos: 0, depth: 0, lambda_scope: Vec::new() };
     let mut statements = Vec::new();
     loop {
         while parser.eat_symbol(";") {}
@@ -79,7 +79,7 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>, SqlError> {
 
 /// Parses one expression (for tests and for `DEFINE`d snippets).
 pub fn parse_expression(text: &str) -> Result<Expr, SqlError> {
-    let mut parser = Parser { tokens: tokenize(text)?, pos: 0, lambda_scope: Vec::new() };
+    let mut parser = Parser { tokens: tokenize(text)?, pos: 0, depth: 0, lambda_scope: Vec::new() };
     let expr = parser.expr()?;
     if parser.peek() != &Token::End {
         return Err(parser.expected("the end of the expression"));
@@ -87,9 +87,15 @@ pub fn parse_expression(text: &str) -> Result<Expr, SqlError> {
     Ok(expr)
 }
 
+/// How deeply expressions may nest, so a hostile statement cannot
+/// overflow the parser's stack.
+const MAX_DEPTH: usize = 64;
+
 struct Parser {
     tokens: Vec<Spanned>,
     pos: usize,
+    /// How deeply the expression being parsed nests.
+    depth: usize,
     /// The parameters of the lambdas being parsed, innermost last.
     lambda_scope: Vec<String>,
 }
@@ -670,6 +676,16 @@ impl Parser {
     // ---- types ---------------------------------------------------------
 
     fn sql_type(&mut self) -> Result<SqlType, SqlError> {
+        self.depth += 1;
+        let result = self.nested_type();
+        self.depth -= 1;
+        result
+    }
+
+    fn nested_type(&mut self) -> Result<SqlType, SqlError> {
+        if self.depth > MAX_DEPTH {
+            return Err(SqlError::parse(self.at(), &format!("Syntax error: types nest more than {MAX_DEPTH} deep")));
+        }
         let word = match self.peek() {
             Token::Word(w) if TYPE_NAMES.contains(&w.as_str()) => w.clone(),
             _ => return Err(self.expected("a type")),
@@ -732,6 +748,16 @@ impl Parser {
     // ---- expressions -----------------------------------------------------
 
     fn expr(&mut self) -> Result<Expr, SqlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SqlError::parse(self.at(), &format!("Syntax error: expressions nest more than {MAX_DEPTH} deep")));
+        }
+        let result = self.or();
+        self.depth -= 1;
+        result
+    }
+
+    fn or(&mut self) -> Result<Expr, SqlError> {
         let mut left = self.and()?;
         while self.eat_word("OR") {
             left = Expr::Binary { op: BinaryOp::Or, left: Box::new(left), right: Box::new(self.and()?) };
@@ -749,7 +775,10 @@ impl Parser {
 
     fn not(&mut self) -> Result<Expr, SqlError> {
         if self.eat_word("NOT") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.depth += 1;
+            let inner = self.not();
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner?)));
         }
         self.predicate()
     }
@@ -846,8 +875,14 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, SqlError> {
+        if self.depth > MAX_DEPTH {
+            return Err(SqlError::parse(self.at(), &format!("Syntax error: expressions nest more than {MAX_DEPTH} deep")));
+        }
         if self.eat_symbol("-") {
-            return Ok(match self.unary()? {
+            self.depth += 1;
+            let inner = self.unary();
+            self.depth -= 1;
+            return Ok(match inner? {
                 Expr::Literal(Literal::Integer(i)) => Expr::Literal(Literal::Integer(-i)),
                 Expr::Literal(Literal::Decimal(d)) => Expr::Literal(Literal::Decimal(format!("-{d}"))),
                 Expr::Literal(Literal::Double(d)) => Expr::Literal(Literal::Double(-d)),
@@ -855,7 +890,10 @@ impl Parser {
             });
         }
         if self.eat_symbol("+") {
-            return self.unary();
+            self.depth += 1;
+            let inner = self.unary();
+            self.depth -= 1;
+            return inner;
         }
         self.postfix()
     }

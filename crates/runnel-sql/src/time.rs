@@ -233,7 +233,8 @@ pub fn parse_with_pattern(text: &str, pattern: &str) -> Result<i64, String> {
     if let Some(pm) = pm {
         hour = hour % 12 + if pm { 12 } else { 0 };
     }
-    if !(1..=12).contains(&month)
+    if !(-1_000_000..=1_000_000).contains(&year)
+        || !(1..=12).contains(&month)
         || day < 1
         || day > days_in_month(year, month)
         || !(0..24).contains(&hour)

@@ -216,4 +216,10 @@ fn errors_say_where_and_what_was_expected() {
         "DECIMAL(40, 2): the precision must be 1 to 38 and the scale at most the precision"
     );
     assert_eq!(error("SELECT 'unclosed FROM s;"), "line 1:8: the string is not closed");
+    let deep = format!("SELECT {}1{} FROM s;", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(error(&deep).contains("expressions nest more than 64 deep"), "a hostile statement is refused, not a stack overflow");
+    let negated = format!("SELECT {}1 FROM s;", "- ".repeat(10_000));
+    assert!(error(&negated).contains("nest more than"));
+    let typed = format!("CREATE STREAM s (a {}INT{}) WITH (kafka_topic='t');", "ARRAY<".repeat(10_000), ">".repeat(10_000));
+    assert!(error(&typed).contains("types nest more than 64 deep"));
 }
