@@ -856,50 +856,14 @@ static SCALARS: LazyLock<Vec<Scalar>> = LazyLock::new(|| {
             |t| all_strings(t).map(|_| SqlType::Int),
             |a, _| Ok(Value::Int(time::parse_with_pattern(string_arg(&a[0])?, string_arg(&a[1])?)?.div_euclid(86_400_000) as i32))
         ),
-        scalar!(
-            "TIMESTAMPADD",
-            DateTime,
-            3..=3,
-            "Adds an amount of a unit (SECONDS, ...) to a timestamp.",
-            |t| if t[2] == SqlType::Timestamp { Ok(SqlType::Timestamp) } else { Err("expected (unit, INT, TIMESTAMP)".into()) },
-            |a, _| {
-                let Value::Timestamp(ms) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Timestamp(ms.checked_add(span_ms(&a[1], &a[0])?).ok_or("the timestamp is out of range")?))
-            }
-        ),
-        scalar!(
-            "TIMESTAMPSUB",
-            DateTime,
-            3..=3,
-            "Subtracts an amount of a unit from a timestamp.",
-            |t| if t[2] == SqlType::Timestamp { Ok(SqlType::Timestamp) } else { Err("expected (unit, INT, TIMESTAMP)".into()) },
-            |a, _| {
-                let Value::Timestamp(ms) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Timestamp(ms.checked_sub(span_ms(&a[1], &a[0])?).ok_or("the timestamp is out of range")?))
-            }
-        ),
-        scalar!(
-            "DATEADD",
-            DateTime,
-            3..=3,
-            "Adds an amount of a unit (DAYS, ...) to a date.",
-            |t| if t[2] == SqlType::Date { Ok(SqlType::Date) } else { Err("expected (unit, INT, DATE)".into()) },
-            |a, _| {
-                let Value::Date(days) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Date(i32::try_from(i64::from(days) + span_ms(&a[1], &a[0])? / 86_400_000).map_err(|_| "the date is out of range")?))
-            }
-        ),
-        scalar!(
-            "DATESUB",
-            DateTime,
-            3..=3,
-            "Subtracts an amount of a unit from a date.",
-            |t| if t[2] == SqlType::Date { Ok(SqlType::Date) } else { Err("expected (unit, INT, DATE)".into()) },
-            |a, _| {
-                let Value::Date(days) = a[2] else { return Ok(Value::Null) };
-                Ok(Value::Date(i32::try_from(i64::from(days) - span_ms(&a[1], &a[0])? / 86_400_000).map_err(|_| "the date is out of range")?))
-            }
-        ),
+        scalar!("TIMESTAMPADD", DateTime, 3..=3, "Adds an amount of a unit (SECONDS, ...) to a timestamp.", |t| shifted_type(t, SqlType::Timestamp), |a, _| {
+            shift(a, 1)
+        }),
+        scalar!("TIMESTAMPSUB", DateTime, 3..=3, "Subtracts an amount of a unit from a timestamp.", |t| shifted_type(t, SqlType::Timestamp), |a, _| shift(
+            a, -1
+        )),
+        scalar!("DATEADD", DateTime, 3..=3, "Adds an amount of a unit (DAYS, ...) to a date.", |t| shifted_type(t, SqlType::Date), |a, _| shift(a, 1)),
+        scalar!("DATESUB", DateTime, 3..=3, "Subtracts an amount of a unit from a date.", |t| shifted_type(t, SqlType::Date), |a, _| shift(a, -1)),
         // ---- JSON ----
         scalar!("EXTRACTJSONFIELD", Json, 2..=2, "The value at a JSON path ($.a.b[0]) of a JSON string, as a string.", returns_string, |a, _| {
             let Ok(json) = serde_json::from_str::<serde_json::Value>(string_arg(&a[0])?) else { return Ok(Value::Null) };
@@ -1151,6 +1115,27 @@ fn returns_string_to_bytes(args: &[SqlType]) -> Result<SqlType, String> {
 
 fn returns_double_string(args: &[SqlType]) -> Result<SqlType, String> {
     numeric(args).map(|_| SqlType::String)
+}
+
+/// `TIMESTAMPADD`'s and `DATEADD`'s arguments: a unit, an amount, and the
+/// timestamp or date to move, whose type the result has.
+fn shifted_type(args: &[SqlType], moved: SqlType) -> Result<SqlType, String> {
+    if args[2] == moved && matches!(args[1], SqlType::Int | SqlType::Bigint) {
+        Ok(moved)
+    } else {
+        Err(format!("expected (unit, INT, {moved})"))
+    }
+}
+
+/// A timestamp or date (the third argument) moved by an amount (second)
+/// of a unit (first), forwards (`sign` 1) or back (-1).
+fn shift(a: &[Value], sign: i64) -> Result<Value, String> {
+    let span = span_ms(&a[1], &a[0])?.checked_mul(sign).ok_or("the interval is too long")?;
+    match a[2] {
+        Value::Timestamp(ms) => Ok(Value::Timestamp(ms.checked_add(span).ok_or("the timestamp is out of range")?)),
+        Value::Date(days) => Ok(Value::Date(i32::try_from(i64::from(days) + span / 86_400_000).map_err(|_| "the date is out of range")?)),
+        _ => Ok(Value::Null),
+    }
 }
 
 /// `amount` of `unit` in milliseconds, refusing overflow.
