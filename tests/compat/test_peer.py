@@ -17,6 +17,11 @@ from kafka.admin import KafkaAdminClient, NewTopic as KpNewTopic
 
 from conftest import CODECS, wait_for
 
+# The records' timestamps: the start of the hour this module was loaded,
+# recent enough for Apache Kafka's retention to keep them, and the same
+# for both brokers' runs.
+BASE_MS = int(time.time()) // 3600 * 3600 * 1000
+
 RIDES = [
     (b"132", b'{"PULocationID": 132, "DOLocationID": 265, "fare_amount": 52.0}'),
     (b"148", b'{"PULocationID": 148, "DOLocationID": 7, "fare_amount": 8.5}'),
@@ -79,7 +84,7 @@ def confluent_keyed_records_with_headers_and_codecs(bootstrap, name):
         producer = Producer({"bootstrap.servers": bootstrap, "compression.type": codec, "enable.idempotence": True,
                              "partitioner": "murmur2_random"})
         for key, value in RIDES:
-            producer.produce(name, key=key, value=value, headers=[("codec", codec.encode()), ("empty", b"")], timestamp=1_700_000_000_000)
+            producer.produce(name, key=key, value=value, headers=[("codec", codec.encode()), ("empty", b"")], timestamp=BASE_MS)
         assert producer.flush(30) == 0
     consumer, messages = consume_all(bootstrap, name, len(RIDES) * (len(CODECS) + 1))
     for m in sorted(messages, key=lambda m: (m.partition(), m.offset())):

@@ -5,6 +5,7 @@ it; `test_peer.py` compares its output with Apache Kafka's."""
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,15 @@ def kafkajs(bootstrap, prefix):
     return run(["node", str(NODE_PROBE), bootstrap, prefix])
 
 
+# The records' timestamps: the start of the hour this module was loaded,
+# recent enough for Apache Kafka's retention to keep them, and the same
+# for every run of a probe, so two brokers' transcripts can be compared.
+BASE_MS = int(time.time()) // 3600 * 3600 * 1000
+
+
 def run(command):
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    env = {**os.environ, "PROBE_BASE_MS": str(BASE_MS)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[-1] == "ALL OK", result.stdout

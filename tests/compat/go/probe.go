@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -77,6 +78,13 @@ func main() {
 	for _, c := range codecs {
 		producer, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ProducerBatchCompression(c.codec), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 		must(err, "producer")
+		// PROBE_BASE_MS (the same for both brokers' runs), else the start
+		// of this hour: recent enough that Apache Kafka's retention keeps
+		// the records.
+		hour := time.Now().Truncate(time.Hour).UnixMilli()
+		if base, err := strconv.ParseInt(os.Getenv("PROBE_BASE_MS"), 10, 64); err == nil {
+			hour = base
+		}
 		var records []*kgo.Record
 		for i := 0; i < 4; i++ {
 			records = append(records, &kgo.Record{
@@ -85,7 +93,7 @@ func main() {
 				Key:       []byte(fmt.Sprintf("ride-%d", i)),
 				Value:     []byte(fmt.Sprintf(`{"codec":%q,"i":%d}`, c.name, i)),
 				Headers:   []kgo.RecordHeader{{Key: "codec", Value: []byte(c.name)}},
-				Timestamp: time.UnixMilli(1_700_000_000_000 + int64(i)),
+				Timestamp: time.UnixMilli(hour + int64(i)),
 			})
 		}
 		must(producer.ProduceSync(ctx, records...).FirstErr(), "produce "+c.name)

@@ -87,7 +87,9 @@ public class ClientProbe {
             p.put("enable.idempotence", "true");
             p.put("acks", "all");
             p.put("linger.ms", "5");
-            long base = 1_700_000_000_000L;
+            // Recent timestamps: Apache Kafka deletes records older than
+            // its retention (7 days) whenever its retention check runs.
+            long base = System.currentTimeMillis() - 3_600_000L;
             List<Future<RecordMetadata>> sent = new ArrayList<>();
             try (Producer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
                 for (int i = 0; i < 200; i++) {

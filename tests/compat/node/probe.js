@@ -31,10 +31,13 @@ async function main() {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   let sent = 0;
+  // PROBE_BASE_MS (the same for both brokers' runs), else the start of
+  // this hour: recent enough that Apache Kafka's retention keeps the records.
+  const hour = Number(process.env.PROBE_BASE_MS) || Math.floor(Date.now() / 3600000) * 3600000;
   for (const [name, compression] of codecs) {
     const messages = [0, 1, 2, 3].map((i) => ({
       key: `ride-${i}`, value: JSON.stringify({ codec: name, i }), partition: i % PARTITIONS,
-      headers: { codec: name }, timestamp: String(1700000000000 + i),
+      headers: { codec: name }, timestamp: String(hour + i),
     }));
     await producer.send({ topic, compression, acks: -1, messages });
     sent += messages.length;
