@@ -362,8 +362,8 @@ struct SessionAggregateNode<K, V, A> {
     store: usize,
     fold: SessionFold<K, V, A>,
     send_old: bool,
-    /// The largest timestamp seen (after a restart, at first the latest
-    /// session end the store holds).
+    /// The largest timestamp seen (after a restart, at first the store's
+    /// stream time).
     stream_time: Option<i64>,
 }
 
@@ -372,7 +372,7 @@ impl<K: Data + Hash + Eq, V: Data, A: Data> Node for SessionAggregateNode<K, V, 
         let Some(value) = &item.value else { return };
         let (key, value, ts) = (typed::<K>(&item.key), typed::<V>(value), item.timestamp);
         let sessions = ctx.stores.get_mut::<SessionStore<K, A>>(self.store);
-        let stream_time = self.stream_time.unwrap_or_else(|| sessions.find(key, i64::MIN, i64::MAX).last().map_or(i64::MIN, |(w, _)| w.end)).max(ts);
+        let stream_time = self.stream_time.unwrap_or(sessions.observed).max(ts);
         self.stream_time = Some(stream_time);
         // A session can still grow by a gap past its end, so it closes a
         // gap plus the grace period after its end, as in Kafka Streams.

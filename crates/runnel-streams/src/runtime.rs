@@ -52,6 +52,17 @@ pub enum StreamsError {
     /// A local state checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A record the application sent (output or changelog) was not
+    /// delivered, so the input that produced it is not committed.
+    #[error("sending to {topic}-{partition} failed: {error}")]
+    Send {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The producer's error.
+        error: KafkaError,
+    },
     /// A key-value store could not read its file in the state directory.
     #[error("reading state store `{store}` from its file: {message}")]
     StoreRead {
@@ -161,6 +172,11 @@ impl StreamsConfig {
             config.set(key, value);
         }
         config
+    }
+
+    /// A client property the application set.
+    fn property(&self, name: &str) -> Option<&str> {
+        self.client_properties.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 
     fn changelog(&self, store: &str) -> String {
@@ -437,10 +453,10 @@ impl ConsumerContext for StreamsContext {
         }
     }
 
-    fn post_rebalance(&self, _: &StreamsConsumer, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &StreamsConsumer, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
             let mut worker = lock(&self.worker);
-            if let Err(e) = worker.assign(&partitions_of(assigned)) {
+            if let Err(e) = worker.assign(consumer, assigned) {
                 worker.failure.get_or_insert(e);
             }
         }
@@ -544,7 +560,7 @@ impl StreamThread {
             .consumer()
             .set("group.id", &config.application_id)
             .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", config.property("auto.offset.reset").unwrap_or("earliest"))
             .set("isolation.level", "read_committed")
             .create_with_context(StreamsContext { worker: worker.clone() })?;
         consumer.subscribe(&subscribed.iter().map(String::as_str).collect::<Vec<_>>())?;
@@ -760,12 +776,21 @@ impl Worker {
         let mut offsets = TopicPartitionList::new();
         for (topic, partitions) in &self.positions {
             for (partition, offset) in partitions {
-                offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+                let mut element = offsets.add_partition(topic, *partition);
+                element.set_offset(Offset::Offset(*offset))?;
+                if let Some(stream_time) = self.tasks.get(partition).and_then(Task::stream_time) {
+                    element.set_metadata(encode_partition_time(stream_time));
+                }
             }
         }
         match self.config.processing_guarantee {
             ProcessingGuarantee::AtLeastOnce => {
                 self.producer.flush(TIMEOUT)?;
+                // What failed to send is lost unless its input is processed
+                // again: the offsets stay uncommitted and the thread stops.
+                if let Some(failure) = self.producer.context().take_failure() {
+                    return Err(failure);
+                }
                 if offsets.count() > 0 {
                     consumer.commit(&offsets, CommitMode::Sync)?;
                 }
@@ -818,18 +843,30 @@ impl Worker {
     }
 
     /// Gives each assigned partition a task: the one suspended in this
-    /// rebalance if there is one, else one restored from the changelogs.
+    /// rebalance if there is one, else one restored from the changelogs
+    /// and resumed at the stream time committed with its input positions.
     /// Tasks suspended and not assigned back are dropped.
-    fn assign(&mut self, assigned: &[i32]) -> Result<(), StreamsError> {
-        for partition in assigned {
-            if self.tasks.contains_key(partition) {
+    fn assign(&mut self, consumer: &StreamsConsumer, assigned: &TopicPartitionList) -> Result<(), StreamsError> {
+        let mut committed_times = None;
+        for partition in partitions_of(assigned) {
+            if self.tasks.contains_key(&partition) {
                 continue;
             }
-            let task = match self.suspended.remove(partition) {
+            let task = match self.suspended.remove(&partition) {
                 Some(task) => task,
-                None => self.restore(*partition)?,
+                None => {
+                    let mut task = self.restore(partition)?;
+                    let times = match &committed_times {
+                        Some(times) => times,
+                        None => committed_times.insert(committed_stream_times(&consumer.committed_offsets(assigned.clone(), TIMEOUT)?)),
+                    };
+                    if let Some(stream_time) = times.get(&partition) {
+                        task.resume(*stream_time);
+                    }
+                    task
+                }
             };
-            self.tasks.insert(*partition, task);
+            self.tasks.insert(partition, task);
         }
         self.suspended.clear();
         let tasks = &self.tasks;
@@ -938,6 +975,42 @@ impl Worker {
     }
 }
 
+/// The commit metadata that carries a task's stream time with its input
+/// positions: Kafka Streams' partition-time encoding (version 1: a version
+/// byte, then the time in 8 bytes big-endian, in base64), so either
+/// library resumes from the other's commits.
+fn encode_partition_time(stream_time: i64) -> String {
+    use base64::Engine;
+    let mut bytes = vec![1u8];
+    bytes.extend_from_slice(&stream_time.to_be_bytes());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The stream time in commit metadata written by [`encode_partition_time`]
+/// or by Kafka Streams (versions 1 and 2, which appends what this library
+/// does not use); `None` for other metadata.
+fn decode_partition_time(metadata: &str) -> Option<i64> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(metadata).ok()?;
+    match bytes.as_slice() {
+        [1 | 2, time @ ..] if time.len() >= 8 => Some(i64::from_be_bytes(time[..8].try_into().expect("8 bytes"))),
+        _ => None,
+    }
+}
+
+/// Each task's committed stream time: the largest of its input
+/// partitions'.
+fn committed_stream_times(committed: &TopicPartitionList) -> HashMap<i32, i64> {
+    let mut times: HashMap<i32, i64> = HashMap::new();
+    for element in committed.elements() {
+        if let Some(time) = decode_partition_time(element.metadata()) {
+            let entry = times.entry(element.partition()).or_insert(time);
+            *entry = (*entry).max(time);
+        }
+    }
+    times
+}
+
 /// A consumer's position in one partition (its next offset to read).
 fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64, StreamsError> {
     let positions = consumer.position()?;
@@ -945,10 +1018,19 @@ fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<i64,
 }
 
 /// The producer's context: the offset of the last record delivered to
-/// each partition, which tells a checkpoint how far the changelogs go.
+/// each partition, which tells a checkpoint how far the changelogs go, and
+/// the first delivery that failed, which stops the next commit.
 #[derive(Default)]
 struct DeliveryTracker {
     last: Mutex<HashMap<(String, i32), i64>>,
+    failed: Mutex<Option<StreamsError>>,
+}
+
+impl DeliveryTracker {
+    /// The first failed delivery since the last call, if any.
+    fn take_failure(&self) -> Option<StreamsError> {
+        self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 impl ClientContext for DeliveryTracker {}
@@ -957,10 +1039,16 @@ impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Ok(message) = result {
-            let mut last = lock_delivered(self);
-            let entry = last.entry((message.topic().to_string(), message.partition())).or_insert(message.offset());
-            *entry = (*entry).max(message.offset());
+        match result {
+            Ok(message) => {
+                let mut last = lock_delivered(self);
+                let entry = last.entry((message.topic().to_string(), message.partition())).or_insert(message.offset());
+                *entry = (*entry).max(message.offset());
+            }
+            Err((error, message)) => {
+                let failure = StreamsError::Send { topic: message.topic().to_string(), partition: message.partition(), error: error.clone() };
+                self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(failure);
+            }
         }
     }
 }
@@ -1012,5 +1100,37 @@ fn send(
             }
             Err((e, _)) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_time_round_trips_through_commit_metadata() {
+        for time in [0, 1_600_000_000_000, -1, i64::MAX] {
+            assert_eq!(decode_partition_time(&encode_partition_time(time)), Some(time));
+        }
+        // What Kafka Streams writes: version 2, the time, then processor
+        // metadata (here an empty map).
+        let mut kafka_streams = vec![2u8];
+        kafka_streams.extend_from_slice(&100i64.to_be_bytes());
+        kafka_streams.extend_from_slice(&0i32.to_be_bytes());
+        use base64::Engine;
+        assert_eq!(decode_partition_time(&base64::engine::general_purpose::STANDARD.encode(kafka_streams)), Some(100));
+        assert_eq!(decode_partition_time(""), None);
+        assert_eq!(decode_partition_time("not base64!"), None);
+        assert_eq!(decode_partition_time("AQ=="), None);
+    }
+
+    #[test]
+    fn a_task_resumes_at_the_latest_time_of_its_partitions() {
+        let mut committed = TopicPartitionList::new();
+        for (topic, partition, time) in [("a", 0, 5), ("b", 0, 9), ("a", 1, 7)] {
+            committed.add_partition(topic, partition).set_metadata(encode_partition_time(time));
+        }
+        committed.add_partition("c", 2).set_metadata("written by another program");
+        assert_eq!(committed_stream_times(&committed), HashMap::from([(0, 9), (1, 7)]));
     }
 }

@@ -57,6 +57,13 @@ pub(crate) trait StateStore: Any + Send {
         None
     }
 
+    /// Caps the stream time the store expires and closes by at the task's
+    /// stream time as of its committed input positions, after a restore.
+    /// Under at-least-once the changelog runs ahead of those positions, and
+    /// the records processed again from them must find the windows they
+    /// found the first time, not see them expired or closed.
+    fn resume(&mut self, _stream_time: i64) {}
+
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -91,6 +98,12 @@ impl Stores {
     /// Whether any store's cache has outgrown its bound.
     pub fn over_capacity(&self) -> bool {
         self.0.iter().any(|store| store.over_capacity())
+    }
+
+    /// Caps every store's stream time after a restore (see
+    /// [`StateStore::resume`]).
+    pub fn resume(&mut self, stream_time: i64) {
+        self.0.iter_mut().for_each(|store| store.resume(stream_time));
     }
 
     /// Shrinks every cache after a checkpoint save.
@@ -316,7 +329,8 @@ pub struct WindowStore<K, V> {
     retention_ms: i64,
     entries: HashMap<Windowed<K>, (V, i64)>,
     /// The newest record timestamp put or restored: the aggregation's
-    /// stream time, which survives a restart with the store.
+    /// stream time, which survives a restart with the store (capped at the
+    /// committed stream time; see [`StateStore::resume`]).
     pub(crate) observed: i64,
     /// `observed` when expired windows were last dropped.
     purged_at: i64,
@@ -402,6 +416,10 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for WindowStore<K, V> {
         }
     }
 
+    fn resume(&mut self, stream_time: i64) {
+        self.observed = self.observed.min(stream_time);
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -419,8 +437,9 @@ pub struct SessionStore<K, V> {
     id: usize,
     retention_ms: i64,
     sessions: HashMap<K, BTreeMap<i64, (i64, V)>>,
-    /// The latest session end put or restored.
-    observed: i64,
+    /// The latest session end put or restored: the aggregation's stream
+    /// time (capped after a restore; see [`StateStore::resume`]).
+    pub(crate) observed: i64,
     /// `observed` when expired sessions were last dropped.
     purged_at: i64,
     key_serde: SharedSerde<K>,
@@ -469,6 +488,7 @@ impl<K: Data + Hash + Eq, V: Data> SessionStore<K, V> {
             changes.push(StoreChange { store: self.id, key: store_key, value: value_bytes, timestamp });
         }
         self.apply(key, value);
+        self.purge();
     }
 
     fn apply(&mut self, key: &Windowed<K>, value: Option<V>) {
@@ -486,6 +506,11 @@ impl<K: Data + Hash + Eq, V: Data> SessionStore<K, V> {
                 }
             }
         }
+    }
+
+    /// Forgets, once per retention, the sessions past it. Only puts purge:
+    /// a restore keeps every session until the stream time is resumed.
+    fn purge(&mut self) {
         if self.observed >= self.purged_at.saturating_add(self.retention_ms) {
             let oldest = self.observed.saturating_sub(self.retention_ms);
             self.sessions.retain(|_, sessions| {
@@ -506,6 +531,10 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for SessionStore<K, V> {
         let windowed = Windowed { key: inner, window: Window { start, end } };
         let value = value.and_then(|bytes| self.value_serde.deserialize(Some(bytes)).ok());
         self.apply(&windowed, value);
+    }
+
+    fn resume(&mut self, stream_time: i64) {
+        self.observed = self.observed.min(stream_time);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -606,6 +635,10 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for SuppressBuffer<K, V> {
         }
     }
 
+    fn resume(&mut self, stream_time: i64) {
+        self.observed = self.observed.min(stream_time);
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -660,11 +693,6 @@ impl<K: Data + Hash + Eq, V: Data> JoinWindowStore<K, V> {
             let store_key = [&key_bytes[..], &timestamp.to_be_bytes(), &self.sequence.to_be_bytes()].concat();
             changes.push(StoreChange { store: self.id, key: store_key, value: self.value_serde.serialize(&value), timestamp });
         }
-        self.keep(key, timestamp, value);
-        true
-    }
-
-    fn keep(&mut self, key: K, timestamp: i64, value: V) {
         self.records.entry(key).or_default().push((timestamp, value));
         if self.records.len() > 1 && timestamp == self.observed {
             let oldest = self.observed.saturating_sub(self.retention_ms);
@@ -673,6 +701,7 @@ impl<K: Data + Hash + Eq, V: Data> JoinWindowStore<K, V> {
                 !kept.is_empty()
             });
         }
+        true
     }
 
     /// A key's records from `from` to `to` (inclusive) still in retention,
@@ -692,10 +721,14 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for JoinWindowStore<K, V> {
         let (Ok(inner), Some(Ok(value))) = (self.key_serde.deserialize(Some(&key[..split])), value.map(|v| self.value_serde.deserialize(Some(v)))) else {
             return;
         };
+        // Kept whatever its age: only puts purge, once the stream time is
+        // resumed (see `StateStore::resume`); fetches skip what expired.
         self.observed = self.observed.max(timestamp);
-        if timestamp > self.observed.saturating_sub(self.retention_ms) {
-            self.keep(inner, timestamp, value);
-        }
+        self.records.entry(inner).or_default().push((timestamp, value));
+    }
+
+    fn resume(&mut self, stream_time: i64) {
+        self.observed = self.observed.min(stream_time);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -942,5 +975,54 @@ mod tests {
         assert_eq!(store.get(&"a".to_string()), None);
         assert_eq!(store.get(&"b".to_string()), Some((2, 2)));
         assert_eq!(store.len(), 1);
+    }
+
+    /// Restores `changes` into a fresh store made by `make`.
+    fn restored<S: StateStore>(make: MakeStore, changes: &[StoreChange]) -> S {
+        let mut store = make();
+        for change in changes {
+            store.restore(&change.key, change.value.as_deref());
+        }
+        *(store as Box<dyn Any>).downcast::<S>().unwrap()
+    }
+
+    #[test]
+    fn a_store_restored_ahead_of_the_committed_stream_time_keeps_what_reprocessing_needs() {
+        // Windows of 10 s kept 15 s; the changelog ran to 100 s but the
+        // input was committed at 20 s, so the records from there on are
+        // processed again and must find the [20 s, 30 s) window.
+        let make = WindowStore::<String, i64>::maker(0, 10_000, 15_000, Arc::new(StringSerde), Arc::new(I64Serde));
+        let window = |start| Windowed { key: "132".to_string(), window: Window { start, end: start + 10_000 } };
+        let mut original = *(make() as Box<dyn Any>).downcast::<WindowStore<String, i64>>().unwrap();
+        let mut changes = Vec::new();
+        original.put(window(20_000), Some(1), 20_000, &mut changes);
+        original.put(window(100_000), Some(1), 100_000, &mut changes);
+        let mut store: WindowStore<String, i64> = restored(make, &changes);
+        assert_eq!(store.observed, 100_000);
+        store.resume(20_500);
+        store.observe(20_500);
+        assert_eq!(store.get(&window(20_000)).map(|(count, _)| *count), Some(1));
+        store.observe(100_000);
+        assert_eq!(store.get(&window(20_000)), None, "expired once the stream time gets there again");
+
+        // Sessions and join sides alike.
+        let make = SessionStore::<String, i64>::maker(0, 5_000, Arc::new(StringSerde), Arc::new(I64Serde));
+        let session = |start, end| Windowed { key: "132".to_string(), window: Window { start, end } };
+        let mut original = *(make() as Box<dyn Any>).downcast::<SessionStore<String, i64>>().unwrap();
+        let mut changes = Vec::new();
+        original.put(&session(20_000, 21_000), Some(2), 21_000, &mut changes);
+        original.put(&session(100_000, 100_000), Some(1), 100_000, &mut changes);
+        let mut store: SessionStore<String, i64> = restored(make, &changes);
+        store.resume(21_000);
+        assert_eq!(store.find(&"132".to_string(), 20_000, 22_000).len(), 1);
+
+        let make = JoinWindowStore::<String, i64>::maker(0, 5_000, Arc::new(StringSerde), Arc::new(I64Serde));
+        let mut original = *(make() as Box<dyn Any>).downcast::<JoinWindowStore<String, i64>>().unwrap();
+        let mut changes = Vec::new();
+        original.put("132".to_string(), 20_000, 7, &mut changes);
+        original.put("132".to_string(), 100_000, 8, &mut changes);
+        let mut store: JoinWindowStore<String, i64> = restored(make, &changes);
+        store.resume(20_000);
+        assert_eq!(store.fetch(&"132".to_string(), 19_000, 21_000), [&(20_000, 7)]);
     }
 }

@@ -206,6 +206,19 @@ impl Task {
         }
     }
 
+    /// The largest timestamp of the records the task has processed (or,
+    /// after a restore, its committed stream time).
+    pub fn stream_time(&self) -> Option<i64> {
+        self.stream_time
+    }
+
+    /// Resumes a restored task at the stream time committed with its input
+    /// positions, capping its stores' (see [`crate::store::StateStore::resume`]).
+    pub fn resume(&mut self, stream_time: i64) {
+        self.stream_time = Some(stream_time);
+        self.stores.resume(stream_time);
+    }
+
     /// Rebuilds `store` from one record of its changelog.
     pub fn restore(&mut self, topology: &Topology, store: &str, key: &[u8], value: Option<&[u8]>) {
         if let Some(id) = topology.stores.iter().position(|s| s.name == store) {

@@ -16,7 +16,7 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use runnel_streams::serde::{Serde, StringSerde, TimeWindowedSerde, Windowed};
 use runnel_streams::{TimeWindows, Window};
 
-use crate::kafka::{all_longs, client, create_topics, latest_longs, start_broker};
+use crate::kafka::{all_longs, client, create_topics, start_broker};
 use crate::rides;
 
 const OUTPUT: &str = "rides-pulocation-window-count";
@@ -117,18 +117,23 @@ fn produce(producer: &ThreadedProducer<DefaultProducerContext>, records: &[(Stri
 fn await_counts(bootstrap: &str, expected: &BTreeMap<Vec<u8>, i64>, done: impl Fn(&BTreeMap<Vec<u8>, i64>) -> bool) -> BTreeMap<Vec<u8>, i64> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let seen = latest_longs(bootstrap, OUTPUT, PARTITIONS);
+        let updates = all_longs(bootstrap, OUTPUT, PARTITIONS);
+        let seen: BTreeMap<Vec<u8>, i64> = updates.iter().filter_map(|(key, counts)| Some((key.clone(), *counts.last()?))).collect();
         if seen.len() == expected.len() && done(&seen) {
             return seen;
         }
         if Instant::now() > deadline {
-            // Counts short of what was sent first: those are losses.
+            // Counts short of what was sent first: those are losses, shown
+            // with every update the window had.
             let mut wrong: Vec<(&Vec<u8>, &i64)> = expected.iter().filter(|(key, count)| seen.get(*key) != Some(count)).collect();
             wrong.sort_by_key(|(key, count)| seen.get(*key).is_some_and(|n| n >= count));
             let sample: Vec<String> = wrong
                 .into_iter()
                 .take(8)
-                .map(|(key, count)| format!("{}: {:?} for {count}", String::from_utf8_lossy(&key[..key.len() - 8]), seen.get(key)))
+                .map(|(key, count)| {
+                    let start = i64::from_be_bytes(key[key.len() - 8..].try_into().unwrap());
+                    format!("{}@{start}: {:?} for {count}", String::from_utf8_lossy(&key[..key.len() - 8]), updates.get(key))
+                })
                 .collect();
             panic!("{} of {} windows counted; {} counts differ, such as {sample:?}", seen.len(), expected.len(), differing(&seen, expected));
         }

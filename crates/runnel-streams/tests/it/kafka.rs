@@ -111,7 +111,7 @@ fn counts(bootstrap: &str) -> BTreeMap<String, i64> {
 
 /// The newest value, a Long, of each key (as bytes) of `topic`, reading
 /// committed records only.
-pub fn latest_longs(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<Vec<u8>, i64> {
+fn latest_longs(bootstrap: &str, topic: &str, partitions: i32) -> BTreeMap<Vec<u8>, i64> {
     all_longs(bootstrap, topic, partitions).into_iter().filter_map(|(key, values)| Some((key, *values.last()?))).collect()
 }
 
