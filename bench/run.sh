@@ -64,7 +64,7 @@ start_broker() {
   shift
   started=$(now_ms)
   BROKER_LOG="$log"
-  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 --no-registry --no-metrics "$@" 2>"$log" &
+  RUNNEL_LOG=info "$RUNNEL" serve --data-dir "$data" --kafka-listen 127.0.0.1:0 --no-registry --no-metrics --no-sql "$@" 2>"$log" &
   BROKER_PID=$!
   for _ in $(seq 1 600); do
     if grep -q "ready" "$log" 2>/dev/null; then

@@ -32,7 +32,7 @@ class Broker:
         self.log = []
         self.proc = subprocess.Popen(
             [runnel_binary(), "serve", "--data-dir", str(data_dir), "--kafka-listen", "127.0.0.1:0",
-             "--registry-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", *args],
+             "--registry-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--sql-listen", "127.0.0.1:0", *args],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
@@ -41,6 +41,7 @@ class Broker:
         ready = threading.Event()
         self.bootstrap = None
         self.registry = None
+        self.sql = None
 
         def pump():
             for line in self.proc.stderr:
@@ -48,6 +49,8 @@ class Broker:
                 bind = re.search(r"bind=(\S+)", line)
                 if bind and "schema registry" in line:
                     self.registry = "http://" + bind.group(1)
+                elif bind and "SQL service" in line:
+                    self.sql = "http://" + bind.group(1)
                 elif bind and "metrics" in line:
                     pass
                 elif bind and self.bootstrap is None:

@@ -115,23 +115,22 @@ impl Engine {
     /// kept what the ones before it did (each statement is all or
     /// nothing).
     pub fn execute(&mut self, text: &str) -> Result<Vec<Outcome>, SqlError> {
-        let text = self.substitute(text);
+        let text = substitute(text, &self.variables);
         let mut outcomes = Vec::new();
         for parsed in parse(&text)? {
-            outcomes.push(self.execute_one(&parsed)?);
+            outcomes.push(self.execute_statement(&parsed)?);
         }
         Ok(outcomes)
     }
 
-    /// `${name}` replaced by `DEFINE`d values.
-    fn substitute(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (name, value) in &self.variables {
-            for spelling in [name.clone(), name.to_lowercase()] {
-                out = out.replace(&format!("${{{spelling}}}"), value);
-            }
+    /// Records how many partitions a source's topic has, found on the
+    /// cluster: the default for the topics of queries reading it.
+    pub fn set_partitions(&mut self, name: &str, partitions: i32) {
+        if let Ok(source) = self.catalog.get(name) {
+            let mut source = source.clone();
+            source.partitions = Some(partitions);
+            self.catalog.put(source);
         }
-        out
     }
 
     /// Whether `CREATE ... name` goes ahead: an error if the name is taken
@@ -152,7 +151,8 @@ impl Engine {
         Ok(true)
     }
 
-    fn execute_one(&mut self, parsed: &Parsed) -> Result<Outcome, SqlError> {
+    /// Runs one parsed statement (all or nothing).
+    pub fn execute_statement(&mut self, parsed: &Parsed) -> Result<Outcome, SqlError> {
         match &parsed.statement {
             Statement::CreateSource { kind, name, or_replace, if_not_exists, source, columns, properties } => {
                 if !self.may_create(*kind, name, *or_replace, *if_not_exists)? {
@@ -343,6 +343,17 @@ impl Engine {
         }
         builder.build()
     }
+}
+
+/// `text` with each `${name}` replaced by its `DEFINE`d value.
+pub fn substitute(text: &str, variables: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (name, value) in variables {
+        for spelling in [name.clone(), name.to_lowercase()] {
+            out = out.replace(&format!("${{{spelling}}}"), value);
+        }
+    }
+    out
 }
 
 fn describe_schema(key: &[(String, crate::types::SqlType)], value: &[(String, crate::types::SqlType)]) -> String {

@@ -3,8 +3,10 @@
 //! This crate is the language's pure core: the [`lexer`] and [`parser`]
 //! turn statements into an [`ast`], [`eval`] compiles expressions against
 //! the columns a query sees and evaluates them row by row, with ksqlDB's
-//! [`types`], [`value`]s, NULL rules and [`functions`]. Nothing here does
-//! I/O.
+//! [`types`], [`value`]s, NULL rules and [`functions`]; the [`engine`]
+//! keeps the catalog and plans queries onto runnel-streams. None of that
+//! does I/O: the [`service`] is the one part that talks to Kafka and
+//! serves ksqlDB's REST API.
 //!
 //! ```
 //! use runnel_sql::eval::{compile, Eval, Scope};
@@ -32,6 +34,7 @@ pub mod lexer;
 pub mod parser;
 pub mod planner;
 pub mod row;
+pub mod service;
 pub mod time;
 pub mod types;
 pub mod value;

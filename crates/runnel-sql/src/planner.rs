@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use runnel_streams::processor::{Processor, ProcessorContext};
-use runnel_streams::serde::{Nullable, SessionWindowedSerde, TimeWindowedSerde, Windowed};
+use runnel_streams::serde::{Nullable, Serde, SessionWindowedSerde, TimeWindowedSerde, Windowed};
+use runnel_streams::Data;
 use runnel_streams::{Grouped, JoinWindows, Joined, KGroupedStream, KStream, KTable, SessionWindows, StreamJoined, StreamsBuilder, Suppressed, TimeWindows};
 
 use crate::aggregate::Aggregate;
@@ -54,6 +55,67 @@ pub struct SinkSpec {
     pub key_format: Format,
     /// The values' format.
     pub value_format: Format,
+}
+
+/// A row a push query hands its client: the key columns, the window for
+/// windowed aggregations, and the value columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmittedRow {
+    /// Key column values.
+    pub key: Vec<Value>,
+    /// `WINDOWSTART` and `WINDOWEND`, for a windowed aggregation.
+    pub window: Option<(i64, i64)>,
+    /// Value column values.
+    pub value: Row,
+}
+
+/// Receives a push query's rows as the stream thread produces them.
+pub type RowCallback = Arc<dyn Fn(EmittedRow) + Send + Sync>;
+
+/// Where a built query's rows go.
+enum Output<'a> {
+    /// A topic, for persistent queries.
+    Topic(&'a SinkSpec),
+    /// A callback, for push queries; rows deleted from a table are not
+    /// passed on.
+    Rows(RowCallback),
+}
+
+impl Output<'_> {
+    /// Writes `stream` to the topic in the given serdes, or passes each of
+    /// its records to the callback as `row` makes it (`None`: nothing to
+    /// pass).
+    fn write<K: Data, V: Data>(
+        &self,
+        stream: KStream<K, V>,
+        key_serde: impl Serde<Value = K>,
+        value_serde: impl Serde<Value = V>,
+        row: impl Fn(&K, &V) -> Option<EmittedRow> + Send + Sync + 'static,
+    ) {
+        match self {
+            Output::Topic(sink) => stream.to(&sink.topic, key_serde, value_serde),
+            Output::Rows(callback) => {
+                let callback = callback.clone();
+                stream.foreach(move |k, v| {
+                    if let Some(emitted) = row(k, v) {
+                        callback(emitted);
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn plain_row(key: &Key, value: &Row) -> Option<EmittedRow> {
+    Some(EmittedRow { key: key.0.clone(), window: None, value: value.clone() })
+}
+
+fn nullable_row(key: &Key, value: &Option<Row>) -> Option<EmittedRow> {
+    Some(EmittedRow { key: key.0.clone(), window: None, value: value.clone()? })
+}
+
+fn windowed_row(key: &Windowed<Key>, value: &Option<Row>) -> Option<EmittedRow> {
+    Some(EmittedRow { key: key.key.0.clone(), window: Some((key.window.start, key.window.end)), value: value.clone()? })
 }
 
 /// A planned query, ready to be built onto a `StreamsBuilder`.
@@ -596,11 +658,26 @@ impl Plan {
 
     /// Adds the query's nodes to `builder`, writing to `sink`.
     pub fn build(&self, builder: &StreamsBuilder, sink: &SinkSpec) {
+        self.build_into(builder, &Output::Topic(sink));
+    }
+
+    /// Adds the query's nodes to `builder`, passing its rows to `rows`, as
+    /// a push query runs.
+    pub fn build_push(&self, builder: &StreamsBuilder, rows: RowCallback) {
+        self.build_into(builder, &Output::Rows(rows));
+    }
+
+    fn build_into(&self, builder: &StreamsBuilder, out: &Output<'_>) {
         let log = self.log.clone();
+        let sink = match out {
+            Output::Topic(sink) => (*sink).clone(),
+            Output::Rows(_) => SinkSpec { topic: self.source.topic.clone(), key_format: Format::Json, value_format: Format::Json },
+        };
+        let sink = &sink;
         let key_format = RowFormat::key(sink.key_format, self.output.key.clone(), &sink.topic, log.clone());
         let value_format = RowFormat::value(sink.value_format, self.output.value.clone(), &sink.topic, log.clone());
         if self.source.kind == SourceKind::Table {
-            self.build_on_table(builder, sink, key_format, value_format);
+            self.build_on_table(builder, sink, out, key_format, value_format);
             return;
         }
         let mut stream = self.source_stream(builder, &self.source);
@@ -626,13 +703,11 @@ impl Plan {
                     None => stream,
                 };
                 let (key, values, log) = (key.clone(), values.clone(), log.clone());
-                stream.map(move |k, row| (if key.is_empty() { k.clone() } else { Key(evaluate(&key, row, &log)) }, evaluate(&values, row, &log))).to(
-                    &sink.topic,
-                    KeySerde(key_format),
-                    RowSerde(value_format),
-                );
+                let projected =
+                    stream.map(move |k, row| (if key.is_empty() { k.clone() } else { Key(evaluate(&key, row, &log)) }, evaluate(&values, row, &log)));
+                out.write(projected, KeySerde(key_format), RowSerde(value_format), plain_row);
             }
-            Shape::Aggregate(aggregation) => self.build_aggregation(stream, aggregation, sink, key_format, value_format),
+            Shape::Aggregate(aggregation) => self.build_aggregation(stream, aggregation, sink, out, key_format, value_format),
         }
     }
 
@@ -697,7 +772,7 @@ impl Plan {
     /// projected as a table, so a row that stops matching is deleted; or
     /// regrouped and aggregated, each change taking the old row out and
     /// putting the new one in.
-    fn build_on_table(&self, builder: &StreamsBuilder, sink: &SinkSpec, key_format: RowFormat, value_format: RowFormat) {
+    fn build_on_table(&self, builder: &StreamsBuilder, sink: &SinkSpec, out: &Output<'_>, key_format: RowFormat, value_format: RowFormat) {
         let log = self.log.clone();
         let mut table = self.source_table(builder, &self.source);
         if let Some(filter) = &self.filter {
@@ -707,7 +782,8 @@ impl Plan {
         match &self.shape {
             Shape::Project { values, .. } => {
                 let (values, log) = (values.clone(), log.clone());
-                table.map_values(move |row| evaluate(&values, row, &log)).to_stream().to(&sink.topic, KeySerde(key_format), RowSerde(value_format));
+                let projected = table.map_values(move |row| evaluate(&values, row, &log)).to_stream();
+                out.write(projected, KeySerde(key_format), RowSerde(value_format), plain_row);
             }
             Shape::Aggregate(aggregation) => {
                 let (group_serde, wide_serde, state_serde) = self.aggregation_serdes(aggregation, sink);
@@ -730,12 +806,12 @@ impl Plan {
                         state
                     }
                 };
-                table
+                let aggregated = table
                     .group_by(regroup, Grouped::with(group_serde, wide_serde))
                     .aggregate(init, add, subtract, state_serde)
                     .to_stream()
-                    .map_values(move |state| project(state, None))
-                    .to(&sink.topic, KeySerde(key_format), Nullable(RowSerde(value_format)));
+                    .map_values(move |state| project(state, None));
+                out.write(aggregated, KeySerde(key_format), Nullable(RowSerde(value_format)), nullable_row);
             }
         }
     }
@@ -815,7 +891,15 @@ impl Plan {
         (init, add, project)
     }
 
-    fn build_aggregation(&self, stream: KStream<Key, Row>, aggregation: &Aggregation, sink: &SinkSpec, key_format: RowFormat, value_format: RowFormat) {
+    fn build_aggregation(
+        &self,
+        stream: KStream<Key, Row>,
+        aggregation: &Aggregation,
+        sink: &SinkSpec,
+        out: &Output<'_>,
+        key_format: RowFormat,
+        value_format: RowFormat,
+    ) {
         let log = self.log.clone();
         let (group_serde, wide_serde, state_serde) = self.aggregation_serdes(aggregation, sink);
         let grouped: KGroupedStream<Key, Row> = if aggregation.by_source_key {
@@ -831,7 +915,7 @@ impl Plan {
         match aggregation.window.map(|w| (w, w.grace_ms.unwrap_or(DEFAULT_GRACE_MS))) {
             None => {
                 let table: KTable<Key, Row> = grouped.aggregate(init, add, state_serde);
-                table.to_stream().map_values(move |state| project(state, None)).to(&sink.topic, KeySerde(key_format), value_serde);
+                out.write(table.to_stream().map_values(move |state| project(state, None)), KeySerde(key_format), value_serde, nullable_row);
             }
             Some((WindowSpec { kind: WindowKind::Session { gap_ms }, .. }, grace)) => {
                 let merge = {
@@ -845,10 +929,10 @@ impl Plan {
                 let table = grouped.windowed_by_sessions(SessionWindows::of_inactivity_gap_and_grace(gap_ms, grace)).aggregate(init, add, merge, state_serde);
                 let table = if aggregation.emit_final { table.suppress(Suppressed::until_window_closes()) } else { table };
                 let key_serde = SessionWindowedSerde(KeySerde(key_format));
-                table
+                let projected = table
                     .to_stream()
-                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))))
-                    .to(&sink.topic, key_serde, value_serde);
+                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))));
+                out.write(projected, key_serde, value_serde, windowed_row);
             }
             Some((WindowSpec { kind, .. }, grace)) => {
                 let windows = match kind {
@@ -858,10 +942,10 @@ impl Plan {
                 let table = grouped.windowed_by(windows).aggregate(init, add, state_serde);
                 let table = if aggregation.emit_final { table.suppress(Suppressed::until_window_closes()) } else { table };
                 let key_serde = TimeWindowedSerde::new(KeySerde(key_format), windows.size_ms);
-                table
+                let projected = table
                     .to_stream()
-                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))))
-                    .to(&sink.topic, key_serde, value_serde);
+                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))));
+                out.write(projected, key_serde, value_serde, windowed_row);
             }
         }
     }

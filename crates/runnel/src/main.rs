@@ -19,6 +19,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run the Schema Registry alone, against any Kafka cluster.
     Registry(serve::RegistryArgs),
+    /// Run the SQL service (ksqlDB's REST API) alone, against any Kafka cluster.
+    SqlServer(serve::SqlServerArgs),
     /// Measure throughput and latency against any Kafka-compatible broker.
     Bench(bench::BenchArgs),
     /// Create, list, describe, alter and delete topics.
@@ -51,6 +53,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Registry(args) => serve::run_registry(args),
+        Command::SqlServer(args) => serve::run_sql_server(args),
         Command::Bench(args) => bench::run(args),
         Command::Topic(args) => client_command(runnel_cli::topic::run(args)),
         Command::Produce(args) => client_command(runnel_cli::produce::run(args).map(summary_to_stderr)),

@@ -98,6 +98,12 @@ pub struct ServeArgs {
     /// Do not start the Schema Registry.
     #[arg(long, env = "RUNNEL_NO_REGISTRY")]
     no_registry: bool,
+    /// Address of the SQL service's REST API (ksqlDB's) [default: 127.0.0.1:8088].
+    #[arg(long, env = "RUNNEL_SQL_LISTEN")]
+    sql_listen: Option<std::net::SocketAddr>,
+    /// Do not start the SQL service.
+    #[arg(long, env = "RUNNEL_NO_SQL")]
+    no_sql: bool,
     /// Address of the Prometheus metrics endpoint, `GET /metrics`
     /// [default: 127.0.0.1:9644].
     #[arg(long, env = "RUNNEL_METRICS_LISTEN")]
@@ -130,6 +136,11 @@ impl ServeArgs {
     /// Where the registry listens, unless it is turned off.
     fn registry_address(&self) -> Option<std::net::SocketAddr> {
         (!self.no_registry).then(|| self.registry_listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8081))))
+    }
+
+    /// Where the SQL service listens, unless it is turned off.
+    fn sql_address(&self) -> Option<std::net::SocketAddr> {
+        (!self.no_sql).then(|| self.sql_listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8088))))
     }
 
     /// Where metrics are served, unless they are turned off.
@@ -275,13 +286,10 @@ fn validate(config: &BrokerConfig) -> anyhow::Result<()> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let registry_address = args.registry_address();
     let metrics_address = args.metrics_address();
+    let sql_address = args.sql_address();
     let config = args.into_config()?;
     match runnel_broker::resources::raise_open_file_limit() {
         Ok(limit) => tracing::info!(limit, "open file limit"),
@@ -313,6 +321,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(address) => Some(start_metrics(address, state.clone()).await?),
             None => None,
         };
+        let sql = match sql_address {
+            Some(address) => {
+                let mut sql_config = runnel_sql::service::SqlConfig::new(&bootstrap);
+                sql_config.state_dir = Some(data_dir.join("sql"));
+                Some(start_sql(address, sql_config).await?)
+            }
+            None => None,
+        };
         tracing::info!(
             cluster_id = %state.cluster_id,
             node_id = state.node_id,
@@ -322,6 +338,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "runnel ready"
         );
         shutdown_signal().await;
+        // Persistent queries commit their work while the broker still runs.
+        if let Some(sql) = sql {
+            sql.stop().await;
+        }
         for service in registry.into_iter().chain(metrics) {
             service.abort();
         }
@@ -342,6 +362,37 @@ async fn start_registry(address: std::net::SocketAddr, bootstrap: &str) -> anyho
             tracing::error!(error = %e, "schema registry stopped");
         }
     }))
+}
+
+/// The SQL service, serving in the background.
+struct SqlServer {
+    service: Arc<runnel_sql::service::SqlService>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl SqlServer {
+    /// Stops serving, then stops the queries.
+    async fn stop(self) {
+        self.server.abort();
+        let service = self.service;
+        let _ = tokio::task::spawn_blocking(move || service.shutdown()).await;
+    }
+}
+
+/// Replays the SQL command topic, restarts its queries, binds the REST
+/// API and serves it in the background.
+async fn start_sql(address: std::net::SocketAddr, config: runnel_sql::service::SqlConfig) -> anyhow::Result<SqlServer> {
+    let service = tokio::task::spawn_blocking(move || runnel_sql::service::SqlService::open(config)).await?.context("starting the SQL service")?;
+    let service = Arc::new(service);
+    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} for the SQL service"))?;
+    tracing::info!(bind = %listener.local_addr()?, "SQL service listening");
+    let app = runnel_sql::service::router(service.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "SQL service stopped");
+        }
+    });
+    Ok(SqlServer { service, server })
 }
 
 /// Serves `GET /metrics` in Prometheus' text format in the background.
@@ -377,11 +428,7 @@ pub struct RegistryArgs {
 }
 
 pub fn run_registry(args: RegistryArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let registry = start_registry(args.listen, &args.bootstrap_server).await?;
@@ -390,6 +437,49 @@ pub fn run_registry(args: RegistryArgs) -> anyhow::Result<()> {
         registry.abort();
         Ok(())
     })
+}
+
+/// `runnel sql-server`: the SQL service alone, against any Kafka cluster.
+#[derive(Debug, clap::Args)]
+pub struct SqlServerArgs {
+    /// Kafka bootstrap address.
+    #[arg(long, short = 'b', env = "RUNNEL_BROKERS", default_value = "localhost:9092")]
+    bootstrap_server: String,
+    /// Address of the REST API.
+    #[arg(long, env = "RUNNEL_SQL_LISTEN", default_value = "127.0.0.1:8088")]
+    listen: std::net::SocketAddr,
+    /// Servers with the same id share one command topic and the work of
+    /// its persistent queries (ksqlDB's ksql.service.id).
+    #[arg(long, env = "RUNNEL_SQL_SERVICE_ID", default_value = "default_")]
+    service_id: String,
+    /// Where persistent queries keep local checkpoints of their state
+    /// [default: state in memory, restored from changelog topics].
+    #[arg(long, env = "RUNNEL_SQL_STATE_DIR")]
+    state_dir: Option<std::path::PathBuf>,
+}
+
+pub fn run_sql_server(args: SqlServerArgs) -> anyhow::Result<()> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let mut config = runnel_sql::service::SqlConfig::new(&args.bootstrap_server);
+        config.service_id = args.service_id;
+        config.state_dir = args.state_dir;
+        let sql = start_sql(args.listen, config).await?;
+        tracing::info!("SQL service ready");
+        shutdown_signal().await;
+        sql.stop().await;
+        Ok(())
+    })
+}
+
+/// Logs to stderr at the level `RUNNEL_LOG` sets (`info` by default).
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 async fn shutdown_signal() {

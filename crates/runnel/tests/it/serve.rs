@@ -124,3 +124,27 @@ fn field_of(line: &str, key: &str) -> String {
     let start = line.find(&format!("{key}=")).unwrap() + key.len() + 1;
     line[start..].split_whitespace().next().unwrap().to_string()
 }
+
+/// The body of `GET path` on an HTTP/1.1 server.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}
+
+#[test]
+fn serve_starts_the_sql_service_as_a_client_of_its_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(dir.path(), &[], &[]);
+    let info: serde_json::Value = serde_json::from_str(&http_get(serve.sql.as_ref().unwrap(), "/info")).unwrap();
+    let cluster_id = serve.log().iter().find(|l| l.contains("runnel ready")).map(|l| field_of(l, "cluster_id")).unwrap();
+    assert_eq!(info["KsqlServerInfo"]["kafkaClusterId"], cluster_id.as_str());
+    assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], "default_");
+    // No statement ran, so the command topic is not made yet.
+    let topics = std::process::Command::new(env!("CARGO_BIN_EXE_runnel")).args(["topic", "list", "-b", &serve.bootstrap()]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&topics.stdout).contains("command_topic"));
+}

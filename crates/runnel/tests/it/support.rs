@@ -19,6 +19,8 @@ pub struct Serve {
     pub registry: Option<String>,
     /// Bound address of the metrics endpoint, if it runs.
     pub metrics: Option<String>,
+    /// Bound address of the SQL service, if it runs.
+    pub sql: Option<String>,
     /// Every line logged so far, ready line included; kept up to date.
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -53,6 +55,9 @@ impl Serve {
         if !args.contains(&"--metrics-listen") && !args.contains(&"--no-metrics") {
             command.args(["--metrics-listen", "127.0.0.1:0"]);
         }
+        if !args.contains(&"--sql-listen") && !args.contains(&"--no-sql") {
+            command.args(["--sql-listen", "127.0.0.1:0"]);
+        }
         let mut child = command.spawn().expect("spawn runnel");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -68,6 +73,7 @@ impl Serve {
         let mut listeners = Vec::new();
         let mut registry = None;
         let mut metrics = None;
+        let mut sql = None;
         loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -76,6 +82,8 @@ impl Serve {
                 registry = Some(field(&line, "bind"));
             } else if line.contains("metrics listening") {
                 metrics = Some(field(&line, "bind"));
+            } else if line.contains("SQL service listening") {
+                sql = Some(field(&line, "bind"));
             } else if line.contains("listening") {
                 listeners.push((field(&line, "listener"), field(&line, "bind")));
             }
@@ -92,7 +100,7 @@ impl Serve {
                 lines.lock().unwrap().push(line);
             }
         });
-        Serve { child, listeners, registry, metrics, log }
+        Serve { child, listeners, registry, metrics, sql, log }
     }
 
     pub fn bootstrap(&self) -> String {

@@ -1,0 +1,251 @@
+"""The SQL service's REST API (ksqlDB's, on the port `runnel serve` gives it)
+with a real HTTP client, over the course's rides: statements on /ksql, push
+queries on /query and /query-stream over HTTP/1.1 and HTTP/2, inserts,
+closing a query, and the catalog and queries surviving a restart."""
+import csv
+import json
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from conftest import DATA, Broker
+
+EARLIEST = {"ksql.streams.auto.offset.reset": "earliest"}
+
+
+def rides():
+    with open(DATA / "rides.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def produce_rides(bootstrap, topic):
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for ride in rides():
+        value = {
+            "VendorID": ride["VendorID"],
+            "trip_distance": float(ride["trip_distance"]),
+            "payment_type": ride["payment_type"],
+            "PULocationID": int(ride["PULocationID"]),
+            "total_amount": float(ride["total_amount"]),
+        }
+        producer.produce(topic, key=ride["PULocationID"], value=json.dumps(value))
+    assert producer.flush(30) == 0
+
+
+def ksql(sql_url, statements, properties=None, expect=200):
+    response = httpx.post(f"{sql_url}/ksql", json={"ksql": statements, "streamsProperties": properties or {}},
+                          headers={"Accept": "application/vnd.ksql.v1+json"}, timeout=60)
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+def latest_values(bootstrap, topic, expected_keys, deadline_s=60):
+    """The latest value of each key of `topic`, read until every expected key
+    has one that parses, or the deadline."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}-{time.time()}",
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    latest = {}
+    deadline = time.time() + deadline_s
+    try:
+        while time.time() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                if set(latest) >= expected_keys and message is None:
+                    return latest
+                continue
+            latest[message.key().decode()] = json.loads(message.value()) if message.value() else None
+    finally:
+        consumer.close()
+    return latest
+
+
+CREATE_RIDES = ("CREATE STREAM ride_streams (VendorID VARCHAR, trip_distance DOUBLE, payment_type VARCHAR, "
+                "total_amount DOUBLE) WITH (KAFKA_TOPIC='rides', VALUE_FORMAT='JSON');")
+
+
+@pytest.fixture(scope="module")
+def sql(broker):
+    produce_rides(broker.bootstrap, "rides")
+    [created] = ksql(broker.sql, CREATE_RIDES)
+    assert created["@type"] == "currentStatus"
+    assert created["commandStatus"]["status"] == "SUCCESS"
+    assert created["commandStatus"]["message"] == "Stream created"
+    assert created["commandId"] == "stream/`RIDE_STREAMS`/create"
+    return broker
+
+
+def test_listings_and_descriptions(sql):
+    [streams] = ksql(sql.sql, "SHOW STREAMS;")
+    assert streams["@type"] == "streams"
+    assert {"type": "STREAM", "name": "RIDE_STREAMS", "topic": "rides", "keyFormat": "KAFKA", "valueFormat": "JSON",
+            "isWindowed": False} in streams["streams"]
+    [described] = ksql(sql.sql, "DESCRIBE ride_streams;")
+    fields = described["sourceDescription"]["fields"]
+    assert [f["name"] for f in fields] == ["VENDORID", "TRIP_DISTANCE", "PAYMENT_TYPE", "TOTAL_AMOUNT"]
+    assert fields[1]["schema"] == {"type": "DOUBLE", "fields": None, "memberSchema": None}
+    assert described["sourceDescription"]["partitions"] == 1
+    [topics] = ksql(sql.sql, "LIST TOPICS;")
+    assert "rides" in [t["name"] for t in topics["topics"]]
+
+
+def test_a_bad_statement_is_refused_with_the_statement_and_what_ran_before(sql):
+    # A request that does not parse runs nothing.
+    body = ksql(sql.sql, "SHOW STREAMS;\nSELEKT * FROM ride_streams;", expect=400)
+    assert body["@type"] == "statement_error"
+    assert body["error_code"] == 40001
+    assert "SELEKT" in body["statementText"]
+    assert "line 2:1" in body["message"]
+    assert body["entities"] == []
+    # One that parses runs until a statement fails.
+    unknown = ksql(sql.sql, "SHOW STREAMS; DESCRIBE no_such_stream;", expect=400)
+    assert unknown["error_code"] == 40001
+    assert unknown["statementText"] == "DESCRIBE no_such_stream;"
+    assert unknown["entities"][0]["@type"] == "streams"
+    query = ksql(sql.sql, "SELECT * FROM ride_streams EMIT CHANGES;", expect=400)
+    assert query["error_code"] == 40002
+    missing_topic = ksql(sql.sql, "CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='no_such_topic', VALUE_FORMAT='JSON');", expect=400)
+    assert "does not exist" in missing_topic["message"]
+    malformed = httpx.post(f"{sql.sql}/ksql", content=b"{not json", timeout=10)
+    assert malformed.status_code == 400 and malformed.json()["error_code"] == 40000
+
+
+def push_rows(url, path, body, http2=False, accept=None):
+    """A push query's whole response, over HTTP/2 with prior knowledge when
+    asked."""
+    headers = {"Accept": accept} if accept else {}
+    with httpx.Client(http1=not http2, http2=http2, timeout=60) as client:
+        response = client.post(f"{url}{path}", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        if http2:
+            assert response.http_version == "HTTP/2"
+        return response
+
+
+@pytest.mark.parametrize("http2", [False, True])
+def test_query_stream_sends_a_header_then_rows(sql, http2):
+    response = push_rows(sql.sql, "/query-stream", {
+        "sql": "SELECT VendorID, total_amount FROM ride_streams WHERE payment_type = '1' EMIT CHANGES LIMIT 5;",
+        "properties": {"auto.offset.reset": "earliest"}}, http2=http2)
+    assert response.headers["content-type"] == "application/vnd.ksqlapi.delimited.v1"
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    header, rows = lines[0], lines[1:]
+    assert header["columnNames"] == ["VENDORID", "TOTAL_AMOUNT"]
+    assert header["columnTypes"] == ["STRING", "DOUBLE"]
+    assert header["queryId"].startswith("transient_RIDE_STREAMS_")
+    card = [r for r in rides() if r["payment_type"] == "1"][:5]
+    assert rows == [[r["VendorID"], float(r["total_amount"])] for r in card]
+
+
+def test_query_answers_a_json_array_ending_with_the_limit(sql):
+    response = push_rows(sql.sql, "/query", {"ksql": "SELECT * FROM ride_streams EMIT CHANGES LIMIT 3;",
+                                             "streamsProperties": EARLIEST})
+    body = json.loads(response.text)
+    assert body[0]["header"]["schema"] == "`VENDORID` STRING, `TRIP_DISTANCE` DOUBLE, `PAYMENT_TYPE` STRING, `TOTAL_AMOUNT` DOUBLE"
+    assert [len(item["row"]["columns"]) for item in body[1:4]] == [4, 4, 4]
+    assert body[4] == {"finalMessage": "Limit Reached"}
+    as_array = push_rows(sql.sql, "/query-stream", {"sql": "SELECT VendorID FROM ride_streams EMIT CHANGES LIMIT 2;",
+                                                    "properties": EARLIEST}, accept="application/json")
+    array = as_array.json()
+    assert array[0]["columnNames"] == ["VENDORID"] and len(array) == 3
+
+
+def test_close_query_ends_a_push_query(sql):
+    header = {}
+    ended = threading.Event()
+
+    def run():
+        with httpx.Client(timeout=60) as client:
+            with client.stream("POST", f"{sql.sql}/query-stream",
+                               json={"sql": "SELECT * FROM ride_streams EMIT CHANGES;", "properties": {}}) as response:
+                for line in response.iter_lines():
+                    if not header:
+                        header.update(json.loads(line))
+        ended.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    deadline = time.time() + 30
+    while not header and time.time() < deadline:
+        time.sleep(0.05)
+    assert header, "the query never sent its header"
+    closed = httpx.post(f"{sql.sql}/close-query", json={"queryId": header["queryId"]}, timeout=10)
+    assert closed.status_code == 200
+    assert ended.wait(30), "the response did not end"
+    unknown = httpx.post(f"{sql.sql}/close-query", json={"queryId": header["queryId"]}, timeout=10)
+    assert unknown.status_code == 400
+
+
+def test_a_table_of_counts_per_vendor(sql):
+    [started] = ksql(sql.sql, "CREATE TABLE rides_per_vendor AS SELECT VendorID, COUNT(*) AS rides "
+                              "FROM ride_streams GROUP BY VendorID EMIT CHANGES;", EARLIEST)
+    query_id = started["commandStatus"]["queryId"]
+    assert started["commandStatus"]["message"] == f"Created query with ID {query_id}"
+    assert query_id.startswith("CTAS_RIDES_PER_VENDOR_")
+    expected = Counter(r["VendorID"] for r in rides())
+    latest = latest_values(sql.bootstrap, "RIDES_PER_VENDOR", set(expected))
+    assert {vendor: value["RIDES"] for vendor, value in latest.items()} == dict(expected)
+    [queries] = ksql(sql.sql, "SHOW QUERIES;")
+    assert query_id in [q["id"] for q in queries["queries"]]
+    status = httpx.get(f"{sql.sql}/status/{started['commandId']}", timeout=10).json()
+    assert status["status"] == "SUCCESS"
+
+
+def test_inserts_stream_acknowledges_each_row(sql):
+    ksql(sql.sql, "CREATE STREAM tips (driver VARCHAR KEY, tip DOUBLE) WITH (KAFKA_TOPIC='tips', PARTITIONS=2, VALUE_FORMAT='JSON');")
+    lines = [{"target": "TIPS"}, {"DRIVER": "ann", "TIP": 2.5}, {"driver": "bob", "tip": 1}, {"TIP": "not a number"}]
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    response = httpx.post(f"{sql.sql}/inserts-stream", content=body, timeout=30)
+    assert response.status_code == 200
+    acks = [json.loads(line) for line in response.text.splitlines()]
+    assert acks[:2] == [{"status": "ok", "seq": 0}, {"status": "ok", "seq": 1}]
+    assert acks[2]["status"] == "error" and acks[2]["seq"] == 2
+    latest = latest_values(sql.bootstrap, "tips", {"ann", "bob"})
+    assert latest == {"ann": {"TIP": 2.5}, "bob": {"TIP": 1.0}}
+
+
+def test_info_and_healthcheck(sql):
+    info = httpx.get(f"{sql.sql}/info", timeout=10).json()["KsqlServerInfo"]
+    assert info["ksqlServiceId"] == "default_" and info["serverStatus"] == "RUNNING" and info["kafkaClusterId"]
+    health = httpx.get(f"{sql.sql}/healthcheck", timeout=10).json()
+    assert health["isHealthy"] is True
+    missing = httpx.get(f"{sql.sql}/no/such/path", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error_code"] == 40400
+
+
+def test_streams_tables_and_queries_survive_a_restart(tmp_path):
+    data = tmp_path / "data"
+    first = Broker(data)
+    try:
+        produce_rides(first.bootstrap, "rides")
+        ksql(first.sql, CREATE_RIDES)
+        ksql(first.sql, "CREATE STREAM card_rides AS SELECT * FROM ride_streams WHERE payment_type = '1' EMIT CHANGES;", EARLIEST)
+        [dropped] = ksql(first.sql, "CREATE STREAM doomed (a INT) WITH (KAFKA_TOPIC='doomed', PARTITIONS=1, VALUE_FORMAT='JSON');"
+                                    "DROP STREAM doomed DELETE TOPIC;")[1:]
+        assert dropped["commandStatus"]["status"] == "SUCCESS"
+    finally:
+        first.stop()
+    second = Broker(data)
+    try:
+        [streams] = ksql(second.sql, "SHOW STREAMS;")
+        assert sorted(s["name"] for s in streams["streams"]) == ["CARD_RIDES", "RIDE_STREAMS"]
+        [queries] = ksql(second.sql, "SHOW QUERIES;")
+        assert [q["sinks"] for q in queries["queries"]] == [["CARD_RIDES"]]
+        # The restarted query goes on from where it committed: rides
+        # produced now reach its sink too.
+        produce_rides(second.bootstrap, "rides")
+        card = sum(1 for r in rides() if r["payment_type"] == "1")
+        consumer = Consumer({"bootstrap.servers": second.bootstrap, "group.id": "check-card", "auto.offset.reset": "earliest"})
+        consumer.subscribe(["CARD_RIDES"])
+        seen, deadline = 0, time.time() + 60
+        while seen < 2 * card and time.time() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                seen += 1
+        consumer.close()
+        assert seen == 2 * card
+    finally:
+        second.stop()
