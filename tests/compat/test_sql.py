@@ -4,6 +4,7 @@ queries on /query and /query-stream over HTTP/1.1 and HTTP/2, inserts,
 closing a query, and the catalog and queries surviving a restart."""
 import csv
 import json
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from conftest import DATA, Broker
+from conftest import DATA, Broker, runnel_binary
 
 EARLIEST = {"ksql.streams.auto.offset.reset": "earliest"}
 
@@ -249,3 +250,31 @@ def test_streams_tables_and_queries_survive_a_restart(tmp_path):
         assert seen == 2 * card
     finally:
         second.stop()
+
+
+def runnel_sql(sql_url, *args, stdin=None):
+    return subprocess.run([runnel_binary(), "sql", "--server", sql_url, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_the_shell_runs_scripts_and_prints_tables(sql, tmp_path):
+    listed = runnel_sql(sql.sql, "-e", "SHOW STREAMS;")
+    assert listed.returncode == 0, listed.stderr
+    assert "|RIDE_STREAMS " in listed.stdout and "|Stream Name " in listed.stdout
+    script = tmp_path / "first_rides.sql"
+    script.write_text("SET 'auto.offset.reset' = 'earliest';\n"
+                      "DEFINE kind = '2';\n"
+                      "SELECT VendorID, payment_type\n  FROM ride_streams\n  WHERE payment_type = '${kind}'\n  EMIT CHANGES LIMIT 3;\n")
+    queried = runnel_sql(sql.sql, "-f", str(script))
+    assert queried.returncode == 0, queried.stderr
+    lines = queried.stdout.splitlines()
+    assert lines[0] == "Successfully changed local property 'auto.offset.reset' to 'earliest'."
+    assert lines[2].startswith("|VENDORID ") and "|PAYMENT_TYPE " in lines[2]
+    rows = [line for line in lines[4:] if line.startswith("|")]
+    assert len(rows) == 3 and all(row.split("|")[2].strip() == "2" for row in rows)
+    assert lines[-1] == "Query terminated: 3 rows."
+    refused = runnel_sql(sql.sql, "-e", "DESCRIBE no_such_stream;")
+    assert refused.returncode == 1
+    assert "NO_SUCH_STREAM" in refused.stderr.upper()
+    piped = runnel_sql(sql.sql, stdin="SHOW\n  TABLES;\nexit\n")
+    assert piped.returncode == 0, piped.stderr
+    assert "|Table Name " in piped.stdout

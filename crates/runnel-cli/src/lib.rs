@@ -1,5 +1,6 @@
 //! runnel-cli: the `runnel` subcommands that act as Kafka clients: topic,
-//! produce, consume, group and cluster.
+//! produce, consume, group and cluster; and the clients of runnel's HTTP
+//! services: schema and the SQL shell.
 //!
 //! They use librdkafka (the `rdkafka` crate), never broker internals, so
 //! they work unchanged against runnel, Apache Kafka or Redpanda.
@@ -12,6 +13,7 @@ pub mod produce;
 pub mod protobuf;
 pub mod registry_client;
 pub mod schema;
+pub mod sql;
 pub mod topic;
 
 use std::time::Duration;

@@ -164,14 +164,27 @@ struct Aggregation {
 }
 
 /// The names of the columns a projection's items produce: their aliases,
-/// a column's own name, or `KSQL_COL_<n>`.
-fn item_name(expr: &Expr, alias: &Option<String>, index: usize) -> String {
-    match (alias, expr) {
-        (Some(alias), _) => alias.clone(),
-        (None, Expr::Column { name, .. }) => name.clone(),
-        (None, Expr::Field { field, .. }) => field.clone(),
-        _ => format!("KSQL_COL_{index}"),
-    }
+/// a column's own name, or `KSQL_COL_<n>`, numbered from 0 across the
+/// items that need one and skipping numbers a source column has, as
+/// ksqlDB names them.
+fn item_names(items: &[(Expr, Option<String>)], scope: &Scope) -> Vec<String> {
+    let taken: Vec<&str> = scope.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut next = 0;
+    items
+        .iter()
+        .map(|(expr, alias)| match (alias, expr) {
+            (Some(alias), _) => alias.clone(),
+            (None, Expr::Column { name, .. }) => name.clone(),
+            (None, Expr::Field { field, .. }) => field.clone(),
+            _ => loop {
+                let name = format!("KSQL_COL_{next}");
+                next += 1;
+                if !taken.contains(&name.as_str()) {
+                    break name;
+                }
+            },
+        })
+        .collect()
 }
 
 /// The query's input scope: key columns, value columns, then `ROWTIME`.
@@ -257,7 +270,7 @@ pub fn plan(catalog: &Catalog, query: &Query, persistent: bool, log: Arc<Process
             SelectItem::Expr { expr, alias } => items.push((expr.clone(), alias.clone())),
         }
     }
-    let names: Vec<String> = items.iter().enumerate().map(|(i, (e, a))| item_name(e, a, i)).collect();
+    let names = item_names(&items, &scope);
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
             return Err(SqlError::invalid(format!("Duplicate value columns found in schema: `{name}`")));
@@ -369,7 +382,7 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
             SelectItem::Expr { expr, alias } => items.push((expr.clone(), alias.clone())),
         }
     }
-    let names: Vec<String> = items.iter().enumerate().map(|(i, (e, a))| item_name(e, a, i)).collect();
+    let names = item_names(&items, &scope);
     for (i, name) in names.iter().enumerate() {
         if names[..i].contains(name) {
             return Err(SqlError::invalid(format!("Duplicate value columns found in schema: `{name}`")));

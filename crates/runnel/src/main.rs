@@ -33,6 +33,8 @@ enum Command {
     Group(runnel_cli::group::GroupArgs),
     /// List, get, register and check schemas in the Schema Registry.
     Schema(runnel_cli::schema::SchemaArgs),
+    /// The SQL shell: statements and push queries against the SQL service.
+    Sql(runnel_cli::sql::SqlArgs),
     /// Show brokers, controller, cluster id and API versions.
     Cluster(runnel_cli::cluster::ClusterArgs),
     /// Print runnel's version.
@@ -61,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Group(args) => client_command(runnel_cli::group::run(args)),
         Command::Cluster(args) => client_command(runnel_cli::cluster::run(args)),
         Command::Schema(args) => client_command(runnel_cli::schema::run(args)),
+        Command::Sql(args) => client_command(runnel_cli::sql::run(args)),
         Command::Version => {
             println!("runnel {}", env!("CARGO_PKG_VERSION"));
             Ok(())
