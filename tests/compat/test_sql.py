@@ -193,6 +193,33 @@ def test_a_table_of_counts_per_vendor(sql):
     assert query_id in [q["id"] for q in queries["queries"]]
     status = httpx.get(f"{sql.sql}/status/{started['commandId']}", timeout=10).json()
     assert status["status"] == "SUCCESS"
+    # A pull query answers with the table as it is now.
+    pulled = push_rows(sql.sql, "/query-stream", {"sql": "SELECT * FROM rides_per_vendor WHERE VendorID = '2';"})
+    header, *rows = [json.loads(line) for line in pulled.text.splitlines()]
+    assert header["columnNames"] == ["VENDORID", "RIDES"]
+    assert rows == [["2", expected["2"]]]
+    everything = json.loads(push_rows(sql.sql, "/query", {"ksql": "SELECT VendorID, RIDES * 2 FROM rides_per_vendor;"}).text)
+    assert everything[0]["header"]["schema"] == "`VENDORID` STRING, `KSQL_COL_0` BIGINT"
+    assert sorted(tuple(r["row"]["columns"]) for r in everything[1:]) == sorted((v, 2 * n) for v, n in expected.items())
+    on_a_stream = httpx.post(f"{sql.sql}/query-stream", json={"sql": "SELECT * FROM ride_streams;"}, timeout=10)
+    assert on_a_stream.status_code == 400 and "stream" in on_a_stream.json()["message"]
+
+
+def test_the_course_s_session_table_answers_pull_queries(sql):
+    ksql(sql.sql, "CREATE TABLE payment_type_sessions AS SELECT payment_type, COUNT(*) AS rides FROM ride_streams "
+                  "WINDOW SESSION (60 SECONDS) GROUP BY payment_type EMIT CHANGES;", EARLIEST)
+    # The rides were produced within seconds, so each payment type has one session.
+    expected = Counter(r["payment_type"] for r in rides())
+    deadline, rows = time.time() + 60, []
+    while time.time() < deadline:
+        pulled = push_rows(sql.sql, "/query-stream", {"sql": "SELECT * FROM payment_type_sessions WHERE payment_type = '1';"})
+        header, *rows = [json.loads(line) for line in pulled.text.splitlines()]
+        if rows and rows[0][3] == expected["1"]:
+            break
+        time.sleep(0.2)
+    assert header["columnNames"] == ["PAYMENT_TYPE", "WINDOWSTART", "WINDOWEND", "RIDES"]
+    assert len(rows) == 1 and rows[0][0] == "1" and rows[0][3] == expected["1"]
+    assert rows[0][1] <= rows[0][2]
 
 
 def test_inserts_stream_acknowledges_each_row(sql):

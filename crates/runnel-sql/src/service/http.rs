@@ -20,10 +20,11 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::entities::{self, codes};
-use super::push::PushQuery;
+use super::push::{Answer, PushQuery};
 use super::{Refusal, SqlService};
 use crate::functions::write_json;
 use crate::row::Row;
+use crate::types::SqlType;
 
 const KSQL_V1: &str = "application/vnd.ksql.v1+json";
 const DELIMITED: &str = "application/vnd.ksqlapi.delimited.v1";
@@ -148,16 +149,16 @@ impl Framing {
         }
     }
 
-    fn header(self, query: &PushQuery) -> String {
+    fn header(self, id: &str, columns: &[(String, SqlType)]) -> String {
         match self {
             Framing::Legacy => {
-                let schema = entities::header_schema(&query.columns);
-                format!("[{}", json!({"header": {"queryId": query.id, "schema": schema}}))
+                let schema = entities::header_schema(columns);
+                format!("[{}", json!({"header": {"queryId": id, "schema": schema}}))
             }
             Framing::Delimited | Framing::Array => {
-                let names: Vec<&str> = query.columns.iter().map(|(name, _)| name.as_str()).collect();
-                let types: Vec<String> = query.columns.iter().map(|(_, t)| t.to_string()).collect();
-                let header = json!({"queryId": query.id, "columnNames": names, "columnTypes": types});
+                let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+                let types: Vec<String> = columns.iter().map(|(_, t)| t.to_string()).collect();
+                let header = json!({"queryId": id, "columnNames": names, "columnTypes": types});
                 if self == Framing::Array {
                     format!("[{header}")
                 } else {
@@ -202,7 +203,7 @@ fn stream_push(service: Arc<SqlService>, mut query: PushQuery, framing: Framing)
     tokio::spawn(async move {
         let mut sent = 0u64;
         let mut limit_reached = false;
-        if out.send(Bytes::from(framing.header(&query))).await.is_ok() {
+        if out.send(Bytes::from(framing.header(&query.id, &query.columns))).await.is_ok() {
             loop {
                 if query.limit.is_some_and(|limit| sent >= limit) {
                     limit_reached = true;
@@ -235,8 +236,16 @@ fn stream_push(service: Arc<SqlService>, mut query: PushQuery, framing: Framing)
 
 async fn start_push(service: Arc<SqlService>, sql: String, properties: BTreeMap<String, String>, framing: Framing, error_type: &'static str) -> Response {
     let starter = service.clone();
-    match tokio::task::spawn_blocking(move || starter.start_push(&sql, &properties)).await {
-        Ok(Ok(query)) => stream_push(service, query, framing),
+    match tokio::task::spawn_blocking(move || starter.query(&sql, &properties)).await {
+        Ok(Ok(Answer::Push(query))) => stream_push(service, query, framing),
+        Ok(Ok(Answer::Pull(result))) => {
+            let mut body = framing.header(&result.id, &result.columns);
+            for row in &result.rows {
+                body.push_str(&framing.row(row));
+            }
+            body.push_str(&framing.end(false));
+            ([(header::CONTENT_TYPE, framing.content_type())], body).into_response()
+        }
         Ok(Err(refusal)) => error_response(&refusal, error_type),
         Err(e) => error_response(&Refusal::new(codes::SERVER_ERROR, e.to_string(), None), error_type),
     }

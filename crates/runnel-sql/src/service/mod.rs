@@ -8,12 +8,14 @@
 //! so servers sharing a service id share its partitions through the
 //! consumer group. At start-up a server replays the command topic and
 //! starts the queries still running. Push queries run as transient
-//! applications whose rows stream to the client ([`push`]).
+//! applications whose rows stream to the client ([`push`]); pull queries
+//! read a table's rows as they are now ([`pull`]).
 
 pub mod cluster;
 pub mod commands;
 pub mod entities;
 mod http;
+pub mod pull;
 pub mod push;
 
 use std::collections::{BTreeMap, HashMap};

@@ -12,6 +12,7 @@ use runnel_streams::{KafkaStreams, StreamsBuilder};
 use tokio::sync::{mpsc, Notify};
 
 use super::entities::codes;
+use super::pull::PullResult;
 use super::{Refusal, ServiceError, SqlService};
 use crate::ast::Statement;
 use crate::engine::Outcome;
@@ -43,12 +44,25 @@ impl PushQueries {
         }
     }
 
+    /// A number for the next query's id.
+    pub(super) fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Closes every push query.
     pub fn close_all(&self) {
         for closed in self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values() {
             closed.notify_one();
         }
     }
+}
+
+/// What a query answers.
+pub enum Answer {
+    /// A push query, running until its client leaves.
+    Push(PushQuery),
+    /// A pull query's rows.
+    Pull(PullResult),
 }
 
 /// A running push query. Hand it back to [`SqlService::end_push`] once
@@ -69,8 +83,9 @@ pub struct PushQuery {
 }
 
 impl SqlService {
-    /// Starts the push query of a `/query` or `/query-stream` request.
-    pub fn start_push(&self, text: &str, properties: &BTreeMap<String, String>) -> Result<PushQuery, Refusal> {
+    /// Runs the query of a `/query` or `/query-stream` request: a push
+    /// query starts, a pull query answers at once.
+    pub fn query(&self, text: &str, properties: &BTreeMap<String, String>) -> Result<Answer, Refusal> {
         let refuse = |code: u32, message: String| Refusal::new(code, message, Some(text.trim()));
         let mut parsed = parse(text).map_err(|e| refuse(codes::BAD_STATEMENT, e.to_string()))?;
         if parsed.len() != 1 {
@@ -80,12 +95,15 @@ impl SqlService {
         let Statement::Select(query) = &parsed.statement else {
             return Err(refuse(codes::BAD_STATEMENT, "Only SELECT statements run on this endpoint; send other statements to /ksql.".into()));
         };
+        if query.emit.is_none() {
+            return self.pull(text, query).map(Answer::Pull);
+        }
         let plan = match self.lock().engine.execute_statement(&parsed) {
             Ok(Outcome::Transient(plan)) => plan,
             Ok(_) => return Err(refuse(codes::BAD_STATEMENT, "not a query".into())),
             Err(e) => return Err(refuse(super::entities::code_of(&e), e.to_string())),
         };
-        let number = self.push.next.fetch_add(1, Ordering::Relaxed);
+        let number = self.push.next_id();
         let id = format!("transient_{}_{}{number}", plan.source_names()[0], super::now_ms());
         let application_id = format!("_confluent-ksql-{}{id}", self.config.service_id);
         let (sender, rows) = mpsc::channel(ROW_BUFFER);
@@ -97,7 +115,7 @@ impl SqlService {
         let streams = KafkaStreams::start(builder.build(), config).map_err(|e| Refusal::from(ServiceError::from(e)))?;
         let closed = Arc::new(Notify::new());
         self.push.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.clone(), closed.clone());
-        Ok(PushQuery { id, columns: plan.output.value.clone(), limit: query.limit, rows, closed, streams, application_id })
+        Ok(Answer::Push(PushQuery { id, columns: plan.output.value.clone(), limit: query.limit, rows, closed, streams, application_id }))
     }
 
     /// Stops a push query whose response ended, and deletes what its
