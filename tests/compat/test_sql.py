@@ -4,6 +4,8 @@ queries on /query and /query-stream over HTTP/1.1 and HTTP/2, inserts,
 closing a query, and the catalog and queries surviving a restart."""
 import csv
 import json
+import os
+import re
 import subprocess
 import threading
 import time
@@ -305,3 +307,66 @@ def test_the_shell_runs_scripts_and_prints_tables(sql, tmp_path):
     piped = runnel_sql(sql.sql, stdin="SHOW\n  TABLES;\nexit\n")
     assert piped.returncode == 0, piped.stderr
     assert "|Table Name " in piped.stdout
+
+
+class SqlServer:
+    """A `runnel sql-server` child process against `bootstrap`."""
+
+    def __init__(self, bootstrap):
+        self.proc = subprocess.Popen([runnel_binary(), "sql-server", "-b", bootstrap, "--listen", "127.0.0.1:0"],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**os.environ, "RUNNEL_LOG": "info"})
+        self.url = None
+        for line in self.proc.stderr:
+            bind = re.search(r"bind=(\S+)", line)
+            if bind and "SQL service listening" in line:
+                self.url = "http://" + bind.group(1)
+            if "SQL service ready" in line:
+                break
+        assert self.url, "the SQL server never started"
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+        assert self.proc.returncode == 0
+
+
+def eventually(check, deadline_s=30):
+    deadline = time.time() + deadline_s
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_servers_of_one_service_share_statements_as_they_are_made(tmp_path):
+    broker = Broker(tmp_path / "data")
+    second = SqlServer(broker.bootstrap)
+    try:
+        produce_rides(broker.bootstrap, "rides")
+        ksql(broker.sql, CREATE_RIDES)
+        [started] = ksql(broker.sql, "CREATE STREAM card_rides AS SELECT * FROM ride_streams WHERE payment_type = '1' EMIT CHANGES;", EARLIEST)
+        query_id = started["commandStatus"]["queryId"]
+
+        def second_runs_it():
+            [queries] = ksql(second.url, "SHOW QUERIES;")
+            assert [q["id"] for q in queries["queries"]] == [query_id]
+
+        eventually(second_runs_it)
+        [streams] = ksql(second.url, "SHOW STREAMS;")
+        assert sorted(s["name"] for s in streams["streams"]) == ["CARD_RIDES", "RIDE_STREAMS"]
+        # Either server answers for the whole service.
+        [terminated] = ksql(second.url, f"TERMINATE {query_id};")
+        assert terminated["commandStatus"]["message"] == "Query terminated."
+
+        def first_stopped_it():
+            [queries] = ksql(broker.sql, "SHOW QUERIES;")
+            assert queries["queries"] == []
+
+        eventually(first_stopped_it)
+    finally:
+        second.stop()
+        broker.stop()

@@ -17,6 +17,7 @@ use crate::row::ProcessingLog;
 
 /// A query that runs until it is terminated, writing into a stream or
 /// table of the catalog.
+#[derive(Clone)]
 pub struct PersistentQuery {
     /// Its id, as ksqlDB forms them: `CSAS_<SINK>_<n>`, `CTAS_<SINK>_<n>`
     /// or `INSERTQUERY_<n>`.
@@ -78,7 +79,8 @@ pub enum Outcome {
 }
 
 /// The catalog, the persistent queries, and session properties.
-#[derive(Default)]
+/// Cloned to try a statement before it is committed to.
+#[derive(Default, Clone)]
 pub struct Engine {
     catalog: Catalog,
     queries: Vec<PersistentQuery>,
@@ -121,6 +123,14 @@ impl Engine {
             outcomes.push(self.execute_statement(&parsed)?);
         }
         Ok(outcomes)
+    }
+
+    /// Numbers the next persistent queries from `next`: the service passes
+    /// each statement's offset in its command topic, so every server of a
+    /// service gives a query the same id (and its application the same
+    /// consumer group).
+    pub fn number_queries_from(&mut self, next: usize) {
+        self.next_query = next;
     }
 
     /// Records how many partitions a source's topic has, found on the

@@ -119,6 +119,7 @@ fn windowed_row(key: &Windowed<Key>, value: &Option<Row>) -> Option<EmittedRow> 
 }
 
 /// A planned query, ready to be built onto a `StreamsBuilder`.
+#[derive(Clone)]
 pub struct Plan {
     source: SourceDef,
     /// The second source, for a join.
@@ -131,6 +132,7 @@ pub struct Plan {
 }
 
 /// A join of the query's source (left) with a second source.
+#[derive(Clone)]
 struct JoinPlan {
     right: SourceDef,
     kind: JoinKind,
@@ -140,6 +142,7 @@ struct JoinPlan {
     right_key: Compiled,
 }
 
+#[derive(Clone)]
 enum Shape {
     /// Each input row, projected; `rekey` are `PARTITION BY` expressions;
     /// `key` computes the output key (none: a join's result keeps the
@@ -149,6 +152,7 @@ enum Shape {
     Aggregate(Box<Aggregation>),
 }
 
+#[derive(Clone)]
 struct Aggregation {
     /// The grouping expressions, over input rows.
     group: Vec<Compiled>,

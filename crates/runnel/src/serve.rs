@@ -383,7 +383,6 @@ impl SqlServer {
 /// API and serves it in the background.
 async fn start_sql(address: std::net::SocketAddr, config: runnel_sql::service::SqlConfig) -> anyhow::Result<SqlServer> {
     let service = tokio::task::spawn_blocking(move || runnel_sql::service::SqlService::open(config)).await?.context("starting the SQL service")?;
-    let service = Arc::new(service);
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} for the SQL service"))?;
     tracing::info!(bind = %listener.local_addr()?, "SQL service listening");
     let app = runnel_sql::service::router(service.clone());

@@ -30,6 +30,14 @@ pub struct Command {
     pub properties: std::collections::BTreeMap<String, String>,
 }
 
+/// What the command topic held at start-up.
+pub struct Replayed {
+    /// Every command, oldest first, with its offset (its sequence number).
+    pub commands: Vec<(i64, Command)>,
+    /// The offset after them, where following the topic starts.
+    pub end: i64,
+}
+
 /// The command topic of one service, created with its first command.
 pub struct CommandTopic {
     topic: String,
@@ -44,17 +52,15 @@ impl CommandTopic {
         format!("_confluent-ksql-{service_id}_command_topic")
     }
 
-    /// The topic with every command in it, oldest first, with each
-    /// command's offset (its sequence number); none if it does not exist
-    /// yet.
-    pub fn open(client: &ClientConfig, service_id: &str) -> Result<(CommandTopic, Vec<(i64, Command)>), ServiceError> {
+    /// The topic and what it holds (nothing if it does not exist yet).
+    pub fn open(client: &ClientConfig, service_id: &str) -> Result<(CommandTopic, Replayed), ServiceError> {
         let topic = CommandTopic::name(service_id);
         let probe: BaseConsumer = client.create()?;
         let metadata = probe.fetch_metadata(Some(&topic), TIMEOUT)?;
         let exists = metadata.topics().first().is_some_and(|t| t.error().is_none() && !t.partitions().is_empty());
-        let commands = if exists { replay(client, &topic)? } else { Vec::new() };
+        let (commands, end) = if exists { replay(client, &topic)? } else { (Vec::new(), 0) };
         let producer: FutureProducer = client.clone().set("acks", "all").set("enable.idempotence", "true").set("linger.ms", "0").create()?;
-        Ok((CommandTopic { topic, producer, admin: client.create()?, created: AtomicBool::new(exists) }, commands))
+        Ok((CommandTopic { topic, producer, admin: client.create()?, created: AtomicBool::new(exists) }, Replayed { commands, end }))
     }
 
     /// Creates the topic, one partition kept forever, unless it exists.
@@ -87,13 +93,14 @@ impl CommandTopic {
     }
 }
 
-/// Every command in the topic, read up to its end when called.
-fn replay(client: &ClientConfig, topic: &str) -> Result<Vec<(i64, Command)>, ServiceError> {
+/// Every command in the topic, read up to its end when called, and that
+/// end.
+fn replay(client: &ClientConfig, topic: &str) -> Result<(Vec<(i64, Command)>, i64), ServiceError> {
     let consumer: BaseConsumer = client.clone().set("group.id", format!("{topic}-replay")).set("enable.auto.commit", "false").create()?;
     let (low, high) = consumer.fetch_watermarks(topic, 0, TIMEOUT)?;
     let mut commands = Vec::new();
     if high <= low {
-        return Ok(commands);
+        return Ok((commands, high));
     }
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, 0, Offset::Offset(low))?;
@@ -107,11 +114,45 @@ fn replay(client: &ClientConfig, topic: &str) -> Result<Vec<(i64, Command)>, Ser
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {
             let message = message?;
             next = message.offset() + 1;
-            match message.payload().map(serde_json::from_slice::<Command>) {
-                Some(Ok(command)) => commands.push((message.offset(), command)),
-                _ => tracing::warn!(offset = message.offset(), "skipping an unreadable command"),
+            if let Some(command) = decode(&message) {
+                commands.push((message.offset(), command));
             }
         }
     }
-    Ok(commands)
+    Ok((commands, high))
+}
+
+/// A command record's command; `None` (and a warning) if it is not one.
+pub fn decode<M: Message>(message: &M) -> Option<Command> {
+    match message.payload().map(serde_json::from_slice::<Command>) {
+        Some(Ok(command)) => Some(command),
+        _ => {
+            tracing::warn!(offset = message.offset(), "skipping an unreadable command");
+            None
+        }
+    }
+}
+
+/// Follows the topic from `from`, handing each command after it to
+/// `apply` with its offset, until `stop` is set. The topic may not exist
+/// yet: it is picked up once another server creates it.
+pub fn follow(client: &ClientConfig, topic: &str, from: i64, stop: &AtomicBool, mut apply: impl FnMut(i64, Command)) -> Result<(), ServiceError> {
+    let consumer: BaseConsumer = client
+        .clone()
+        .set("group.id", format!("{topic}-follower"))
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, if from > 0 { Offset::Offset(from) } else { Offset::Beginning })?;
+    consumer.assign(&assignment)?;
+    while !stop.load(Ordering::Relaxed) {
+        // Errors (the topic is missing until the first command) pass.
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            if let Some(command) = decode(&message) {
+                apply(message.offset(), command);
+            }
+        }
+    }
+    Ok(())
 }

@@ -20,7 +20,8 @@ pub mod push;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::ClientConfig;
 use runnel_streams::{KafkaStreams, StreamsBuilder, StreamsConfig, StreamsError};
@@ -36,7 +37,7 @@ use crate::row::Row;
 pub use http::router;
 
 use cluster::Cluster;
-use commands::{Command, CommandTopic};
+use commands::{Command, CommandTopic, Replayed};
 use entities::codes;
 
 /// Why the service could not do something.
@@ -134,6 +135,8 @@ struct State {
     query_properties: HashMap<String, BTreeMap<String, String>>,
     /// Each command's status, by command id, for `/status`.
     statuses: BTreeMap<String, Value>,
+    /// The offset after the last command applied.
+    applied: i64,
 }
 
 /// A running SQL service.
@@ -143,14 +146,32 @@ pub struct SqlService {
     commands: CommandTopic,
     state: Mutex<State>,
     push: push::PushQueries,
+    /// Applies what other servers of the service write to the command
+    /// topic.
+    follower: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Tells the follower to stop.
+    stopping: Arc<AtomicBool>,
 }
 
-/// Whether a catalog change is new (written to the command topic, its
-/// queries started at once) or replayed at start-up.
+/// Where a catalog change comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
+    /// A request to this server: written to the command topic, then
+    /// acted on.
     Live,
+    /// The command topic, replayed at start-up (queries start after).
     Replay,
+    /// The command topic, written by another server of the service.
+    Follow,
+}
+
+/// The topic of a `CREATE STREAM|TABLE`.
+#[derive(Default)]
+struct SourceTopic {
+    /// A topic to create, with its partition count.
+    create: Option<(String, i32)>,
+    /// The topic's partition count, existing or to be.
+    partitions: Option<i32>,
 }
 
 /// What a catalog change did, for its entity.
@@ -176,26 +197,27 @@ fn property<'a>(properties: &'a BTreeMap<String, String>, name: &str) -> Option<
 impl SqlService {
     /// Connects to the cluster, replays the command topic and starts the
     /// persistent queries it leaves running.
-    pub fn open(config: SqlConfig) -> Result<SqlService, ServiceError> {
+    pub fn open(config: SqlConfig) -> Result<Arc<SqlService>, ServiceError> {
         let client = config.client();
         let cluster = Cluster::connect(&client)?;
-        let (commands, replayed) = CommandTopic::open(&client, &config.service_id)?;
-        let state = State { engine: Engine::new(), running: HashMap::new(), query_properties: HashMap::new(), statuses: BTreeMap::new() };
-        let service = SqlService { config, cluster, commands, state: Mutex::new(state), push: push::PushQueries::default() };
+        let (commands, Replayed { commands: replayed, end }) = CommandTopic::open(&client, &config.service_id)?;
+        let topic = CommandTopic::name(&config.service_id);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let state = State { engine: Engine::new(), running: HashMap::new(), query_properties: HashMap::new(), statuses: BTreeMap::new(), applied: end };
+        let service = Arc::new(SqlService {
+            config,
+            cluster,
+            commands,
+            state: Mutex::new(state),
+            push: push::PushQueries::default(),
+            follower: Mutex::new(None),
+            stopping: stopping.clone(),
+        });
         let count = replayed.len();
         {
             let mut state = service.lock();
-            for (sequence, command) in replayed {
-                let parsed = match parse(&command.statement) {
-                    Ok(mut parsed) if parsed.len() == 1 => parsed.remove(0),
-                    _ => {
-                        tracing::warn!(sequence, "skipping a command that does not parse");
-                        continue;
-                    }
-                };
-                if let Err(error) = service.change(&mut state, &parsed, &command.properties, sequence, Mode::Replay) {
-                    tracing::warn!(sequence, %error, "a replayed command failed");
-                }
+            for (offset, command) in replayed {
+                service.apply_command(&mut state, offset, &command, Mode::Replay);
             }
             let queries: Vec<String> = state.engine.queries().iter().map(|q| q.id.clone()).collect();
             for id in queries {
@@ -205,7 +227,43 @@ impl SqlService {
             }
         }
         tracing::info!(commands = count, "SQL command topic replayed");
+        let follower = {
+            let service = Arc::downgrade(&service);
+            std::thread::Builder::new()
+                .name("sql-command-follower".into())
+                .spawn(move || {
+                    let result = commands::follow(&client, &topic, end, &stopping, |offset, command| {
+                        if let Some(service) = service.upgrade() {
+                            let mut state = service.lock();
+                            if offset >= state.applied {
+                                service.apply_command(&mut state, offset, &command, Mode::Follow);
+                            }
+                        }
+                    });
+                    if let Err(error) = result {
+                        tracing::error!(%error, "the SQL command follower stopped");
+                    }
+                })
+                .map_err(|e| ServiceError::Kafka(format!("cannot start the command follower: {e}")))?
+        };
+        *service.follower.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(follower);
         Ok(service)
+    }
+
+    /// Applies a command from the command topic; a command that fails is
+    /// skipped with a warning, as it failed wherever it ran.
+    fn apply_command(&self, state: &mut State, offset: i64, command: &Command, mode: Mode) {
+        let parsed = match parse(&command.statement) {
+            Ok(mut parsed) if parsed.len() == 1 => parsed.remove(0),
+            _ => {
+                tracing::warn!(offset, "skipping a command that does not parse");
+                return;
+            }
+        };
+        if let Err(error) = self.change(state, &parsed, &command.properties, offset, mode) {
+            tracing::warn!(offset, %error, "a command from the command topic failed");
+        }
+        state.applied = state.applied.max(offset + 1);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -327,81 +385,36 @@ impl SqlService {
         }
     }
 
-    /// Runs a statement that changes the catalog: checks it against the
-    /// cluster, applies it to the engine, writes it to the command topic
-    /// (when live), then acts on it.
-    fn change(&self, state: &mut State, parsed: &Parsed, properties: &BTreeMap<String, String>, sequence: i64, mode: Mode) -> Result<Change, ServiceError> {
-        // A stream or table over an existing topic takes its partition
-        // count; over a missing one, PARTITIONS says to create it.
-        let mut create_topic = None;
-        let mut existing_partitions = None;
-        if let Statement::CreateSource { properties: with, .. } = &parsed.statement {
-            let with = Properties::new(with)?;
-            let topic =
-                with.string("KAFKA_TOPIC")?.ok_or_else(|| SqlError::invalid("Missing required property \"KAFKA_TOPIC\" which has no default value."))?;
-            let wanted = with.integer("PARTITIONS")?;
-            match (self.cluster.partitions(&topic)?, wanted) {
-                (Some(actual), Some(wanted)) if actual as i64 != wanted && mode == Mode::Live => {
-                    return Err(SqlError::invalid(format!(
-                        "A Kafka topic with the name '{topic}' already exists, with different partition/replica configuration than required. KSQL expects {wanted} partitions (topic has {actual})."
-                    ))
-                    .into());
-                }
-                (Some(actual), _) => existing_partitions = Some(actual),
-                (None, Some(wanted)) => create_topic = Some((topic, i32::try_from(wanted).unwrap_or(1).max(1))),
-                (None, None) => {
-                    return Err(SqlError::invalid(format!(
-                        "Topic '{topic}' does not exist. If you want to create a new topic for the {} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS').",
-                        if matches!(parsed.statement, Statement::CreateSource { kind: SourceKind::Table, .. }) { "table" } else { "stream" }
-                    ))
-                    .into());
-                }
-            }
-        }
+    /// Runs a statement that changes the catalog.
+    ///
+    /// Live, it is checked against the cluster and tried on a copy of the
+    /// engine; only then is it written to the command topic, whose offset
+    /// numbers its queries, and applied and acted on (topics created or
+    /// deleted, queries started or stopped). Replayed at start-up or
+    /// followed from another server, it is applied at its offset; a
+    /// followed one also starts and stops queries.
+    fn change(&self, state: &mut State, parsed: &Parsed, properties: &BTreeMap<String, String>, offset: i64, mode: Mode) -> Result<Change, ServiceError> {
+        let SourceTopic { create: create_topic, partitions } = self.source_topic(parsed, mode)?;
         let dropped_topic = match &parsed.statement {
             Statement::Drop { name, delete_topic: true, .. } => state.engine.catalog().get(name).ok().map(|s| s.topic.clone()),
             _ => None,
         };
+        let offset = match mode {
+            Mode::Live => {
+                let mut sandbox = state.engine.clone();
+                let outcome = sandbox.execute_statement(parsed)?;
+                let command = Command { statement: parsed.text.clone(), properties: properties.clone() };
+                self.commands.append(&self.command_id(&sandbox, parsed, &outcome), &command)?
+            }
+            Mode::Replay | Mode::Follow => offset,
+        };
+        state.applied = state.applied.max(offset + 1);
+        state.engine.number_queries_from(usize::try_from(offset).unwrap_or_default());
         let outcome = state.engine.execute_statement(parsed)?;
-        let change = match &outcome {
-            Outcome::Created { name, kind } => {
-                if let Some(partitions) = existing_partitions.or(create_topic.as_ref().map(|(_, p)| *p)) {
-                    state.engine.set_partitions(name, partitions);
-                }
-                let (entity, message) = match kind {
-                    SourceKind::Stream => ("stream", "Stream created"),
-                    SourceKind::Table => ("table", "Table created"),
-                };
-                Change { command_id: entities::command_id(entity, name, "create"), message: message.to_string(), query_id: None, sequence: 0 }
-            }
-            Outcome::Started { query } => {
-                let sink = state.engine.queries().iter().find(|q| &q.id == query).map(|q| q.sink_name.clone()).unwrap_or_default();
-                let action = if query.starts_with("INSERTQUERY") { "insert" } else { "create" };
-                let entity = if state.engine.catalog().get(&sink).is_ok_and(|s| s.kind == SourceKind::Table) { "table" } else { "stream" };
-                Change {
-                    command_id: entities::command_id(entity, &sink, action),
-                    message: format!("Created query with ID {query}"),
-                    query_id: Some(query.clone()),
-                    sequence: 0,
-                }
-            }
-            Outcome::Dropped { name } => {
-                let entity = if matches!(parsed.statement, Statement::Drop { kind: SourceKind::Table, .. }) { "table" } else { "stream" };
-                Change { command_id: entities::command_id(entity, name, "drop"), message: format!("Source `{name}` was dropped."), query_id: None, sequence: 0 }
-            }
-            Outcome::Terminated { queries } => Change {
-                command_id: format!("terminate/{}/execute", queries.first().map_or("ALL", String::as_str)),
-                message: "Query terminated.".to_string(),
-                query_id: None,
-                sequence: 0,
-            },
-            _ => return Err(SqlError::invalid("not a statement that changes the catalog").into()),
-        };
-        let mut change = change;
-        change.sequence = match mode {
-            Mode::Live => self.commands.append(&change.command_id, &Command { statement: parsed.text.clone(), properties: properties.clone() })?,
-            Mode::Replay => sequence,
-        };
+        let change = self.describe_change(state, parsed, &outcome, offset);
+        if let (Outcome::Created { name, .. }, Some(partitions)) = (&outcome, partitions) {
+            state.engine.set_partitions(name, partitions);
+        }
         let status = serde_json::json!({"status": "SUCCESS", "message": change.message, "queryId": change.query_id});
         state.statuses.insert(change.command_id.clone(), status);
         match outcome {
@@ -414,6 +427,8 @@ impl SqlService {
                 state.query_properties.insert(query.clone(), properties.clone());
                 if mode == Mode::Live {
                     self.create_sink_topic(state, &query)?;
+                }
+                if mode != Mode::Replay {
                     self.start_query(state, &query)?;
                 }
             }
@@ -427,13 +442,78 @@ impl SqlService {
                     state.query_properties.remove(&query);
                     if let Some(streams) = state.running.remove(&query) {
                         streams.close()?;
-                        self.cluster.delete_internal_topics(&self.application_id(&query))?;
+                        if mode == Mode::Live {
+                            self.cluster.delete_internal_topics(&self.application_id(&query))?;
+                        }
                     }
                 }
             }
             _ => {}
         }
         Ok(change)
+    }
+
+    /// For `CREATE STREAM|TABLE`: the topic to create (when live, a missing
+    /// topic with `PARTITIONS`) and the partition count of an existing
+    /// one. Live, a missing topic without `PARTITIONS`, or one whose count
+    /// differs from `PARTITIONS`, is refused as ksqlDB refuses it;
+    /// replayed, the statement stands whatever became of its topic.
+    fn source_topic(&self, parsed: &Parsed, mode: Mode) -> Result<SourceTopic, ServiceError> {
+        let Statement::CreateSource { kind, properties: with, .. } = &parsed.statement else { return Ok(SourceTopic::default()) };
+        let with = Properties::new(with)?;
+        let topic = with.string("KAFKA_TOPIC")?.ok_or_else(|| SqlError::invalid("Missing required property \"KAFKA_TOPIC\" which has no default value."))?;
+        let wanted = with.integer("PARTITIONS")?;
+        let actual = self.cluster.partitions(&topic)?;
+        if mode != Mode::Live {
+            return Ok(SourceTopic { create: None, partitions: actual });
+        }
+        match (actual, wanted) {
+            (Some(actual), Some(wanted)) if actual as i64 != wanted => Err(SqlError::invalid(format!(
+                "A Kafka topic with the name '{topic}' already exists, with different partition/replica configuration than required. KSQL expects {wanted} partitions (topic has {actual})."
+            ))
+            .into()),
+            (Some(actual), _) => Ok(SourceTopic { create: None, partitions: Some(actual) }),
+            (None, Some(wanted)) => {
+                let partitions = i32::try_from(wanted).unwrap_or(1).max(1);
+                Ok(SourceTopic { create: Some((topic, partitions)), partitions: Some(partitions) })
+            }
+            (None, None) => Err(SqlError::invalid(format!(
+                "Topic '{topic}' does not exist. If you want to create a new topic for the {} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS').",
+                if *kind == SourceKind::Table { "table" } else { "stream" }
+            ))
+            .into()),
+        }
+    }
+
+    /// The command id ksqlDB gives a statement, from what it did to
+    /// `engine`.
+    fn command_id(&self, engine: &Engine, parsed: &Parsed, outcome: &Outcome) -> String {
+        let kind_of = |name: &str| if engine.catalog().get(name).is_ok_and(|s| s.kind == SourceKind::Table) { "table" } else { "stream" };
+        match outcome {
+            Outcome::Created { name, kind } => entities::command_id(if *kind == SourceKind::Table { "table" } else { "stream" }, name, "create"),
+            Outcome::Started { query } => {
+                let sink = engine.queries().iter().find(|q| &q.id == query).map(|q| q.sink_name.clone()).unwrap_or_default();
+                entities::command_id(kind_of(&sink), &sink, if query.starts_with("INSERTQUERY") { "insert" } else { "create" })
+            }
+            Outcome::Dropped { name } => {
+                let entity = if matches!(parsed.statement, Statement::Drop { kind: SourceKind::Table, .. }) { "table" } else { "stream" };
+                entities::command_id(entity, name, "drop")
+            }
+            Outcome::Terminated { queries } => format!("terminate/{}/execute", queries.first().map_or("ALL", String::as_str)),
+            _ => String::new(),
+        }
+    }
+
+    /// What a change answers: its command id, message and query.
+    fn describe_change(&self, state: &State, parsed: &Parsed, outcome: &Outcome, offset: i64) -> Change {
+        let (message, query_id) = match outcome {
+            Outcome::Created { kind: SourceKind::Stream, .. } => ("Stream created".to_string(), None),
+            Outcome::Created { kind: SourceKind::Table, .. } => ("Table created".to_string(), None),
+            Outcome::Started { query } => (format!("Created query with ID {query}"), Some(query.clone())),
+            Outcome::Dropped { name } => (format!("Source `{name}` was dropped."), None),
+            _ => ("Query terminated.".to_string(), None),
+        };
+        Change { command_id: self.command_id(&state.engine, parsed, outcome), message, query_id, sequence: offset }
     }
 
     /// Creates the topic a new persistent query writes to, as ksqlDB
@@ -517,6 +597,10 @@ impl SqlService {
     /// Stops every persistent query (their state stays in Kafka, so they
     /// resume on the next start).
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        if let Some(follower) = self.follower.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            let _ = follower.join();
+        }
         let running: Vec<(String, KafkaStreams)> = self.lock().running.drain().collect();
         for (id, streams) in running {
             if let Err(error) = streams.close() {
