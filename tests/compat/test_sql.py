@@ -312,8 +312,8 @@ def test_the_shell_runs_scripts_and_prints_tables(sql, tmp_path):
 class SqlServer:
     """A `runnel sql-server` child process against `bootstrap`."""
 
-    def __init__(self, bootstrap):
-        self.proc = subprocess.Popen([runnel_binary(), "sql-server", "-b", bootstrap, "--listen", "127.0.0.1:0"],
+    def __init__(self, bootstrap, *args):
+        self.proc = subprocess.Popen([runnel_binary(), "sql-server", "-b", bootstrap, "--listen", "127.0.0.1:0", *args],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**os.environ, "RUNNEL_LOG": "info"})
         self.url = None
         for line in self.proc.stderr:
@@ -369,4 +369,33 @@ def test_servers_of_one_service_share_statements_as_they_are_made(tmp_path):
         eventually(first_stopped_it)
     finally:
         second.stop()
+        broker.stop()
+
+
+def test_a_server_killed_mid_query_loses_no_statement_and_no_count(tmp_path):
+    broker = Broker(tmp_path / "data", "--no-sql")
+    state = str(tmp_path / "sql-state")
+    server = SqlServer(broker.bootstrap, "--state-dir", state)
+    try:
+        produce_rides(broker.bootstrap, "rides")
+        ksql(server.url, CREATE_RIDES)
+        ksql(server.url, "CREATE TABLE rides_per_vendor AS SELECT VendorID, COUNT(*) AS rides "
+                         "FROM ride_streams GROUP BY VendorID EMIT CHANGES;", EARLIEST)
+        assert latest_values(broker.bootstrap, "RIDES_PER_VENDOR", {"1"}, deadline_s=30), "the query never counted"
+        server.proc.kill()
+        server.proc.wait(10)
+        server = SqlServer(broker.bootstrap, "--state-dir", state)
+        [queries] = ksql(server.url, "SHOW QUERIES;")
+        assert [q["sinks"] for q in queries["queries"]] == [["RIDES_PER_VENDOR"]]
+        produce_rides(broker.bootstrap, "rides")
+        expected = {vendor: 2 * n for vendor, n in Counter(r["VendorID"] for r in rides()).items()}
+
+        def counted_at_least_once():
+            latest = latest_values(broker.bootstrap, "RIDES_PER_VENDOR", set(expected), deadline_s=10)
+            counts = {vendor: value["RIDES"] for vendor, value in latest.items()}
+            assert set(counts) == set(expected) and all(counts[v] >= n for v, n in expected.items()), (counts, expected)
+
+        eventually(counted_at_least_once, deadline_s=60)
+    finally:
+        server.stop()
         broker.stop()
