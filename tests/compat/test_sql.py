@@ -237,6 +237,28 @@ def test_inserts_stream_acknowledges_each_row(sql):
     assert latest == {"ann": {"TIP": 2.5}, "bob": {"TIP": 1.0}}
 
 
+def test_functions_explain_and_print(sql):
+    [functions] = ksql(sql.sql, "SHOW FUNCTIONS;")
+    listed = {f["name"]: f for f in functions["functions"]}
+    assert listed["SUBSTRING"]["type"] == "SCALAR" and listed["TOPK"]["type"] == "AGGREGATE"
+    [described] = ksql(sql.sql, "DESCRIBE FUNCTION substring;")
+    assert described["@type"] == "describe_function" and described["name"] == "SUBSTRING" and described["description"]
+    assert ksql(sql.sql, "DESCRIBE FUNCTION no_such_function;", expect=400)["error_code"] == 40001
+    [explained] = ksql(sql.sql, "EXPLAIN SELECT VendorID, COUNT(*) FROM ride_streams GROUP BY VendorID EMIT CHANGES;")
+    description = explained["queryDescription"]
+    assert description["sources"] == ["RIDE_STREAMS"]
+    assert [f["name"] for f in description["fields"]] == ["VENDORID", "KSQL_COL_0"]
+    assert "Sub-topology: 0" in description["topology"] and "KSTREAM-AGGREGATE" in description["topology"]
+    printed = push_rows(sql.sql, "/query", {"ksql": "PRINT 'rides' FROM BEGINNING LIMIT 2;"}).text.splitlines()
+    assert printed[:2] == ["Key format: KAFKA_STRING", "Value format: JSON"]
+    first = rides()[0]
+    assert printed[2].startswith("rowtime: ") and f"key: {first['PULocationID']}, value: {{" in printed[2] and printed[2].endswith("partition: 0")
+    assert len(printed) == 4
+    shell = runnel_sql(sql.sql, "-e", "PRINT rides FROM BEGINNING LIMIT 1;")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.splitlines()[:2] == ["Key format: KAFKA_STRING", "Value format: JSON"]
+
+
 def test_info_and_healthcheck(sql):
     info = httpx.get(f"{sql.sql}/info", timeout=10).json()["KsqlServerInfo"]
     assert info["ksqlServiceId"] == "default_" and info["serverStatus"] == "RUNNING" and info["kafkaClusterId"]

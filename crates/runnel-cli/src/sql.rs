@@ -189,7 +189,11 @@ impl Session {
         let mut rows = 0;
         for line in BufReader::new(response.into_reader()).lines() {
             let Ok(line) = line else { break };
-            let Ok(value) = serde_json::from_str::<Value>(&line) else { continue };
+            // `PRINT` answers with text lines.
+            let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                let _ = writeln!(out, "{line}");
+                continue;
+            };
             match value {
                 Value::Object(header) if header.contains_key("columnNames") => {
                     *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = header.get("queryId").and_then(Value::as_str).map(str::to_string);
@@ -212,8 +216,10 @@ impl Session {
             let _ = out.flush();
         }
         *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        let _ = write!(out, "{}", border(&widths));
-        let _ = writeln!(out, "Query terminated: {rows} row{}.", if rows == 1 { "" } else { "s" });
+        if !widths.is_empty() {
+            let _ = write!(out, "{}", border(&widths));
+            let _ = writeln!(out, "Query terminated: {rows} row{}.", if rows == 1 { "" } else { "s" });
+        }
         Ok(())
     }
 }

@@ -188,6 +188,71 @@ pub fn source_description(source: &SourceDef, queries: &[PersistentQuery], parti
     })
 }
 
+/// `SHOW FUNCTIONS`: every scalar and aggregate function, by name.
+pub fn functions_list(statement: &str) -> Value {
+    let mut functions: Vec<Value> =
+        crate::functions::all_scalars().iter().map(|f| json!({"name": f.name, "category": f.category.label(), "type": "SCALAR"})).collect();
+    functions.extend(crate::functions::AGGREGATES.iter().map(|(name, _)| json!({"name": name, "category": "AGGREGATE", "type": "AGGREGATE"})));
+    functions.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    json!({"@type": "function_names", "statementText": statement, "functions": functions, "warnings": []})
+}
+
+/// `DESCRIBE FUNCTION name`; `None` if there is no such function.
+pub fn function_description(statement: &str, name: &str) -> Option<Value> {
+    let name = name.to_uppercase();
+    let (kind, description) = match crate::functions::scalar(&name) {
+        Some(scalar) => ("SCALAR", scalar.description),
+        None => ("AGGREGATE", crate::functions::AGGREGATES.iter().find(|(n, _)| *n == name)?.1),
+    };
+    Some(json!({
+        "@type": "describe_function",
+        "statementText": statement,
+        "name": name,
+        "description": description,
+        "author": "runnel",
+        "version": env!("CARGO_PKG_VERSION"),
+        "path": "internal",
+        "functions": [],
+        "type": kind,
+        "warnings": [],
+    }))
+}
+
+/// `EXPLAIN`: a query's sources, sink, columns and topology (the Kafka
+/// Streams description of what runs).
+pub fn query_description(
+    statement: &str,
+    id: Option<&str>,
+    query: &str,
+    sources: &[String],
+    sinks: &[String],
+    columns: &[(String, SqlType)],
+    topology: &str,
+) -> Value {
+    let fields: Vec<Value> = columns.iter().map(|(name, t)| json!({"name": name, "schema": schema(t)})).collect();
+    json!({
+        "@type": "queryDescription",
+        "statementText": statement,
+        "queryDescription": {
+            "id": id,
+            "statementText": query,
+            "windowType": null,
+            "fields": fields,
+            "sources": sources,
+            "sinks": sinks,
+            "topology": topology,
+            "executionPlan": "",
+            "overriddenProperties": {},
+            "ksqlHostQueryStatus": {},
+            "queryType": if id.is_some() { "PERSISTENT" } else { "PUSH" },
+            "queryErrors": [],
+            "tasksMetadata": [],
+            "state": if id.is_some() { "RUNNING" } else { "" },
+        },
+        "warnings": [],
+    })
+}
+
 /// An error object: its `@type`, code, message, and the statement and
 /// the entities before it for a statement error.
 pub fn error(code: u32, message: &str, statement: Option<&str>, entities: &[Value]) -> Value {

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::entities::{self, codes};
+use super::print::Printing;
 use super::push::{Answer, PushQuery};
 use super::{Refusal, SqlService};
 use crate::functions::write_json;
@@ -234,10 +235,34 @@ fn stream_push(service: Arc<SqlService>, mut query: PushQuery, framing: Framing)
     ([(header::CONTENT_TYPE, framing.content_type())], Body::from_stream(Chunks(body))).into_response()
 }
 
+/// Streams `PRINT`'s lines until its limit or the client leaving.
+fn stream_print(mut printing: Printing) -> Response {
+    let (out, body) = mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                line = printing.lines.recv() => match line {
+                    Some(line) => {
+                        if out.send(Bytes::from(line)).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = out.closed() => break,
+            }
+        }
+        drop(out);
+        let _ = tokio::task::spawn_blocking(move || printing.stop()).await;
+    });
+    ([(header::CONTENT_TYPE, "text/plain")], Body::from_stream(Chunks(body))).into_response()
+}
+
 async fn start_push(service: Arc<SqlService>, sql: String, properties: BTreeMap<String, String>, framing: Framing, error_type: &'static str) -> Response {
     let starter = service.clone();
     match tokio::task::spawn_blocking(move || starter.query(&sql, &properties)).await {
         Ok(Ok(Answer::Push(query))) => stream_push(service, query, framing),
+        Ok(Ok(Answer::Print(printing))) => stream_print(printing),
         Ok(Ok(Answer::Pull(result))) => {
             let mut body = framing.header(&result.id, &result.columns);
             for row in &result.rows {

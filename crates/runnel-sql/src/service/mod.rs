@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod commands;
 pub mod entities;
 mod http;
+pub mod print;
 pub mod pull;
 pub mod push;
 
@@ -27,7 +28,7 @@ use rdkafka::ClientConfig;
 use runnel_streams::{KafkaStreams, StreamsBuilder, StreamsConfig, StreamsError};
 use serde_json::Value;
 
-use crate::ast::{Listing, Parsed, SourceKind, Statement};
+use crate::ast::{Explained, Listing, Parsed, SourceKind, Statement};
 use crate::catalog::Properties;
 use crate::engine::{substitute, Engine, Outcome};
 use crate::error::SqlError;
@@ -347,9 +348,8 @@ impl SqlService {
                 Listing::Topics => entities::topics_list(text, &self.cluster.topics(false)?),
                 Listing::Properties => entities::properties_list(text, &default_properties(), properties),
                 Listing::Variables => entities::variables_list(text, variables),
-                Listing::Functions | Listing::Types => {
-                    return Err(Refusal::new(codes::BAD_STATEMENT, "SHOW FUNCTIONS and SHOW TYPES are not supported yet.", Some(text)));
-                }
+                Listing::Functions => entities::functions_list(text),
+                Listing::Types => serde_json::json!({"@type": "type_list", "statementText": text, "types": {}, "warnings": []}),
             })),
             Statement::Describe { name, extended } => {
                 let source = state.engine.catalog().get(name).map_err(ServiceError::from)?;
@@ -365,9 +365,10 @@ impl SqlService {
                 }
                 Ok(Some(serde_json::json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []})))
             }
-            Statement::DescribeFunction { .. } | Statement::Explain(_) => {
-                Err(Refusal::new(codes::BAD_STATEMENT, "DESCRIBE FUNCTION and EXPLAIN are not supported yet.", Some(text)))
-            }
+            Statement::DescribeFunction { name } => entities::function_description(text, name)
+                .map(Some)
+                .ok_or_else(|| Refusal::new(codes::BAD_STATEMENT, format!("Can't find any functions with the name '{name}'"), Some(text))),
+            Statement::Explain(explained) => self.explain(&state, text, explained).map(Some),
             Statement::InsertValues { target, columns, values } => {
                 let record = state.engine.values_record(target, columns, values, now_ms()).map_err(ServiceError::from)?;
                 drop(state);
@@ -383,6 +384,49 @@ impl SqlService {
                 Ok(Some(entities::current_status(text, &change.command_id, &change.message, change.query_id.as_deref(), change.sequence)))
             }
         }
+    }
+
+    /// `EXPLAIN query-id`, or `EXPLAIN` of a statement planned but not
+    /// run.
+    fn explain(&self, state: &State, text: &str, explained: &Explained) -> Result<Value, Refusal> {
+        let refuse = |message: String| Refusal::new(codes::BAD_STATEMENT, message, Some(text));
+        let (id, statement, plan, sink, sinks) = match explained {
+            Explained::Query(id) => {
+                let query = state
+                    .engine
+                    .queries()
+                    .iter()
+                    .find(|q| q.id.eq_ignore_ascii_case(id))
+                    .ok_or_else(|| refuse(format!("Query with id:{id} does not exist")))?;
+                (Some(query.id.clone()), query.statement.clone(), query.plan.clone(), Some(query.sink.clone()), vec![query.sink_name.clone()])
+            }
+            Explained::Statement(statement) => {
+                let query = match statement {
+                    Statement::Select(query) => query,
+                    Statement::CreateAs { query, .. } | Statement::InsertInto { query, .. } => query,
+                    _ => return Err(refuse("Only queries and statements that start them can be explained.".into())),
+                };
+                let plan = crate::planner::plan(state.engine.catalog(), query, !matches!(statement, Statement::Select(_)), state.engine.processing_log())
+                    .map_err(|e| refuse(e.to_string()))?;
+                let sinks = match statement {
+                    Statement::CreateAs { name, .. } | Statement::InsertInto { target: name, .. } => vec![name.clone()],
+                    _ => Vec::new(),
+                };
+                let body = text.trim();
+                let statement_text = body.get(..7).filter(|w| w.eq_ignore_ascii_case("explain")).map_or(body, |_| body[7..].trim());
+                (None, statement_text.to_string(), plan, None, sinks)
+            }
+        };
+        let builder = StreamsBuilder::new();
+        match &sink {
+            Some(sink) => plan.build(&builder, sink),
+            None => plan.build_push(&builder, Arc::new(|_| {})),
+        }
+        // A push query's columns are its selected items; a persistent
+        // query's, its sink's key and value columns.
+        let mut columns = if sinks.is_empty() { Vec::new() } else { plan.output.key.clone() };
+        columns.extend(plan.output.value.iter().cloned());
+        Ok(entities::query_description(text, id.as_deref(), &statement, &plan.source_names(), &sinks, &columns, &builder.build().describe()))
     }
 
     /// Runs a statement that changes the catalog.

@@ -12,6 +12,7 @@ use runnel_streams::{KafkaStreams, StreamsBuilder};
 use tokio::sync::{mpsc, Notify};
 
 use super::entities::codes;
+use super::print::Printing;
 use super::pull::PullResult;
 use super::{Refusal, ServiceError, SqlService};
 use crate::ast::Statement;
@@ -63,6 +64,8 @@ pub enum Answer {
     Push(PushQuery),
     /// A pull query's rows.
     Pull(PullResult),
+    /// A topic's records as text (`PRINT`).
+    Print(Printing),
 }
 
 /// A running push query. Hand it back to [`SqlService::end_push`] once
@@ -92,8 +95,11 @@ impl SqlService {
             return Err(refuse(codes::BAD_STATEMENT, format!("Expected exactly one statement, found {}.", parsed.len())));
         }
         let parsed = parsed.remove(0);
+        if let Statement::Print { topic, from_beginning, interval, limit } = &parsed.statement {
+            return self.print(text, topic, *from_beginning, *interval, *limit).map(Answer::Print);
+        }
         let Statement::Select(query) = &parsed.statement else {
-            return Err(refuse(codes::BAD_STATEMENT, "Only SELECT statements run on this endpoint; send other statements to /ksql.".into()));
+            return Err(refuse(codes::BAD_STATEMENT, "Only SELECT and PRINT statements run on this endpoint; send other statements to /ksql.".into()));
         };
         if query.emit.is_none() {
             return self.pull(text, query).map(Answer::Pull);
