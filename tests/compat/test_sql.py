@@ -183,8 +183,10 @@ def test_close_query_ends_a_push_query(sql):
 
 
 def test_a_table_of_counts_per_vendor(sql):
+    # Exactly once, as a request may ask: the counts are exact.
     [started] = ksql(sql.sql, "CREATE TABLE rides_per_vendor AS SELECT VendorID, COUNT(*) AS rides "
-                              "FROM ride_streams GROUP BY VendorID EMIT CHANGES;", EARLIEST)
+                              "FROM ride_streams GROUP BY VendorID EMIT CHANGES;",
+                     {**EARLIEST, "ksql.streams.processing.guarantee": "exactly_once_v2"})
     query_id = started["commandStatus"]["queryId"]
     assert started["commandStatus"]["message"] == f"Created query with ID {query_id}"
     assert query_id.startswith("CTAS_RIDES_PER_VENDOR_")
@@ -401,8 +403,11 @@ def test_a_server_killed_mid_query_loses_no_statement_and_no_count(tmp_path):
     try:
         produce_rides(broker.bootstrap, "rides")
         ksql(server.url, CREATE_RIDES)
+        # A short session timeout (passed through to the query's clients),
+        # so the killed server's member leaves the group within seconds.
         ksql(server.url, "CREATE TABLE rides_per_vendor AS SELECT VendorID, COUNT(*) AS rides "
-                         "FROM ride_streams GROUP BY VendorID EMIT CHANGES;", EARLIEST)
+                         "FROM ride_streams GROUP BY VendorID EMIT CHANGES;",
+             {**EARLIEST, "ksql.streams.session.timeout.ms": "6000", "ksql.streams.heartbeat.interval.ms": "500"})
         assert latest_values(broker.bootstrap, "RIDES_PER_VENDOR", {"1"}, deadline_s=30), "the query never counted"
         server.proc.kill()
         server.proc.wait(10)

@@ -190,6 +190,20 @@ fn default_properties() -> Vec<(&'static str, String)> {
     vec![("auto.offset.reset", "latest".to_string()), ("ksql.streams.commit.interval.ms", "2000".to_string())]
 }
 
+/// Kafka client settings a request may pass to its queries' clients
+/// (as `ksql.streams.<name>`, or plain), with the same meaning in Kafka's
+/// Java clients and librdkafka.
+const CLIENT_PROPERTIES: [&str; 8] = [
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "linger.ms",
+    "compression.type",
+];
+
 /// A request property, by its name with or without ksqlDB's prefixes.
 fn property<'a>(properties: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     [name.to_string(), format!("ksql.streams.{name}"), format!("ksql.{name}")].iter().find_map(|key| properties.get(key)).map(String::as_str)
@@ -597,9 +611,17 @@ impl SqlService {
     /// properties.
     fn streams_config(&self, application_id: &str, properties: &BTreeMap<String, String>) -> StreamsConfig {
         let mut config = StreamsConfig::new(application_id, &self.config.bootstrap_servers);
-        config.commit_interval_ms = property(properties, "commit.interval.ms").and_then(|v| v.parse().ok()).unwrap_or(2_000);
+        if property(properties, "processing.guarantee").is_some_and(|g| g.starts_with("exactly_once")) {
+            config = config.exactly_once();
+        }
+        config.commit_interval_ms = property(properties, "commit.interval.ms").and_then(|v| v.parse().ok()).unwrap_or(config.commit_interval_ms.min(2_000));
         let reset = property(properties, "auto.offset.reset").unwrap_or("latest");
         config.client_properties.push(("auto.offset.reset".to_string(), reset.to_string()));
+        for name in CLIENT_PROPERTIES {
+            if let Some(value) = property(properties, name) {
+                config.client_properties.push((name.to_string(), value.to_string()));
+            }
+        }
         if let Some(dir) = &self.config.state_dir {
             config = config.with_state_dir(dir.join(application_id));
         }
