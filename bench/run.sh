@@ -281,6 +281,14 @@ for topology in stateless windowed join; do
   row "$n. runnel-streams $topology, $(( STREAMS_RECORDS / 1000 ))k records" "$(whole "$(json_field "$r" records_per_sec)")" "-" \
       "CPU $(json_field "$r" cpu_seconds) s, RSS $(json_field "$r" rss_mb) MB" "≥ 3× Kafka Streams (bench/run.sh --streams)"
 done
+# 15-16. The same stateless and windowed work written in SQL, planned by
+# runnel-sql onto runnel-streams (reading the JSON values into columns).
+for topology in stateless windowed; do
+  r=$("$RUNNEL" bench streams --sql --topology "$topology" --records "$STREAMS_RECORDS" --bootstrap-server "$BOOTSTRAP" --json)
+  n=$([ "$topology" = stateless ] && echo 15 || echo 16)
+  row "$n. runnel-sql $topology, $(( STREAMS_RECORDS / 1000 ))k records" "$(whole "$(json_field "$r" records_per_sec)")" "-" \
+      "CPU $(json_field "$r" cpu_seconds) s, RSS $(json_field "$r" rss_mb) MB" "≥ 80% of runnel-streams (row $(( n - 3 )))"
+done
 stop_broker
 
 echo "runnel benchmark suite ($([ "$SMOKE" = 1 ] && echo smoke || echo full)), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"

@@ -46,6 +46,28 @@ impl StreamsTopology {
         }
     }
 
+    /// The same work written in SQL, as runnel-sql's engine plans it onto
+    /// runnel-streams: the input's JSON values read into columns, then the
+    /// filter and projection, or the windowed count. (The hand-written
+    /// topologies match strings instead of reading JSON.)
+    fn build_sql(self) -> Result<Topology, BenchError> {
+        let query = match self {
+            StreamsTopology::Stateless => "CREATE STREAM bench_sql_stateless AS SELECT k, id, fare, zone FROM bench_input WHERE even EMIT CHANGES;",
+            StreamsTopology::Windowed => {
+                "CREATE TABLE bench_sql_windowed AS SELECT k, COUNT(*) AS n FROM bench_input \
+                 WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS) GROUP BY k EMIT CHANGES;"
+            }
+            StreamsTopology::Join => return Err(BenchError::Setup("the join is not written in SQL yet: use --topology stateless or windowed".into())),
+        };
+        let mut engine = runnel_sql::engine::Engine::new();
+        let input = format!(
+            "CREATE STREAM bench_input (k VARCHAR KEY, id BIGINT, even BOOLEAN, fare DOUBLE, zone VARCHAR, pad VARCHAR) \
+             WITH (KAFKA_TOPIC='{INPUT}', VALUE_FORMAT='JSON');"
+        );
+        engine.execute(&format!("{input}\n{query}")).map_err(|e| BenchError::Setup(e.to_string()))?;
+        Ok(engine.topology())
+    }
+
     /// The same topology as `StreamsBench.java` builds.
     fn build(self) -> Topology {
         let builder = StreamsBuilder::new();
@@ -100,26 +122,37 @@ impl StreamsReport {
     }
 }
 
+/// How a benchmarked topology runs.
+#[derive(Debug, Clone, Default)]
+pub struct StreamsRun<'a> {
+    /// Exactly once (transactions) instead of at least once.
+    pub exactly_once: bool,
+    /// Where the stores keep local checkpoints, if anywhere.
+    pub state_dir: Option<&'a Path>,
+    /// The topology written in SQL, planned by runnel-sql.
+    pub sql: bool,
+}
+
 /// Writes the input (if the topics hold less), runs `topology` over
 /// `records` input records, and reports. `options.partitions` sets the
-/// input's partitions when it is created; with `state_dir`, the stores
-/// keep local checkpoints there.
-pub fn streams(options: &BenchOptions, topology: StreamsTopology, exactly_once: bool, state_dir: Option<&Path>) -> Result<StreamsReport, BenchError> {
+/// input's partitions when it is created.
+pub fn streams(options: &BenchOptions, topology: StreamsTopology, run: &StreamsRun<'_>) -> Result<StreamsReport, BenchError> {
     let Amount::Records(records) = options.amount else {
         return Err(BenchError::Setup("bench streams takes --records, not --duration".into()));
     };
+    let (built, written_in) = if run.sql { (topology.build_sql()?, "sql") } else { (topology.build(), "streams") };
     write_input(options, records)?;
-    let mut config = StreamsConfig::new(&format!("bench-runnel-{}-{}", topology.name(), std::process::id()), &options.bootstrap);
+    let mut config = StreamsConfig::new(&format!("bench-runnel-{written_in}-{}-{}", topology.name(), std::process::id()), &options.bootstrap);
     config.client_properties = options.client_properties.clone();
-    if exactly_once {
+    if run.exactly_once {
         config = config.exactly_once();
     }
-    if let Some(dir) = state_dir {
+    if let Some(dir) = run.state_dir {
         config = config.with_state_dir(dir);
     }
     // The join also reads the table's rows.
     let target = records + if topology == StreamsTopology::Join { KEYS } else { 0 };
-    let app = KafkaStreams::start(topology.build(), config).map_err(|e| BenchError::Setup(e.to_string()))?;
+    let app = KafkaStreams::start(built, config).map_err(|e| BenchError::Setup(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(600);
     while app.metrics().processed_records == 0 {
         if Instant::now() > deadline {
@@ -139,7 +172,7 @@ pub fn streams(options: &BenchOptions, topology: StreamsTopology, exactly_once: 
     let rss_mb = rss_mb();
     app.close().map_err(|e| BenchError::Setup(e.to_string()))?;
     Ok(StreamsReport {
-        workload: format!("streams-{}", topology.name()),
+        workload: format!("{written_in}-{}", topology.name()),
         records,
         seconds,
         records_per_sec: records as f64 / seconds,

@@ -168,6 +168,24 @@ impl RowFormat {
                 Ok(Some(self.columns.iter().zip(fields).map(|((name, ty), field)| self.read_text(name, ty, field)).collect()))
             }
             Format::Json => {
+                if !(self.unwrap_single && self.columns.len() == 1) {
+                    // The fast path: an object's fields read straight into
+                    // the columns, with no tree of the whole value; other
+                    // values take the path below, which explains them.
+                    if let Ok(fields) = read_object(bytes, &self.columns) {
+                        return Ok(Some(
+                            self.columns
+                                .iter()
+                                .zip(fields)
+                                .map(|((name, ty), field)| match field {
+                                    Some(Json::String(text)) if *ty == SqlType::String => Value::String(text),
+                                    Some(field) => self.read_json(name, ty, &field),
+                                    None => Value::Null,
+                                })
+                                .collect(),
+                        ));
+                    }
+                }
                 let json: Json = serde_json::from_slice(bytes).map_err(|e| SerdeError::Json(e.to_string()))?;
                 if self.unwrap_single && self.columns.len() == 1 {
                     let (name, ty) = &self.columns[0];
@@ -212,6 +230,84 @@ impl RowFormat {
             }
         }
     }
+}
+
+/// Reads a JSON object's fields into `columns`' places: a field named as
+/// a column exactly wins over one that differs in case; fields that are no
+/// column are skipped unread. Fails on anything but one object.
+fn read_object(bytes: &[u8], columns: &[(String, SqlType)]) -> Result<Vec<Option<Json>>, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Fields<'c>(&'c [(String, SqlType)]);
+
+    impl<'de> DeserializeSeed<'de> for Fields<'_> {
+        type Value = Vec<Option<Json>>;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Fields<'_> {
+        type Value = Vec<Option<Json>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut fields: Vec<Option<Json>> = vec![None; self.0.len()];
+            let mut exact = vec![false; self.0.len()];
+            while let Some(matched) = map.next_key_seed(Column(self.0))? {
+                let found = match matched {
+                    Some((i, false)) if fields[i].is_some() => None,
+                    other => other,
+                };
+                match found {
+                    Some((i, is_exact)) if is_exact || !exact[i] => {
+                        fields[i] = Some(map.next_value()?);
+                        exact[i] = is_exact;
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(fields)
+        }
+    }
+
+    /// A field's name matched to a column, without copying it: the
+    /// column's place and whether the name matched exactly.
+    struct Column<'c>(&'c [(String, SqlType)]);
+
+    impl<'de> DeserializeSeed<'de> for Column<'_> {
+        type Value = Option<(usize, bool)>;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Column<'_> {
+        type Value = Option<(usize, bool)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a field name")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+            Ok(match self.0.iter().position(|(name, _)| name == key) {
+                Some(i) => Some((i, true)),
+                None => self.0.iter().position(|(name, _)| name.eq_ignore_ascii_case(key)).map(|i| (i, false)),
+            })
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let fields = Fields(columns).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(fields)
 }
 
 /// A JSON value as a value of `ty`, with ksqlDB's coercions.

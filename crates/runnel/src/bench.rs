@@ -47,6 +47,10 @@ struct StreamsArgs {
     /// Keep local checkpoints of the stores in this directory.
     #[arg(long)]
     state_dir: Option<std::path::PathBuf>,
+    /// Run the topology written in SQL (stateless and windowed), planned
+    /// by the SQL engine onto the same runtime.
+    #[arg(long)]
+    sql: bool,
     /// Extra librdkafka property, KEY=VALUE; repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
@@ -195,7 +199,8 @@ fn run_streams(args: &StreamsArgs) -> anyhow::Result<()> {
         Topology::Windowed => StreamsTopology::Windowed,
         Topology::Join => StreamsTopology::Join,
     };
-    let report = runnel_bench::streams(&options, topology, args.exactly_once, args.state_dir.as_deref())?;
+    let run = runnel_bench::StreamsRun { exactly_once: args.exactly_once, state_dir: args.state_dir.as_deref(), sql: args.sql };
+    let report = runnel_bench::streams(&options, topology, &run)?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
