@@ -171,7 +171,7 @@ struct Aggregation {
 /// a column's own name, or `KSQL_COL_<n>`, numbered from 0 across the
 /// items that need one and skipping numbers a source column has, as
 /// ksqlDB names them.
-fn item_names(items: &[(Expr, Option<String>)], scope: &Scope) -> Vec<String> {
+pub(crate) fn item_names(items: &[(Expr, Option<String>)], scope: &Scope) -> Vec<String> {
     let taken: Vec<&str> = scope.columns.iter().map(|c| c.name.as_str()).collect();
     let mut next = 0;
     items

@@ -348,6 +348,23 @@ impl SqlService {
     /// One statement of a `/ksql` request.
     fn statement(&self, parsed: &Parsed, properties: &BTreeMap<String, String>, variables: &BTreeMap<String, String>) -> Result<Option<Value>, Refusal> {
         let text = parsed.text.as_str();
+        // What the statement needs from the cluster is read before the
+        // catalog is locked, so a slow cluster holds up no other request.
+        let topics = match &parsed.statement {
+            Statement::Show { what: Listing::Topics, .. } => self.cluster.topics(false)?,
+            _ => Vec::new(),
+        };
+        let described: Vec<String> = match &parsed.statement {
+            Statement::Describe { name, .. } => vec![self.lock().engine.catalog().get(name).map_err(ServiceError::from)?.topic.clone()],
+            Statement::DescribeAll { kind, .. } => self.lock().engine.catalog().all().filter(|s| s.kind == *kind).map(|s| s.topic.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let mut partitions = HashMap::new();
+        for topic in described {
+            let count = self.cluster.partitions(&topic)?;
+            partitions.insert(topic, count);
+        }
+        let partitions_of = |topic: &str| partitions.get(topic).copied().flatten();
         let mut state = self.lock();
         match &parsed.statement {
             Statement::Select(_) | Statement::Print { .. } => Err(Refusal::new(
@@ -359,7 +376,7 @@ impl SqlService {
                 Listing::Streams => entities::sources_list(text, state.engine.catalog(), SourceKind::Stream),
                 Listing::Tables => entities::sources_list(text, state.engine.catalog(), SourceKind::Table),
                 Listing::Queries => entities::queries_list(text, state.engine.queries()),
-                Listing::Topics => entities::topics_list(text, &self.cluster.topics(false)?),
+                Listing::Topics => entities::topics_list(text, &topics),
                 Listing::Properties => entities::properties_list(text, &default_properties(), properties),
                 Listing::Variables => entities::variables_list(text, variables),
                 Listing::Functions => entities::functions_list(text),
@@ -367,16 +384,17 @@ impl SqlService {
             })),
             Statement::Describe { name, extended } => {
                 let source = state.engine.catalog().get(name).map_err(ServiceError::from)?;
-                let partitions = self.cluster.partitions(&source.topic)?;
-                let description = entities::source_description(source, state.engine.queries(), partitions, *extended);
+                let description = entities::source_description(source, state.engine.queries(), partitions_of(&source.topic), *extended);
                 Ok(Some(serde_json::json!({"@type": "sourceDescription", "statementText": text, "sourceDescription": description, "warnings": []})))
             }
             Statement::DescribeAll { kind, extended } => {
-                let mut descriptions = Vec::new();
-                for source in state.engine.catalog().all().filter(|s| s.kind == *kind) {
-                    let partitions = self.cluster.partitions(&source.topic)?;
-                    descriptions.push(entities::source_description(source, state.engine.queries(), partitions, *extended));
-                }
+                let descriptions: Vec<Value> = state
+                    .engine
+                    .catalog()
+                    .all()
+                    .filter(|s| s.kind == *kind)
+                    .map(|source| entities::source_description(source, state.engine.queries(), partitions_of(&source.topic), *extended))
+                    .collect();
                 Ok(Some(serde_json::json!({"@type": "source_descriptions", "statementText": text, "sourceDescriptions": descriptions, "warnings": []})))
             }
             Statement::DescribeFunction { name } => entities::function_description(text, name)

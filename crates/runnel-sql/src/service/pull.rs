@@ -68,30 +68,21 @@ impl SqlService {
         if filter.as_ref().is_some_and(|f| f.sql_type != SqlType::Boolean) {
             return Err(refuse("Type error in WHERE expression: should evaluate to boolean".into()));
         }
-        let mut selected = Vec::new();
-        let mut generated = 0;
+        let mut items: Vec<(crate::ast::Expr, Option<String>)> = Vec::new();
         for item in &query.items {
             match item {
                 SelectItem::All | SelectItem::AllOf(_) => {
-                    for (name, sql_type) in &columns {
-                        let expr = crate::ast::Expr::Column { source: None, name: name.clone() };
-                        selected.push((name.clone(), compile(&expr, &scope).map_err(|e| refuse(e.to_string()))?, sql_type.clone()));
-                    }
+                    items.extend(columns.iter().map(|(name, _)| (crate::ast::Expr::Column { source: None, name: name.clone() }, Some(name.clone()))));
                 }
-                SelectItem::Expr { expr, alias } => {
-                    let compiled = compile(expr, &scope).map_err(|e| refuse(e.to_string()))?;
-                    let name = match (alias, expr) {
-                        (Some(alias), _) => alias.clone(),
-                        (None, crate::ast::Expr::Column { name, .. }) => name.clone(),
-                        _ => {
-                            generated += 1;
-                            format!("KSQL_COL_{}", generated - 1)
-                        }
-                    };
-                    let sql_type = compiled.sql_type.clone();
-                    selected.push((name, compiled, sql_type));
-                }
+                SelectItem::Expr { expr, alias } => items.push((expr.clone(), alias.clone())),
             }
+        }
+        let names = crate::planner::item_names(&items, &scope);
+        let mut selected = Vec::new();
+        for ((expr, _), name) in items.iter().zip(names) {
+            let compiled = compile(expr, &scope).map_err(|e| refuse(e.to_string()))?;
+            let sql_type = compiled.sql_type.clone();
+            selected.push((name, compiled, sql_type));
         }
         let table = self.read_table(&source).map_err(|e| Refusal::new(codes::SERVER_ERROR, e, Some(text.trim())))?;
         let mut ctx = Eval::default();
