@@ -999,11 +999,17 @@ fn decode_partition_time(metadata: &str) -> Option<i64> {
 }
 
 /// Each task's committed stream time: the largest of its input
-/// partitions'.
+/// partitions'. A partition with no committed offset has processed
+/// nothing, so its time is the earliest there is: a changelog that ran
+/// ahead before the first commit must not make its records late.
 fn committed_stream_times(committed: &TopicPartitionList) -> HashMap<i32, i64> {
     let mut times: HashMap<i32, i64> = HashMap::new();
     for element in committed.elements() {
-        if let Some(time) = decode_partition_time(element.metadata()) {
+        let time = match element.offset() {
+            Offset::Offset(_) => decode_partition_time(element.metadata()),
+            _ => Some(i64::MIN),
+        };
+        if let Some(time) = time {
             let entry = times.entry(element.partition()).or_insert(time);
             *entry = (*entry).max(time);
         }
@@ -1128,9 +1134,15 @@ mod tests {
     fn a_task_resumes_at_the_latest_time_of_its_partitions() {
         let mut committed = TopicPartitionList::new();
         for (topic, partition, time) in [("a", 0, 5), ("b", 0, 9), ("a", 1, 7)] {
-            committed.add_partition(topic, partition).set_metadata(encode_partition_time(time));
+            let mut element = committed.add_partition(topic, partition);
+            element.set_offset(Offset::Offset(100)).unwrap();
+            element.set_metadata(encode_partition_time(time));
         }
-        committed.add_partition("c", 2).set_metadata("written by another program");
-        assert_eq!(committed_stream_times(&committed), HashMap::from([(0, 9), (1, 7)]));
+        let mut foreign = committed.add_partition("c", 2);
+        foreign.set_offset(Offset::Offset(100)).unwrap();
+        foreign.set_metadata("written by another program");
+        // Never committed: nothing was processed yet.
+        committed.add_partition("a", 3);
+        assert_eq!(committed_stream_times(&committed), HashMap::from([(0, 9), (1, 7), (3, i64::MIN)]));
     }
 }
