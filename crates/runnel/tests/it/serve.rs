@@ -146,5 +146,7 @@ fn serve_starts_the_sql_service_as_a_client_of_its_broker() {
     assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], "default_");
     // No statement ran, so the command topic is not made yet.
     let topics = std::process::Command::new(env!("CARGO_BIN_EXE_runnel")).args(["topic", "list", "-b", &serve.bootstrap()]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&topics.stdout).contains("command_topic"));
+    let listed = String::from_utf8_lossy(&topics.stdout);
+    assert!(topics.status.success() && listed.contains("_schemas"), "{listed}{}", String::from_utf8_lossy(&topics.stderr));
+    assert!(!listed.contains("command_topic"), "{listed}");
 }
