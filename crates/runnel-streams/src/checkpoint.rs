@@ -37,12 +37,29 @@ pub struct CheckpointError {
     message: String,
 }
 
+/// How many bytes of changes a checkpoint holds in memory before it asks
+/// for a commit: the write-behind buffer's bound, the counterpart of a
+/// RocksDB memtable. Without it the buffer holds every key changed since
+/// the last commit, and commits come every 30 s by default.
+const PENDING_BYTES: usize = 4 << 20;
+
+/// The page cache of a checkpoint file: enough for the key-value stores'
+/// lookups of keys no longer cached in memory, far below redb's default
+/// of 1 GiB, which a task's writes would otherwise fill.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// Bytes a pending change costs beyond its key and value: the map node and
+/// the two allocations.
+const PENDING_OVERHEAD: usize = 64;
+
 /// One task's checkpoint file.
 pub(crate) struct Checkpoint {
     path: PathBuf,
     db: Arc<Database>,
     /// Changes since the last save, newest per key (`None` deletes).
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// About how much memory `pending` takes.
+    pending_bytes: usize,
 }
 
 /// One store's records in a checkpoint as of its last save, read in place:
@@ -101,8 +118,8 @@ impl Checkpoint {
         let path = dir.join("state.redb");
         let fail = |message: String| CheckpointError { path: path.clone(), message };
         std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
-        let db = Database::create(&path).map_err(|e| fail(e.to_string()))?;
-        Ok(Checkpoint { path, db: Arc::new(db), pending: BTreeMap::new() })
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&path).map_err(|e| fail(e.to_string()))?;
+        Ok(Checkpoint { path, db: Arc::new(db), pending: BTreeMap::new(), pending_bytes: 0 })
     }
 
     fn error(&self, e: impl std::fmt::Display) -> CheckpointError {
@@ -138,7 +155,19 @@ impl Checkpoint {
 
     /// Notes a change to `store`, to be saved with the next commit.
     pub fn record(&mut self, store: &str, key: &[u8], value: Option<&[u8]>) {
-        self.pending.insert(state_key(store, key), value.map(<[u8]>::to_vec));
+        let key = state_key(store, key);
+        let key_bytes = key.len();
+        self.pending_bytes += value.map_or(0, <[u8]>::len);
+        match self.pending.insert(key, value.map(<[u8]>::to_vec)) {
+            Some(replaced) => self.pending_bytes -= replaced.map_or(0, |v| v.len()),
+            None => self.pending_bytes += key_bytes + PENDING_OVERHEAD,
+        }
+    }
+
+    /// Whether the changes waiting for a save have outgrown their bound, so
+    /// the task should commit (a save follows every commit).
+    pub fn is_full(&self) -> bool {
+        self.pending_bytes > PENDING_BYTES
     }
 
     /// Writes the changes noted since the last save, and the changelog
@@ -164,6 +193,7 @@ impl Checkpoint {
         }
         write.commit().map_err(|e| self.error(e))?;
         self.pending.clear();
+        self.pending_bytes = 0;
         Ok(())
     }
 
@@ -180,6 +210,7 @@ impl Checkpoint {
         }
         write.commit().map_err(|e| self.error(e))?;
         self.pending.clear();
+        self.pending_bytes = 0;
         Ok(())
     }
 }
@@ -204,6 +235,27 @@ mod tests {
         assert_eq!(checkpoint.store_file("counts").get(b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(checkpoint.store_file("counts").get(b"b").unwrap(), None);
         assert_eq!(checkpoint.offsets().unwrap().get("app-counts-changelog"), Some(&42));
+    }
+
+    #[test]
+    fn a_checkpoint_asks_for_a_commit_once_its_unsaved_changes_outgrow_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut checkpoint = Checkpoint::open(dir.path(), "app", 0).unwrap();
+        let value = [7u8; 1024];
+        // Rewriting one key does not grow the buffer.
+        for _ in 0..10_000 {
+            checkpoint.record("counts", b"same", Some(&value));
+        }
+        assert!(!checkpoint.is_full());
+        let mut written = 0;
+        while !checkpoint.is_full() {
+            checkpoint.record("counts", format!("k{written}").as_bytes(), Some(&value));
+            written += 1;
+        }
+        assert!((PENDING_BYTES / 1200..=PENDING_BYTES / 1024 + 1).contains(&written), "{written} changes");
+        checkpoint.save(&[]).unwrap();
+        assert!(!checkpoint.is_full());
+        assert_eq!(checkpoint.records("counts").unwrap().len(), written + 1);
     }
 
     #[test]

@@ -259,12 +259,12 @@ where
         let (reach_to, matched) = match side.as_ref() {
             Side::Left(v) => {
                 let partners = ctx.stores.get::<JoinWindowStore<K, V2>>(self.right).fetch(key, (t - before).max(0), (t + after).max(0));
-                let results: Vec<(i64, VR)> = partners.iter().map(|(t2, v2)| (*t2, (self.joiner)(Some(v), Some(v2)))).collect();
+                let results: Vec<(i64, VR)> = partners.iter().map(|&(t2, v2)| (t2, (self.joiner)(Some(v), Some(v2)))).collect();
                 ((t + after).max(0), results)
             }
             Side::Right(v2) => {
                 let partners = ctx.stores.get::<JoinWindowStore<K, V>>(self.left).fetch(key, (t - after).max(0), (t + before).max(0));
-                let results: Vec<(i64, VR)> = partners.iter().map(|(t1, v)| (*t1, (self.joiner)(Some(v), Some(v2)))).collect();
+                let results: Vec<(i64, VR)> = partners.iter().map(|&(t1, v)| (t1, (self.joiner)(Some(v), Some(v2)))).collect();
                 ((t + before).max(0), results)
             }
         };

@@ -741,6 +741,7 @@ impl Worker {
     fn emit(&mut self, partition: i32, out: Emitted) -> Result<(), StreamsError> {
         if let (Emitted::Change { store, change }, Some(checkpoint)) = (&out, self.checkpoints.get_mut(&partition)) {
             checkpoint.record(store, &change.key, change.value.as_deref());
+            self.commit_soon |= checkpoint.is_full();
         }
         send(&self.producer, &self.on_cluster, &self.changelogs, partition, out)?;
         self.dirty = true;
@@ -757,6 +758,7 @@ impl Worker {
             for out in emitted.drain(..) {
                 if let (Emitted::Change { store, change }, Some(checkpoint)) = (&out, self.checkpoints.get_mut(partition)) {
                     checkpoint.record(store, &change.key, change.value.as_deref());
+                    self.commit_soon |= checkpoint.is_full();
                 }
                 send(&self.producer, &self.on_cluster, &self.changelogs, *partition, out)?;
                 self.dirty = true;
@@ -815,7 +817,16 @@ impl Worker {
     /// Kafka, so the checkpoint never holds what a crash would undo.
     fn save_checkpoints(&mut self) -> Result<(), StreamsError> {
         let delivered = lock_delivered(self.producer.context());
+        let mut expired = Vec::new();
         for (partition, checkpoint) in &mut self.checkpoints {
+            if let Some(task) = self.tasks.get_mut(partition) {
+                for (store, spec) in task.stores.0.iter_mut().zip(&self.topology.stores) {
+                    store.take_expired(&mut expired);
+                    for key in expired.drain(..) {
+                        checkpoint.record(&spec.name, &key, None);
+                    }
+                }
+            }
             let offsets: Vec<(String, i64)> = self
                 .changelogs
                 .values()
@@ -903,6 +914,7 @@ impl Worker {
             }
             self.metrics.loaded.fetch_add(records.len() as u64, Ordering::Relaxed);
         }
+        task.stores.track_expiry();
         self.checkpoints.insert(partition, checkpoint);
         Ok(offsets)
     }
@@ -951,7 +963,7 @@ impl Worker {
                         // Saving without offsets keeps the old ones: a
                         // crash then reads this tail again, which rewrites
                         // each key to the same newest value.
-                        if task.stores.over_capacity() {
+                        if task.stores.over_capacity() || checkpoint.is_full() {
                             checkpoint.save(&[])?;
                             task.stores.trim();
                         }

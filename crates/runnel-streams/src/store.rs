@@ -64,6 +64,16 @@ pub(crate) trait StateStore: Any + Send {
     /// found the first time, not see them expired or closed.
     fn resume(&mut self, _stream_time: i64) {}
 
+    /// Has the store note the changelog keys of the records it drops by
+    /// retention (with a state directory), so the checkpoint drops them
+    /// too. Their changelogs are cleaned by time and carry no tombstones
+    /// for them; without this a checkpoint would keep every window ever
+    /// made, and a restart would load them all.
+    fn track_expiry(&mut self) {}
+
+    /// Moves the changelog keys noted since the last call into `out`.
+    fn take_expired(&mut self, _out: &mut Vec<Vec<u8>>) {}
+
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -106,6 +116,12 @@ impl Stores {
         self.0.iter_mut().for_each(|store| store.resume(stream_time));
     }
 
+    /// Has every store note what it drops by retention (see
+    /// [`StateStore::track_expiry`]).
+    pub fn track_expiry(&mut self) {
+        self.0.iter_mut().for_each(|store| store.track_expiry());
+    }
+
     /// Shrinks every cache after a checkpoint save.
     pub fn trim(&mut self) {
         self.0.iter_mut().for_each(|store| store.trim());
@@ -127,6 +143,41 @@ fn with_timestamp(timestamp: i64, value: Option<Vec<u8>>) -> Option<Vec<u8>> {
 fn split_timestamp(bytes: &[u8]) -> Option<(i64, &[u8])> {
     let (timestamp, value) = bytes.split_first_chunk::<8>()?;
     Some((i64::from_be_bytes(*timestamp), value))
+}
+
+/// The changelog keys of records a time-bounded store dropped by
+/// retention, noted only once the store has a checkpoint to clean (see
+/// [`StateStore::track_expiry`]).
+#[derive(Default)]
+struct Expired {
+    tracking: bool,
+    keys: Vec<Vec<u8>>,
+}
+
+impl Expired {
+    /// Notes a dropped record's changelog key, made by `key` only when
+    /// tracking: the serialization is not paid without a checkpoint.
+    fn note(&mut self, key: impl FnOnce() -> Option<Vec<u8>>) {
+        if self.tracking {
+            self.keys.extend(key());
+        }
+    }
+
+    fn take(&mut self, out: &mut Vec<Vec<u8>>) {
+        out.append(&mut self.keys);
+    }
+}
+
+/// A window store's changelog key: the key, the window's start and a
+/// sequence number (always 0).
+fn window_changelog_key(key: &[u8], start: i64) -> Vec<u8> {
+    [key, &start.to_be_bytes(), &0i32.to_be_bytes()].concat()
+}
+
+/// A session store's changelog key: the key, the session's end, then its
+/// start.
+fn session_changelog_key(key: &[u8], window: Window) -> Vec<u8> {
+    [key, &window.end.to_be_bytes(), &window.start.to_be_bytes()].concat()
 }
 
 /// A timestamped key-value store (Kafka Streams'
@@ -334,6 +385,7 @@ pub struct WindowStore<K, V> {
     pub(crate) observed: i64,
     /// `observed` when expired windows were last dropped.
     purged_at: i64,
+    expired: Expired,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
 }
@@ -348,6 +400,7 @@ impl<K: Data + Hash + Eq, V: Data> WindowStore<K, V> {
                 entries: HashMap::new(),
                 observed: i64::MIN,
                 purged_at: i64::MIN,
+                expired: Expired::default(),
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
             })
@@ -378,7 +431,14 @@ impl<K: Data + Hash + Eq, V: Data> WindowStore<K, V> {
         self.observed = self.observed.max(timestamp);
         if self.observed >= self.purged_at.saturating_add(self.size_ms) {
             let oldest = self.observed.saturating_sub(self.retention_ms);
-            self.entries.retain(|w, _| w.window.start > oldest);
+            let (expired, key_serde) = (&mut self.expired, &self.key_serde);
+            self.entries.retain(|w, _| {
+                let keep = w.window.start > oldest;
+                if !keep {
+                    expired.note(|| Some(window_changelog_key(&key_serde.serialize(&w.key)?, w.window.start)));
+                }
+                keep
+            });
             self.purged_at = self.observed;
         }
     }
@@ -386,9 +446,13 @@ impl<K: Data + Hash + Eq, V: Data> WindowStore<K, V> {
     /// Sets (or deletes) a key's value in a window, logging the change.
     pub(crate) fn put(&mut self, key: Windowed<K>, value: Option<V>, timestamp: i64, changes: &mut Vec<StoreChange>) {
         if let Some(key_bytes) = self.key_serde.serialize(&key.key) {
-            let store_key = [&key_bytes[..], &key.window.start.to_be_bytes(), &0i32.to_be_bytes()].concat();
             let value = value.as_ref().and_then(|v| self.value_serde.serialize(v));
-            changes.push(StoreChange { store: self.id, key: store_key, value: with_timestamp(timestamp, value), timestamp });
+            changes.push(StoreChange {
+                store: self.id,
+                key: window_changelog_key(&key_bytes, key.window.start),
+                value: with_timestamp(timestamp, value),
+                timestamp,
+            });
         }
         match value {
             Some(value) => self.entries.insert(key, (value, timestamp)),
@@ -420,6 +484,14 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for WindowStore<K, V> {
         self.observed = self.observed.min(stream_time);
     }
 
+    fn track_expiry(&mut self) {
+        self.expired.tracking = true;
+    }
+
+    fn take_expired(&mut self, out: &mut Vec<Vec<u8>>) {
+        self.expired.take(out);
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -442,6 +514,7 @@ pub struct SessionStore<K, V> {
     pub(crate) observed: i64,
     /// `observed` when expired sessions were last dropped.
     purged_at: i64,
+    expired: Expired,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
 }
@@ -455,6 +528,7 @@ impl<K: Data + Hash + Eq, V: Data> SessionStore<K, V> {
                 sessions: HashMap::new(),
                 observed: i64::MIN,
                 purged_at: i64::MIN,
+                expired: Expired::default(),
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
             })
@@ -483,9 +557,8 @@ impl<K: Data + Hash + Eq, V: Data> SessionStore<K, V> {
     /// Sets (or deletes) a session's aggregate, logging the change.
     pub(crate) fn put(&mut self, key: &Windowed<K>, value: Option<V>, timestamp: i64, changes: &mut Vec<StoreChange>) {
         if let Some(key_bytes) = self.key_serde.serialize(&key.key) {
-            let store_key = [&key_bytes[..], &key.window.end.to_be_bytes(), &key.window.start.to_be_bytes()].concat();
             let value_bytes = value.as_ref().and_then(|v| self.value_serde.serialize(v));
-            changes.push(StoreChange { store: self.id, key: store_key, value: value_bytes, timestamp });
+            changes.push(StoreChange { store: self.id, key: session_changelog_key(&key_bytes, key.window), value: value_bytes, timestamp });
         }
         self.apply(key, value);
         self.purge();
@@ -513,8 +586,15 @@ impl<K: Data + Hash + Eq, V: Data> SessionStore<K, V> {
     fn purge(&mut self) {
         if self.observed >= self.purged_at.saturating_add(self.retention_ms) {
             let oldest = self.observed.saturating_sub(self.retention_ms);
-            self.sessions.retain(|_, sessions| {
-                sessions.retain(|_, (end, _)| *end > oldest);
+            let (expired, key_serde) = (&mut self.expired, &self.key_serde);
+            self.sessions.retain(|key, sessions| {
+                sessions.retain(|start, (end, _)| {
+                    let keep = *end > oldest;
+                    if !keep {
+                        expired.note(|| Some(session_changelog_key(&key_serde.serialize(key)?, Window { start: *start, end: *end })));
+                    }
+                    keep
+                });
                 !sessions.is_empty()
             });
             self.purged_at = self.observed;
@@ -535,6 +615,14 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for SessionStore<K, V> {
 
     fn resume(&mut self, stream_time: i64) {
         self.observed = self.observed.min(stream_time);
+    }
+
+    fn track_expiry(&mut self) {
+        self.expired.tracking = true;
+    }
+
+    fn take_expired(&mut self, out: &mut Vec<Vec<u8>>) {
+        self.expired.take(out);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -657,11 +745,15 @@ impl<K: Data + Hash + Eq, V: Data> StateStore for SuppressBuffer<K, V> {
 pub struct JoinWindowStore<K, V> {
     id: usize,
     retention_ms: i64,
-    records: HashMap<K, Vec<(i64, V)>>,
+    /// Each key's records: timestamp, value and changelog sequence number.
+    records: HashMap<K, Vec<(i64, V, u32)>>,
     /// The newest timestamp put or restored.
     observed: i64,
-    /// Tells apart records of one key and timestamp in the changelog.
+    /// Tells apart records of one key and timestamp in the changelog; goes
+    /// on from the highest restored, so a restart reuses no key that a
+    /// checkpoint still holds.
     sequence: u32,
+    expired: Expired,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
 }
@@ -675,6 +767,7 @@ impl<K: Data + Hash + Eq, V: Data> JoinWindowStore<K, V> {
                 records: HashMap::new(),
                 observed: i64::MIN,
                 sequence: 0,
+                expired: Expired::default(),
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
             })
@@ -688,16 +781,27 @@ impl<K: Data + Hash + Eq, V: Data> JoinWindowStore<K, V> {
         if timestamp <= self.observed.saturating_sub(self.retention_ms) {
             return false;
         }
+        self.sequence = self.sequence.wrapping_add(1);
         if let Some(key_bytes) = self.key_serde.serialize(&key) {
-            self.sequence = self.sequence.wrapping_add(1);
-            let store_key = [&key_bytes[..], &timestamp.to_be_bytes(), &self.sequence.to_be_bytes()].concat();
-            changes.push(StoreChange { store: self.id, key: store_key, value: self.value_serde.serialize(&value), timestamp });
+            changes.push(StoreChange {
+                store: self.id,
+                key: join_changelog_key(&key_bytes, timestamp, self.sequence),
+                value: self.value_serde.serialize(&value),
+                timestamp,
+            });
         }
-        self.records.entry(key).or_default().push((timestamp, value));
+        self.records.entry(key).or_default().push((timestamp, value, self.sequence));
         if self.records.len() > 1 && timestamp == self.observed {
             let oldest = self.observed.saturating_sub(self.retention_ms);
-            self.records.retain(|_, kept| {
-                kept.retain(|(t, _)| *t > oldest);
+            let (expired, key_serde) = (&mut self.expired, &self.key_serde);
+            self.records.retain(|key, kept| {
+                kept.retain(|(t, _, sequence)| {
+                    let keep = *t > oldest;
+                    if !keep {
+                        expired.note(|| Some(join_changelog_key(&key_serde.serialize(key)?, *t, *sequence)));
+                    }
+                    keep
+                });
                 !kept.is_empty()
             });
         }
@@ -706,29 +810,46 @@ impl<K: Data + Hash + Eq, V: Data> JoinWindowStore<K, V> {
 
     /// A key's records from `from` to `to` (inclusive) still in retention,
     /// oldest first; records with equal timestamps in the order put.
-    pub fn fetch(&self, key: &K, from: i64, to: i64) -> Vec<&(i64, V)> {
+    pub fn fetch(&self, key: &K, from: i64, to: i64) -> Vec<(i64, &V)> {
         let from = from.max(self.observed.saturating_sub(self.retention_ms).saturating_add(1));
-        let mut found: Vec<&(i64, V)> = self.records.get(key).map(|r| r.iter().filter(|(t, _)| from <= *t && *t <= to).collect()).unwrap_or_default();
+        let mut found: Vec<(i64, &V)> =
+            self.records.get(key).map(|r| r.iter().filter(|(t, _, _)| from <= *t && *t <= to).map(|(t, v, _)| (*t, v)).collect()).unwrap_or_default();
         found.sort_by_key(|(t, _)| *t);
         found
     }
+}
+
+/// A join-window store's changelog key: the key, the record's timestamp
+/// and its sequence number.
+fn join_changelog_key(key: &[u8], timestamp: i64, sequence: u32) -> Vec<u8> {
+    [key, &timestamp.to_be_bytes(), &sequence.to_be_bytes()].concat()
 }
 
 impl<K: Data + Hash + Eq, V: Data> StateStore for JoinWindowStore<K, V> {
     fn restore(&mut self, key: &[u8], value: Option<&[u8]>) {
         let Some(split) = key.len().checked_sub(12) else { return };
         let timestamp = i64::from_be_bytes(key[split..split + 8].try_into().expect("8 bytes"));
+        let sequence = u32::from_be_bytes(key[split + 8..].try_into().expect("4 bytes"));
         let (Ok(inner), Some(Ok(value))) = (self.key_serde.deserialize(Some(&key[..split])), value.map(|v| self.value_serde.deserialize(Some(v)))) else {
             return;
         };
         // Kept whatever its age: only puts purge, once the stream time is
         // resumed (see `StateStore::resume`); fetches skip what expired.
         self.observed = self.observed.max(timestamp);
-        self.records.entry(inner).or_default().push((timestamp, value));
+        self.sequence = self.sequence.max(sequence);
+        self.records.entry(inner).or_default().push((timestamp, value, sequence));
     }
 
     fn resume(&mut self, stream_time: i64) {
         self.observed = self.observed.min(stream_time);
+    }
+
+    fn track_expiry(&mut self) {
+        self.expired.tracking = true;
+    }
+
+    fn take_expired(&mut self, out: &mut Vec<Vec<u8>>) {
+        self.expired.take(out);
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -986,6 +1107,57 @@ mod tests {
         *(store as Box<dyn Any>).downcast::<S>().unwrap()
     }
 
+    /// The keys a store noted as dropped by retention.
+    fn expired(store: &mut dyn StateStore) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        store.take_expired(&mut keys);
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn time_bounded_stores_name_what_they_drop_so_the_checkpoint_drops_it_too() {
+        let window = |start| Windowed { key: "132".to_string(), window: Window { start, end: start + 10_000 } };
+        for tracked in [false, true] {
+            let make = WindowStore::<String, i64>::maker(0, 10_000, 15_000, Arc::new(StringSerde), Arc::new(I64Serde));
+            let mut store = *(make() as Box<dyn Any>).downcast::<WindowStore<String, i64>>().unwrap();
+            if tracked {
+                store.track_expiry();
+            }
+            let mut changes = Vec::new();
+            for start in [0, 10_000, 30_000] {
+                store.observe(start);
+                store.put(window(start), Some(1), start, &mut changes);
+            }
+            store.observe(40_000);
+            let dropped = if tracked { vec![changes[0].key.clone(), changes[1].key.clone()] } else { Vec::new() };
+            assert_eq!(expired(&mut store), dropped, "tracked: {tracked}");
+            assert_eq!(store.get(&window(30_000)).map(|(count, _)| *count), Some(1));
+        }
+
+        let make = SessionStore::<String, i64>::maker(0, 5_000, Arc::new(StringSerde), Arc::new(I64Serde));
+        let mut store = *(make() as Box<dyn Any>).downcast::<SessionStore<String, i64>>().unwrap();
+        store.track_expiry();
+        let mut changes = Vec::new();
+        store.put(&Windowed { key: "132".to_string(), window: Window { start: 1_000, end: 2_000 } }, Some(2), 2_000, &mut changes);
+        store.put(&Windowed { key: "7".to_string(), window: Window { start: 9_000, end: 9_000 } }, Some(1), 9_000, &mut changes);
+        assert_eq!(expired(&mut store), [changes[0].key.clone()]);
+
+        let make = JoinWindowStore::<String, i64>::maker(0, 5_000, Arc::new(StringSerde), Arc::new(I64Serde));
+        let mut store = *(make() as Box<dyn Any>).downcast::<JoinWindowStore<String, i64>>().unwrap();
+        store.track_expiry();
+        let mut changes = Vec::new();
+        store.put("132".to_string(), 1_000, 7, &mut changes);
+        store.put("7".to_string(), 9_000, 8, &mut changes);
+        assert_eq!(expired(&mut store), [changes[0].key.clone()]);
+        // A restored store numbers on from the highest sequence it read, so
+        // its new records never reuse a key the checkpoint still holds.
+        let mut restored: JoinWindowStore<String, i64> = restored(make, &changes);
+        let mut more = Vec::new();
+        restored.put("7".to_string(), 9_000, 9, &mut more);
+        assert!(changes.iter().all(|change| change.key != more[0].key));
+    }
+
     #[test]
     fn a_store_restored_ahead_of_the_committed_stream_time_keeps_what_reprocessing_needs() {
         // Windows of 10 s kept 15 s; the changelog ran to 100 s but the
@@ -1023,6 +1195,6 @@ mod tests {
         original.put("132".to_string(), 100_000, 8, &mut changes);
         let mut store: JoinWindowStore<String, i64> = restored(make, &changes);
         store.resume(20_000);
-        assert_eq!(store.fetch(&"132".to_string(), 19_000, 21_000), [&(20_000, 7)]);
+        assert_eq!(store.fetch(&"132".to_string(), 19_000, 21_000), [(20_000, &7)]);
     }
 }

@@ -12,8 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use runnel_broker::{BrokerConfig, BrokerState, ListenerConfig};
-use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde};
-use runnel_streams::{KafkaStreams, StreamsBuilder, StreamsConfig, Topology};
+use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde, TimeWindowedSerde};
+use runnel_streams::{KafkaStreams, StreamsBuilder, StreamsConfig, TimeWindows, Topology};
 use serde_json::{Map, Value};
 
 use crate::rides;
@@ -186,6 +186,64 @@ fn a_count_larger_than_its_cache_reads_the_rest_from_disk() {
     let config = StreamsConfig::new("kafka_tutorial.kstream.count.plocation.small-cache", "").with_state_dir(state.path()).with_store_cache_entries(4);
     let metrics = course_count_resumes(config);
     assert_eq!(metrics.restored_records, 0, "{metrics:?}");
+}
+
+#[test]
+fn a_windowed_checkpoint_keeps_only_the_windows_still_in_retention() {
+    let broker = start_broker();
+    create_topics(&broker.bootstrap, &[("ticks", 1), ("tick-counts", 1)]);
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder.stream("ticks", StringSerde, StringSerde).group_by_key().windowed_by(TimeWindows::of_size_and_grace(1_000, 0)).count().to_stream().to(
+            "tick-counts",
+            TimeWindowedSerde::new(StringSerde, 1_000),
+            I64Serde,
+        );
+        builder.build()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let config = StreamsConfig { commit_interval_ms: 100, ..StreamsConfig::new("ticks-windowed", &broker.bootstrap).with_state_dir(state.path()) };
+    // 300 one-second windows of 5 keys, each counted twice.
+    let producer: ThreadedProducer<DefaultProducerContext> = client(&broker.bootstrap).create().unwrap();
+    // Recent timestamps, so the broker's time retention keeps them.
+    let start = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 - 600) * 1_000;
+    let send = |from: i64, to: i64| {
+        for second in from..to {
+            for (key, offset) in (0..5).flat_map(|key| [(key, 100), (key, 600)]) {
+                let key = format!("k{key}");
+                let record = BaseRecord::to("ticks").key(&key).payload("t").timestamp(start + second * 1_000 + offset);
+                producer.send(record).map_err(|(e, _)| e).unwrap();
+            }
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(0, 300);
+    let app = KafkaStreams::start(topology(), config.clone()).unwrap();
+    await_records(&app, 3_000);
+    app.close().unwrap();
+
+    // The restart loads from its checkpoint only the windows the stream
+    // time has not expired (retention is the window's size here), not the
+    // 1,500 it ever made; the changelog tail is empty.
+    send(300, 301);
+    let app = KafkaStreams::start(topology(), config).unwrap();
+    await_records(&app, 10);
+    let metrics = app.metrics();
+    app.close().unwrap();
+    assert!(metrics.checkpoint_records <= 10, "{metrics:?}");
+    assert_eq!(metrics.restored_records, 0, "{metrics:?}");
+    let counts = all_longs(&broker.bootstrap, "tick-counts", 1);
+    assert_eq!(counts.len(), 301 * 5);
+    assert!(counts.values().all(|updates| updates == &[1, 2]), "every window counted 1 then 2");
+}
+
+/// Waits until `app` has processed `count` records.
+fn await_records(app: &KafkaStreams, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.metrics().processed_records < count {
+        assert!(Instant::now() < deadline, "{:?}", app.metrics());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Counts half the rides, restarts, counts the rest; returns the second
