@@ -164,11 +164,11 @@ impl TopologyTestDriver {
             match out {
                 Emitted::Record { topic, key, value, timestamp, headers } => {
                     if self.topology.reads(&topic) {
-                        pending.push_back((topic.clone(), key.clone(), value.clone(), timestamp));
+                        pending.push_back((topic.to_string(), key.clone(), value.clone(), timestamp));
                     }
-                    self.written.entry(topic).or_default().push_back(Written { key, value, timestamp, headers });
+                    self.written.entry(topic.to_string()).or_default().push_back(Written { key, value, timestamp, headers });
                 }
-                Emitted::Change { store, change } => self.changelogs.entry(store).or_default().push((change.key, change.value)),
+                Emitted::Change { store, change } => self.changelogs.entry(store.to_string()).or_default().push((change.key, change.value)),
             }
         }
     }
@@ -207,19 +207,19 @@ impl TopologyTestDriver {
     /// table's), to inspect; `None` if there is no such store of these
     /// types.
     pub fn key_value_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<&KeyValueStore<K, V>> {
-        let id = self.topology.stores.iter().position(|s| s.name == name)?;
+        let id = self.topology.stores.iter().position(|s| *s.name == *name)?;
         self.task.stores.0[id].as_any().downcast_ref()
     }
 
     /// The store of the global table `name`, to inspect.
     pub fn global_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<&KeyValueStore<K, V>> {
-        let id = self.topology.stores.iter().position(|s| s.name == name && s.global)?;
+        let id = self.topology.stores.iter().position(|s| *s.name == *name && s.global)?;
         self.globals.0[id].as_any().downcast_ref()
     }
 
     /// The window store `name` (a windowed aggregation's), to inspect.
     pub fn window_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<&WindowStore<K, V>> {
-        let id = self.topology.stores.iter().position(|s| s.name == name)?;
+        let id = self.topology.stores.iter().position(|s| *s.name == *name)?;
         self.task.stores.0[id].as_any().downcast_ref()
     }
 

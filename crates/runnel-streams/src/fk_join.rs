@@ -138,7 +138,7 @@ impl<F: FnMut(Item, &mut NodeContext<'_>) + Send> Node for FnNodeCtx<F> {
 /// back; returns the reading source.
 fn through(graph: &mut Graph, parents: &[usize], topic: String, encode: Encode, decode: Decode) -> usize {
     let sink = graph.next_name("KTABLE-SINK-");
-    graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, parents);
+    graph.add(sink, NodeKind::Sink { topic: topic.as_str().into(), encode }, parents);
     let source = graph.next_name("KTABLE-SOURCE-");
     let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode, timestamps: None }, &[]);
     graph.add_internal_topic(topic);

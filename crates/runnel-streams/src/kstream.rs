@@ -146,7 +146,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         let encode = encoder(Arc::new(key_serde), Arc::new(value_serde));
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-SINK-");
-        graph.add(name, NodeKind::Sink { topic: topic.to_string(), encode }, &[self.node]);
+        graph.add(name, NodeKind::Sink { topic: topic.into(), encode }, &[self.node]);
     }
 
     /// The same records, written to and read back from the internal topic

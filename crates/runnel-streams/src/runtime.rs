@@ -312,14 +312,14 @@ impl KafkaStreams {
     /// tasks: Kafka Streams' interactive queries. `None` if the topology
     /// has no such store.
     pub fn key_value_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<ReadOnlyKeyValueStore<K, V>> {
-        let store = lock(&self.worker).topology.stores.iter().position(|s| s.name == name)?;
+        let store = lock(&self.worker).topology.stores.iter().position(|s| *s.name == *name)?;
         Some(ReadOnlyKeyValueStore { worker: self.worker.clone(), store, _types: PhantomData })
     }
 
     /// A read-only view of the window store `name` over this instance's
     /// tasks.
     pub fn window_store<K: Data + Hash + Eq, V: Data>(&self, name: &str) -> Option<ReadOnlyWindowStore<K, V>> {
-        let store = lock(&self.worker).topology.stores.iter().position(|s| s.name == name)?;
+        let store = lock(&self.worker).topology.stores.iter().position(|s| *s.name == *name)?;
         Some(ReadOnlyWindowStore { worker: self.worker.clone(), store, _types: PhantomData })
     }
 
@@ -522,12 +522,12 @@ impl StreamThread {
     fn new(topology: Topology, config: StreamsConfig, metrics: Arc<Metrics>) -> Result<StreamThread, StreamsError> {
         let mut topics = topology.source_topics();
         topics.extend(topology.nodes.iter().filter_map(|n| match &n.kind {
-            NodeKind::Sink { topic, .. } => Some(topic.clone()),
+            NodeKind::Sink { topic, .. } => Some(topic.to_string()),
             _ => None,
         }));
         let on_cluster: HashMap<String, String> = topics.iter().map(|t| (t.clone(), on_cluster(&topology, &config, t))).collect();
         let logical = on_cluster.iter().map(|(logical, cluster)| (cluster.clone(), logical.clone())).collect();
-        let changelogs = topology.stores().into_iter().map(|s| (s.name.clone(), config.changelog(&s.name))).collect();
+        let changelogs = topology.stores().into_iter().map(|s| (s.name.to_string(), config.changelog(&s.name))).collect();
         let subscribed: Vec<String> = topology.source_topics().iter().map(|t| on_cluster[t].clone()).collect();
         let producer = producer(&config)?;
         let globals = topology.new_stores();
@@ -717,7 +717,7 @@ impl Worker {
         let input = Input { topic: logical, partition, offset: message.offset(), key: message.key(), value: message.payload(), timestamp };
         task.process(&scope, &input, &mut emitted)?;
         if let Some((store, message)) = task.stores.failure() {
-            return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.clone(), message });
+            return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.to_string(), message });
         }
         self.commit_soon |= task.stores.over_capacity();
         for out in emitted.drain(..) {
@@ -980,7 +980,7 @@ impl Worker {
             task.stores.trim();
         }
         if let Some((store, message)) = task.stores.failure() {
-            return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.clone(), message });
+            return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.to_string(), message });
         }
         self.metrics.restore_ms.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         Ok(task)
@@ -1085,9 +1085,11 @@ fn send(
     out: Emitted,
 ) -> Result<(), StreamsError> {
     let (topic, key, value, timestamp, partition) = match &out {
-        Emitted::Record { topic, key, value, timestamp, .. } => (on_cluster.get(topic).unwrap_or(topic), key.as_deref(), value.as_deref(), *timestamp, None),
+        Emitted::Record { topic, key, value, timestamp, .. } => {
+            (on_cluster.get(&**topic).map_or(&**topic, String::as_str), key.as_deref(), value.as_deref(), *timestamp, None)
+        }
         Emitted::Change { store, change } => {
-            (changelogs.get(store).unwrap_or(store), Some(&change.key[..]), change.value.as_deref(), change.timestamp, Some(partition))
+            (changelogs.get(&**store).map_or(&**store, String::as_str), Some(&change.key[..]), change.value.as_deref(), change.timestamp, Some(partition))
         }
     };
     let mut record = BaseRecord::<[u8], [u8]>::to(topic).timestamp(timestamp);

@@ -699,7 +699,7 @@ impl<K: Data + Hash + Eq, V: Data> KGroupedTable<K, V> {
         let sink_name = graph.next_name("KSTREAM-SINK-");
         let source_name = graph.next_name("KSTREAM-SOURCE-");
         let (encode, decode) = change_codec(self.key_serde.clone(), self.value_serde.clone());
-        graph.add(sink_name, NodeKind::Sink { topic: topic.clone(), encode }, &[self.node]);
+        graph.add(sink_name, NodeKind::Sink { topic: topic.as_str().into(), encode }, &[self.node]);
         let source = graph.add(source_name, NodeKind::Source { topics: vec![topic.clone()], decode, timestamps: None }, &[]);
         graph.add_internal_topic(topic);
         let send_old = Arc::new(AtomicBool::new(false));

@@ -3,6 +3,8 @@
 //! to completion. The test driver runs one task; the Kafka runtime one
 //! per partition.
 
+use std::sync::Arc;
+
 use crate::processor::{PunctuationType, Punctuations};
 use crate::serde::SerdeError;
 use crate::store::{StoreChange, Stores};
@@ -12,9 +14,9 @@ use crate::topology::{Item, Node, NodeContext, NodeKind, Topology};
 pub(crate) enum Emitted {
     /// A sink wrote a record to `topic` (a dead letter carries headers
     /// saying what went wrong).
-    Record { topic: String, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64, headers: Vec<(String, Vec<u8>)> },
+    Record { topic: Arc<str>, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64, headers: Vec<(String, Vec<u8>)> },
     /// A store changed: to be written to its changelog.
-    Change { store: String, change: StoreChange },
+    Change { store: Arc<str>, change: StoreChange },
 }
 
 /// What a task runs in: its topology, the global tables' stores that
@@ -77,13 +79,7 @@ impl Undecodable {
             ("__streams.errors.partition".to_string(), self.partition.to_string().into_bytes()),
             ("__streams.errors.offset".to_string(), self.offset.to_string().into_bytes()),
         ];
-        Emitted::Record {
-            topic: topic.to_string(),
-            key: input.key.map(<[u8]>::to_vec),
-            value: input.value.map(<[u8]>::to_vec),
-            timestamp: input.timestamp,
-            headers,
-        }
+        Emitted::Record { topic: topic.into(), key: input.key.map(<[u8]>::to_vec), value: input.value.map(<[u8]>::to_vec), timestamp: input.timestamp, headers }
     }
 }
 
@@ -221,7 +217,7 @@ impl Task {
 
     /// Rebuilds `store` from one record of its changelog.
     pub fn restore(&mut self, topology: &Topology, store: &str, key: &[u8], value: Option<&[u8]>) {
-        if let Some(id) = topology.stores.iter().position(|s| s.name == store) {
+        if let Some(id) = topology.stores.iter().position(|s| *s.name == *store) {
             self.stores.0[id].restore(key, value);
         }
     }

@@ -80,7 +80,9 @@ pub(crate) type MakeNode = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
 /// Kafka Streams configures it), and how a task makes one.
 #[derive(Clone)]
 pub(crate) struct StoreDef {
-    pub name: String,
+    /// Shared with every change the store emits, which carries it to the
+    /// changelog without a copy per record.
+    pub name: Arc<str>,
     pub window_retention_ms: Option<i64>,
     pub make: MakeStore,
     /// Whether the store is a global table's: one copy for all tasks, fed
@@ -126,7 +128,8 @@ pub(crate) enum NodeKind {
         stores: Vec<usize>,
     },
     Sink {
-        topic: String,
+        /// Shared with every record the sink emits.
+        topic: Arc<str>,
         encode: Encode,
     },
 }
@@ -200,7 +203,7 @@ impl Topology {
                         writeln!(out, "    Source: {} (topics: [{}])\n      --> {}", node.name, topics.join(", "), or_none(&children))
                     }
                     NodeKind::Processor { stores, .. } => {
-                        let stores: Vec<&str> = stores.iter().map(|s| self.stores[*s].name.as_str()).collect();
+                        let stores: Vec<&str> = stores.iter().map(|s| &*self.stores[*s].name).collect();
                         let stores: Vec<&str> = hash_order(&stores).into_iter().map(|i| stores[i]).collect();
                         writeln!(
                             out,
@@ -404,7 +407,7 @@ impl Graph {
     /// Registers a store; `make` gets the store's id.
     pub(crate) fn add_store(&mut self, name: String, window_retention_ms: Option<i64>, make: impl FnOnce(usize) -> MakeStore) -> usize {
         let id = self.stores.len();
-        self.stores.push(StoreDef { name, window_retention_ms, make: make(id), global: false });
+        self.stores.push(StoreDef { name: name.into(), window_retention_ms, make: make(id), global: false });
         id
     }
 
@@ -415,7 +418,7 @@ impl Graph {
 
     /// The id of the store named `name`.
     pub(crate) fn store_id(&self, name: &str) -> Option<usize> {
-        self.stores.iter().position(|s| s.name == name)
+        self.stores.iter().position(|s| *s.name == *name)
     }
 
     /// Gives `node` access to `store` (when a table is materialized after
@@ -593,7 +596,7 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
     // the filter that drops null keys before it, the source.
     let (sink, filter, source) = (graph.next_name("KSTREAM-SINK-"), graph.next_name("KSTREAM-FILTER-"), graph.next_name("KSTREAM-SOURCE-"));
     let filter = graph.add(filter, NodeKind::Processor { make: pass_through(), stores: Vec::new() }, &[node]);
-    graph.add(sink, NodeKind::Sink { topic: topic.clone(), encode }, &[filter]);
+    graph.add(sink, NodeKind::Sink { topic: topic.as_str().into(), encode }, &[filter]);
     let source = graph.add(source, NodeKind::Source { topics: vec![topic.clone()], decode, timestamps: None }, &[]);
     graph.add_internal_topic(topic);
     source
