@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use runnel_streams::serde::{I64Serde, StringSerde, TimeWindowedSerde};
+use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde, TimeWindowedSerde};
 use runnel_streams::{Joined, KafkaStreams, StreamsBuilder, StreamsConfig, TimeWindows, Topology};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ensure_topic, Amount, BenchError, BenchOptions};
 
@@ -46,30 +46,71 @@ impl StreamsTopology {
         }
     }
 
+    fn build(self, written: Written) -> Result<Topology, BenchError> {
+        Ok(match written {
+            Written::Strings => self.build_on_strings(),
+            Written::Serde => self.build_with_serde(),
+            Written::Sql => self.build_in_sql()?,
+        })
+    }
+
     /// The same work written in SQL, as runnel-sql's engine plans it onto
-    /// runnel-streams: the input's JSON values read into columns, then the
-    /// filter and projection, or the windowed count. (The hand-written
-    /// topologies match strings instead of reading JSON.)
-    fn build_sql(self) -> Result<Topology, BenchError> {
+    /// runnel-streams: the input's JSON values read into columns, the
+    /// filter and projection, the windowed count or the join, and JSON
+    /// written out.
+    fn build_in_sql(self) -> Result<Topology, BenchError> {
         let query = match self {
             StreamsTopology::Stateless => "CREATE STREAM bench_sql_stateless AS SELECT k, id, fare, zone FROM bench_input WHERE even EMIT CHANGES;",
             StreamsTopology::Windowed => {
                 "CREATE TABLE bench_sql_windowed AS SELECT k, COUNT(*) AS n FROM bench_input \
                  WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS) GROUP BY k EMIT CHANGES;"
             }
-            StreamsTopology::Join => return Err(BenchError::Setup("the join is not written in SQL yet: use --topology stateless or windowed".into())),
+            StreamsTopology::Join => {
+                "CREATE STREAM bench_sql_join AS SELECT i.k AS k, i.id AS id, t.name AS name \
+                 FROM bench_input i JOIN bench_table t ON i.k = t.k EMIT CHANGES;"
+            }
         };
         let mut engine = runnel_sql::engine::Engine::new();
-        let input = format!(
+        let sources = format!(
             "CREATE STREAM bench_input (k VARCHAR KEY, id BIGINT, even BOOLEAN, fare DOUBLE, zone VARCHAR, pad VARCHAR) \
-             WITH (KAFKA_TOPIC='{INPUT}', VALUE_FORMAT='JSON');"
+             WITH (KAFKA_TOPIC='{INPUT}', VALUE_FORMAT='JSON');\n\
+             CREATE TABLE bench_table (k VARCHAR PRIMARY KEY, name VARCHAR) WITH (KAFKA_TOPIC='{TABLE}', VALUE_FORMAT='KAFKA');"
         );
-        engine.execute(&format!("{input}\n{query}")).map_err(|e| BenchError::Setup(e.to_string()))?;
+        engine.execute(&format!("{sources}\n{query}")).map_err(|e| BenchError::Setup(e.to_string()))?;
         Ok(engine.topology())
     }
 
+    /// The SQL's hand-written twin: values read from JSON into structs
+    /// with serde, and the results written as the same JSON objects.
+    fn build_with_serde(self) -> Topology {
+        let builder = StreamsBuilder::new();
+        let input = builder.stream(INPUT, StringSerde, JsonSerde::<Ride>::default());
+        match self {
+            StreamsTopology::Stateless => input
+                .filter(|_, ride| ride.even)
+                .map_values(|ride| Projected { id: ride.id, fare: ride.fare, zone: ride.zone.clone() })
+                .to("bench-serde-out-stateless", StringSerde, JsonSerde::default()),
+            StreamsTopology::Windowed => {
+                input.group_by_key().windowed_by(TimeWindows::of_size_and_grace(10_000, 5_000)).count().to_stream().map_values(|n| Counted { n: *n }).to(
+                    "bench-serde-out-windowed",
+                    TimeWindowedSerde::new(StringSerde, 10_000),
+                    JsonSerde::default(),
+                )
+            }
+            StreamsTopology::Join => {
+                let table = builder.table(TABLE, StringSerde, StringSerde);
+                input.join_table(&table, |ride, name| Named { id: ride.id, name: name.clone() }, Joined::with(StringSerde, JsonSerde::default())).to(
+                    "bench-serde-out-join",
+                    StringSerde,
+                    JsonSerde::default(),
+                )
+            }
+        }
+        builder.build()
+    }
+
     /// The same topology as `StreamsBench.java` builds.
-    fn build(self) -> Topology {
+    fn build_on_strings(self) -> Topology {
         let builder = StreamsBuilder::new();
         let input = builder.stream(INPUT, StringSerde, StringSerde);
         match self {
@@ -96,8 +137,65 @@ impl StreamsTopology {
     }
 }
 
+/// Who wrote a benchmarked topology, and how.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Written {
+    /// By hand, matching strings rather than reading JSON, as
+    /// `StreamsBench.java` does: the Java peer's twin.
+    #[default]
+    Strings,
+    /// By hand, reading JSON into structs with serde and writing JSON: the
+    /// twin of the SQL.
+    Serde,
+    /// In SQL, planned by runnel-sql.
+    Sql,
+}
+
+impl Written {
+    fn name(self) -> &'static str {
+        match self {
+            Written::Strings => "streams",
+            Written::Serde => "serde",
+            Written::Sql => "sql",
+        }
+    }
+}
+
+/// An input value's fields that the queries use (serde skips the rest).
+#[derive(Clone, Deserialize, Serialize)]
+struct Ride {
+    id: i64,
+    even: bool,
+    fare: f64,
+    zone: String,
+}
+
+/// The stateless query's output, named as SQL names its columns.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct Projected {
+    id: i64,
+    fare: f64,
+    zone: String,
+}
+
+/// The windowed count's output.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct Counted {
+    n: i64,
+}
+
+/// The join's output.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct Named {
+    id: i64,
+    name: String,
+}
+
 /// The outcome of a streams run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StreamsReport {
     pub workload: String,
     pub records: u64,
@@ -129,8 +227,8 @@ pub struct StreamsRun<'a> {
     pub exactly_once: bool,
     /// Where the stores keep local checkpoints, if anywhere.
     pub state_dir: Option<&'a Path>,
-    /// The topology written in SQL, planned by runnel-sql.
-    pub sql: bool,
+    /// Who wrote the topology, and how.
+    pub written: Written,
 }
 
 /// Writes the input (if the topics hold less), runs `topology` over
@@ -140,7 +238,7 @@ pub fn streams(options: &BenchOptions, topology: StreamsTopology, run: &StreamsR
     let Amount::Records(records) = options.amount else {
         return Err(BenchError::Setup("bench streams takes --records, not --duration".into()));
     };
-    let (built, written_in) = if run.sql { (topology.build_sql()?, "sql") } else { (topology.build(), "streams") };
+    let (built, written_in) = (topology.build(run.written)?, run.written.name());
     write_input(options, records)?;
     let mut config = StreamsConfig::new(&format!("bench-runnel-{written_in}-{}-{}", topology.name(), std::process::id()), &options.bootstrap);
     config.client_properties = options.client_properties.clone();

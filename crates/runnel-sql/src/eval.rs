@@ -575,6 +575,16 @@ pub fn like(text: &str, pattern: &str, escape: Option<char>) -> bool {
 }
 
 impl Compiled {
+    /// The column it reads, when it is nothing but a column.
+    pub fn as_column(&self) -> Option<usize> {
+        match self.node {
+            Node::Column(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl Compiled {
     /// The value of the expression for `row`.
     pub fn eval(&self, row: &[Value], ctx: &mut Eval) -> Value {
         match self.try_eval(row, ctx) {

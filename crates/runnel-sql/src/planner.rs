@@ -670,7 +670,7 @@ impl Plan {
             Some(extract) => builder.stream_with_timestamps(&source.topic, key_serde, value_serde, extract),
             None => builder.stream(&source.topic, key_serde, value_serde),
         };
-        stream.process(|| Widen, &[])
+        stream.process_values(|| Widen, &[])
     }
 
     /// Adds the query's nodes to `builder`, writing to `sink`.
@@ -758,7 +758,19 @@ impl Plan {
             let (key, log) = (key.clone(), log.clone());
             stream.select_key(move |_, row| Key(evaluate(std::slice::from_ref(&key), row, &log)))
         };
-        let left = rekeyed(left, &join.left_key);
+        // A stream joined on its own key, written in the format the other
+        // side's key is in, is partitioned as the other side already (as
+        // Kafka requires of co-partitioned topics): it is not repartitioned,
+        // as ksqlDB does not repartition it.
+        let on_own_key =
+            |source: &SourceDef, key: &Compiled, format: Format| source.key.len() == 1 && key.as_column() == Some(0) && source.key_format == format;
+        let left_in_place = match join.right.kind {
+            SourceKind::Table => on_own_key(&self.source, &join.left_key, join.right.key_format),
+            SourceKind::Stream => {
+                on_own_key(&self.source, &join.left_key, join.right.key_format) && on_own_key(&join.right, &join.right_key, self.source.key_format)
+            }
+        };
+        let left = if left_in_place { left } else { rekeyed(left, &join.left_key) };
         let pad = |row: Option<&Row>, width: usize| row.cloned().unwrap_or_else(|| vec![Value::Null; width]);
         match join.right.kind {
             SourceKind::Table => {
@@ -770,7 +782,8 @@ impl Plan {
                 }
             }
             SourceKind::Stream => {
-                let right = rekeyed(self.source_stream(builder, &join.right), &join.right_key);
+                let right = self.source_stream(builder, &join.right);
+                let right = if left_in_place { right } else { rekeyed(right, &join.right_key) };
                 let within = join.within.unwrap_or(Within { before_ms: 0, after_ms: 0, grace_ms: None });
                 let windows = JoinWindows { before_ms: within.before_ms, after_ms: within.after_ms, grace_ms: within.grace_ms.unwrap_or(DEFAULT_GRACE_MS) };
                 let serdes = StreamJoined::with(key_serde, side_serdes(&self.source), side_serdes(&join.right));

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use crate::kstream::KStream;
 use crate::serde::Serde;
 use crate::store::{KeyValueStore, StoreChange};
-use crate::topology::{item, typed, Data, Item, MakeNode, Node, NodeContext, SharedSerde, StreamsBuilder};
+use crate::topology::{item, typed, Data, Graph, Item, MakeNode, Node, NodeContext, SharedSerde, StreamsBuilder};
 
 /// A callback a processor asks for, every `interval_ms` of stream time
 /// (the largest record timestamp its task has seen) or of wall-clock time.
@@ -244,10 +244,7 @@ impl<K: Data, V: Data> KStream<K, V> {
         stores: &[&str],
     ) -> KStream<KO, VO> {
         let mut graph = self.graph.borrow_mut();
-        let connected: Vec<(String, usize)> = stores
-            .iter()
-            .map(|name| (name.to_string(), graph.store_id(name).unwrap_or_else(|| panic!("no store `{name}` was added with add_state_store"))))
-            .collect();
+        let connected = connect(&graph, stores);
         let ids = connected.iter().map(|(_, id)| *id).collect();
         let make: MakeNode = Arc::new(move || {
             Box::new(ProcessorNode::<P, K, V, KO, VO> { processor: supplier(), stores: connected.clone(), _types: PhantomData }) as Box<dyn Node>
@@ -255,6 +252,51 @@ impl<K: Data, V: Data> KStream<K, V> {
         let node = graph.add_processor("KSTREAM-PROCESSOR-", make, ids, &[self.node]);
         drop(graph);
         self.with_node(node, None)
+    }
+
+    /// Runs a processor of your own that changes values only (Kafka
+    /// Streams' `processValues()`): whatever key it forwards under, records
+    /// keep the key they came with, so a grouping or join after it needs
+    /// no repartitioning.
+    ///
+    /// # Panics
+    /// If a named store was not added.
+    pub fn process_values<VO: Data, P: Processor<K, V, K, VO>>(&self, supplier: impl Fn() -> P + Send + Sync + 'static, stores: &[&str]) -> KStream<K, VO> {
+        let mut graph = self.graph.borrow_mut();
+        let connected = connect(&graph, stores);
+        let ids = connected.iter().map(|(_, id)| *id).collect();
+        let make: MakeNode = Arc::new(move || {
+            Box::new(FixedKeyNode(ProcessorNode::<P, K, V, K, VO> { processor: supplier(), stores: connected.clone(), _types: PhantomData })) as Box<dyn Node>
+        });
+        let node = graph.add_processor("KSTREAM-PROCESSVALUES-", make, ids, &[self.node]);
+        drop(graph);
+        self.with_node(node, self.key_serde.clone())
+    }
+}
+
+/// The stores named for a processor, with their ids.
+fn connect(graph: &Graph, stores: &[&str]) -> Vec<(String, usize)> {
+    stores.iter().map(|name| (name.to_string(), graph.store_id(name).unwrap_or_else(|| panic!("no store `{name}` was added with add_state_store")))).collect()
+}
+
+/// A processor whose records keep their input's key.
+struct FixedKeyNode<N>(N);
+
+impl<N: Node> Node for FixedKeyNode<N> {
+    fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
+        let (key, before) = (item.key.clone(), ctx.forwarded.len());
+        self.0.process(item, ctx);
+        for out in &mut ctx.forwarded[before..] {
+            out.key = key.clone();
+        }
+    }
+
+    fn punctuations(&self) -> Vec<Punctuation> {
+        self.0.punctuations()
+    }
+
+    fn punctuate(&mut self, which: usize, timestamp: i64, ctx: &mut NodeContext<'_>) {
+        self.0.punctuate(which, timestamp, ctx);
     }
 }
 

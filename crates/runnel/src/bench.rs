@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use runnel_bench::{Amount, BenchOptions, BenchReport, StreamsTopology};
+use runnel_bench::{Amount, BenchOptions, BenchReport, StreamsReport, StreamsTopology, Written};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -26,10 +26,23 @@ enum Workload {
     /// Run a runnel-streams topology over 200-byte JSON records, written
     /// once to bench-streams-input (and a 1,000-row table for the join).
     Streams(StreamsArgs),
+    /// Run the same work written in SQL, after its hand-written twin
+    /// (serde structs, `bench streams --serde`), and report both.
+    Sql(TopologyArgs),
 }
 
 #[derive(Debug, Args)]
 struct StreamsArgs {
+    #[command(flatten)]
+    topology: TopologyArgs,
+    /// Read the JSON values into structs with serde and write JSON, as the
+    /// SQL does, instead of matching strings as the Java peer does.
+    #[arg(long)]
+    serde: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct TopologyArgs {
     #[arg(long, env = "RUNNEL_BROKERS", default_value = "localhost:9092")]
     bootstrap_server: String,
     /// stateless (filter, then map_values), windowed (a count per key in
@@ -47,10 +60,6 @@ struct StreamsArgs {
     /// Keep local checkpoints of the stores in this directory.
     #[arg(long)]
     state_dir: Option<std::path::PathBuf>,
-    /// Run the topology written in SQL (stateless and windowed), planned
-    /// by the SQL engine onto the same runtime.
-    #[arg(long)]
-    sql: bool,
     /// Extra librdkafka property, KEY=VALUE; repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
@@ -64,6 +73,16 @@ enum Topology {
     Stateless,
     Windowed,
     Join,
+}
+
+impl Topology {
+    fn name(self) -> &'static str {
+        match self {
+            Topology::Stateless => "stateless",
+            Topology::Windowed => "windowed",
+            Topology::Join => "join",
+        }
+    }
 }
 
 /// `-X KEY=VALUE` properties as pairs.
@@ -155,15 +174,17 @@ impl CommonArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if let Workload::Streams(streams) = &args.workload {
-        return run_streams(streams);
+    match &args.workload {
+        Workload::Streams(streams) => return run_streams(&streams.topology, if streams.serde { Written::Serde } else { Written::Strings }),
+        Workload::Sql(sql) => return run_sql(sql),
+        _ => {}
     }
     let (common, report): (&CommonArgs, BenchReport) = match &args.workload {
         Workload::Produce(c) => (c, runnel_bench::produce(&c.options()?)?),
         Workload::Consume(c) => (c, runnel_bench::consume(&c.options()?)?),
         Workload::E2e(c) => (c, runnel_bench::e2e(&c.options()?)?),
         Workload::Commit(c) => (c, runnel_bench::commits(&c.options()?)?),
-        Workload::Streams(_) => unreachable!("handled above"),
+        Workload::Streams(_) | Workload::Sql(_) => unreachable!("handled above"),
     };
     if common.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -173,7 +194,53 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_streams(args: &StreamsArgs) -> anyhow::Result<()> {
+fn run_streams(args: &TopologyArgs, written: Written) -> anyhow::Result<()> {
+    let report = streams_report(args, written)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+/// The SQL's run beside its hand-written twin's, which runs first in a
+/// process of its own so that each reports its own memory.
+fn run_sql(args: &TopologyArgs) -> anyhow::Result<()> {
+    let mut twin = std::process::Command::new(std::env::current_exe()?);
+    twin.args(["bench", "streams", "--serde", "--json", "--topology", args.topology.name()]).args([
+        "--bootstrap-server",
+        &args.bootstrap_server,
+        "--records",
+        &args.records.to_string(),
+        "--partitions",
+        &args.partitions.to_string(),
+    ]);
+    if args.exactly_once {
+        twin.arg("--exactly-once");
+    }
+    if let Some(dir) = &args.state_dir {
+        twin.arg("--state-dir").arg(dir.join("serde"));
+    }
+    for property in &args.properties {
+        twin.args(["-X", property]);
+    }
+    let output = twin.output()?;
+    if !output.status.success() {
+        bail!("the hand-written run failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let hand_written: StreamsReport = serde_json::from_slice(&output.stdout)?;
+    let sql = streams_report(&TopologyArgs { state_dir: args.state_dir.as_ref().map(|dir| dir.join("sql")), ..args.clone() }, Written::Sql)?;
+    let share = sql.records_per_sec / hand_written.records_per_sec.max(1e-9);
+    if args.json {
+        println!("{}", serde_json::json!({ "sql": sql, "hand_written": hand_written, "share": share }));
+    } else {
+        println!("SQL\n{}\nhand-written (serde)\n{}\nSQL's share of the hand-written throughput: {:.0}%", sql.table(), hand_written.table(), share * 100.0);
+    }
+    Ok(())
+}
+
+fn streams_report(args: &TopologyArgs, written: Written) -> anyhow::Result<StreamsReport> {
     if args.partitions < 1 {
         bail!("--partitions must be at least 1");
     }
@@ -199,12 +266,6 @@ fn run_streams(args: &StreamsArgs) -> anyhow::Result<()> {
         Topology::Windowed => StreamsTopology::Windowed,
         Topology::Join => StreamsTopology::Join,
     };
-    let run = runnel_bench::StreamsRun { exactly_once: args.exactly_once, state_dir: args.state_dir.as_deref(), sql: args.sql };
-    let report = runnel_bench::streams(&options, topology, &run)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", report.table());
-    }
-    Ok(())
+    let run = runnel_bench::StreamsRun { exactly_once: args.exactly_once, state_dir: args.state_dir.as_deref(), written };
+    Ok(runnel_bench::streams(&options, topology, &run)?)
 }

@@ -213,3 +213,33 @@ fn every_query_case_writes_what_it_expects() {
     assert!(all.len() >= 20, "only {} cases", all.len());
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
 }
+
+#[test]
+fn a_stream_joined_on_its_own_key_in_the_other_side_s_key_format_is_not_repartitioned() {
+    let topology = |statements: &str| {
+        let mut engine = Engine::new();
+        engine.execute(statements).unwrap_or_else(|e| panic!("{statements}: {e}"));
+        engine.topology().describe()
+    };
+    let sources = "CREATE STREAM pickups (zone INT KEY, vendor STRING, other INT) WITH (kafka_topic='pickups', value_format='JSON');
+        CREATE STREAM dropoffs (zone INT KEY, fare DOUBLE) WITH (kafka_topic='dropoffs', value_format='JSON');
+        CREATE TABLE zones (id INT PRIMARY KEY, name STRING) WITH (kafka_topic='zones', value_format='JSON');
+        CREATE TABLE json_keyed (id INT PRIMARY KEY, name STRING) WITH (kafka_topic='json_keyed', key_format='JSON', value_format='JSON');";
+    let in_place = [
+        "CREATE STREAM a AS SELECT p.zone, z.name FROM pickups p JOIN zones z ON p.zone = z.id;",
+        "CREATE STREAM a AS SELECT p.zone, d.fare FROM pickups p JOIN dropoffs d WITHIN 1 MINUTE ON p.zone = d.zone;",
+    ];
+    for query in in_place {
+        let described = topology(&format!("{sources}\n{query}"));
+        assert!(!described.contains("repartition"), "{query}\n{described}");
+    }
+    let repartitioned = [
+        "CREATE STREAM a AS SELECT p.other, z.name FROM pickups p JOIN zones z ON p.other = z.id;",
+        "CREATE STREAM a AS SELECT p.zone, z.name FROM pickups p JOIN json_keyed z ON p.zone = z.id;",
+        "CREATE STREAM a AS SELECT p.other, d.fare FROM pickups p JOIN dropoffs d WITHIN 1 MINUTE ON p.other = d.zone;",
+    ];
+    for query in repartitioned {
+        let described = topology(&format!("{sources}\n{query}"));
+        assert!(described.contains("repartition"), "{query}\n{described}");
+    }
+}
