@@ -23,7 +23,7 @@ pub use commits::commits;
 pub use consume::consume;
 pub use e2e::e2e;
 pub use produce::produce;
-pub use streams::{streams, StreamsReport, StreamsRun, StreamsTopology, Written, INPUT as STREAMS_INPUT};
+pub use streams::{streams, streams_on_driver, StreamsReport, StreamsRun, StreamsTopology, Written, INPUT as STREAMS_INPUT};
 
 /// How much work a run does: a record count or a wall-clock duration.
 #[derive(Debug, Clone, Copy)]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use runnel_streams::serde::{I64Serde, JsonSerde, StringSerde, TimeWindowedSerde};
-use runnel_streams::{Joined, KafkaStreams, StreamsBuilder, StreamsConfig, TimeWindows, Topology};
+use runnel_streams::serde::{BytesSerde, I64Serde, JsonSerde, Nullable, StringSerde, TimeWindowedSerde};
+use runnel_streams::{Joined, KafkaStreams, StreamsBuilder, StreamsConfig, TimeWindows, Topology, TopologyTestDriver};
 use serde::{Deserialize, Serialize};
 
 use crate::{ensure_topic, Amount, BenchError, BenchOptions};
@@ -43,6 +43,15 @@ impl StreamsTopology {
             StreamsTopology::Stateless => "stateless",
             StreamsTopology::Windowed => "windowed",
             StreamsTopology::Join => "join",
+        }
+    }
+
+    /// The topic the topology writes to, as `written`.
+    fn output(self, written: Written) -> String {
+        match written {
+            Written::Strings => format!("bench-streams-out-{}", self.name()),
+            Written::Serde => format!("bench-serde-out-{}", self.name()),
+            Written::Sql => format!("BENCH_SQL_{}", self.name().to_uppercase()),
         }
     }
 
@@ -278,6 +287,40 @@ pub fn streams(options: &BenchOptions, topology: StreamsTopology, run: &StreamsR
         rss_mb,
     })
 }
+
+/// Runs `topology` as `written` over `records` input records on the test
+/// driver, in this thread: the processing alone, with no broker, client
+/// or network, so what the way it was written costs shows without their
+/// noise. The input is as [`streams`] writes it.
+pub fn streams_on_driver(topology: StreamsTopology, written: Written, records: u64) -> Result<StreamsReport, BenchError> {
+    let mut driver = TopologyTestDriver::new(topology.build(written)?);
+    let output = driver.output_topic(&topology.output(written), Nullable(BytesSerde), Nullable(BytesSerde));
+    let key = |i: u64| Some(format!("k{}", i % KEYS).into_bytes());
+    for i in 0..KEYS {
+        driver.pipe_bytes(TABLE, key(i), Some(format!("zone-{i}").into_bytes()), 0);
+    }
+    // Values made ahead, so the timing is of the processing only.
+    let values: Vec<Vec<u8>> = (0..DRIVER_VALUES).map(|i| value(i).into_bytes()).collect();
+    let (started, cpu_started) = (Instant::now(), cpu_seconds());
+    for i in 0..records {
+        driver.pipe_bytes(INPUT, key(i), Some(values[(i % DRIVER_VALUES) as usize].clone()), i as i64 * 10);
+        if i % 4_096 == 0 {
+            driver.read(&output).map_err(|e| BenchError::Setup(e.to_string()))?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    Ok(StreamsReport {
+        workload: format!("{}-{}-driver", written.name(), topology.name()),
+        records,
+        seconds,
+        records_per_sec: records as f64 / seconds,
+        cpu_seconds: cpu_seconds() - cpu_started,
+        rss_mb: rss_mb(),
+    })
+}
+
+/// How many distinct input values a driver run cycles through.
+const DRIVER_VALUES: u64 = 10_000;
 
 /// A 200-byte JSON ride-like value.
 fn value(i: u64) -> String {

@@ -114,6 +114,13 @@ impl Aggregate {
         }
     }
 
+    /// Marks in `read` the input columns its argument reads.
+    pub fn mark_columns(&self, read: &mut [bool]) {
+        if let Some(argument) = &self.argument {
+            argument.mark_columns(read);
+        }
+    }
+
     fn argument(&self, row: &[Value], ctx: &mut Eval) -> Value {
         self.argument.as_ref().map_or(Value::Null, |a| a.eval(row, ctx))
     }

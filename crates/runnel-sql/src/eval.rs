@@ -582,6 +582,53 @@ impl Compiled {
             _ => None,
         }
     }
+
+    /// Marks in `read` the columns it reads (marks past the end are
+    /// dropped).
+    pub fn mark_columns(&self, read: &mut [bool]) {
+        let all = |items: &[Compiled], read: &mut [bool]| items.iter().for_each(|item| item.mark_columns(read));
+        match &self.node {
+            Node::Const(_) | Node::Variable(_) => {}
+            Node::Column(i) => {
+                if let Some(flag) = read.get_mut(*i) {
+                    *flag = true;
+                }
+            }
+            Node::Not(a) | Node::Negate(a) | Node::IsNull(a, _) | Node::Cast(a, _) | Node::Field(a, _) => a.mark_columns(read),
+            Node::Binary(_, a, b) | Node::IsDistinct(a, b, _) | Node::Like(a, b, _, _) | Node::Subscript(a, b) => {
+                a.mark_columns(read);
+                b.mark_columns(read);
+            }
+            Node::Between(a, b, c, _) => {
+                a.mark_columns(read);
+                b.mark_columns(read);
+                c.mark_columns(read);
+            }
+            Node::In(a, items, _) => {
+                a.mark_columns(read);
+                all(items, read);
+            }
+            Node::Call(_, items) | Node::Array(items) => all(items, read),
+            Node::Lambda(_, items, body) => {
+                all(items, read);
+                body.mark_columns(read);
+            }
+            Node::Case(branches, otherwise) => {
+                for (when, then) in branches {
+                    when.mark_columns(read);
+                    then.mark_columns(read);
+                }
+                if let Some(otherwise) = otherwise {
+                    otherwise.mark_columns(read);
+                }
+            }
+            Node::Map(entries) => entries.iter().for_each(|(k, v)| {
+                k.mark_columns(read);
+                v.mark_columns(read);
+            }),
+            Node::Struct(fields) => fields.iter().for_each(|(_, v)| v.mark_columns(read)),
+        }
+    }
 }
 
 impl Compiled {

@@ -89,17 +89,46 @@ pub struct RowFormat {
     unwrap_single: bool,
     log: Arc<ProcessingLog>,
     topic: Arc<str>,
+    /// The columns a query reads, when it reads only some: the others are
+    /// left NULL unread (JSON fields skipped without being decoded), and
+    /// what they hold is not checked.
+    read: Option<Arc<Vec<bool>>>,
+    /// Each column's name as a JSON object key with its colon, written
+    /// once rather than per record.
+    json_keys: Arc<Vec<String>>,
+}
+
+/// `"NAME":` for each column.
+fn json_keys(columns: &[(String, SqlType)]) -> Arc<Vec<String>> {
+    Arc::new(
+        columns
+            .iter()
+            .map(|(name, _)| {
+                let mut key = String::new();
+                write_json_string(name, &mut key);
+                key.push(':');
+                key
+            })
+            .collect(),
+    )
 }
 
 impl RowFormat {
     /// The format of a key of `columns` on `topic`.
     pub fn key(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
-        RowFormat { format, columns: Arc::new(columns), unwrap_single: true, log, topic: topic.into() }
+        RowFormat { format, json_keys: json_keys(&columns), columns: Arc::new(columns), unwrap_single: true, log, topic: topic.into(), read: None }
     }
 
     /// The format of a value of `columns` on `topic`.
     pub fn value(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
-        RowFormat { format, columns: Arc::new(columns), unwrap_single: false, log, topic: topic.into() }
+        RowFormat { format, json_keys: json_keys(&columns), columns: Arc::new(columns), unwrap_single: false, log, topic: topic.into(), read: None }
+    }
+
+    /// The same format, reading only the columns marked in `read` (one
+    /// flag per column) when it can skip the others cheaply.
+    pub fn reading_only(self, read: Vec<bool>) -> RowFormat {
+        let all = read.len() == self.columns.len() && read.iter().all(|r| *r);
+        RowFormat { read: (!all).then(|| Arc::new(read)), ..self }
     }
 
     fn problem(&self, column: &str, message: impl std::fmt::Display) {
@@ -123,17 +152,16 @@ impl RowFormat {
                 Some(fields.join(",").into_bytes())
             }
             Format::Json => {
-                let mut out = String::new();
+                let mut out = String::with_capacity(16 * (self.columns.len() + 1));
                 if self.unwrap_single && self.columns.len() == 1 {
                     write_json(&row[0], &mut out);
                 } else {
                     out.push('{');
-                    for (i, ((name, _), value)) in self.columns.iter().zip(row).enumerate() {
+                    for (i, (key, value)) in self.json_keys.iter().zip(row).enumerate() {
                         if i > 0 {
                             out.push(',');
                         }
-                        write_json_string(name, &mut out);
-                        out.push(':');
+                        out.push_str(key);
                         write_json(value, &mut out);
                     }
                     out.push('}');
@@ -172,7 +200,7 @@ impl RowFormat {
                     // The fast path: an object's fields read straight into
                     // the columns, with no tree of the whole value; other
                     // values take the path below, which explains them.
-                    if let Ok(fields) = read_object(bytes, &self.columns) {
+                    if let Ok(fields) = read_object(bytes, &self.columns, self.read.as_deref().map(Vec::as_slice)) {
                         return Ok(Some(
                             self.columns
                                 .iter()
@@ -234,11 +262,12 @@ impl RowFormat {
 
 /// Reads a JSON object's fields into `columns`' places: a field named as
 /// a column exactly wins over one that differs in case; fields that are no
-/// column are skipped unread. Fails on anything but one object.
-fn read_object(bytes: &[u8], columns: &[(String, SqlType)]) -> Result<Vec<Option<Json>>, serde_json::Error> {
+/// column, or a column not marked in `read`, are skipped unread. Fails on
+/// anything but one object.
+fn read_object(bytes: &[u8], columns: &[(String, SqlType)], read: Option<&[bool]>) -> Result<Vec<Option<Json>>, serde_json::Error> {
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-    struct Fields<'c>(&'c [(String, SqlType)]);
+    struct Fields<'c>(&'c [(String, SqlType)], Option<&'c [bool]>);
 
     impl<'de> DeserializeSeed<'de> for Fields<'_> {
         type Value = Vec<Option<Json>>;
@@ -260,6 +289,7 @@ fn read_object(bytes: &[u8], columns: &[(String, SqlType)]) -> Result<Vec<Option
             let mut exact = vec![false; self.0.len()];
             while let Some(matched) = map.next_key_seed(Column(self.0))? {
                 let found = match matched {
+                    Some((i, _)) if self.1.is_some_and(|read| !read.get(i).copied().unwrap_or(true)) => None,
                     Some((i, false)) if fields[i].is_some() => None,
                     other => other,
                 };
@@ -297,15 +327,26 @@ fn read_object(bytes: &[u8], columns: &[(String, SqlType)]) -> Result<Vec<Option
         }
 
         fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-            Ok(match self.0.iter().position(|(name, _)| name == key) {
-                Some(i) => Some((i, true)),
-                None => self.0.iter().position(|(name, _)| name.eq_ignore_ascii_case(key)).map(|i| (i, false)),
-            })
+            // One pass: an exact match wins wherever it is, else the first
+            // column equal but for case.
+            let mut loose = None;
+            for (i, (name, _)) in self.0.iter().enumerate() {
+                if name.len() != key.len() {
+                    continue;
+                }
+                if name == key {
+                    return Ok(Some((i, true)));
+                }
+                if loose.is_none() && name.eq_ignore_ascii_case(key) {
+                    loose = Some(i);
+                }
+            }
+            Ok(loose.map(|i| (i, false)))
         }
     }
 
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let fields = Fields(columns).deserialize(&mut deserializer)?;
+    let fields = Fields(columns, read).deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(fields)
 }
@@ -484,6 +525,16 @@ mod tests {
         assert!(format.read(Some(b"not json")).is_err());
         assert!(format.read(Some(b"[1]")).is_err());
         assert_eq!(format.read(None).unwrap(), None);
+    }
+
+    #[test]
+    fn columns_a_query_does_not_read_are_skipped_unchecked() {
+        let (format, log) = ride_format(Format::Json);
+        let format = format.reading_only(vec![true, true, false]);
+        let row = format.read(Some(br#"{"VendorID": "2", "fare": 12.5, "payment_type": {"not": "an INT"}}"#)).unwrap().unwrap();
+        assert_eq!(row, [Value::String("2".into()), Value::Double(12.5), Value::Null]);
+        assert_eq!(log.count(), 0, "the unread payment type was not decoded");
+        assert!(format.read(Some(b"{\"VendorID\": ")).is_err(), "a broken value is still refused");
     }
 
     #[test]

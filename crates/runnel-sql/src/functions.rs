@@ -3,6 +3,7 @@
 //! `SHOW FUNCTIONS` and `DESCRIBE FUNCTION` list this table.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use crate::eval::cast;
@@ -260,8 +261,20 @@ pub fn write_json(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Int(i) => out.push_str(&i.to_string()),
-        Value::Bigint(i) => out.push_str(&i.to_string()),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Bigint(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Double(d) if d.is_finite() && (*d == 0.0 || (1e-3..1e7).contains(&d.abs())) => {
+            // `format_double`'s plain form, written in place.
+            let start = out.len();
+            let _ = write!(out, "{d}");
+            if !out[start..].contains('.') {
+                out.push_str(".0");
+            }
+        }
         Value::Double(d) if d.is_finite() => out.push_str(&format_double(*d).replace("E", "e")),
         Value::Double(_) => out.push_str("null"),
         Value::Decimal(d) => out.push_str(&d.to_string()),
@@ -306,9 +319,16 @@ pub fn write_json(value: &Value, out: &mut String) {
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal. Text with nothing to escape (no
+/// quote, backslash or control character) is copied as it is.
 pub fn write_json_string(s: &str, out: &mut String) {
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
 }
 
 /// The keys of a JSON object, in the order the text has them.

@@ -611,7 +611,9 @@ struct Widen;
 impl Processor<Key, Row, Key, Row> for Widen {
     fn process(&mut self, key: &Key, value: &Row, ctx: &mut ProcessorContext<'_, Key, Row>) {
         let row = widen(key, value, Value::Bigint(ctx.timestamp()));
-        ctx.forward(key.clone(), row);
+        // Run with `process_values`, the record keeps the key it came with
+        // whatever key it is forwarded under: an empty one costs no copy.
+        ctx.forward(Key::default(), row);
     }
 }
 
@@ -664,8 +666,41 @@ impl Plan {
         (key_serde, value_serde)
     }
 
-    fn source_stream(&self, builder: &StreamsBuilder, source: &SourceDef) -> KStream<Key, Row> {
-        let (key_serde, value_serde) = self.source_serdes(source);
+    /// Which columns of the query's input scope (the source's widened
+    /// row, then the joined source's) its expressions read; `None` when it
+    /// cannot tell (a `PARTITION BY` shifts the columns its projection sees).
+    fn columns_read(&self) -> Option<Vec<bool>> {
+        let width = |source: &SourceDef| input_scope(source, "").columns.len();
+        let left_width = width(&self.source);
+        let mut read = vec![false; left_width + self.join.as_ref().map_or(0, |join| width(&join.right))];
+        self.filter.iter().for_each(|filter| filter.mark_columns(&mut read));
+        match &self.shape {
+            Shape::Project { rekey: Some(_), .. } => return None,
+            Shape::Project { rekey: None, key, values } => key.iter().chain(values).for_each(|e| e.mark_columns(&mut read)),
+            Shape::Aggregate(aggregation) => {
+                aggregation.group.iter().for_each(|e| e.mark_columns(&mut read));
+                aggregation.aggregates.iter().for_each(|a| a.mark_columns(&mut read));
+            }
+        }
+        if let Some(join) = &self.join {
+            join.left_key.mark_columns(&mut read[..left_width]);
+            join.right_key.mark_columns(&mut read[left_width..]);
+        }
+        Some(read)
+    }
+
+    /// A source's records as widened rows. `read` flags the widened
+    /// columns the query reads (all if `None`): value columns it does not
+    /// read are skipped as the records are decoded.
+    fn source_stream(&self, builder: &StreamsBuilder, source: &SourceDef, read: Option<&[bool]>) -> KStream<Key, Row> {
+        let (key_serde, mut value_serde) = self.source_serdes(source);
+        if let Some(read) = read {
+            let mut values: Vec<bool> = source.value.iter().enumerate().map(|(i, _)| read.get(source.key.len() + i).copied().unwrap_or(true)).collect();
+            if let Some(position) = source.timestamp.as_ref().and_then(|(column, _)| source.value.iter().position(|c| &c.name == column)) {
+                values[position] = true;
+            }
+            value_serde = RowSerde(value_serde.0.reading_only(values));
+        }
         let stream = match event_time(source) {
             Some(extract) => builder.stream_with_timestamps(&source.topic, key_serde, value_serde, extract),
             None => builder.stream(&source.topic, key_serde, value_serde),
@@ -697,9 +732,11 @@ impl Plan {
             self.build_on_table(builder, sink, out, key_format, value_format);
             return;
         }
-        let mut stream = self.source_stream(builder, &self.source);
+        let read = self.columns_read();
+        let left_width = input_scope(&self.source, "").columns.len();
+        let mut stream = self.source_stream(builder, &self.source, read.as_deref().map(|r| &r[..left_width]));
         if let Some(join) = &self.join {
-            stream = self.joined(builder, stream, join);
+            stream = self.joined(builder, stream, join, read.as_deref().map(|r| &r[left_width..]));
         }
         if let Some(filter) = &self.filter {
             let (filter, log) = (filter.clone(), log.clone());
@@ -719,9 +756,16 @@ impl Plan {
                     }
                     None => stream,
                 };
+                // The key stays as it came (a join's key, or the source's
+                // key columns selected as they are) without being copied.
+                let source_key = (0..self.source.key.len()).map(Some).collect::<Vec<_>>();
+                let keeps_key = key.is_empty() || (rekey.is_none() && key.iter().map(Compiled::as_column).eq(source_key));
                 let (key, values, log) = (key.clone(), values.clone(), log.clone());
-                let projected =
-                    stream.map(move |k, row| (if key.is_empty() { k.clone() } else { Key(evaluate(&key, row, &log)) }, evaluate(&values, row, &log)));
+                let projected = if keeps_key {
+                    stream.map_values(move |row| evaluate(&values, row, &log))
+                } else {
+                    stream.map(move |_, row| (Key(evaluate(&key, row, &log)), evaluate(&values, row, &log)))
+                };
                 out.write(projected, KeySerde(key_format), RowSerde(value_format), plain_row);
             }
             Shape::Aggregate(aggregation) => self.build_aggregation(stream, aggregation, sink, out, key_format, value_format),
@@ -738,7 +782,7 @@ impl Plan {
     /// its join expression (repartitioned by runnel-streams when the key
     /// changed), the joined row being the left row then the right (NULLs
     /// for a side without a partner).
-    fn joined(&self, builder: &StreamsBuilder, left: KStream<Key, Row>, join: &JoinPlan) -> KStream<Key, Row> {
+    fn joined(&self, builder: &StreamsBuilder, left: KStream<Key, Row>, join: &JoinPlan, right_read: Option<&[bool]>) -> KStream<Key, Row> {
         let log = self.log.clone();
         let (left_width, right_width) = (input_scope(&self.source, "").columns.len(), input_scope(&join.right, "").columns.len());
         // A table is joined by its own key bytes, so the stream is
@@ -782,7 +826,7 @@ impl Plan {
                 }
             }
             SourceKind::Stream => {
-                let right = self.source_stream(builder, &join.right);
+                let right = self.source_stream(builder, &join.right, right_read);
                 let right = if left_in_place { right } else { rekeyed(right, &join.right_key) };
                 let within = join.within.unwrap_or(Within { before_ms: 0, after_ms: 0, grace_ms: None });
                 let windows = JoinWindows { before_ms: within.before_ms, after_ms: within.after_ms, grace_ms: within.grace_ms.unwrap_or(DEFAULT_GRACE_MS) };

@@ -131,17 +131,16 @@ impl<K: Data + Hash + Eq, V: Data> KStream<K, V> {
         };
         let left = self.repartitioned(key_serde.clone(), value_serde.clone(), &this_name);
         let right = other.repartitioned(key_serde.clone(), other_value_serde.clone(), &other_name);
-        let left = left.then::<K, V>("KSTREAM-WINDOWED-", left.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
-        let right =
-            right.then::<K, V2>("KSTREAM-WINDOWED-", right.key_serde.clone(), Tombstones::Drop, |k, v, ts, out| out.push(item(k.clone(), v.clone(), ts)));
+        let left = left.then::<K, V>("KSTREAM-WINDOWED-", left.key_serde.clone(), Tombstones::Drop, |record, _, _, out| out.push(record.clone()));
+        let right = right.then::<K, V2>("KSTREAM-WINDOWED-", right.key_serde.clone(), Tombstones::Drop, |record, _, _, out| out.push(record.clone()));
         // Named as Kafka Streams names the sides of each kind of join.
         let this_prefix = if outer == Outer::Both { "KSTREAM-OUTERTHIS-" } else { "KSTREAM-JOINTHIS-" };
         let other_prefix = if outer == Outer::None { "KSTREAM-JOINOTHER-" } else { "KSTREAM-OUTEROTHER-" };
-        let this = left.then::<K, Arc<Side<V, V2>>>(this_prefix, None, Tombstones::Drop, |k, v, ts, out| {
-            out.push(item(k.clone(), Arc::new(Side::<V, V2>::Left(v.clone())), ts))
+        let this = left.then::<K, Arc<Side<V, V2>>>(this_prefix, None, Tombstones::Drop, |record, _, v, out| {
+            out.push(record.with_value(Arc::new(Side::<V, V2>::Left(v.clone()))))
         });
-        let that = right.then::<K, Arc<Side<V, V2>>>(other_prefix, None, Tombstones::Drop, |k, v, ts, out| {
-            out.push(item(k.clone(), Arc::new(Side::<V, V2>::Right(v.clone())), ts))
+        let that = right.then::<K, Arc<Side<V, V2>>>(other_prefix, None, Tombstones::Drop, |record, _, v, out| {
+            out.push(record.with_value(Arc::new(Side::<V, V2>::Right(v.clone()))))
         });
         // Each side's window store, logged to a changelog named after the
         // side's node, as Kafka Streams names them.

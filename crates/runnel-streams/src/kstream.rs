@@ -47,13 +47,13 @@ impl<K: Data, V: Data> KStream<K, V> {
         prefix: &str,
         key_serde: Option<SharedSerde<K2>>,
         tombstones: Tombstones,
-        step: impl Fn(&K, &V, i64, &mut Vec<Item>) + Send + Sync + 'static,
+        step: impl Fn(&Item, &K, &V, &mut Vec<Item>) + Send + Sync + 'static,
     ) -> KStream<K2, V2> {
         let step = Arc::new(step);
         let make: MakeNode = Arc::new(move || {
             let step = step.clone();
             Box::new(FnNode(move |item: Item, out: &mut Vec<Item>| match &item.value {
-                Some(value) => step(typed::<K>(&item.key), typed::<V>(value), item.timestamp, out),
+                Some(value) => step(&item, typed::<K>(&item.key), typed::<V>(value), out),
                 None if tombstones == Tombstones::Forward => out.push(item),
                 None => {}
             }))
@@ -64,9 +64,9 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// Keeps the records for which `predicate` holds.
     pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
-        self.then("KSTREAM-FILTER-", self.key_serde.clone(), Tombstones::Forward, move |k, v, ts, out| {
+        self.then("KSTREAM-FILTER-", self.key_serde.clone(), Tombstones::Forward, move |record, k, v, out| {
             if predicate(k, v) {
-                out.push(item(k.clone(), v.clone(), ts));
+                out.push(record.clone());
             }
         })
     }
@@ -78,52 +78,54 @@ impl<K: Data, V: Data> KStream<K, V> {
 
     /// A new value for each record, same key.
     pub fn map_values<V2: Data>(&self, f: impl Fn(&V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
-        self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |k, v, ts, out| out.push(item(k.clone(), f(v), ts)))
+        self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |record, _, v, out| out.push(record.with_value(f(v))))
     }
 
     /// A new value for each record from its key and value, same key
     /// (Kafka Streams' `mapValues` with a `ValueMapperWithKey`).
     pub fn map_values_with_key<V2: Data>(&self, f: impl Fn(&K, &V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
-        self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |k, v, ts, out| out.push(item(k.clone(), f(k, v), ts)))
+        self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |record, k, v, out| out.push(record.with_value(f(k, v))))
     }
 
     /// A new key and value for each record. A grouping or join after it
     /// repartitions by the new key.
     pub fn map<K2: Data, V2: Data>(&self, f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync + 'static) -> KStream<K2, V2> {
-        self.then("KSTREAM-MAP-", None, Tombstones::Drop, move |k, v, ts, out| {
+        self.then("KSTREAM-MAP-", None, Tombstones::Drop, move |record, k, v, out| {
             let (k2, v2) = f(k, v);
-            out.push(item(k2, v2, ts));
+            out.push(item(k2, v2, record.timestamp));
         })
     }
 
     /// A new key for each record, same value.
     pub fn select_key<K2: Data>(&self, f: impl Fn(&K, &V) -> K2 + Send + Sync + 'static) -> KStream<K2, V> {
-        self.then("KSTREAM-KEY-SELECT-", None, Tombstones::Drop, move |k, v, ts, out| out.push(item(f(k, v), v.clone(), ts)))
+        self.then("KSTREAM-KEY-SELECT-", None, Tombstones::Drop, move |record, k, v, out| out.push(record.with_key(f(k, v))))
     }
 
     /// Zero or more records for each record.
     pub fn flat_map<K2: Data, V2: Data, I: IntoIterator<Item = (K2, V2)>>(&self, f: impl Fn(&K, &V) -> I + Send + Sync + 'static) -> KStream<K2, V2> {
-        self.then("KSTREAM-FLATMAP-", None, Tombstones::Drop, move |k, v, ts, out| out.extend(f(k, v).into_iter().map(|(k2, v2)| item(k2, v2, ts))))
+        self.then("KSTREAM-FLATMAP-", None, Tombstones::Drop, move |record, k, v, out| {
+            out.extend(f(k, v).into_iter().map(|(k2, v2)| item(k2, v2, record.timestamp)))
+        })
     }
 
     /// Zero or more values for each record, same key.
     pub fn flat_map_values<V2: Data, I: IntoIterator<Item = V2>>(&self, f: impl Fn(&V) -> I + Send + Sync + 'static) -> KStream<K, V2> {
-        self.then("KSTREAM-FLATMAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |k, v, ts, out| {
-            out.extend(f(v).into_iter().map(|v2| item(k.clone(), v2, ts)))
+        self.then("KSTREAM-FLATMAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |record, _, v, out| {
+            out.extend(f(v).into_iter().map(|v2| record.with_value(v2)))
         })
     }
 
     /// Looks at each record and passes it on unchanged.
     pub fn peek(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) -> KStream<K, V> {
-        self.then("KSTREAM-PEEK-", self.key_serde.clone(), Tombstones::Forward, move |k, v, ts, out| {
+        self.then("KSTREAM-PEEK-", self.key_serde.clone(), Tombstones::Forward, move |record, k, v, out| {
             f(k, v);
-            out.push(item(k.clone(), v.clone(), ts));
+            out.push(record.clone());
         })
     }
 
     /// Looks at each record; the stream ends here.
     pub fn foreach(&self, f: impl Fn(&K, &V) + Send + Sync + 'static) {
-        let _: KStream<K, V> = self.then("KSTREAM-FOREACH-", None, Tombstones::Drop, move |k, v, _, _| f(k, v));
+        let _: KStream<K, V> = self.then("KSTREAM-FOREACH-", None, Tombstones::Drop, move |_, k, v, _| f(k, v));
     }
 
     /// The records of both streams.

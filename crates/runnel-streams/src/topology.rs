@@ -554,6 +554,18 @@ pub(crate) fn item<K: Data, V: Data>(key: K, value: V, timestamp: i64) -> Item {
     Item { key: Arc::new(key), value: Some(Arc::new(value)), timestamp }
 }
 
+impl Item {
+    /// The same record with another value: the key is shared, not copied.
+    pub(crate) fn with_value<V: Data>(&self, value: V) -> Item {
+        Item { key: self.key.clone(), value: Some(Arc::new(value)), timestamp: self.timestamp }
+    }
+
+    /// The same record under another key: the value is shared, not copied.
+    pub(crate) fn with_key<K: Data>(&self, key: K) -> Item {
+        Item { key: Arc::new(key), value: self.value.clone(), timestamp: self.timestamp }
+    }
+}
+
 /// The serdes a grouping needs to repartition and to store its state
 /// (Kafka Streams' `Grouped`).
 pub struct Grouped<KS, VS> {

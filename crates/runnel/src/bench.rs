@@ -28,7 +28,7 @@ enum Workload {
     Streams(StreamsArgs),
     /// Run the same work written in SQL, after its hand-written twin
     /// (serde structs, `bench streams --serde`), and report both.
-    Sql(TopologyArgs),
+    Sql(SqlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +39,16 @@ struct StreamsArgs {
     /// SQL does, instead of matching strings as the Java peer does.
     #[arg(long)]
     serde: bool,
+}
+
+#[derive(Debug, Args)]
+struct SqlArgs {
+    #[command(flatten)]
+    topology: TopologyArgs,
+    /// Run both on the test driver, in this process, with no broker: the
+    /// processing alone, without the client's and the network's noise.
+    #[arg(long)]
+    driver: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -73,6 +83,14 @@ enum Topology {
     Stateless,
     Windowed,
     Join,
+}
+
+fn streams_topology(topology: Topology) -> StreamsTopology {
+    match topology {
+        Topology::Stateless => StreamsTopology::Stateless,
+        Topology::Windowed => StreamsTopology::Windowed,
+        Topology::Join => StreamsTopology::Join,
+    }
 }
 
 impl Topology {
@@ -206,7 +224,28 @@ fn run_streams(args: &TopologyArgs, written: Written) -> anyhow::Result<()> {
 
 /// The SQL's run beside its hand-written twin's, which runs first in a
 /// process of its own so that each reports its own memory.
-fn run_sql(args: &TopologyArgs) -> anyhow::Result<()> {
+fn run_sql(sql_args: &SqlArgs) -> anyhow::Result<()> {
+    let args = &sql_args.topology;
+    let (hand_written, sql) = if sql_args.driver {
+        let topology = streams_topology(args.topology);
+        (runnel_bench::streams_on_driver(topology, Written::Serde, args.records)?, runnel_bench::streams_on_driver(topology, Written::Sql, args.records)?)
+    } else {
+        (
+            hand_written_in_a_child(args)?,
+            streams_report(&TopologyArgs { state_dir: args.state_dir.as_ref().map(|dir| dir.join("sql")), ..args.clone() }, Written::Sql)?,
+        )
+    };
+    let share = sql.records_per_sec / hand_written.records_per_sec.max(1e-9);
+    if args.json {
+        println!("{}", serde_json::json!({ "sql": sql, "hand_written": hand_written, "share": share }));
+    } else {
+        println!("SQL\n{}\nhand-written (serde)\n{}\nSQL's share of the hand-written throughput: {:.0}%", sql.table(), hand_written.table(), share * 100.0);
+    }
+    Ok(())
+}
+
+/// The hand-written twin's run, in a process of its own.
+fn hand_written_in_a_child(args: &TopologyArgs) -> anyhow::Result<StreamsReport> {
     let mut twin = std::process::Command::new(std::env::current_exe()?);
     twin.args(["bench", "streams", "--serde", "--json", "--topology", args.topology.name()]).args([
         "--bootstrap-server",
@@ -229,15 +268,7 @@ fn run_sql(args: &TopologyArgs) -> anyhow::Result<()> {
     if !output.status.success() {
         bail!("the hand-written run failed: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
-    let hand_written: StreamsReport = serde_json::from_slice(&output.stdout)?;
-    let sql = streams_report(&TopologyArgs { state_dir: args.state_dir.as_ref().map(|dir| dir.join("sql")), ..args.clone() }, Written::Sql)?;
-    let share = sql.records_per_sec / hand_written.records_per_sec.max(1e-9);
-    if args.json {
-        println!("{}", serde_json::json!({ "sql": sql, "hand_written": hand_written, "share": share }));
-    } else {
-        println!("SQL\n{}\nhand-written (serde)\n{}\nSQL's share of the hand-written throughput: {:.0}%", sql.table(), hand_written.table(), share * 100.0);
-    }
-    Ok(())
+    Ok(serde_json::from_slice(&output.stdout)?)
 }
 
 fn streams_report(args: &TopologyArgs, written: Written) -> anyhow::Result<StreamsReport> {
@@ -261,11 +292,7 @@ fn streams_report(args: &TopologyArgs, written: Written) -> anyhow::Result<Strea
         transaction_ms: None,
         client_properties: properties(&args.properties)?,
     };
-    let topology = match args.topology {
-        Topology::Stateless => StreamsTopology::Stateless,
-        Topology::Windowed => StreamsTopology::Windowed,
-        Topology::Join => StreamsTopology::Join,
-    };
+    let topology = streams_topology(args.topology);
     let run = runnel_bench::StreamsRun { exactly_once: args.exactly_once, state_dir: args.state_dir.as_deref(), written };
     Ok(runnel_bench::streams(&options, topology, &run)?)
 }
