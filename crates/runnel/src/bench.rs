@@ -237,7 +237,12 @@ fn run_sql(sql_args: &SqlArgs) -> anyhow::Result<()> {
     };
     let share = sql.records_per_sec / hand_written.records_per_sec.max(1e-9);
     if args.json {
-        println!("{}", serde_json::json!({ "sql": sql, "hand_written": hand_written, "share": share }));
+        let mut fields = serde_json::to_value(&sql)?;
+        fields["hand_written_records_per_sec"] = hand_written.records_per_sec.into();
+        fields["hand_written_cpu_seconds"] = hand_written.cpu_seconds.into();
+        fields["hand_written_rss_mb"] = hand_written.rss_mb.into();
+        fields["share"] = share.into();
+        println!("{fields}");
     } else {
         println!("SQL\n{}\nhand-written (serde)\n{}\nSQL's share of the hand-written throughput: {:.0}%", sql.table(), hand_written.table(), share * 100.0);
     }
