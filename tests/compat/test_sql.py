@@ -2,6 +2,7 @@
 with a real HTTP client, over the course's rides: statements on /ksql, push
 queries on /query and /query-stream over HTTP/1.1 and HTTP/2, inserts,
 closing a query, and the catalog and queries surviving a restart."""
+import asyncio
 import csv
 import json
 import os
@@ -426,3 +427,45 @@ def test_a_server_killed_mid_query_loses_no_statement_and_no_count(tmp_path):
     finally:
         server.stop()
         broker.stop()
+
+
+def test_the_ksqldb_python_client_drives_the_service(sql):
+    """`ksqldb` from PyPI, a client written for ksqlDB's REST API: statements
+    and listings on /ksql, pull and push queries on /query-stream over HTTP/2,
+    inserts, and closing a running query."""
+    from ksqldb import KSQLdbClient
+
+    client = KSQLdbClient(sql.sql)
+    assert any(p["name"].endswith("auto.offset.reset") for p in client.get_properties())
+    assert "RIDE_STREAMS" in [s["name"] for s in client.ksql("SHOW STREAMS;")[0]["streams"]]
+
+    [created] = client.ksql("CREATE STREAM client_rows (id VARCHAR KEY, n INT) "
+                            "WITH (KAFKA_TOPIC='client_rows', PARTITIONS=1, VALUE_FORMAT='JSON');")
+    assert created["commandStatus"]["status"] == "SUCCESS"
+    acks = client.inserts_stream("CLIENT_ROWS", [{"ID": "a", "N": 1}, {"ID": "b", "N": 2}])
+    assert [ack["status"] for ack in acks] == ["ok", "ok"]
+
+    async def push(query, close_after=None):
+        items = []
+        rows = client.query_async(query, stream_properties={"auto.offset.reset": "earliest"}, timeout=30)
+        async for item in rows:
+            items.append(item)
+            if close_after is not None and len(items) == 1 + close_after:
+                assert client.close_query(items[0]["queryId"])
+        return items
+
+    header, *rows = asyncio.run(push("SELECT * FROM client_rows EMIT CHANGES LIMIT 2;"))
+    assert header["columnNames"] == ["ID", "N"] and rows == [["a", 1], ["b", 2]]
+    # A query without a limit runs until the client closes it.
+    header, *rows = asyncio.run(push("SELECT id FROM client_rows EMIT CHANGES;", close_after=1))
+    assert header["queryId"] and rows[0] == ["a"] and len(rows) <= 2
+
+    client.ksql("CREATE TABLE client_vendors AS SELECT VendorID, COUNT(*) AS rides FROM ride_streams GROUP BY VendorID;",
+                stream_properties={"auto.offset.reset": "earliest"})
+    expected = Counter(ride["VendorID"] for ride in rides())
+
+    def counted():
+        header, *rows = client.query_sync("SELECT * FROM client_vendors;", timeout=30)
+        assert header["columnNames"] == ["VENDORID", "RIDES"]
+        assert dict(rows) == expected
+    eventually(counted, deadline_s=60)

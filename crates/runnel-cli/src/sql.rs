@@ -21,7 +21,7 @@ use crate::CliError;
 /// Where the service is, and what to run.
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// The SQL service's URL.
+    /// The SQL service's URL (`host:port` alone means `http://host:port`).
     #[arg(long, env = "RUNNEL_SQL_SERVER", default_value = "http://localhost:8088")]
     pub server: String,
     /// Run these statements and exit.
@@ -69,7 +69,9 @@ struct Session {
 
 impl Session {
     fn new(server: &str) -> Session {
-        Session { base: server.trim_end_matches('/').to_string(), properties: BTreeMap::new(), variables: BTreeMap::new(), running: Arc::default() }
+        let server = server.trim_end_matches('/');
+        let base = if server.contains("://") { server.to_string() } else { format!("http://{server}") };
+        Session { base, properties: BTreeMap::new(), variables: BTreeMap::new(), running: Arc::default() }
     }
 
     /// Ctrl-C while a push query runs closes it and returns to the
