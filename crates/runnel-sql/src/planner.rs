@@ -310,10 +310,12 @@ fn join_side<'a>(catalog: &'a Catalog, relation: &Relation) -> Result<(&'a Sourc
 }
 
 /// A join of two sources: stream–table (INNER, LEFT) on the table's
-/// primary key, or stream–stream (INNER, LEFT, FULL) `WITHIN` a window,
-/// each side re-keyed by its join expression, then `WHERE` and the
-/// projection over the joined row (the left side's columns, then the
-/// right's).
+/// primary key, stream–stream (INNER, LEFT, FULL) `WITHIN` a window, each
+/// stream re-keyed by its join expression unless it is joined on its own
+/// key, or table–table on the right table's primary key (INNER, LEFT and
+/// FULL on both keys; INNER and LEFT on a foreign key taken from the
+/// left's rows); then `WHERE` and the projection over the joined row (the
+/// left side's columns, then the right's).
 fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, log: Arc<ProcessingLog>) -> Result<Plan, SqlError> {
     let (left, left_alias) = join_side(catalog, &join.left)?;
     let (right, right_alias) = join_side(catalog, &join.right)?;
@@ -348,9 +350,7 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
             if join.within.is_some() {
                 return Err(SqlError::invalid("A stream-table join takes no WITHIN clause."));
             }
-            let on_primary_key = right.key.len() == 1
-                && matches!(if compile(b, &right_scope).is_ok() { b.as_ref() } else { a.as_ref() }, Expr::Column { name, .. } if name == &right.key[0].name);
-            if !on_primary_key {
+            if !on_primary_key(right, &right_key) {
                 return Err(SqlError::invalid(format!(
                     "Invalid join condition: stream-table joins require a join on the table's primary key, {}.",
                     right.key.first().map_or("", |c| c.name.as_str())
@@ -365,7 +365,26 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
                 return Err(SqlError::invalid("RIGHT JOIN is not available yet: swap the sides and use LEFT JOIN."));
             }
         }
-        _ => return Err(SqlError::invalid("Joins with a table on the left are not available yet: put the stream on the left.")),
+        (SourceKind::Table, SourceKind::Table) => {
+            if join.within.is_some() {
+                return Err(SqlError::invalid("A table-table join takes no WITHIN clause."));
+            }
+            if join.kind == JoinKind::Right {
+                return Err(SqlError::invalid("RIGHT JOIN is not available yet: swap the sides and use LEFT JOIN."));
+            }
+            if !on_primary_key(right, &right_key) {
+                return Err(SqlError::invalid(format!(
+                    "Invalid join condition: table-table joins require a join on the right table's primary key, {}.",
+                    right.key.first().map_or("", |c| c.name.as_str())
+                )));
+            }
+            if !on_primary_key(left, &left_key) && join.kind == JoinKind::Full {
+                return Err(SqlError::invalid("Invalid join type: full-outer join not supported for foreign-key table-table join."));
+            }
+        }
+        (SourceKind::Table, SourceKind::Stream) => {
+            return Err(SqlError::invalid("Joins with a table on the left and a stream on the right are not available: put the stream on the left."))
+        }
     }
     let mut scope = left_scope.clone();
     scope.columns.extend(right_scope.columns.iter().cloned());
@@ -395,24 +414,34 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
     let compiled_items: Vec<Compiled> = items.iter().map(|(e, _)| compile(e, &scope)).collect::<Result<_, _>>()?;
     // The result's key is the join expression; the item selecting either
     // side's expression names it.
+    // A foreign-key join's result keeps the left table's key instead.
+    let foreign_key = left.kind == SourceKind::Table && !on_primary_key(left, &left_key);
     let is_join_key = |e: &Expr| e == a.as_ref() || e == b.as_ref();
-    let key_item = items.iter().position(|(e, _)| is_join_key(e));
+    let key_item = if foreign_key { compiled_items.iter().position(|c| c.as_column() == Some(0)) } else { items.iter().position(|(e, _)| is_join_key(e)) };
+    let key_type = if foreign_key { left.key[0].sql_type.clone() } else { left_key.sql_type.clone() };
     let key_column = match key_item {
-        Some(position) => (names[position].clone(), left_key.sql_type.clone()),
+        Some(position) => (names[position].clone(), key_type.clone()),
         None if persistent => {
             let shown = match a.as_ref() {
+                _ if foreign_key => left.key[0].name.clone(),
                 Expr::Column { name, .. } => name.clone(),
                 _ => "KSQL_COL_0".into(),
             };
             return Err(SqlError::invalid(format!("Key missing from projection (ie, SELECT). The query used to build the result must include the join expression {shown} in its projection (eg, SELECT {shown}...).")));
         }
-        None => ("KSQL_COL_0".into(), left_key.sql_type.clone()),
+        None => ("KSQL_COL_0".into(), key_type),
     };
     let key_items: Vec<usize> = key_item.into_iter().collect();
     let (values, value_columns) = value_items(compiled_items, &names, &key_items, persistent);
-    let output = OutputSchema { kind: SourceKind::Stream, key: vec![key_column], value: value_columns, window: None };
+    let output = OutputSchema { kind: left.kind, key: vec![key_column], value: value_columns, window: None };
     let join_plan = JoinPlan { right: right.clone(), kind: join.kind, within: join.within, left_key, right_key };
     Ok(Plan { source: left.clone(), join: Some(join_plan), filter, shape: Shape::Project { rekey: None, key: Vec::new(), values }, output, log })
+}
+
+/// Whether a join expression, compiled over its side's row, is nothing
+/// but that side's one key column.
+fn on_primary_key(source: &SourceDef, key: &Compiled) -> bool {
+    source.key.len() == 1 && key.as_column() == Some(0)
 }
 
 fn contains_aggregate(expr: &Expr) -> bool {
@@ -775,7 +804,34 @@ impl Plan {
     /// A table's rows, widened (`ROWTIME` is NULL).
     fn source_table(&self, builder: &StreamsBuilder, source: &SourceDef) -> KTable<Key, Row> {
         let (key_serde, value_serde) = self.source_serdes(source);
-        builder.table(&source.topic, key_serde, value_serde).map_values_with_key(|key, row| widen(key, row, Value::Null))
+        // The widened rows' serde: a foreign-key join writes them.
+        let types: Vec<(String, SqlType)> = input_scope(source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
+        let widened = RowSerde(RowFormat::value(Format::Json, types, &source.topic, self.log.clone()));
+        builder.table(&source.topic, key_serde, value_serde).map_values_with_serde(|key, row| widen(key, row, Value::Null), widened)
+    }
+
+    /// The left table joined with the right one: on both primary keys
+    /// (INNER, LEFT, FULL), or on the right's primary key taken from the
+    /// left's rows (a foreign-key join, INNER or LEFT), keeping the left's
+    /// key. A joined row is the left side's columns, then the right's
+    /// (NULL for a side without a row).
+    fn joined_tables(&self, builder: &StreamsBuilder, left: KTable<Key, Row>, join: &JoinPlan) -> KTable<Key, Row> {
+        let (left_width, right_width) = (input_scope(&self.source, "").columns.len(), input_scope(&join.right, "").columns.len());
+        let right = self.source_table(builder, &join.right);
+        let pad = |row: Option<&Row>, width: usize| row.cloned().unwrap_or_else(|| vec![Value::Null; width]);
+        if on_primary_key(&self.source, &join.left_key) {
+            return match join.kind {
+                JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat()),
+                JoinKind::Full => left.outer_join(&right, move |l: Option<&Row>, r: Option<&Row>| [pad(l, left_width), pad(r, right_width)].concat()),
+                _ => left.join(&right, |l: &Row, r: &Row| [l.clone(), r.clone()].concat()),
+            };
+        }
+        let (key, log) = (join.left_key.clone(), self.log.clone());
+        let foreign_key = move |row: &Row| Key(evaluate(std::slice::from_ref(&key), row, &log));
+        match join.kind {
+            JoinKind::Left => left.left_join_on_foreign_key(&right, foreign_key, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat()),
+            _ => left.join_on_foreign_key(&right, foreign_key, |l: &Row, r: &Row| [l.clone(), r.clone()].concat()),
+        }
     }
 
     /// The left stream joined with the right source: each side re-keyed by
@@ -806,8 +862,7 @@ impl Plan {
         // side's key is in, is partitioned as the other side already (as
         // Kafka requires of co-partitioned topics): it is not repartitioned,
         // as ksqlDB does not repartition it.
-        let on_own_key =
-            |source: &SourceDef, key: &Compiled, format: Format| source.key.len() == 1 && key.as_column() == Some(0) && source.key_format == format;
+        let on_own_key = |source: &SourceDef, key: &Compiled, format: Format| on_primary_key(source, key) && source.key_format == format;
         let left_in_place = match join.right.kind {
             SourceKind::Table => on_own_key(&self.source, &join.left_key, join.right.key_format),
             SourceKind::Stream => {
@@ -849,6 +904,9 @@ impl Plan {
     fn build_on_table(&self, builder: &StreamsBuilder, sink: &SinkSpec, out: &Output<'_>, key_format: RowFormat, value_format: RowFormat) {
         let log = self.log.clone();
         let mut table = self.source_table(builder, &self.source);
+        if let Some(join) = &self.join {
+            table = self.joined_tables(builder, table, join);
+        }
         if let Some(filter) = &self.filter {
             let (filter, log) = (filter.clone(), log.clone());
             table = table.filter(move |_, row| holds(&filter, row, &log));

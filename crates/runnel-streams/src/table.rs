@@ -272,6 +272,13 @@ impl<K: Data + Hash + Eq, V: Data> KTable<K, V> {
         self.derive("KTABLE-MAPVALUES-", None, false, move |k, v| Some(f(k, v)))
     }
 
+    /// A new value for each row from its key and value, with the new
+    /// values' serde (Kafka Streams' `mapValues` with `Materialized.with`),
+    /// for what needs to write the new values: a foreign-key join.
+    pub fn map_values_with_serde<V2: Data, VS: Serde<Value = V2>>(&self, f: impl Fn(&K, &V) -> V2 + Send + Sync + 'static, value_serde: VS) -> KTable<K, V2> {
+        self.derive("KTABLE-MAPVALUES-", Some(Arc::new(value_serde)), false, move |k, v| Some(f(k, v)))
+    }
+
     /// A table computed row by row from this one, without a store of its
     /// own: looked up through this table, and forwarding old values by
     /// asking this table for them. `skip_empty` drops a change whose new
