@@ -20,8 +20,9 @@ fn tour_commands(marker: &str) -> Vec<String> {
 }
 
 /// Runs one tour command as a user would, with the `runnel` under test
-/// first on the path and `serve`'s addresses in the environment.
-fn run_tour_command(serve: &Serve, command: &str) -> std::process::Output {
+/// first on the path and `serve`'s addresses in the environment; returns
+/// what it printed, once it succeeded.
+fn run_tour_command(serve: &Serve, command: &str) -> String {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_runnel")).parent().unwrap().to_path_buf();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut shell = Command::new("sh");
@@ -29,19 +30,14 @@ fn run_tour_command(serve: &Serve, command: &str) -> std::process::Output {
     if let Some(sql) = &serve.sql {
         shell.env("RUNNEL_SQL_SERVER", sql);
     }
-    shell.output().unwrap()
+    let output = shell.output().unwrap();
+    assert!(output.status.success(), "`{command}` failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs every command of a tour in order; returns what each printed.
 fn run_tour(serve: &Serve, commands: &[String]) -> Vec<String> {
-    commands
-        .iter()
-        .map(|command| {
-            let output = run_tour_command(serve, command);
-            assert!(output.status.success(), "`{command}` failed: {}", String::from_utf8_lossy(&output.stderr));
-            String::from_utf8_lossy(&output.stdout).into_owned()
-        })
-        .collect()
+    commands.iter().map(|command| run_tour_command(serve, command)).collect()
 }
 
 #[test]
@@ -103,9 +99,7 @@ fn the_readme_sql_tour_runs() {
 fn pulled_until(serve: &Serve, command: &str, done: impl Fn(&[Vec<String>]) -> bool) -> Vec<Vec<String>> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let output = run_tour_command(serve, command);
-        assert!(output.status.success(), "`{command}` failed: {}", String::from_utf8_lossy(&output.stderr));
-        let rows = table_rows(&String::from_utf8_lossy(&output.stdout));
+        let rows = table_rows(&run_tour_command(serve, command));
         if done(&rows) {
             return rows;
         }
