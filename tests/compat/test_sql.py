@@ -227,6 +227,75 @@ def test_the_course_s_session_table_answers_pull_queries(sql):
     assert rows[0][1] <= rows[0][2]
 
 
+RIDE_AVRO = json.dumps({"type": "record", "name": "Ride", "namespace": "taxi", "fields": [
+    {"name": "VendorID", "type": "string"},
+    {"name": "trip_distance", "type": "double"},
+    {"name": "payment_type", "type": {"type": "enum", "name": "Payment", "symbols": ["P1", "P2", "P3", "P4"]}},
+    {"name": "total_amount", "type": ["null", "double"], "default": None},
+]})
+
+
+def test_avro_rides_in_avro_and_json_schema_tables_out(sql):
+    """confluent-kafka's AvroSerializer writes the rides; a stream declared
+    without columns takes them from the registry; the queries' sinks
+    register ksqlDB's schemas, and confluent-kafka's deserializers read
+    what they write."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    registry = SchemaRegistryClient({"url": sql.registry})
+    serialize = AvroSerializer(registry, RIDE_AVRO)
+    producer = Producer({"bootstrap.servers": sql.bootstrap})
+    for ride in rides():
+        value = {"VendorID": ride["VendorID"], "trip_distance": float(ride["trip_distance"]),
+                 "payment_type": "P" + ride["payment_type"], "total_amount": float(ride["total_amount"])}
+        producer.produce("rides_avro", value=serialize(value, SerializationContext("rides_avro", MessageField.VALUE)))
+    assert producer.flush(30) == 0
+
+    ksql(sql.sql, "CREATE STREAM rides_avro WITH (KAFKA_TOPIC='rides_avro', VALUE_FORMAT='AVRO');")
+    [described] = ksql(sql.sql, "DESCRIBE rides_avro;")
+    fields = [(f["name"], f["schema"]["type"]) for f in described["sourceDescription"]["fields"]]
+    assert fields == [("VENDORID", "STRING"), ("TRIP_DISTANCE", "DOUBLE"), ("PAYMENT_TYPE", "STRING"), ("TOTAL_AMOUNT", "DOUBLE")]
+    assert described["sourceDescription"]["valueFormat"] == "AVRO"
+
+    ksql(sql.sql, "CREATE TABLE avro_fares AS SELECT vendorid, COUNT(*) AS rides, SUM(total_amount) AS total "
+                  "FROM rides_avro GROUP BY vendorid EMIT CHANGES;", EARLIEST)
+    ksql(sql.sql, "CREATE STREAM card_rides WITH (VALUE_FORMAT='JSON_SR') AS SELECT vendorid, total_amount "
+                  "FROM rides_avro WHERE payment_type = 'P1' EMIT CHANGES;", EARLIEST)
+    sink_schema = registry.get_latest_version("AVRO_FARES-value").schema
+    assert sink_schema.schema_type == "AVRO" and '"KsqlDataSourceSchema"' in sink_schema.schema_str
+    assert registry.get_latest_version("CARD_RIDES-value").schema.schema_type == "JSON"
+
+    def read_all(topic, deserialize, count):
+        consumer = Consumer({"bootstrap.servers": sql.bootstrap, "group.id": f"check-{topic}", "auto.offset.reset": "earliest"})
+        consumer.subscribe([topic])
+        records, deadline = [], time.time() + 60
+        try:
+            while len(records) < count and time.time() < deadline:
+                message = consumer.poll(0.5)
+                if message is not None and not message.error():
+                    context = SerializationContext(topic, MessageField.VALUE)
+                    records.append((message.key(), deserialize(message.value(), context)))
+        finally:
+            consumer.close()
+        return records
+
+    all_rides = rides()
+    per_vendor = Counter(r["VendorID"] for r in all_rides)
+    counts = read_all("AVRO_FARES", AvroDeserializer(registry), len(all_rides))
+    latest = {key.decode(): value for key, value in counts}
+    assert {vendor: value["RIDES"] for vendor, value in latest.items()} == dict(per_vendor)
+    for vendor, value in latest.items():
+        expected_total = sum(float(r["total_amount"]) for r in all_rides if r["VendorID"] == vendor)
+        assert abs(value["TOTAL"] - expected_total) < 1e-6
+    card = [r for r in all_rides if r["payment_type"] == "1"]
+    written = read_all("CARD_RIDES", JSONDeserializer(None, schema_registry_client=registry), len(card))
+    assert sorted(value["TOTAL_AMOUNT"] for _, value in written) == sorted(float(r["total_amount"]) for r in card)
+    assert {value["VENDORID"] for _, value in written} == {r["VendorID"] for r in card}
+
+
 def test_inserts_stream_acknowledges_each_row(sql):
     ksql(sql.sql, "CREATE STREAM tips (driver VARCHAR KEY, tip DOUBLE) WITH (KAFKA_TOPIC='tips', PARTITIONS=2, VALUE_FORMAT='JSON');")
     lines = [{"target": "TIPS"}, {"DRIVER": "ann", "TIP": 2.5}, {"driver": "bob", "tip": 1}, {"TIP": "not a number"}]

@@ -3,27 +3,10 @@
 //! the protobuf-encoded message. Messages are built from JSON and shown as
 //! JSON through `prost-reflect`, with schemas compiled by `protox`.
 
-use std::collections::HashMap;
-
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
-use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
-use runnel_streams::registry::{message_indexes, put_message_indexes, split_wire, take_message_indexes, wire};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use runnel_streams::registry::{compile_protobuf, message_indexes, protobuf_message, put_message_indexes, split_wire, take_message_indexes, wire};
 use serde_json::Value;
-
-const MAIN_FILE: &str = "schema.proto";
-
-/// Schema sources by import name.
-struct Sources(HashMap<String, String>);
-
-impl FileResolver for Sources {
-    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match self.0.get(name) {
-            Some(source) => File::from_source(name, source),
-            None => Err(protox::Error::file_not_found(name)),
-        }
-    }
-}
 
 /// A compiled schema file and one of its messages.
 pub struct ProtoSchema {
@@ -32,38 +15,17 @@ pub struct ProtoSchema {
     indexes: Vec<i64>,
 }
 
-/// Compiles `source` (with `references`: import name → source).
-fn compile(source: &str, references: &[(String, String)]) -> Result<DescriptorPool, String> {
-    let mut sources: HashMap<String, String> = references.iter().cloned().collect();
-    sources.insert(MAIN_FILE.to_string(), source.to_string());
-    let mut resolver = ChainFileResolver::new();
-    resolver.add(Sources(sources));
-    resolver.add(GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.open_file(MAIN_FILE).map_err(|e| e.to_string())?;
-    Ok(compiler.descriptor_pool())
-}
-
-/// The message at `indexes` (a path from the file's top-level messages).
-fn message_at(pool: &DescriptorPool, indexes: &[i64]) -> Result<MessageDescriptor, String> {
-    let file = pool.get_file_by_name(MAIN_FILE).ok_or("the schema file did not compile")?;
-    let mut candidates: Vec<MessageDescriptor> = file.messages().collect();
-    let mut message = None;
-    for index in indexes {
-        let found =
-            usize::try_from(*index).ok().and_then(|i| candidates.get(i).cloned()).ok_or_else(|| format!("the schema has no message at index {index}"))?;
-        candidates = found.child_messages().collect();
-        message = Some(found);
-    }
-    message.ok_or_else(|| "no message index".to_string())
+/// The message at `indexes` of `source` compiled with `references`.
+fn compiled_message(source: &str, references: &[(String, String)], indexes: &[i64]) -> Result<MessageDescriptor, String> {
+    let pool = compile_protobuf(source, references).map_err(|e| e.to_string())?;
+    protobuf_message(&pool, indexes).map_err(|e| e.to_string())
 }
 
 impl ProtoSchema {
     /// The schema's `message` (or its first message).
     pub fn new(source: &str, references: &[(String, String)], message: Option<&str>) -> Result<ProtoSchema, String> {
-        let pool = compile(source, references)?;
         let indexes = message_indexes(source, message).map_err(|e| e.to_string())?;
-        Ok(ProtoSchema { message: message_at(&pool, &indexes)?, indexes })
+        Ok(ProtoSchema { message: compiled_message(source, references, &indexes)?, indexes })
     }
 
     /// Encodes a JSON value as this message, in the wire format.
@@ -85,7 +47,7 @@ pub fn split(bytes: &[u8]) -> Result<(i32, Vec<i64>, &[u8]), String> {
 
 /// Decodes a message body with `source`'s message at `indexes` into JSON.
 pub fn decode(source: &str, references: &[(String, String)], indexes: &[i64], body: &[u8]) -> Result<Value, String> {
-    let message = message_at(&compile(source, references)?, indexes)?;
+    let message = compiled_message(source, references, indexes)?;
     let decoded = DynamicMessage::decode(message, body).map_err(|e| format!("cannot decode: {e}"))?;
     serde_json::to_value(&decoded).map_err(|e| e.to_string())
 }

@@ -2,10 +2,13 @@
 //! keys and formats, checked as ksqlDB checks them when they are created.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::ast::{ColumnDef, ColumnRole, Literal, SourceKind};
 use crate::error::SqlError;
-use crate::format::Format;
+use crate::format::{Format, RowFormat};
+use crate::row::ProcessingLog;
+use crate::schema::{columns_of, schema_for, BoundSchema, RegisteredSchema, SchemaRegistry};
 use crate::types::SqlType;
 
 /// Columns every row has without being declared.
@@ -61,6 +64,89 @@ pub struct SourceDef {
     pub window: Option<KeyWindow>,
     /// A `CREATE SOURCE` stream or table, which queries only read.
     pub read_only: bool,
+    /// The registry schema of keys in AVRO, PROTOBUF or JSON_SR.
+    pub key_schema: Option<Arc<BoundSchema>>,
+    /// The registry schema of values in AVRO, PROTOBUF or JSON_SR.
+    pub value_schema: Option<Arc<BoundSchema>>,
+}
+
+/// Where a source's schemas are bound: the registry, and whether the
+/// source is written to (so a schema is registered for columns the
+/// subject has none for yet).
+struct Binding<'r> {
+    registry: Option<&'r Arc<dyn SchemaRegistry>>,
+    writes: bool,
+}
+
+impl Binding<'_> {
+    /// Registers the schema of `columns` in `format` under `subject` and
+    /// binds to it; `single` makes a lone key column's bare schema.
+    fn register(&self, format: Format, subject: String, columns: &[(String, SqlType)], single: bool) -> Result<Arc<BoundSchema>, SqlError> {
+        let registry = self.registry(format)?;
+        let (kind, text) = schema_for(format, columns, single)?;
+        let id = registry.register(&subject, kind, &text).map_err(|e| SqlError::invalid(format!("Could not register schema for subject {subject}: {e}")))?;
+        let registered = RegisteredSchema { id, schema_type: kind.to_string(), schema: text };
+        BoundSchema::new(subject, registry.clone(), Some(&registered)).map(Arc::new).map_err(SqlError::invalid)
+    }
+
+    fn registry(&self, format: Format) -> Result<&Arc<dyn SchemaRegistry>, SqlError> {
+        self.registry.ok_or_else(|| {
+            SqlError::invalid(format!("The {} format needs a schema registry: set ksql.schema.registry.url (runnel sql-server --registry URL).", format.name()))
+        })
+    }
+
+    /// The schema of `subject` for `columns` in `format`: the one
+    /// `schema_id` names, else the subject's latest; columns left empty
+    /// are taken from it. A new subject gets a schema made from the
+    /// columns, if the source is written to. `single_name` names a key's
+    /// lone column when its schema is a bare value.
+    fn bind(
+        &self,
+        format: Format,
+        subject: String,
+        schema_id: Option<i64>,
+        columns: &mut Vec<Column>,
+        single_name: Option<&str>,
+    ) -> Result<Arc<BoundSchema>, SqlError> {
+        let registry = self.registry(format)?;
+        let failed = |e: String| SqlError::invalid(format!("Schema registry: {e}"));
+        let registered = match schema_id {
+            Some(id) => {
+                let id = i32::try_from(id).map_err(|_| SqlError::invalid(format!("No schema has the id {id}.")))?;
+                Some(registry.schema(id).map_err(failed)?)
+            }
+            None => registry.latest(&subject).map_err(failed)?,
+        };
+        if let Some(found) = registered.as_ref().filter(|r| Some(r.schema_type.as_str()) != format.schema_type()) {
+            return Err(SqlError::invalid(format!(
+                "The schema {} of subject {subject} is {}, which the {} format cannot read.",
+                found.id,
+                found.schema_type,
+                format.name()
+            )));
+        }
+        let registered = match registered {
+            Some(registered) => {
+                if columns.is_empty() {
+                    *columns = columns_of(&registered, single_name)?.into_iter().map(|(name, sql_type)| Column { name, sql_type }).collect();
+                }
+                Some(registered)
+            }
+            None if columns.is_empty() => {
+                let what = if single_name.is_some() { "keys" } else { "values" };
+                let topic = subject.rsplit_once('-').map_or(subject.as_str(), |(topic, _)| topic);
+                return Err(SqlError::invalid(format!(
+                    "Schema for message {what} on topic '{topic}' does not exist in the Schema Registry.\nSubject: {subject}"
+                )));
+            }
+            None if self.writes => {
+                let pairs: Vec<(String, SqlType)> = columns.iter().map(|c| (c.name.clone(), c.sql_type.clone())).collect();
+                return self.register(format, subject, &pairs, single_name.is_some());
+            }
+            None => None,
+        };
+        BoundSchema::new(subject, registry.clone(), registered.as_ref()).map(Arc::new).map_err(SqlError::invalid)
+    }
 }
 
 impl SourceDef {
@@ -74,8 +160,40 @@ impl SourceDef {
         self.value.iter().map(|c| (c.name.clone(), c.sql_type.clone())).collect()
     }
 
-    /// The source a `CREATE STREAM|TABLE` statement declares.
-    pub fn declared(kind: SourceKind, name: &str, columns: &[ColumnDef], properties: &[(String, Literal)], read_only: bool) -> Result<SourceDef, SqlError> {
+    /// How its keys are read and written.
+    pub fn key_row_format(&self, log: Arc<ProcessingLog>) -> RowFormat {
+        RowFormat::key(self.key_format, self.key_columns(), &self.topic, log).with_schema(self.key_schema.clone())
+    }
+
+    /// How its values are read and written.
+    pub fn value_row_format(&self, log: Arc<ProcessingLog>) -> RowFormat {
+        RowFormat::value(self.value_format, self.value_columns(), &self.topic, log).with_schema(self.value_schema.clone())
+    }
+
+    /// Registers the schemas a query writing into this new sink writes
+    /// with, made from its columns, for AVRO, PROTOBUF and JSON_SR.
+    pub fn register_sink_schemas(&mut self, registry: Option<&Arc<dyn SchemaRegistry>>) -> Result<(), SqlError> {
+        let binding = Binding { registry, writes: true };
+        if self.value_format.uses_registry() {
+            self.value_schema = Some(binding.register(self.value_format, format!("{}-value", self.topic), &self.value_columns(), false)?);
+        }
+        if self.key_format.uses_registry() && !self.key.is_empty() {
+            self.key_schema = Some(binding.register(self.key_format, format!("{}-key", self.topic), &self.key_columns(), true)?);
+        }
+        Ok(())
+    }
+
+    /// The source a `CREATE STREAM|TABLE` statement declares. Columns it
+    /// leaves out of AVRO, PROTOBUF and JSON_SR keys or values come from
+    /// the topic's subjects in `registry`.
+    pub fn declared(
+        kind: SourceKind,
+        name: &str,
+        columns: &[ColumnDef],
+        properties: &[(String, Literal)],
+        read_only: bool,
+        registry: Option<&Arc<dyn SchemaRegistry>>,
+    ) -> Result<SourceDef, SqlError> {
         let mut seen: Vec<&str> = Vec::new();
         let (mut key, mut value) = (Vec::new(), Vec::new());
         for column in columns {
@@ -101,14 +219,6 @@ impl SourceDef {
                 }
             }
         }
-        if kind == SourceKind::Table && key.is_empty() {
-            return Err(SqlError::invalid("Tables require a PRIMARY KEY. Please define the PRIMARY KEY."));
-        }
-        if columns.is_empty() {
-            return Err(SqlError::invalid(
-                "The statement does not define any columns: schemas from the registry (AVRO, PROTOBUF, JSON_SR) are not available yet.",
-            ));
-        }
         let properties = Properties::new(properties)?;
         let topic =
             properties.string("KAFKA_TOPIC")?.ok_or_else(|| SqlError::invalid("Missing required property \"KAFKA_TOPIC\" which has no default value."))?;
@@ -124,8 +234,25 @@ impl SourceDef {
             partitions: None,
             window: None,
             read_only,
+            key_schema: None,
+            value_schema: None,
         };
         properties.apply(&mut source, true)?;
+        let binding = Binding { registry, writes: !read_only };
+        if source.value_format.uses_registry() {
+            let subject = format!("{}-value", source.topic);
+            source.value_schema = Some(binding.bind(source.value_format, subject, properties.integer("VALUE_SCHEMA_ID")?, &mut source.value, None)?);
+        }
+        if source.key_format.uses_registry() {
+            let subject = format!("{}-key", source.topic);
+            source.key_schema = Some(binding.bind(source.key_format, subject, properties.integer("KEY_SCHEMA_ID")?, &mut source.key, Some("ROWKEY"))?);
+        }
+        if kind == SourceKind::Table && source.key.is_empty() {
+            return Err(SqlError::invalid("Tables require a PRIMARY KEY. Please define the PRIMARY KEY."));
+        }
+        if source.key.is_empty() && source.value.is_empty() {
+            return Err(SqlError::invalid("The statement does not define any columns."));
+        }
         source.check()?;
         Ok(source)
     }
@@ -177,6 +304,8 @@ const KNOWN: &[&str] = &[
     "RETENTION_MS",
     "WINDOW_TYPE",
     "WINDOW_SIZE",
+    "KEY_SCHEMA_ID",
+    "VALUE_SCHEMA_ID",
 ];
 
 impl Properties {
@@ -292,7 +421,7 @@ mod tests {
 
     fn declare(text: &str) -> Result<SourceDef, SqlError> {
         match parse(text)?.remove(0).statement {
-            Statement::CreateSource { kind, name, columns, properties, source, .. } => SourceDef::declared(kind, &name, &columns, &properties, source),
+            Statement::CreateSource { kind, name, columns, properties, source, .. } => SourceDef::declared(kind, &name, &columns, &properties, source, None),
             other => panic!("{other:?}"),
         }
     }

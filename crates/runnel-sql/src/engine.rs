@@ -14,6 +14,7 @@ use crate::error::SqlError;
 use crate::parser::parse;
 use crate::planner::{plan, Plan, SinkSpec};
 use crate::row::ProcessingLog;
+use crate::schema::SchemaRegistry;
 
 /// A query that runs until it is terminated, writing into a stream or
 /// table of the catalog.
@@ -90,12 +91,20 @@ pub struct Engine {
     pub properties: BTreeMap<String, String>,
     /// `DEFINE`d variables.
     pub variables: BTreeMap<String, String>,
+    /// Where AVRO, PROTOBUF and JSON_SR schemas are found and registered.
+    registry: Option<Arc<dyn SchemaRegistry>>,
 }
 
 impl Engine {
     /// An engine with an empty catalog.
     pub fn new() -> Engine {
         Engine::default()
+    }
+
+    /// An engine whose AVRO, PROTOBUF and JSON_SR sources and sinks use
+    /// the schemas in `registry`.
+    pub fn with_registry(registry: Arc<dyn SchemaRegistry>) -> Engine {
+        Engine { registry: Some(registry), ..Engine::default() }
     }
 
     /// The catalog.
@@ -168,7 +177,7 @@ impl Engine {
                 if !self.may_create(*kind, name, *or_replace, *if_not_exists)? {
                     return Ok(Outcome::Created { name: name.clone(), kind: *kind });
                 }
-                let declared = SourceDef::declared(*kind, name, columns, properties, *source)?;
+                let declared = SourceDef::declared(*kind, name, columns, properties, *source, self.registry.as_ref())?;
                 self.catalog.put(declared);
                 Ok(Outcome::Created { name: name.clone(), kind: *kind })
             }
@@ -199,6 +208,8 @@ impl Engine {
                     partitions: from.partitions,
                     window: planned.output.window,
                     read_only: false,
+                    key_schema: None,
+                    value_schema: None,
                 };
                 let with = Properties::new(properties)?;
                 if let Some(topic) = with.string("KAFKA_TOPIC")? {
@@ -209,10 +220,11 @@ impl Engine {
                     sink.key_format = crate::format::Format::Json;
                 }
                 sink.check()?;
+                sink.register_sink_schemas(self.registry.as_ref())?;
                 let prefix = if *kind == SourceKind::Stream { "CSAS" } else { "CTAS" };
                 let id = format!("{prefix}_{name}_{}", self.next_query);
                 self.next_query += 1;
-                let spec = SinkSpec { topic: sink.topic.clone(), key_format: sink.key_format, value_format: sink.value_format };
+                let spec = SinkSpec::of(&sink);
                 self.queries.retain(|q| q.sink_name != *name || q.id.starts_with("INSERTQUERY"));
                 self.catalog.put(sink);
                 self.queries.push(PersistentQuery { id: id.clone(), statement: parsed.text.clone(), sink_name: name.clone(), plan: planned, sink: spec });
@@ -231,7 +243,7 @@ impl Engine {
                 }
                 let id = format!("INSERTQUERY_{}", self.next_query);
                 self.next_query += 1;
-                let spec = SinkSpec { topic: sink.topic.clone(), key_format: sink.key_format, value_format: sink.value_format };
+                let spec = SinkSpec::of(&sink);
                 self.queries.push(PersistentQuery { id: id.clone(), statement: parsed.text.clone(), sink_name: target.clone(), plan: planned, sink: spec });
                 Ok(Outcome::Started { query: id })
             }
@@ -299,7 +311,6 @@ impl Engine {
     /// values are the key columns then the value columns, in order.
     pub fn values_record(&self, target: &str, columns: &[String], values: &[crate::ast::Expr], now: i64) -> Result<ValuesRecord, SqlError> {
         use crate::eval::{cast, compile, Eval, Scope};
-        use crate::format::RowFormat;
         use crate::value::Value;
         let sink = self.catalog.get(target)?;
         if sink.read_only {
@@ -334,14 +345,10 @@ impl Engine {
                 .ok_or_else(|| SqlError::invalid(format!("Expected type {} for field {name} but got {evaluated}", column.sql_type)))?;
         }
         let log = self.log.clone();
-        let key_bytes = RowFormat::key(sink.key_format, sink.key_columns(), &sink.topic, log.clone());
-        let value_bytes = RowFormat::value(sink.value_format, sink.value_columns(), &sink.topic, log);
-        Ok(ValuesRecord {
-            topic: sink.topic.clone(),
-            key: if key.iter().all(Value::is_null) { None } else { key_bytes.write(&key) },
-            value: value_bytes.write(&value),
-            timestamp,
-        })
+        let refused = |e: String| SqlError::invalid(format!("Failed to insert values into '{target}'. {e}"));
+        let key = if key.iter().all(Value::is_null) { None } else { sink.key_row_format(log.clone()).try_write(&key).map_err(refused)? };
+        let value = sink.value_row_format(log).try_write(&value).map_err(refused)?;
+        Ok(ValuesRecord { topic: sink.topic.clone(), key, value, timestamp })
     }
 
     /// Every persistent query's nodes in one topology (as the test driver

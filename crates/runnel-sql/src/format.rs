@@ -1,5 +1,6 @@
 //! Keys and values on the wire, in ksqlDB's formats: JSON, KAFKA (one
-//! primitive in Kafka's serializer encoding), DELIMITED and NONE.
+//! primitive in Kafka's serializer encoding), DELIMITED, NONE, and AVRO,
+//! PROTOBUF and JSON_SR through a Schema Registry (see [`crate::schema`]).
 //!
 //! Reading follows ksqlDB's deserializers: JSON fields match columns
 //! case-insensitively, a JSON number read into a `VARCHAR` becomes its
@@ -10,12 +11,14 @@
 
 use std::sync::Arc;
 
+use runnel_streams::registry::split_wire;
 use runnel_streams::serde::{Serde, SerdeError};
 use serde_json::Value as Json;
 
 use crate::error::SqlError;
 use crate::functions::{base64_encode, write_json, write_json_string};
 use crate::row::{Key, ProcessingLog, Row};
+use crate::schema::BoundSchema;
 use crate::time;
 use crate::types::SqlType;
 use crate::value::{Decimal, Value};
@@ -33,6 +36,12 @@ pub enum Format {
     Delimited,
     /// No key.
     None,
+    /// Avro, its schema in a Schema Registry.
+    Avro,
+    /// Protobuf, its schema in a Schema Registry.
+    Protobuf,
+    /// JSON, its JSON Schema in a Schema Registry.
+    JsonSr,
 }
 
 impl Format {
@@ -43,9 +52,10 @@ impl Format {
             "KAFKA" => Ok(Format::Kafka),
             "DELIMITED" => Ok(Format::Delimited),
             "NONE" => Ok(Format::None),
-            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => {
-                Err(SqlError::invalid(format!("The format {name} is not available yet: use JSON, KAFKA, DELIMITED or NONE.")))
-            }
+            "AVRO" => Ok(Format::Avro),
+            "PROTOBUF" => Ok(Format::Protobuf),
+            "JSON_SR" => Ok(Format::JsonSr),
+            "PROTOBUF_NOSR" => Err(SqlError::invalid("The format PROTOBUF_NOSR is not available yet: use PROTOBUF, with the registry.")),
             _ => Err(SqlError::invalid(format!("Unknown format: {name}"))),
         }
     }
@@ -57,6 +67,24 @@ impl Format {
             Format::Kafka => "KAFKA",
             Format::Delimited => "DELIMITED",
             Format::None => "NONE",
+            Format::Avro => "AVRO",
+            Format::Protobuf => "PROTOBUF",
+            Format::JsonSr => "JSON_SR",
+        }
+    }
+
+    /// Whether its schemas live in a Schema Registry.
+    pub fn uses_registry(self) -> bool {
+        self.schema_type().is_some()
+    }
+
+    /// The registry's name for the type of its schemas.
+    pub fn schema_type(self) -> Option<&'static str> {
+        match self {
+            Format::Avro => Some("AVRO"),
+            Format::Protobuf => Some("PROTOBUF"),
+            Format::JsonSr => Some("JSON"),
+            _ => None,
         }
     }
 
@@ -96,6 +124,8 @@ pub struct RowFormat {
     /// Each column's name as a JSON object key with its colon, written
     /// once rather than per record.
     json_keys: Arc<Vec<String>>,
+    /// The registry schema of AVRO, PROTOBUF and JSON_SR rows.
+    schema: Option<Arc<BoundSchema>>,
 }
 
 /// `"NAME":` for each column.
@@ -116,12 +146,30 @@ fn json_keys(columns: &[(String, SqlType)]) -> Arc<Vec<String>> {
 impl RowFormat {
     /// The format of a key of `columns` on `topic`.
     pub fn key(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
-        RowFormat { format, json_keys: json_keys(&columns), columns: Arc::new(columns), unwrap_single: true, log, topic: topic.into(), read: None }
+        RowFormat {
+            format,
+            json_keys: json_keys(&columns),
+            columns: Arc::new(columns),
+            unwrap_single: true,
+            log,
+            topic: topic.into(),
+            read: None,
+            schema: None,
+        }
     }
 
     /// The format of a value of `columns` on `topic`.
     pub fn value(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
-        RowFormat { format, json_keys: json_keys(&columns), columns: Arc::new(columns), unwrap_single: false, log, topic: topic.into(), read: None }
+        RowFormat {
+            format,
+            json_keys: json_keys(&columns),
+            columns: Arc::new(columns),
+            unwrap_single: false,
+            log,
+            topic: topic.into(),
+            read: None,
+            schema: None,
+        }
     }
 
     /// The same format, reading only the columns marked in `read` (one
@@ -131,13 +179,34 @@ impl RowFormat {
         RowFormat { read: (!all).then(|| Arc::new(read)), ..self }
     }
 
+    /// The same format, with the registry schema rows are written with
+    /// and read through (for AVRO, PROTOBUF and JSON_SR).
+    pub fn with_schema(self, schema: Option<Arc<BoundSchema>>) -> RowFormat {
+        RowFormat { schema, ..self }
+    }
+
+    /// Whether a lone column is written bare rather than in a record;
+    /// Protobuf has no bare values.
+    fn single(&self) -> bool {
+        self.unwrap_single && self.columns.len() == 1 && self.format != Format::Protobuf
+    }
+
     fn problem(&self, column: &str, message: impl std::fmt::Display) {
         self.log.record(format!("topic {}: column {column}: {message}", self.topic));
     }
 
-    /// Bytes of a row.
+    /// Bytes of a row; a row its registry schema cannot hold is reported
+    /// to the processing log and written as nothing.
     pub fn write(&self, row: &[Value]) -> Option<Vec<u8>> {
-        match self.format {
+        self.try_write(row).unwrap_or_else(|e| {
+            self.problem("*", format!("cannot write the row: {e}"));
+            None
+        })
+    }
+
+    /// Bytes of a row, or why its registry schema cannot hold it.
+    pub fn try_write(&self, row: &[Value]) -> Result<Option<Vec<u8>>, String> {
+        Ok(match self.format {
             Format::None => None,
             Format::Kafka => match row.first() {
                 None | Some(Value::Null) => None,
@@ -153,21 +222,34 @@ impl RowFormat {
             }
             Format::Json => {
                 let mut out = String::with_capacity(16 * (self.columns.len() + 1));
-                if self.unwrap_single && self.columns.len() == 1 {
-                    write_json(&row[0], &mut out);
-                } else {
-                    out.push('{');
-                    for (i, (key, value)) in self.json_keys.iter().zip(row).enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        out.push_str(key);
-                        write_json(value, &mut out);
-                    }
-                    out.push('}');
-                }
+                self.write_json_text(row, &mut out);
                 Some(out.into_bytes())
             }
+            Format::Avro | Format::Protobuf | Format::JsonSr => {
+                let schema = self.schema.as_ref().ok_or_else(|| format!("topic {}: no schema to write with", self.topic))?;
+                let written = schema.write(row, &self.columns, self.single(), |out| {
+                    let mut text = String::with_capacity(16 * (self.columns.len() + 1));
+                    self.write_json_text(row, &mut text);
+                    out.extend_from_slice(text.as_bytes());
+                });
+                Some(written?)
+            }
+        })
+    }
+
+    fn write_json_text(&self, row: &[Value], out: &mut String) {
+        if self.unwrap_single && self.columns.len() == 1 {
+            write_json(&row[0], out);
+        } else {
+            out.push('{');
+            for (i, (key, value)) in self.json_keys.iter().zip(row).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(key);
+                write_json(value, out);
+            }
+            out.push('}');
         }
     }
 
@@ -195,44 +277,62 @@ impl RowFormat {
                 }
                 Ok(Some(self.columns.iter().zip(fields).map(|((name, ty), field)| self.read_text(name, ty, field)).collect()))
             }
-            Format::Json => {
-                if !(self.unwrap_single && self.columns.len() == 1) {
-                    // The fast path: an object's fields read straight into
-                    // the columns, with no tree of the whole value; other
-                    // values take the path below, which explains them.
-                    if let Ok(fields) = read_object(bytes, &self.columns, self.read.as_deref().map(Vec::as_slice)) {
-                        return Ok(Some(
-                            self.columns
-                                .iter()
-                                .zip(fields)
-                                .map(|((name, ty), field)| match field {
-                                    Some(Json::String(text)) if *ty == SqlType::String => Value::String(text),
-                                    Some(field) => self.read_json(name, ty, &field),
-                                    None => Value::Null,
-                                })
-                                .collect(),
-                        ));
-                    }
-                }
-                let json: Json = serde_json::from_slice(bytes).map_err(|e| SerdeError::Json(e.to_string()))?;
-                if self.unwrap_single && self.columns.len() == 1 {
-                    let (name, ty) = &self.columns[0];
-                    return Ok(Some(vec![self.read_json(name, ty, &json)]));
-                }
-                let Json::Object(fields) = &json else {
-                    return Err(SerdeError::Json(format!("expected a JSON object, got {json}")));
-                };
+            Format::Json => self.read_json_bytes(bytes).map(Some),
+            Format::JsonSr => self.read_json_bytes(split_wire(bytes)?.1).map(Some),
+            Format::Avro | Format::Protobuf => {
+                let schema = self.schema.as_ref().ok_or_else(|| SerdeError::Schema(format!("topic {}: no schema registry to read with", self.topic)))?;
+                let columns = schema.read(bytes, &self.columns, self.single())?;
                 Ok(Some(
                     self.columns
                         .iter()
-                        .map(|(name, ty)| {
-                            let field = fields.get(name).or_else(|| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
-                            field.map_or(Value::Null, |f| self.read_json(name, ty, f))
+                        .zip(columns)
+                        .map(|((name, _), column)| {
+                            column.unwrap_or_else(|e| {
+                                self.problem(name, e);
+                                Value::Null
+                            })
                         })
                         .collect(),
                 ))
             }
         }
+    }
+
+    /// A row from JSON.
+    fn read_json_bytes(&self, bytes: &[u8]) -> Result<Row, SerdeError> {
+        if !(self.unwrap_single && self.columns.len() == 1) {
+            // The fast path: an object's fields read straight into
+            // the columns, with no tree of the whole value; other
+            // values take the path below, which explains them.
+            if let Ok(fields) = read_object(bytes, &self.columns, self.read.as_deref().map(Vec::as_slice)) {
+                return Ok(self
+                    .columns
+                    .iter()
+                    .zip(fields)
+                    .map(|((name, ty), field)| match field {
+                        Some(Json::String(text)) if *ty == SqlType::String => Value::String(text),
+                        Some(field) => self.read_json(name, ty, &field),
+                        None => Value::Null,
+                    })
+                    .collect());
+            }
+        }
+        let json: Json = serde_json::from_slice(bytes).map_err(|e| SerdeError::Json(e.to_string()))?;
+        if self.unwrap_single && self.columns.len() == 1 {
+            let (name, ty) = &self.columns[0];
+            return Ok(vec![self.read_json(name, ty, &json)]);
+        }
+        let Json::Object(fields) = &json else {
+            return Err(SerdeError::Json(format!("expected a JSON object, got {json}")));
+        };
+        Ok(self
+            .columns
+            .iter()
+            .map(|(name, ty)| {
+                let field = fields.get(name).or_else(|| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
+                field.map_or(Value::Null, |f| self.read_json(name, ty, f))
+            })
+            .collect())
     }
 
     fn read_text(&self, column: &str, ty: &SqlType, text: String) -> Value {
@@ -564,7 +664,8 @@ mod tests {
         assert!(Format::Kafka.check(&two, "key").is_err());
         assert!(Format::Kafka.check(&[("A".into(), SqlType::Boolean)], "key").is_err());
         assert!(Format::Delimited.check(&[("A".into(), SqlType::Array(Box::new(SqlType::Int)))], "value").is_err());
-        assert!(Format::parse("AVRO").is_err() && Format::parse("XML").is_err());
+        assert!(Format::parse("PROTOBUF_NOSR").is_err() && Format::parse("XML").is_err());
+        assert_eq!(Format::parse("avro").unwrap(), Format::Avro);
         assert_eq!(Format::parse("json").unwrap(), Format::Json);
     }
 }

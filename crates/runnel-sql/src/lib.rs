@@ -34,6 +34,7 @@ pub mod lexer;
 pub mod parser;
 pub mod planner;
 pub mod row;
+pub mod schema;
 pub mod service;
 pub mod time;
 pub mod types;

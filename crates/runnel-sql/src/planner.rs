@@ -25,6 +25,7 @@ use crate::eval::{compile, ColumnRef, Compiled, Eval, Scope};
 use crate::format::{Format, KeySerde, RowFormat, RowSerde};
 use crate::functions;
 use crate::row::{Key, ProcessingLog, Row};
+use crate::schema::BoundSchema;
 use crate::time;
 use crate::types::SqlType;
 use crate::value::Value;
@@ -55,6 +56,23 @@ pub struct SinkSpec {
     pub key_format: Format,
     /// The values' format.
     pub value_format: Format,
+    /// The registry schema keys are written with (AVRO, PROTOBUF, JSON_SR).
+    pub key_schema: Option<Arc<BoundSchema>>,
+    /// The registry schema values are written with.
+    pub value_schema: Option<Arc<BoundSchema>>,
+}
+
+impl SinkSpec {
+    /// Writing into `sink`.
+    pub fn of(sink: &SourceDef) -> SinkSpec {
+        SinkSpec {
+            topic: sink.topic.clone(),
+            key_format: sink.key_format,
+            value_format: sink.value_format,
+            key_schema: sink.key_schema.clone(),
+            value_schema: sink.value_schema.clone(),
+        }
+    }
 }
 
 /// A row a push query hands its client: the key columns, the window for
@@ -690,8 +708,8 @@ impl Plan {
     }
 
     fn source_serdes(&self, source: &SourceDef) -> (KeySerde, RowSerde) {
-        let key_serde = KeySerde(RowFormat::key(source.key_format, source.key_columns(), &source.topic, self.log.clone()));
-        let value_serde = RowSerde(RowFormat::value(source.value_format, source.value_columns(), &source.topic, self.log.clone()));
+        let key_serde = KeySerde(source.key_row_format(self.log.clone()));
+        let value_serde = RowSerde(source.value_row_format(self.log.clone()));
         (key_serde, value_serde)
     }
 
@@ -752,11 +770,13 @@ impl Plan {
         let log = self.log.clone();
         let sink = match out {
             Output::Topic(sink) => (*sink).clone(),
-            Output::Rows(_) => SinkSpec { topic: self.source.topic.clone(), key_format: Format::Json, value_format: Format::Json },
+            Output::Rows(_) => {
+                SinkSpec { topic: self.source.topic.clone(), key_format: Format::Json, value_format: Format::Json, key_schema: None, value_schema: None }
+            }
         };
         let sink = &sink;
-        let key_format = RowFormat::key(sink.key_format, self.output.key.clone(), &sink.topic, log.clone());
-        let value_format = RowFormat::value(sink.value_format, self.output.value.clone(), &sink.topic, log.clone());
+        let key_format = RowFormat::key(sink.key_format, self.output.key.clone(), &sink.topic, log.clone()).with_schema(sink.key_schema.clone());
+        let value_format = RowFormat::value(sink.value_format, self.output.value.clone(), &sink.topic, log.clone()).with_schema(sink.value_schema.clone());
         if self.source.kind == SourceKind::Table {
             self.build_on_table(builder, sink, out, key_format, value_format);
             return;

@@ -35,6 +35,11 @@ fn registry_error(message: impl std::fmt::Display) -> SerdeError {
 
 /// Calls the registry's REST API; its errors become their message.
 fn call(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<Value, SerdeError> {
+    call_allowing_missing(base, method, path, body)?.ok_or_else(|| registry_error(format!("schema registry answered 404 to {path}")))
+}
+
+/// [`call`], with a 404 answer (no such subject, version or id) as `None`.
+fn call_allowing_missing(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<Option<Value>, SerdeError> {
     let url = format!("{base}{path}");
     let request = ureq::request(method, &url).set("Content-Type", "application/vnd.schemaregistry.v1+json");
     let result = match body {
@@ -42,7 +47,8 @@ fn call(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<Val
         None => request.call(),
     };
     match result {
-        Ok(response) => response.into_json().map_err(|e| registry_error(format!("bad answer from {url}: {e}"))),
+        Ok(response) => response.into_json().map(Some).map_err(|e| registry_error(format!("bad answer from {url}: {e}"))),
+        Err(ureq::Error::Status(404, _)) => Ok(None),
         Err(ureq::Error::Status(code, response)) => {
             let body: Value = response.into_json().unwrap_or_default();
             Err(registry_error(format!("schema registry answered {code}: {}", body.get("message").and_then(Value::as_str).unwrap_or("no message"))))
@@ -55,6 +61,60 @@ fn call(base: &str, method: &str, path: &str, body: Option<Value>) -> Result<Val
 fn register(base: &str, subject: &str, schema: &str, schema_type: &str) -> Result<i32, SerdeError> {
     let answer = call(base, "POST", &format!("/subjects/{subject}/versions"), Some(json!({ "schema": schema, "schemaType": schema_type })))?;
     Ok(answer["id"].as_i64().ok_or_else(|| registry_error("the registry answered without an id"))? as i32)
+}
+
+/// A schema as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    /// Its id, the one values in the wire format carry.
+    pub id: i32,
+    /// `AVRO`, `PROTOBUF` or `JSON`.
+    pub schema_type: String,
+    /// The schema's text.
+    pub schema: String,
+}
+
+impl RegisteredSchema {
+    fn from_answer(id: i32, answer: &Value) -> RegisteredSchema {
+        RegisteredSchema {
+            id,
+            schema_type: answer["schemaType"].as_str().unwrap_or("AVRO").to_string(),
+            schema: answer["schema"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+}
+
+/// A Schema Registry's REST API, for programs that look schemas up by
+/// subject or id and register their own (the serdes above register
+/// theirs when they are made).
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    base: String,
+}
+
+impl RegistryClient {
+    /// The registry at `url` (`http://localhost:8081`).
+    pub fn new(url: &str) -> RegistryClient {
+        RegistryClient { base: url.trim_end_matches('/').to_string() }
+    }
+
+    /// Registers `schema` of `schema_type` under `subject`; returns its id
+    /// (the existing one if the subject already has this schema).
+    pub fn register(&self, subject: &str, schema_type: &str, schema: &str) -> Result<i32, SerdeError> {
+        register(&self.base, subject, schema, schema_type)
+    }
+
+    /// The latest schema of `subject`, if the subject exists.
+    pub fn latest(&self, subject: &str) -> Result<Option<RegisteredSchema>, SerdeError> {
+        let answer = call_allowing_missing(&self.base, "GET", &format!("/subjects/{subject}/versions/latest"), None)?;
+        Ok(answer.map(|answer| RegisteredSchema::from_answer(answer["id"].as_i64().unwrap_or(-1) as i32, &answer)))
+    }
+
+    /// Schema `id`.
+    pub fn schema(&self, id: i32) -> Result<RegisteredSchema, SerdeError> {
+        let answer = call(&self.base, "GET", &format!("/schemas/ids/{id}"), None)?;
+        Ok(RegisteredSchema::from_answer(id, &answer))
+    }
 }
 
 /// The schema id and body of a value in Confluent's wire format.
@@ -205,7 +265,7 @@ pub fn take_message_indexes(mut body: &[u8]) -> Result<(Vec<i64>, &[u8]), SerdeE
 /// `message` is a name, a dotted path from a top-level message, or a full
 /// name with the package; `None` is the file's first message.
 pub fn message_indexes(source: &str, message: Option<&str>) -> Result<Vec<i64>, SerdeError> {
-    let file = protox_parse::parse("schema.proto", source).map_err(|e| registry_error(format!("not a Protobuf schema: {e}")))?;
+    let file = protox_parse::parse(PROTO_FILE, source).map_err(|e| registry_error(format!("not a Protobuf schema: {e}")))?;
     let Some(wanted) = message else {
         return if file.message_type.is_empty() { Err(registry_error("the schema defines no message")) } else { Ok(vec![0]) };
     };
@@ -228,6 +288,52 @@ pub fn message_indexes(source: &str, message: Option<&str>) -> Result<Vec<i64>, 
     } else {
         Err(registry_error(format!("the schema has no message {wanted}")))
     }
+}
+
+/// The name a schema's main file compiles under.
+const PROTO_FILE: &str = "schema.proto";
+
+/// Schema sources by import name.
+struct ProtoSources(HashMap<String, String>);
+
+impl protox::file::FileResolver for ProtoSources {
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        match self.0.get(name) {
+            Some(source) => protox::file::File::from_source(name, source),
+            None => Err(protox::Error::file_not_found(name)),
+        }
+    }
+}
+
+/// Compiles a Protobuf schema file, with `references` (import name →
+/// source) and Google's well-known types, into descriptors that read and
+/// write messages without generated code.
+pub fn compile_protobuf(source: &str, references: &[(String, String)]) -> Result<prost_reflect::DescriptorPool, SerdeError> {
+    let mut sources: HashMap<String, String> = references.iter().cloned().collect();
+    sources.insert(PROTO_FILE.to_string(), source.to_string());
+    let mut resolver = protox::file::ChainFileResolver::new();
+    resolver.add(ProtoSources(sources));
+    resolver.add(protox::file::GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.open_file(PROTO_FILE).map_err(|e| registry_error(format!("not a Protobuf schema: {e}")))?;
+    Ok(compiler.descriptor_pool())
+}
+
+/// The message at `indexes` (a path from the top-level messages) of a
+/// schema compiled by [`compile_protobuf`].
+pub fn protobuf_message(pool: &prost_reflect::DescriptorPool, indexes: &[i64]) -> Result<prost_reflect::MessageDescriptor, SerdeError> {
+    let file = pool.get_file_by_name(PROTO_FILE).ok_or_else(|| registry_error("the schema file did not compile"))?;
+    let mut candidates: Vec<prost_reflect::MessageDescriptor> = file.messages().collect();
+    let mut message = None;
+    for index in indexes {
+        let found = usize::try_from(*index)
+            .ok()
+            .and_then(|i| candidates.get(i).cloned())
+            .ok_or_else(|| registry_error(format!("the schema has no message at index {index}")))?;
+        candidates = found.child_messages().collect();
+        message = Some(found);
+    }
+    message.ok_or_else(|| registry_error("no message index"))
 }
 
 /// A serde for a Protobuf message type `M` (a `prost` message, generated

@@ -313,9 +313,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let broker = tokio::spawn(runnel_broker::run(state.clone(), listeners, async move {
             let _ = broker_stopped.await;
         }));
-        let registry = match registry_address {
-            Some(address) => Some(start_registry(address, &bootstrap).await?),
-            None => None,
+        let (registry, registry_url) = match registry_address {
+            Some(address) => {
+                let (task, url) = start_registry(address, &bootstrap).await?;
+                (Some(task), Some(url))
+            }
+            None => (None, None),
         };
         let metrics = match metrics_address {
             Some(address) => Some(start_metrics(address, state.clone()).await?),
@@ -325,6 +328,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(address) => {
                 let mut sql_config = runnel_sql::service::SqlConfig::new(&bootstrap);
                 sql_config.state_dir = Some(data_dir.join("sql"));
+                sql_config.registry_url = registry_url;
                 Some(start_sql(address, sql_config).await?)
             }
             None => None,
@@ -351,17 +355,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Replays `_schemas`, binds the REST API and serves it in the background.
-async fn start_registry(address: std::net::SocketAddr, bootstrap: &str) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// Replays `_schemas`, binds the REST API and serves it in the
+/// background; returns the task and the URL it answers on.
+async fn start_registry(address: std::net::SocketAddr, bootstrap: &str) -> anyhow::Result<(tokio::task::JoinHandle<()>, String)> {
     let registry = runnel_registry::Registry::open(bootstrap).await.context("starting the schema registry")?;
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} for the schema registry"))?;
-    tracing::info!(bind = %listener.local_addr()?, "schema registry listening");
+    let bound = listener.local_addr()?;
+    tracing::info!(bind = %bound, "schema registry listening");
+    let host = if bound.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { bound.ip() };
+    let url = format!("http://{}", std::net::SocketAddr::new(host, bound.port()));
     let app = runnel_registry::router(Arc::new(registry));
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "schema registry stopped");
         }
-    }))
+    });
+    Ok((task, url))
 }
 
 /// The SQL service, serving in the background.
@@ -430,7 +439,7 @@ pub fn run_registry(args: RegistryArgs) -> anyhow::Result<()> {
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let registry = start_registry(args.listen, &args.bootstrap_server).await?;
+        let (registry, _) = start_registry(args.listen, &args.bootstrap_server).await?;
         tracing::info!("schema registry ready");
         shutdown_signal().await;
         registry.abort();
@@ -455,6 +464,10 @@ pub struct SqlServerArgs {
     /// [default: state in memory, restored from changelog topics].
     #[arg(long, env = "RUNNEL_SQL_STATE_DIR")]
     state_dir: Option<std::path::PathBuf>,
+    /// Schema Registry URL, for AVRO, PROTOBUF and JSON_SR keys and
+    /// values (ksqlDB's ksql.schema.registry.url).
+    #[arg(long, env = "RUNNEL_SCHEMA_REGISTRY")]
+    registry: Option<String>,
 }
 
 pub fn run_sql_server(args: SqlServerArgs) -> anyhow::Result<()> {
@@ -464,6 +477,7 @@ pub fn run_sql_server(args: SqlServerArgs) -> anyhow::Result<()> {
         let mut config = runnel_sql::service::SqlConfig::new(&args.bootstrap_server);
         config.service_id = args.service_id;
         config.state_dir = args.state_dir;
+        config.registry_url = args.registry;
         let sql = start_sql(args.listen, config).await?;
         tracing::info!("SQL service ready");
         shutdown_signal().await;

@@ -8,7 +8,6 @@ use crate::ast::SourceKind;
 use crate::catalog::{Catalog, KeyWindow, SourceDef};
 use crate::engine::PersistentQuery;
 use crate::error::SqlError;
-use crate::format::Format;
 use crate::types::SqlType;
 
 use super::cluster::TopicInfo;
@@ -25,16 +24,6 @@ pub mod codes {
     pub const NOT_FOUND: u32 = 40400;
     /// A failure of the server or the cluster.
     pub const SERVER_ERROR: u32 = 50000;
-}
-
-/// ksqlDB's name for a format.
-pub fn format_name(format: Format) -> &'static str {
-    match format {
-        Format::Json => "JSON",
-        Format::Kafka => "KAFKA",
-        Format::Delimited => "DELIMITED",
-        Format::None => "NONE",
-    }
 }
 
 fn kind_name(kind: SourceKind) -> &'static str {
@@ -90,8 +79,8 @@ fn listed(source: &SourceDef) -> Value {
         "type": kind_name(source.kind),
         "name": source.name,
         "topic": source.topic,
-        "keyFormat": format_name(source.key_format),
-        "valueFormat": format_name(source.value_format),
+        "keyFormat": source.key_format.name(),
+        "valueFormat": source.value_format.name(),
         "isWindowed": source.window.is_some(),
     })
 }
@@ -175,8 +164,8 @@ pub fn source_description(source: &SourceDef, queries: &[PersistentQuery], parti
         "statistics": "",
         "errorStats": "",
         "extended": extended,
-        "keyFormat": format_name(source.key_format),
-        "valueFormat": format_name(source.value_format),
+        "keyFormat": source.key_format.name(),
+        "valueFormat": source.value_format.name(),
         "topic": source.topic,
         "partitions": partitions.unwrap_or(0),
         "replication": if partitions.is_some() { 1 } else { 0 },

@@ -73,12 +73,15 @@ pub struct SqlConfig {
     /// Where persistent queries keep local checkpoints of their state;
     /// `None` keeps state in memory, restored from changelogs.
     pub state_dir: Option<PathBuf>,
+    /// The Schema Registry of AVRO, PROTOBUF and JSON_SR keys and values
+    /// (ksqlDB's `ksql.schema.registry.url`); `None` refuses those formats.
+    pub registry_url: Option<String>,
 }
 
 impl SqlConfig {
     /// The service `default_` against `bootstrap_servers`.
     pub fn new(bootstrap_servers: &str) -> SqlConfig {
-        SqlConfig { bootstrap_servers: bootstrap_servers.to_string(), service_id: "default_".to_string(), state_dir: None }
+        SqlConfig { bootstrap_servers: bootstrap_servers.to_string(), service_id: "default_".to_string(), state_dir: None, registry_url: None }
     }
 
     fn client(&self) -> ClientConfig {
@@ -218,7 +221,11 @@ impl SqlService {
         let (commands, Replayed { commands: replayed, end }) = CommandTopic::open(&client, &config.service_id)?;
         let topic = CommandTopic::name(&config.service_id);
         let stopping = Arc::new(AtomicBool::new(false));
-        let state = State { engine: Engine::new(), running: HashMap::new(), query_properties: HashMap::new(), statuses: BTreeMap::new(), applied: end };
+        let engine = match &config.registry_url {
+            Some(url) => Engine::with_registry(Arc::new(runnel_streams::registry::RegistryClient::new(url))),
+            None => Engine::new(),
+        };
+        let state = State { engine, running: HashMap::new(), query_properties: HashMap::new(), statuses: BTreeMap::new(), applied: end };
         let service = Arc::new(SqlService {
             config,
             cluster,
@@ -649,7 +656,7 @@ impl SqlService {
     /// Writes one row of `/inserts-stream` (a JSON object of column
     /// values, matched by name without regard to case) to `target`.
     pub fn insert_row(&self, target: &str, row: &Value) -> Result<(), String> {
-        use crate::format::{json_to_value, RowFormat};
+        use crate::format::json_to_value;
         let Value::Object(fields) = row else { return Err("a row is a JSON object".to_string()) };
         let state = self.lock();
         let catalog = state.engine.catalog();
@@ -666,12 +673,8 @@ impl SqlService {
         };
         let (key, value) = (read(&source.key)?, read(&source.value)?);
         let log = state.engine.processing_log();
-        let key_bytes = if key.iter().all(crate::value::Value::is_null) {
-            None
-        } else {
-            RowFormat::key(source.key_format, source.key_columns(), &source.topic, log.clone()).write(&key)
-        };
-        let value_bytes = RowFormat::value(source.value_format, source.value_columns(), &source.topic, log).write(&value);
+        let key_bytes = if key.iter().all(crate::value::Value::is_null) { None } else { source.key_row_format(log.clone()).try_write(&key)? };
+        let value_bytes = source.value_row_format(log).try_write(&value)?;
         let timestamp = lookup("ROWTIME").and_then(Value::as_i64).unwrap_or_else(now_ms);
         let topic = source.topic.clone();
         drop(state);

@@ -104,8 +104,8 @@ impl SqlService {
     /// the topic's end now, ordered by key bytes.
     fn read_table(&self, source: &SourceDef) -> Result<Vec<Row>, String> {
         let log = self.lock().engine.processing_log();
-        let keys = RowFormat::key(source.key_format, source.key_columns(), &source.topic, log.clone());
-        let values = RowFormat::value(source.value_format, source.value_columns(), &source.topic, log);
+        let keys = source.key_row_format(log.clone());
+        let values = source.value_row_format(log);
         let consumer: BaseConsumer = self
             .config
             .client()

@@ -17,6 +17,11 @@
 //! the message of the statement that fails
 //! ```
 //!
+//! A case may have a `--- schemas` section of `subject TYPE schema` lines,
+//! registered before its statements run. Values of AVRO, PROTOBUF
+//! and JSON_SR sources are given, and their sinks' values shown, as JSON
+//! of their columns: they go through the registry formats on the way.
+//!
 //! A push query (`SELECT ... EMIT CHANGES`) writes to the topic `select`,
 //! its key as JSON and its value holding every selected column. Records of
 //! `INSERT INTO ... VALUES` statements are written before the input.
@@ -24,9 +29,10 @@
 use runnel_sql::ast::Statement;
 use runnel_sql::catalog::{KeyWindow, SourceDef};
 use runnel_sql::engine::{Engine, Outcome};
-use runnel_sql::format::{Format, KeySerde, RowFormat};
+use runnel_sql::format::{json_to_value, Format, KeySerde, RowFormat};
 use runnel_sql::planner::SinkSpec;
 use runnel_sql::row::ProcessingLog;
+use runnel_sql::schema::{MemoryRegistry, SchemaRegistry};
 use runnel_sql::value::Value;
 use runnel_streams::serde::{BytesSerde, Nullable, Serde};
 use runnel_streams::{StreamsBuilder, TopologyTestDriver};
@@ -38,6 +44,7 @@ struct Case {
     inputs: Vec<String>,
     outputs: Vec<String>,
     error: Option<String>,
+    schemas: Vec<String>,
 }
 
 fn cases(text: &str) -> Vec<Case> {
@@ -45,7 +52,15 @@ fn cases(text: &str) -> Vec<Case> {
     let mut section = "";
     for (number, line) in text.lines().enumerate() {
         if let Some(name) = line.strip_prefix("=== ") {
-            cases.push(Case { name: name.to_string(), line: number + 1, statements: String::new(), inputs: Vec::new(), outputs: Vec::new(), error: None });
+            cases.push(Case {
+                name: name.to_string(),
+                line: number + 1,
+                statements: String::new(),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                error: None,
+                schemas: Vec::new(),
+            });
             section = "statements";
             continue;
         }
@@ -54,6 +69,7 @@ fn cases(text: &str) -> Vec<Case> {
                 "input" => "input",
                 "output" => "output",
                 "error" => "error",
+                "schemas" => "schemas",
                 other => panic!("line {}: unknown section {other}", number + 1),
             };
             continue;
@@ -69,10 +85,17 @@ fn cases(text: &str) -> Vec<Case> {
             }
             "input" => case.inputs.push(line.to_string()),
             "output" => case.outputs.push(line.to_string()),
+            "schemas" => case.schemas.push(line.to_string()),
             _ => case.error = Some(case.error.take().map_or(line.to_string(), |e| format!("{e}\n{line}"))),
         }
     }
     cases
+}
+
+/// Whether a source's keys are one column, written as text in cases
+/// (KAFKA keys, and registry formats' keys).
+fn bare_key(source: &SourceDef) -> bool {
+    (source.key_format == Format::Kafka || source.key_format.uses_registry()) && source.key.len() == 1
 }
 
 /// The bytes of a key written as text, for the source reading `topic`.
@@ -81,9 +104,9 @@ fn key_bytes(source: Option<&SourceDef>, token: &str) -> Option<Vec<u8>> {
         return None;
     }
     match source {
-        Some(source) if source.key_format == Format::Kafka && source.key.len() == 1 => {
+        Some(source) if bare_key(source) => {
             let value = runnel_sql::eval::cast(Value::String(token.to_string()), &source.key[0].sql_type).expect("a key of the column's type");
-            RowFormat::key(Format::Kafka, source.key_columns(), &source.topic, ProcessingLog::shared()).write(&[value])
+            source.key_row_format(ProcessingLog::shared()).write(&[value])
         }
         _ => Some(token.as_bytes().to_vec()),
     }
@@ -106,17 +129,53 @@ fn key_text(source: Option<&SourceDef>, bytes: Option<&[u8]>) -> String {
         _ => (bytes, String::new()),
     };
     let shown = match source {
-        Some(source) if source.key_format == Format::Kafka && source.key.len() == 1 => {
-            let format = RowFormat::key(Format::Kafka, source.key_columns(), &source.topic, ProcessingLog::shared());
-            KeySerde(format).deserialize(Some(inner)).map(|k| k.0[0].to_string()).unwrap_or_else(|e| format!("<{e}>"))
+        Some(source) if bare_key(source) => {
+            KeySerde(source.key_row_format(ProcessingLog::shared())).deserialize(Some(inner)).map(|k| k.0[0].to_string()).unwrap_or_else(|e| format!("<{e}>"))
         }
         _ => String::from_utf8_lossy(inner).into_owned(),
     };
     format!("{shown}{window}")
 }
 
+/// A value given as JSON, in the source's registry format.
+fn value_bytes(source: Option<&SourceDef>, value: &str) -> Option<Vec<u8>> {
+    if value == "-" {
+        return None;
+    }
+    match source {
+        Some(source) if source.value_format.uses_registry() => {
+            let json: serde_json::Value = serde_json::from_str(value).expect("a JSON value");
+            let row: Vec<Value> =
+                source.value.iter().map(|c| json.get(&c.name).map_or(Value::Null, |v| json_to_value(v, &c.sql_type).expect("a column value"))).collect();
+            Some(source.value_row_format(ProcessingLog::shared()).try_write(&row).expect("a row the schema holds").expect("a value"))
+        }
+        _ => Some(value.as_bytes().to_vec()),
+    }
+}
+
+/// A written value as text: registry formats' rows as JSON.
+fn value_text(source: Option<&SourceDef>, bytes: Option<&[u8]>) -> String {
+    let Some(bytes) = bytes else { return "-".into() };
+    match source {
+        Some(source) if source.value_format.uses_registry() => match source.value_row_format(ProcessingLog::shared()).read(Some(bytes)) {
+            Ok(row) => {
+                let json = RowFormat::value(Format::Json, source.value_columns(), &source.topic, ProcessingLog::shared());
+                String::from_utf8(json.write(&row.expect("a row")).expect("JSON")).expect("UTF-8")
+            }
+            Err(e) => format!("<{e}>"),
+        },
+        _ => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 fn run(case: &Case) -> Result<Vec<String>, String> {
-    let mut engine = Engine::new();
+    let registry = MemoryRegistry::shared();
+    for line in &case.schemas {
+        let mut parts = line.splitn(3, ' ');
+        let (subject, kind, schema) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().expect("subject TYPE schema"));
+        registry.register(subject, kind, schema).expect("a schema");
+    }
+    let mut engine = Engine::with_registry(registry);
     let outcomes = engine.execute(&case.statements).map_err(|e| e.to_string())?;
     let builder = StreamsBuilder::new();
     for query in engine.queries() {
@@ -127,7 +186,7 @@ fn run(case: &Case) -> Result<Vec<String>, String> {
     for outcome in outcomes {
         match outcome {
             Outcome::Transient(plan) => {
-                let sink = SinkSpec { topic: "select".into(), key_format: Format::Json, value_format: Format::Json };
+                let sink = SinkSpec { topic: "select".into(), key_format: Format::Json, value_format: Format::Json, key_schema: None, value_schema: None };
                 plan.build(&builder, &sink);
                 select_schema = Some(plan.output.clone());
             }
@@ -146,8 +205,7 @@ fn run(case: &Case) -> Result<Vec<String>, String> {
         let mut parts = input.splitn(4, ' ');
         let (topic, timestamp, key, value) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or("-"));
         let source = by_topic(topic);
-        let value = (value != "-").then(|| value.as_bytes().to_vec());
-        driver.pipe_bytes(topic, key_bytes(source.as_ref(), key), value, timestamp.parse().expect("a timestamp"));
+        driver.pipe_bytes(topic, key_bytes(source.as_ref(), key), value_bytes(source.as_ref(), value), timestamp.parse().expect("a timestamp"));
     }
     let mut topics: Vec<String> = Vec::new();
     for line in &case.outputs {
@@ -179,11 +237,13 @@ fn run(case: &Case) -> Result<Vec<String>, String> {
                 partitions: None,
                 window: schema.window,
                 read_only: true,
+                key_schema: None,
+                value_schema: None,
             })
         });
         let output = driver.output_topic(&topic, Nullable(BytesSerde), Nullable(BytesSerde));
         for record in driver.read(&output).map_err(|e| e.to_string())? {
-            let value = record.value.map_or("-".to_string(), |v| String::from_utf8_lossy(&v).into_owned());
+            let value = value_text(source.as_ref(), record.value.as_deref());
             written.push(format!("{topic} {} {} {value}", record.timestamp, key_text(source.as_ref(), record.key.as_deref())));
         }
     }
