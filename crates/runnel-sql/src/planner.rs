@@ -5,7 +5,8 @@
 //! what cannot run — all before any node exists. Building then adds the
 //! query's nodes to a `StreamsBuilder`: the source (with the `TIMESTAMP`
 //! column as event time), a step that widens each record into the row the
-//! expressions see (key columns, value columns, `ROWTIME`), then `WHERE`,
+//! expressions see (key columns, value columns, `ROWTIME`, `ROWPARTITION`,
+//! `ROWOFFSET`), then `WHERE`,
 //! and either a projection (with `PARTITION BY` re-keying) or a grouping
 //! and aggregation (windowed or not, with `HAVING` and `EMIT FINAL`), and
 //! the sink.
@@ -209,11 +210,14 @@ pub(crate) fn item_names(items: &[(Expr, Option<String>)], scope: &Scope) -> Vec
         .collect()
 }
 
-/// The query's input scope: key columns, value columns, then `ROWTIME`.
+/// The query's input scope: key columns, value columns, then the pseudo
+/// columns `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`.
 fn input_scope(source: &SourceDef, alias: &str) -> Scope {
     let qualified = |name: &str, ty: &SqlType| ColumnRef { source: Some(alias.to_string()), name: name.to_string(), sql_type: ty.clone() };
     let mut columns: Vec<ColumnRef> = source.key.iter().chain(&source.value).map(|c| qualified(&c.name, &c.sql_type)).collect();
     columns.push(qualified("ROWTIME", &SqlType::Bigint));
+    columns.push(qualified("ROWPARTITION", &SqlType::Int));
+    columns.push(qualified("ROWOFFSET", &SqlType::Bigint));
     Scope { columns }
 }
 
@@ -328,11 +332,11 @@ fn join_side<'a>(catalog: &'a Catalog, relation: &Relation) -> Result<(&'a Sourc
 }
 
 /// A join of two sources: stream–table (INNER, LEFT) on the table's
-/// primary key, stream–stream (INNER, LEFT, FULL) `WITHIN` a window, each
-/// stream re-keyed by its join expression unless it is joined on its own
-/// key, or table–table on the right table's primary key (INNER, LEFT and
-/// FULL on both keys; INNER and LEFT on a foreign key taken from the
-/// left's rows); then `WHERE` and the projection over the joined row (the
+/// primary key, stream–stream (INNER, LEFT, RIGHT, FULL) `WITHIN` a
+/// window, each stream re-keyed by its join expression unless it is joined
+/// on its own key, or table–table on the right table's primary key (INNER,
+/// LEFT, RIGHT and FULL on both keys; INNER and LEFT on a foreign key
+/// taken from the left's rows); then `WHERE` and the projection over the joined row (the
 /// left side's columns, then the right's).
 fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, log: Arc<ProcessingLog>) -> Result<Plan, SqlError> {
     let (left, left_alias) = join_side(catalog, &join.left)?;
@@ -363,7 +367,7 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
     match (left.kind, right.kind) {
         (SourceKind::Stream, SourceKind::Table) => {
             if !matches!(join.kind, JoinKind::Inner | JoinKind::Left) {
-                return Err(SqlError::invalid(format!("Stream-table joins are INNER or LEFT, not {:?}.", join.kind).to_uppercase()));
+                return Err(SqlError::invalid(format!("Stream-table joins are INNER or LEFT, not {}.", format!("{:?}", join.kind).to_uppercase())));
             }
             if join.within.is_some() {
                 return Err(SqlError::invalid("A stream-table join takes no WITHIN clause."));
@@ -379,16 +383,10 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
             if join.within.is_none() {
                 return Err(SqlError::invalid("Stream-Stream joins must have a WITHIN clause specified. None was provided."));
             }
-            if join.kind == JoinKind::Right {
-                return Err(SqlError::invalid("RIGHT JOIN is not available yet: swap the sides and use LEFT JOIN."));
-            }
         }
         (SourceKind::Table, SourceKind::Table) => {
             if join.within.is_some() {
                 return Err(SqlError::invalid("A table-table join takes no WITHIN clause."));
-            }
-            if join.kind == JoinKind::Right {
-                return Err(SqlError::invalid("RIGHT JOIN is not available yet: swap the sides and use LEFT JOIN."));
             }
             if !on_primary_key(right, &right_key) {
                 return Err(SqlError::invalid(format!(
@@ -396,8 +394,9 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
                     right.key.first().map_or("", |c| c.name.as_str())
                 )));
             }
-            if !on_primary_key(left, &left_key) && join.kind == JoinKind::Full {
-                return Err(SqlError::invalid("Invalid join type: full-outer join not supported for foreign-key table-table join."));
+            if !on_primary_key(left, &left_key) && matches!(join.kind, JoinKind::Full | JoinKind::Right) {
+                let kind = if join.kind == JoinKind::Full { "full-outer" } else { "right" };
+                return Err(SqlError::invalid(format!("Invalid join type: {kind} join not supported for foreign-key table-table join.")));
             }
         }
         (SourceKind::Table, SourceKind::Stream) => {
@@ -643,21 +642,23 @@ fn plan_aggregation(
 }
 
 /// The row expressions see: the key columns, the value columns, then
-/// `ROWTIME`.
-fn widen(key: &Key, value: &Row, rowtime: Value) -> Row {
-    let mut row = Vec::with_capacity(key.0.len() + value.len() + 1);
+/// `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`.
+fn widen(key: &Key, value: &Row, pseudo: [Value; 3]) -> Row {
+    let mut row = Vec::with_capacity(key.0.len() + value.len() + pseudo.len());
     row.extend(key.0.iter().cloned());
     row.extend(value.iter().cloned());
-    row.push(rowtime);
+    row.extend(pseudo);
     row
 }
 
-/// Widens each record, with its timestamp as `ROWTIME`.
+/// Widens each record, with its timestamp as `ROWTIME` and where it was
+/// read as `ROWPARTITION` and `ROWOFFSET`.
 struct Widen;
 
 impl Processor<Key, Row, Key, Row> for Widen {
     fn process(&mut self, key: &Key, value: &Row, ctx: &mut ProcessorContext<'_, Key, Row>) {
-        let row = widen(key, value, Value::Bigint(ctx.timestamp()));
+        let (partition, offset) = ctx.record_metadata().map_or((Value::Null, Value::Null), |r| (Value::Int(r.partition), Value::Bigint(r.offset)));
+        let row = widen(key, value, [Value::Bigint(ctx.timestamp()), partition, offset]);
         // Run with `process_values`, the record keeps the key it came with
         // whatever key it is forwarded under: an empty one costs no copy.
         ctx.forward(Key::default(), row);
@@ -821,13 +822,14 @@ impl Plan {
         }
     }
 
-    /// A table's rows, widened (`ROWTIME` is NULL).
+    /// A table's rows, widened (its pseudo columns are NULL: a table's
+    /// rows keep no timestamp or offset).
     fn source_table(&self, builder: &StreamsBuilder, source: &SourceDef) -> KTable<Key, Row> {
         let (key_serde, value_serde) = self.source_serdes(source);
         // The widened rows' serde: a foreign-key join writes them.
         let types: Vec<(String, SqlType)> = input_scope(source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
         let widened = RowSerde(RowFormat::value(Format::Json, types, &source.topic, self.log.clone()));
-        builder.table(&source.topic, key_serde, value_serde).map_values_with_serde(|key, row| widen(key, row, Value::Null), widened)
+        builder.table(&source.topic, key_serde, value_serde).map_values_with_serde(|key, row| widen(key, row, [Value::Null, Value::Null, Value::Null]), widened)
     }
 
     /// The left table joined with the right one: on both primary keys
@@ -842,8 +844,9 @@ impl Plan {
         if on_primary_key(&self.source, &join.left_key) {
             return match join.kind {
                 JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat()),
+                JoinKind::Right => right.left_join(&left, move |r: &Row, l: Option<&Row>| [pad(l, left_width), r.clone()].concat()),
                 JoinKind::Full => left.outer_join(&right, move |l: Option<&Row>, r: Option<&Row>| [pad(l, left_width), pad(r, right_width)].concat()),
-                _ => left.join(&right, |l: &Row, r: &Row| [l.clone(), r.clone()].concat()),
+                JoinKind::Inner => left.join(&right, |l: &Row, r: &Row| [l.clone(), r.clone()].concat()),
             };
         }
         let (key, log) = (join.left_key.clone(), self.log.clone());
@@ -905,6 +908,10 @@ impl Plan {
                 let right = if left_in_place { right } else { rekeyed(right, &join.right_key) };
                 let within = join.within.unwrap_or(Within { before_ms: 0, after_ms: 0, grace_ms: None });
                 let windows = JoinWindows { before_ms: within.before_ms, after_ms: within.after_ms, grace_ms: within.grace_ms.unwrap_or(DEFAULT_GRACE_MS) };
+                if join.kind == JoinKind::Right {
+                    let serdes = StreamJoined::with(key_serde, side_serdes(&join.right), side_serdes(&self.source));
+                    return right.left_join(&left, move |r: &Row, l: Option<&Row>| [pad(l, left_width), r.clone()].concat(), windows, serdes);
+                }
                 let serdes = StreamJoined::with(key_serde, side_serdes(&self.source), side_serdes(&join.right));
                 match join.kind {
                     JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat(), windows, serdes),

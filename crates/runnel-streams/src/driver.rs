@@ -69,6 +69,8 @@ pub struct TopologyTestDriver {
     /// The global tables' stores.
     globals: Stores,
     on_undecodable: OnUndecodable,
+    /// The next offset of each input topic's one partition.
+    offsets: HashMap<String, i64>,
 }
 
 /// A record on its way into the topology.
@@ -87,6 +89,7 @@ impl TopologyTestDriver {
             wall_clock: 0,
             globals,
             on_undecodable: OnUndecodable::default(),
+            offsets: HashMap::new(),
         }
     }
 
@@ -149,7 +152,9 @@ impl TopologyTestDriver {
             }
             let mut emitted = Vec::new();
             let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.on_undecodable };
-            let input = Input { topic: &topic, partition: 0, offset: -1, key: key.as_deref(), value: value.as_deref(), timestamp };
+            let offset = self.offsets.entry(topic.clone()).or_insert(0);
+            *offset += 1;
+            let input = Input { topic: &topic, partition: 0, offset: *offset - 1, key: key.as_deref(), value: value.as_deref(), timestamp };
             if let Err(undecodable) = self.task.process(&scope, &input, &mut emitted) {
                 panic!("{undecodable}");
             }

@@ -100,6 +100,16 @@ pub trait Processor<K, V, KO, VO>: Send + 'static {
     fn punctuate(&mut self, _which: usize, _timestamp: i64, _ctx: &mut ProcessorContext<'_, KO, VO>) {}
 }
 
+/// Where the input record being processed was read (Kafka Streams'
+/// `RecordMetadata`): after a repartition, the repartition topic's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset (the test driver counts them per topic from 0).
+    pub offset: i64,
+}
+
 /// What a processor may do: forward records, and use its stores.
 pub struct ProcessorContext<'a, KO, VO> {
     node: &'a mut NodeContext<'a>,
@@ -113,6 +123,12 @@ impl<'a, KO: Data, VO: Data> ProcessorContext<'a, KO, VO> {
     /// punctuation); forwarded records carry it.
     pub fn timestamp(&self) -> i64 {
         self.timestamp
+    }
+
+    /// Where the record being processed was read; `None` in a
+    /// punctuation.
+    pub fn record_metadata(&self) -> Option<RecordMetadata> {
+        self.node.record
     }
 
     /// Sends a record downstream with the current timestamp.
@@ -226,6 +242,7 @@ fn with_context<KO: Data, VO: Data>(ctx: &mut NodeContext<'_>, stores: &[(String
         globals: ctx.globals,
         changes: &mut *ctx.changes,
         dropped_late: &mut *ctx.dropped_late,
+        record: ctx.record,
     };
     let mut pctx = ProcessorContext { node: &mut node, stores, timestamp, _types: PhantomData };
     f(&mut pctx);

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::processor::{PunctuationType, Punctuations};
+use crate::processor::{PunctuationType, Punctuations, RecordMetadata};
 use crate::serde::SerdeError;
 use crate::store::{StoreChange, Stores};
 use crate::topology::{Item, Node, NodeContext, NodeKind, Topology};
@@ -31,7 +31,7 @@ pub(crate) struct Scope<'a> {
 pub(crate) struct Input<'a> {
     pub topic: &'a str,
     pub partition: i32,
-    /// Its offset (-1 in the test driver, which has none).
+    /// Its offset (the test driver counts them per topic from 0).
     pub offset: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
@@ -62,7 +62,7 @@ pub struct Undecodable {
     pub topic: String,
     /// Its partition.
     pub partition: i32,
-    /// Its offset (-1 in the test driver).
+    /// Its offset (the test driver counts them per topic from 0).
     pub offset: i64,
     /// Why it could not be read.
     pub error: SerdeError,
@@ -91,6 +91,8 @@ pub(crate) struct Task {
     stream_time: Option<i64>,
     pub dropped_late: u64,
     pub skipped: u64,
+    /// Where the input record being processed was read.
+    record: Option<RecordMetadata>,
 }
 
 impl Task {
@@ -107,7 +109,7 @@ impl Task {
             .collect();
         let stores = topology.new_stores();
         let punctuations = Punctuations::new(&nodes, wall_clock);
-        Task { nodes, stores, punctuations, stream_time: None, dropped_late: 0, skipped: 0 }
+        Task { nodes, stores, punctuations, stream_time: None, dropped_late: 0, skipped: 0, record: None }
     }
 
     /// Processes one record through every source that reads its topic.
@@ -138,9 +140,11 @@ impl Task {
                         }
                     }
                     let item = Item { key, value, timestamp };
+                    self.record = Some(RecordMetadata { partition: input.partition, offset: input.offset });
                     for &child in &topology.nodes[source].children {
                         self.run(scope, child, item.clone(), emitted);
                     }
+                    self.record = None;
                 }
                 Err(error) => {
                     let undecodable = Undecodable { topic: input.topic.to_string(), partition: input.partition, offset: input.offset, error };
@@ -191,6 +195,7 @@ impl Task {
             globals: scope.globals,
             changes: &mut changes,
             dropped_late: &mut self.dropped_late,
+            record: self.record,
         };
         f(processor.as_mut(), &mut ctx);
         self.nodes[node] = Some(processor);
