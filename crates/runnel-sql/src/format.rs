@@ -309,9 +309,12 @@ impl RowFormat {
                     .columns
                     .iter()
                     .zip(fields)
-                    .map(|((name, ty), field)| match field {
-                        Some(Json::String(text)) if *ty == SqlType::String => Value::String(text),
-                        Some(field) => self.read_json(name, ty, &field),
+                    .map(|((name, _), field)| match field {
+                        Some(Ok(value)) => value,
+                        Some(Err(message)) => {
+                            self.problem(name, message);
+                            Value::Null
+                        }
                         None => Value::Null,
                     })
                     .collect());
@@ -360,17 +363,20 @@ impl RowFormat {
     }
 }
 
-/// Reads a JSON object's fields into `columns`' places: a field named as
-/// a column exactly wins over one that differs in case; fields that are no
-/// column, or a column not marked in `read`, are skipped unread. Fails on
-/// anything but one object.
-fn read_object(bytes: &[u8], columns: &[(String, SqlType)], read: Option<&[bool]>) -> Result<Vec<Option<Json>>, serde_json::Error> {
-    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+/// A column read from a JSON field, or why the field does not fit it.
+type ColumnRead = Result<Value, String>;
+
+/// Reads a JSON object's fields into `columns`' places, each straight into
+/// its column's type: a field named as a column exactly wins over one that
+/// differs in case; fields that are no column, or a column not marked in
+/// `read`, are skipped unread. Fails on anything but one object.
+fn read_object(bytes: &[u8], columns: &[(String, SqlType)], read: Option<&[bool]>) -> Result<Vec<Option<ColumnRead>>, serde_json::Error> {
+    use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
     struct Fields<'c>(&'c [(String, SqlType)], Option<&'c [bool]>);
 
     impl<'de> DeserializeSeed<'de> for Fields<'_> {
-        type Value = Vec<Option<Json>>;
+        type Value = Vec<Option<ColumnRead>>;
 
         fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
             deserializer.deserialize_map(self)
@@ -378,14 +384,14 @@ fn read_object(bytes: &[u8], columns: &[(String, SqlType)], read: Option<&[bool]
     }
 
     impl<'de> Visitor<'de> for Fields<'_> {
-        type Value = Vec<Option<Json>>;
+        type Value = Vec<Option<ColumnRead>>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a JSON object")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut fields: Vec<Option<Json>> = vec![None; self.0.len()];
+            let mut fields: Vec<Option<ColumnRead>> = vec![None; self.0.len()];
             let mut exact = vec![false; self.0.len()];
             while let Some(matched) = map.next_key_seed(Column(self.0))? {
                 let found = match matched {
@@ -395,7 +401,7 @@ fn read_object(bytes: &[u8], columns: &[(String, SqlType)], read: Option<&[bool]
                 };
                 match found {
                     Some((i, is_exact)) if is_exact || !exact[i] => {
-                        fields[i] = Some(map.next_value()?);
+                        fields[i] = Some(map.next_value_seed(Typed(&self.0[i].1))?);
                         exact[i] = is_exact;
                     }
                     _ => {
@@ -442,6 +448,91 @@ fn read_object(bytes: &[u8], columns: &[(String, SqlType)], read: Option<&[bool]
                 }
             }
             Ok(loose.map(|i| (i, false)))
+        }
+    }
+
+    /// A field read as a column of this type: the common cases (text
+    /// into `STRING`, numbers into number columns, booleans, null)
+    /// directly, the rest through [`json_to_value`], so both read alike.
+    struct Typed<'t>(&'t SqlType);
+
+    impl<'de> DeserializeSeed<'de> for Typed<'_> {
+        type Value = ColumnRead;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            match self.0 {
+                SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_) => {
+                    let json = Json::deserialize(deserializer)?;
+                    Ok(json_to_value(&json, self.0))
+                }
+                _ => deserializer.deserialize_any(self),
+            }
+        }
+    }
+
+    impl<'de> Visitor<'de> for Typed<'_> {
+        type Value = ColumnRead;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a value of type {}", self.0)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Ok(Value::Null))
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+            Ok(match self.0 {
+                SqlType::Boolean => Ok(Value::Boolean(b)),
+                ty => json_to_value(&Json::Bool(b), ty),
+            })
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Self::Value, E> {
+            Ok(match self.0 {
+                SqlType::Bigint => Ok(Value::Bigint(i)),
+                SqlType::Int if i32::try_from(i).is_ok() => Ok(Value::Int(i as i32)),
+                SqlType::Double => Ok(Value::Double(i as f64)),
+                ty => json_to_value(&Json::from(i), ty),
+            })
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Self::Value, E> {
+            match i64::try_from(u) {
+                Ok(i) => self.visit_i64(i),
+                Err(_) => Ok(json_to_value(&Json::from(u), self.0)),
+            }
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Self::Value, E> {
+            Ok(match self.0 {
+                SqlType::Double => Ok(Value::Double(f)),
+                ty => json_to_value(&Json::from(f), ty),
+            })
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(match self.0 {
+                SqlType::String => Ok(Value::String(text.to_string())),
+                ty => json_to_value(&Json::String(text.to_string()), ty),
+            })
+        }
+
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(match self.0 {
+                SqlType::String => Ok(Value::String(text)),
+                ty => json_to_value(&Json::String(text), ty),
+            })
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            let json = Json::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+            Ok(json_to_value(&json, self.0))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let json = Json::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            Ok(json_to_value(&json, self.0))
         }
     }
 
@@ -625,6 +716,55 @@ mod tests {
         assert!(format.read(Some(b"not json")).is_err());
         assert!(format.read(Some(b"[1]")).is_err());
         assert_eq!(format.read(None).unwrap(), None);
+    }
+
+    #[test]
+    fn fields_read_straight_into_columns_as_json_values_would() {
+        let literals = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "-7",
+            "2147483648",
+            "18446744073709551615",
+            "12.5",
+            "-0.0",
+            "1e300",
+            "\"\"",
+            "\"42\"",
+            "\"12.5\"",
+            "\"true\"",
+            "\"card\"",
+            "\"2024-03-01\"",
+            "\"2024-03-01T10:00:00\"",
+            "\"10:30:00\"",
+            "\"aGk=\"",
+            "[1,2]",
+            "{\"a\":1}",
+        ];
+        let types = [
+            SqlType::Boolean,
+            SqlType::Int,
+            SqlType::Bigint,
+            SqlType::Double,
+            SqlType::Decimal { precision: 6, scale: 2 },
+            SqlType::String,
+            SqlType::Bytes,
+            SqlType::Date,
+            SqlType::Time,
+            SqlType::Timestamp,
+            SqlType::Array(Box::new(SqlType::Int)),
+            SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::Int)),
+        ];
+        for ty in &types {
+            let columns = vec![("A".to_string(), ty.clone())];
+            for literal in literals {
+                let fields = read_object(format!("{{\"a\": {literal}}}").as_bytes(), &columns, None).unwrap();
+                let expected = json_to_value(&serde_json::from_str(literal).unwrap(), ty);
+                assert_eq!(fields[0], Some(expected), "{literal} as {ty}");
+            }
+        }
     }
 
     #[test]

@@ -952,12 +952,12 @@ impl Plan {
                 };
                 let (init, add, project) = self.aggregation_steps(aggregation);
                 let subtract = {
-                    let (aggregates, log, groups) = (Arc::new(aggregation.aggregates.clone()), log.clone(), aggregation.group.len());
+                    let (aggregates, log) = (Arc::new(aggregation.aggregates.clone()), log.clone());
                     move |_: &Key, row: &Row, mut state: Row| -> Row {
                         let mut ctx = Eval::default();
-                        for (i, aggregate) in aggregates.iter().enumerate() {
-                            let previous = std::mem::replace(&mut state[groups + i], Value::Null);
-                            state[groups + i] = aggregate.subtract(previous.clone(), row, &mut ctx).unwrap_or(previous);
+                        for (aggregate, slot) in aggregates.iter().zip(state.iter_mut()) {
+                            let previous = std::mem::replace(slot, Value::Null);
+                            *slot = aggregate.subtract(previous.clone(), row, &mut ctx).unwrap_or(previous);
                         }
                         for error in ctx.errors {
                             log.record(error);
@@ -969,7 +969,7 @@ impl Plan {
                     .group_by(regroup, Grouped::with(group_serde, wide_serde))
                     .aggregate(init, add, subtract, state_serde)
                     .to_stream()
-                    .map_values(move |state| project(state, None));
+                    .map_values_with_key(move |key, state| project(key, state, None));
                 out.write(aggregated, KeySerde(key_format), Nullable(RowSerde(value_format)), nullable_row);
             }
         }
@@ -981,10 +981,8 @@ impl Plan {
         let log = self.log.clone();
         let group_types: Vec<(String, SqlType)> = aggregation.group.iter().enumerate().map(|(i, g)| (format!("KEY{i}"), g.sql_type.clone())).collect();
         let wide_types: Vec<(String, SqlType)> = input_scope(&self.source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
-        // The state: the group's values, then each aggregate's state, so
-        // the projection sees the key without the window.
-        let state_types: Vec<(String, SqlType)> =
-            group_types.iter().cloned().chain(aggregation.aggregates.iter().enumerate().map(|(i, a)| (format!("AGG{i}"), a.state_type()))).collect();
+        // The state: each aggregate's; the group's values are its key.
+        let state_types: Vec<(String, SqlType)> = aggregation.aggregates.iter().enumerate().map(|(i, a)| (format!("AGG{i}"), a.state_type())).collect();
         (
             KeySerde(RowFormat::value(Format::Json, group_types, &sink.topic, log.clone())),
             RowSerde(RowFormat::value(Format::Json, wide_types, &sink.topic, log.clone())),
@@ -992,9 +990,9 @@ impl Plan {
         )
     }
 
-    /// An aggregation's initial state, its step adding a row, and the
-    /// projection of a state (and window) into the output row, `None`
-    /// when `HAVING` rejects it.
+    /// An aggregation's initial state (each aggregate's), its step adding
+    /// a row, and the projection of a group's key, state (and window) into
+    /// the output row, `None` when `HAVING` rejects it.
     #[allow(clippy::type_complexity)]
     fn aggregation_steps(
         &self,
@@ -1002,29 +1000,21 @@ impl Plan {
     ) -> (
         impl Fn() -> Row + Send + Sync + 'static,
         impl Fn(&Key, &Row, Row) -> Row + Send + Sync + 'static,
-        impl Fn(&Row, Option<(i64, i64)>) -> Option<Row> + Send + Sync + 'static,
+        impl Fn(&Key, &Row, Option<(i64, i64)>) -> Option<Row> + Send + Sync + 'static,
     ) {
         let log = self.log.clone();
         let aggregates = Arc::new(aggregation.aggregates.clone());
-        let groups = aggregation.group.len();
         let init = {
             let aggregates = aggregates.clone();
-            move || -> Row {
-                let mut state = vec![Value::Null; groups];
-                state.extend(aggregates.iter().map(Aggregate::init));
-                state
-            }
+            move || -> Row { aggregates.iter().map(Aggregate::init).collect() }
         };
         let add = {
             let (aggregates, log) = (aggregates.clone(), log.clone());
-            move |key: &Key, row: &Row, mut state: Row| -> Row {
+            move |_: &Key, row: &Row, mut state: Row| -> Row {
                 let mut ctx = Eval::default();
-                for (i, value) in key.0.iter().enumerate().take(groups) {
-                    state[i] = value.clone();
-                }
-                for (i, aggregate) in aggregates.iter().enumerate() {
-                    let previous = std::mem::replace(&mut state[groups + i], Value::Null);
-                    state[groups + i] = aggregate.add(previous, row, &mut ctx);
+                for (aggregate, slot) in aggregates.iter().zip(state.iter_mut()) {
+                    let previous = std::mem::replace(slot, Value::Null);
+                    *slot = aggregate.add(previous, row, &mut ctx);
                 }
                 for error in ctx.errors {
                     log.record(error);
@@ -1034,9 +1024,10 @@ impl Plan {
         };
         let project = {
             let (values, having) = (aggregation.values.clone(), aggregation.having.clone());
-            move |state: &Row, window: Option<(i64, i64)>| -> Option<Row> {
-                let mut row: Row = state[..groups].to_vec();
-                row.extend(aggregates.iter().enumerate().map(|(i, a)| a.result(&state[groups + i])));
+            move |key: &Key, state: &Row, window: Option<(i64, i64)>| -> Option<Row> {
+                let mut row: Row = Vec::with_capacity(key.0.len() + state.len() + 2);
+                row.extend(key.0.iter().cloned());
+                row.extend(aggregates.iter().zip(state).map(|(a, s)| a.result(s)));
                 if let Some((start, end)) = window {
                     row.push(Value::Bigint(start));
                     row.push(Value::Bigint(end));
@@ -1069,28 +1060,23 @@ impl Plan {
         };
         let (init, add, project) = self.aggregation_steps(aggregation);
         let aggregates = Arc::new(aggregation.aggregates.clone());
-        let groups = aggregation.group.len();
         let value_serde = Nullable(RowSerde(value_format));
         match aggregation.window.map(|w| (w, w.grace_ms.unwrap_or(DEFAULT_GRACE_MS))) {
             None => {
                 let table: KTable<Key, Row> = grouped.aggregate(init, add, state_serde);
-                out.write(table.to_stream().map_values(move |state| project(state, None)), KeySerde(key_format), value_serde, nullable_row);
+                out.write(table.to_stream().map_values_with_key(move |key, state| project(key, state, None)), KeySerde(key_format), value_serde, nullable_row);
             }
             Some((WindowSpec { kind: WindowKind::Session { gap_ms }, .. }, grace)) => {
                 let merge = {
                     let aggregates = aggregates.clone();
-                    move |_: &Key, a: Row, b: Row| -> Row {
-                        let mut merged: Row = a[..groups].to_vec();
-                        merged.extend(aggregates.iter().enumerate().map(|(i, agg)| agg.merge(a[groups + i].clone(), b[groups + i].clone())));
-                        merged
-                    }
+                    move |_: &Key, a: Row, b: Row| -> Row { aggregates.iter().zip(a.into_iter().zip(b)).map(|(agg, (a, b))| agg.merge(a, b)).collect() }
                 };
                 let table = grouped.windowed_by_sessions(SessionWindows::of_inactivity_gap_and_grace(gap_ms, grace)).aggregate(init, add, merge, state_serde);
                 let table = if aggregation.emit_final { table.suppress(Suppressed::until_window_closes()) } else { table };
                 let key_serde = SessionWindowedSerde(KeySerde(key_format));
-                let projected = table
-                    .to_stream()
-                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))));
+                let projected = table.to_stream().map_values_with_key(move |windowed: &Windowed<Key>, state| {
+                    project(&windowed.key, state, Some((windowed.window.start, windowed.window.end)))
+                });
                 out.write(projected, key_serde, value_serde, windowed_row);
             }
             Some((WindowSpec { kind, .. }, grace)) => {
@@ -1101,9 +1087,9 @@ impl Plan {
                 let table = grouped.windowed_by(windows).aggregate(init, add, state_serde);
                 let table = if aggregation.emit_final { table.suppress(Suppressed::until_window_closes()) } else { table };
                 let key_serde = TimeWindowedSerde::new(KeySerde(key_format), windows.size_ms);
-                let projected = table
-                    .to_stream()
-                    .map_values_with_key(move |windowed: &Windowed<Key>, state| project(state, Some((windowed.window.start, windowed.window.end))));
+                let projected = table.to_stream().map_values_with_key(move |windowed: &Windowed<Key>, state| {
+                    project(&windowed.key, state, Some((windowed.window.start, windowed.window.end)))
+                });
                 out.write(projected, key_serde, value_serde, windowed_row);
             }
         }
