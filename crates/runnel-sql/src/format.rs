@@ -434,16 +434,18 @@ fn read_object(bytes: &[u8], columns: &[(String, SqlType)], read: Option<&[bool]
 
         fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
             // One pass: an exact match wins wherever it is, else the first
-            // column equal but for case.
+            // column equal but for case. Names differing in more than case
+            // are told apart by the case-blind comparison alone, which
+            // stops at the first byte that differs.
             let mut loose = None;
             for (i, (name, _)) in self.0.iter().enumerate() {
-                if name.len() != key.len() {
+                if name.len() != key.len() || !name.eq_ignore_ascii_case(key) {
                     continue;
                 }
                 if name == key {
                     return Ok(Some((i, true)));
                 }
-                if loose.is_none() && name.eq_ignore_ascii_case(key) {
+                if loose.is_none() {
                     loose = Some(i);
                 }
             }

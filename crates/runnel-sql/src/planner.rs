@@ -665,6 +665,19 @@ impl Processor<Key, Row, Key, Row> for Widen {
     }
 }
 
+/// A joined row: the left side's columns, then the right's, NULLs for a
+/// side without a row; built in place, each value copied once.
+fn joined_row(left: Option<&Row>, left_width: usize, right: Option<&Row>, right_width: usize) -> Row {
+    let mut row = Vec::with_capacity(left_width + right_width);
+    for (side, width) in [(left, left_width), (right, right_width)] {
+        match side {
+            Some(values) => row.extend_from_slice(values),
+            None => row.resize(row.len() + width, Value::Null),
+        }
+    }
+    row
+}
+
 /// Evaluates compiled expressions on a row, reporting failures to the log.
 fn evaluate(expressions: &[Compiled], row: &[Value], log: &ProcessingLog) -> Vec<Value> {
     let mut ctx = Eval::default();
@@ -840,20 +853,21 @@ impl Plan {
     fn joined_tables(&self, builder: &StreamsBuilder, left: KTable<Key, Row>, join: &JoinPlan) -> KTable<Key, Row> {
         let (left_width, right_width) = (input_scope(&self.source, "").columns.len(), input_scope(&join.right, "").columns.len());
         let right = self.source_table(builder, &join.right);
-        let pad = |row: Option<&Row>, width: usize| row.cloned().unwrap_or_else(|| vec![Value::Null; width]);
         if on_primary_key(&self.source, &join.left_key) {
             return match join.kind {
-                JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat()),
-                JoinKind::Right => right.left_join(&left, move |r: &Row, l: Option<&Row>| [pad(l, left_width), r.clone()].concat()),
-                JoinKind::Full => left.outer_join(&right, move |l: Option<&Row>, r: Option<&Row>| [pad(l, left_width), pad(r, right_width)].concat()),
-                JoinKind::Inner => left.join(&right, |l: &Row, r: &Row| [l.clone(), r.clone()].concat()),
+                JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| joined_row(Some(l), left_width, r, right_width)),
+                JoinKind::Right => right.left_join(&left, move |r: &Row, l: Option<&Row>| joined_row(l, left_width, Some(r), right_width)),
+                JoinKind::Full => left.outer_join(&right, move |l: Option<&Row>, r: Option<&Row>| joined_row(l, left_width, r, right_width)),
+                JoinKind::Inner => left.join(&right, move |l: &Row, r: &Row| joined_row(Some(l), left_width, Some(r), right_width)),
             };
         }
         let (key, log) = (join.left_key.clone(), self.log.clone());
         let foreign_key = move |row: &Row| Key(evaluate(std::slice::from_ref(&key), row, &log));
         match join.kind {
-            JoinKind::Left => left.left_join_on_foreign_key(&right, foreign_key, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat()),
-            _ => left.join_on_foreign_key(&right, foreign_key, |l: &Row, r: &Row| [l.clone(), r.clone()].concat()),
+            JoinKind::Left => {
+                left.left_join_on_foreign_key(&right, foreign_key, move |l: &Row, r: Option<&Row>| joined_row(Some(l), left_width, r, right_width))
+            }
+            _ => left.join_on_foreign_key(&right, foreign_key, move |l: &Row, r: &Row| joined_row(Some(l), left_width, Some(r), right_width)),
         }
     }
 
@@ -893,14 +907,13 @@ impl Plan {
             }
         };
         let left = if left_in_place { left } else { rekeyed(left, &join.left_key) };
-        let pad = |row: Option<&Row>, width: usize| row.cloned().unwrap_or_else(|| vec![Value::Null; width]);
         match join.right.kind {
             SourceKind::Table => {
                 let table = self.source_table(builder, &join.right);
                 let joined = Joined::with(key_serde, side_serdes(&self.source));
                 match join.kind {
-                    JoinKind::Left => left.left_join_table(&table, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat(), joined),
-                    _ => left.join_table(&table, |l: &Row, r: &Row| [l.clone(), r.clone()].concat(), joined),
+                    JoinKind::Left => left.left_join_table(&table, move |l: &Row, r: Option<&Row>| joined_row(Some(l), left_width, r, right_width), joined),
+                    _ => left.join_table(&table, move |l: &Row, r: &Row| joined_row(Some(l), left_width, Some(r), right_width), joined),
                 }
             }
             SourceKind::Stream => {
@@ -910,15 +923,15 @@ impl Plan {
                 let windows = JoinWindows { before_ms: within.before_ms, after_ms: within.after_ms, grace_ms: within.grace_ms.unwrap_or(DEFAULT_GRACE_MS) };
                 if join.kind == JoinKind::Right {
                     let serdes = StreamJoined::with(key_serde, side_serdes(&join.right), side_serdes(&self.source));
-                    return right.left_join(&left, move |r: &Row, l: Option<&Row>| [pad(l, left_width), r.clone()].concat(), windows, serdes);
+                    return right.left_join(&left, move |r: &Row, l: Option<&Row>| joined_row(l, left_width, Some(r), right_width), windows, serdes);
                 }
                 let serdes = StreamJoined::with(key_serde, side_serdes(&self.source), side_serdes(&join.right));
                 match join.kind {
-                    JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| [l.clone(), pad(r, right_width)].concat(), windows, serdes),
+                    JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| joined_row(Some(l), left_width, r, right_width), windows, serdes),
                     JoinKind::Full => {
-                        left.outer_join(&right, move |l: Option<&Row>, r: Option<&Row>| [pad(l, left_width), pad(r, right_width)].concat(), windows, serdes)
+                        left.outer_join(&right, move |l: Option<&Row>, r: Option<&Row>| joined_row(l, left_width, r, right_width), windows, serdes)
                     }
-                    _ => left.join(&right, |l: &Row, r: &Row| [l.clone(), r.clone()].concat(), windows, serdes),
+                    _ => left.join(&right, move |l: &Row, r: &Row| joined_row(Some(l), left_width, Some(r), right_width), windows, serdes),
                 }
             }
         }
