@@ -141,8 +141,8 @@ fn windowed_row(key: &Windowed<Key>, value: &Option<Row>) -> Option<EmittedRow> 
 #[derive(Clone)]
 pub struct Plan {
     source: SourceDef,
-    /// The second source, for a join.
-    join: Option<JoinPlan>,
+    /// The sources joined to it, in turn.
+    joins: Vec<JoinPlan>,
     filter: Option<Compiled>,
     shape: Shape,
     /// What the query produces.
@@ -150,15 +150,19 @@ pub struct Plan {
     log: Arc<ProcessingLog>,
 }
 
-/// A join of the query's source (left) with a second source.
+/// A join of what the query's source was joined into so far (left) with
+/// one more source.
 #[derive(Clone)]
 struct JoinPlan {
     right: SourceDef,
     kind: JoinKind,
     within: Option<Within>,
-    /// The join expression of each side, over that side's rows.
+    /// The join expression of each side: the left's over the row joined
+    /// so far, the right's over the right source's rows.
     left_key: Compiled,
     right_key: Compiled,
+    /// The two sides of `ON`, as written.
+    on: (Expr, Expr),
 }
 
 #[derive(Clone)]
@@ -320,97 +324,123 @@ pub fn plan(catalog: &Catalog, query: &Query, persistent: bool, log: Arc<Process
         }
         plan_aggregation(&source, &scope, query, &items, &names, persistent)?
     };
-    Ok(Plan { source, join: None, filter, shape, output, log })
+    Ok(Plan { source, joins: Vec::new(), filter, shape, output, log })
 }
 
-/// The source and alias of one side of a join.
-fn join_side<'a>(catalog: &'a Catalog, relation: &Relation) -> Result<(&'a SourceDef, String), SqlError> {
-    match relation {
-        Relation::Source { name, alias } => Ok((catalog.get(name)?, alias.clone().unwrap_or_else(|| name.clone()))),
-        Relation::Join(_) => Err(SqlError::invalid("Joins of more than two sources are not available yet.")),
+/// The sources of a chain of joins, left to right, with their aliases,
+/// and the joins between them (the `i`th joins source `i + 1`).
+type JoinChain<'a, 'q> = (Vec<(&'a SourceDef, String)>, Vec<&'q Join>);
+
+/// A chain of joins, as the parser nests them (each join's left side the
+/// joins before it) taken apart.
+fn join_chain<'a, 'q>(catalog: &'a Catalog, join: &'q Join) -> Result<JoinChain<'a, 'q>, SqlError> {
+    let (mut sides, mut joins) = match &join.left {
+        Relation::Source { name, alias } => (vec![(catalog.get(name)?, alias.clone().unwrap_or_else(|| name.clone()))], Vec::new()),
+        Relation::Join(inner) => join_chain(catalog, inner)?,
+    };
+    let Relation::Source { name, alias } = &join.right else {
+        return Err(SqlError::invalid("A join's right side must be a stream or table; join the sources one after another."));
+    };
+    let alias = alias.clone().unwrap_or_else(|| name.clone());
+    if let Some((_, taken)) = sides.iter().find(|(_, a)| *a == alias) {
+        return Err(SqlError::invalid(format!("Each side of the join needs its own alias: {taken} is used twice.")));
     }
+    sides.push((catalog.get(name)?, alias));
+    joins.push(join);
+    Ok((sides, joins))
 }
 
-/// A join of two sources: stream–table (INNER, LEFT) on the table's
-/// primary key, stream–stream (INNER, LEFT, RIGHT, FULL) `WITHIN` a
-/// window, each stream re-keyed by its join expression unless it is joined
-/// on its own key, or table–table on the right table's primary key (INNER,
-/// LEFT, RIGHT and FULL on both keys; INNER and LEFT on a foreign key
-/// taken from the left's rows); then `WHERE` and the projection over the joined row (the
-/// left side's columns, then the right's).
+/// Joins of sources, one after another, each with the result of the
+/// joins before it: stream–table (INNER, LEFT) on the table's primary
+/// key, stream–stream (INNER, LEFT, RIGHT, FULL) `WITHIN` a window, each
+/// stream re-keyed by its join expression unless the first is joined on
+/// its own key, or table–table on the right table's primary key (INNER,
+/// LEFT, RIGHT and FULL on the tables' keys; the first join may instead
+/// be INNER or LEFT on a foreign key taken from the left table's rows);
+/// then `WHERE` and the projection over the joined row (each side's
+/// columns in turn).
 fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, log: Arc<ProcessingLog>) -> Result<Plan, SqlError> {
-    let (left, left_alias) = join_side(catalog, &join.left)?;
-    let (right, right_alias) = join_side(catalog, &join.right)?;
-    if left_alias == right_alias {
-        return Err(SqlError::invalid(format!("Each side of the join needs its own alias: both are {left_alias}.")));
-    }
+    let (sides, chain) = join_chain(catalog, join)?;
     if query.emit.is_none() && !persistent {
         return Err(SqlError::invalid("Pull queries are not available yet: add EMIT CHANGES for a push query."));
     }
     if !query.group_by.is_empty() || query.window.is_some() || !query.partition_by.is_empty() {
         return Err(SqlError::invalid("GROUP BY, WINDOW and PARTITION BY over a join are not available yet."));
     }
-    let (left_scope, right_scope) = (input_scope(left, &left_alias), input_scope(right, &right_alias));
-    let Expr::Binary { op: BinaryOp::Eq, left: a, right: b } = &join.on else {
-        return Err(SqlError::invalid("Unsupported join expression: a join's ON must be an equality of an expression of each side."));
-    };
-    let (left_key, right_key) = match (compile(a, &left_scope), compile(b, &right_scope)) {
-        (Ok(l), Ok(r)) => (l, r),
-        _ => match (compile(b, &left_scope), compile(a, &right_scope)) {
+    let (first, first_alias) = (sides[0].0, &sides[0].1);
+    let mut scope = input_scope(first, first_alias);
+    // The places in the joined row known to hold the result's key: a
+    // table's primary key, and the keys of tables joined to it on it.
+    let mut key_positions: Vec<usize> = if first.key.len() == 1 { vec![0] } else { Vec::new() };
+    let mut joins = Vec::new();
+    for (step, (join, (right, right_alias))) in chain.iter().zip(&sides[1..]).enumerate() {
+        let right_scope = input_scope(right, right_alias);
+        let Expr::Binary { op: BinaryOp::Eq, left: a, right: b } = &join.on else {
+            return Err(SqlError::invalid("Unsupported join expression: a join's ON must be an equality of an expression of each side."));
+        };
+        let (left_key, right_key) = match (compile(a, &scope), compile(b, &right_scope)) {
             (Ok(l), Ok(r)) => (l, r),
-            _ => return Err(SqlError::invalid("Unsupported join expression: each side of ON must refer to one source of the join.")),
-        },
-    };
-    if left_key.sql_type != right_key.sql_type {
-        return Err(SqlError::invalid(format!("Invalid join condition: types don't match. Got {} = {}.", left_key.sql_type, right_key.sql_type)));
+            _ => match (compile(b, &scope), compile(a, &right_scope)) {
+                (Ok(l), Ok(r)) => (l, r),
+                _ => return Err(SqlError::invalid("Unsupported join expression: each side of ON must refer to one source of the join.")),
+            },
+        };
+        if left_key.sql_type != right_key.sql_type {
+            return Err(SqlError::invalid(format!("Invalid join condition: types don't match. Got {} = {}.", left_key.sql_type, right_key.sql_type)));
+        }
+        let on_left_key = left_key.as_column().is_some_and(|c| key_positions.contains(&c));
+        match (first.kind, right.kind) {
+            (SourceKind::Stream, SourceKind::Table) => {
+                if !matches!(join.kind, JoinKind::Inner | JoinKind::Left) {
+                    return Err(SqlError::invalid(format!("Stream-table joins are INNER or LEFT, not {}.", format!("{:?}", join.kind).to_uppercase())));
+                }
+                if join.within.is_some() {
+                    return Err(SqlError::invalid("A stream-table join takes no WITHIN clause."));
+                }
+                require_primary_key(right, &right_key, "stream-table joins require a join on the table's")?;
+            }
+            (SourceKind::Stream, SourceKind::Stream) => {
+                if join.within.is_none() {
+                    return Err(SqlError::invalid("Stream-Stream joins must have a WITHIN clause specified. None was provided."));
+                }
+            }
+            (SourceKind::Table, SourceKind::Table) => {
+                if join.within.is_some() {
+                    return Err(SqlError::invalid("A table-table join takes no WITHIN clause."));
+                }
+                require_primary_key(right, &right_key, "table-table joins require a join on the right table's")?;
+                if !on_left_key && step > 0 {
+                    return Err(SqlError::invalid("Invalid join condition: a table joined to the result of a join must be joined on its key."));
+                }
+                if !on_left_key && matches!(join.kind, JoinKind::Full | JoinKind::Right) {
+                    let kind = if join.kind == JoinKind::Full { "full-outer" } else { "right" };
+                    return Err(SqlError::invalid(format!("Invalid join type: {kind} join not supported for foreign-key table-table join.")));
+                }
+            }
+            (SourceKind::Table, SourceKind::Stream) => {
+                return Err(SqlError::invalid("Joins with a table on the left and a stream on the right are not available: put the stream on the left."))
+            }
+        }
+        let offset = scope.columns.len();
+        if first.kind == SourceKind::Table && on_left_key {
+            key_positions.push(offset);
+        }
+        scope.columns.extend(right_scope.columns);
+        joins.push(JoinPlan {
+            right: (*right).clone(),
+            kind: join.kind,
+            within: join.within,
+            left_key,
+            right_key,
+            on: (a.as_ref().clone(), b.as_ref().clone()),
+        });
     }
-    match (left.kind, right.kind) {
-        (SourceKind::Stream, SourceKind::Table) => {
-            if !matches!(join.kind, JoinKind::Inner | JoinKind::Left) {
-                return Err(SqlError::invalid(format!("Stream-table joins are INNER or LEFT, not {}.", format!("{:?}", join.kind).to_uppercase())));
-            }
-            if join.within.is_some() {
-                return Err(SqlError::invalid("A stream-table join takes no WITHIN clause."));
-            }
-            if !on_primary_key(right, &right_key) {
-                return Err(SqlError::invalid(format!(
-                    "Invalid join condition: stream-table joins require a join on the table's primary key, {}.",
-                    right.key.first().map_or("", |c| c.name.as_str())
-                )));
-            }
-        }
-        (SourceKind::Stream, SourceKind::Stream) => {
-            if join.within.is_none() {
-                return Err(SqlError::invalid("Stream-Stream joins must have a WITHIN clause specified. None was provided."));
-            }
-        }
-        (SourceKind::Table, SourceKind::Table) => {
-            if join.within.is_some() {
-                return Err(SqlError::invalid("A table-table join takes no WITHIN clause."));
-            }
-            if !on_primary_key(right, &right_key) {
-                return Err(SqlError::invalid(format!(
-                    "Invalid join condition: table-table joins require a join on the right table's primary key, {}.",
-                    right.key.first().map_or("", |c| c.name.as_str())
-                )));
-            }
-            if !on_primary_key(left, &left_key) && matches!(join.kind, JoinKind::Full | JoinKind::Right) {
-                let kind = if join.kind == JoinKind::Full { "full-outer" } else { "right" };
-                return Err(SqlError::invalid(format!("Invalid join type: {kind} join not supported for foreign-key table-table join.")));
-            }
-        }
-        (SourceKind::Table, SourceKind::Stream) => {
-            return Err(SqlError::invalid("Joins with a table on the left and a stream on the right are not available: put the stream on the left."))
-        }
-    }
-    let mut scope = left_scope.clone();
-    scope.columns.extend(right_scope.columns.iter().cloned());
     let filter = query.filter.as_ref().map(|f| compile(f, &scope)).transpose()?;
     let mut items: Vec<(Expr, Option<String>)> = Vec::new();
     for item in &query.items {
         match item {
             SelectItem::All | SelectItem::AllOf(_) => {
-                for (source, alias) in [(left, &left_alias), (right, &right_alias)] {
+                for (source, alias) in &sides {
                     if matches!(item, SelectItem::AllOf(q) if q != alias && q != &source.name) {
                         continue;
                     }
@@ -429,30 +459,44 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
         }
     }
     let compiled_items: Vec<Compiled> = items.iter().map(|(e, _)| compile(e, &scope)).collect::<Result<_, _>>()?;
-    // The result's key is the join expression; the item selecting either
-    // side's expression names it.
-    // A foreign-key join's result keeps the left table's key instead.
-    let foreign_key = left.kind == SourceKind::Table && !on_primary_key(left, &left_key);
-    let is_join_key = |e: &Expr| e == a.as_ref() || e == b.as_ref();
-    let key_item = if foreign_key { compiled_items.iter().position(|c| c.as_column() == Some(0)) } else { items.iter().position(|(e, _)| is_join_key(e)) };
-    let key_type = if foreign_key { left.key[0].sql_type.clone() } else { left_key.sql_type.clone() };
-    let key_column = match key_item {
-        Some(position) => (names[position].clone(), key_type.clone()),
-        None if persistent => {
-            let shown = match a.as_ref() {
-                _ if foreign_key => left.key[0].name.clone(),
+    // A stream's result is keyed by the last join's expression, which the
+    // item selecting either side of it names; a table's result keeps its
+    // key, named by the item selecting a column holding it.
+    let last = joins.last().expect("a join joins two sources at least");
+    let (key_item, key_type, shown) = match first.kind {
+        SourceKind::Table => {
+            let item = compiled_items.iter().position(|c| c.as_column().is_some_and(|column| key_positions.contains(&column)));
+            (item, first.key[0].sql_type.clone(), first.key[0].name.clone())
+        }
+        SourceKind::Stream => {
+            let item = items.iter().position(|(e, _)| *e == last.on.0 || *e == last.on.1);
+            let shown = match &last.on.0 {
                 Expr::Column { name, .. } => name.clone(),
                 _ => "KSQL_COL_0".into(),
             };
+            (item, last.left_key.sql_type.clone(), shown)
+        }
+    };
+    let key_column = match key_item {
+        Some(position) => (names[position].clone(), key_type),
+        None if persistent => {
             return Err(SqlError::invalid(format!("Key missing from projection (ie, SELECT). The query used to build the result must include the join expression {shown} in its projection (eg, SELECT {shown}...).")));
         }
         None => ("KSQL_COL_0".into(), key_type),
     };
     let key_items: Vec<usize> = key_item.into_iter().collect();
     let (values, value_columns) = value_items(compiled_items, &names, &key_items, persistent);
-    let output = OutputSchema { kind: left.kind, key: vec![key_column], value: value_columns, window: None };
-    let join_plan = JoinPlan { right: right.clone(), kind: join.kind, within: join.within, left_key, right_key };
-    Ok(Plan { source: left.clone(), join: Some(join_plan), filter, shape: Shape::Project { rekey: None, key: Vec::new(), values }, output, log })
+    let output = OutputSchema { kind: first.kind, key: vec![key_column], value: value_columns, window: None };
+    Ok(Plan { source: first.clone(), joins, filter, shape: Shape::Project { rekey: None, key: Vec::new(), values }, output, log })
+}
+
+/// Refuses a join whose right side is not joined on its primary key;
+/// `rule` says which joins need that.
+fn require_primary_key(right: &SourceDef, right_key: &Compiled, rule: &str) -> Result<(), SqlError> {
+    if on_primary_key(right, right_key) {
+        return Ok(());
+    }
+    Err(SqlError::invalid(format!("Invalid join condition: {rule} primary key, {}.", right.key.first().map_or("", |c| c.name.as_str()))))
 }
 
 /// Whether a join expression, compiled over its side's row, is nothing
@@ -717,7 +761,7 @@ impl Plan {
     /// The catalog sources the query reads.
     pub fn source_names(&self) -> Vec<String> {
         let mut names = vec![self.source.name.clone()];
-        names.extend(self.join.as_ref().map(|j| j.right.name.clone()));
+        names.extend(self.joins.iter().map(|j| j.right.name.clone()));
         names
     }
 
@@ -727,13 +771,39 @@ impl Plan {
         (key_serde, value_serde)
     }
 
+    /// Where each source's widened row starts in the joined row: 0 for
+    /// the query's source, then one offset per join; and the joined row's
+    /// width.
+    fn offsets(&self) -> (Vec<usize>, usize) {
+        let mut offsets = Vec::with_capacity(self.joins.len() + 1);
+        let mut width = 0;
+        for source in std::iter::once(&self.source).chain(self.joins.iter().map(|j| &j.right)) {
+            offsets.push(width);
+            width += input_scope(source, "").columns.len();
+        }
+        (offsets, width)
+    }
+
+    /// The types of the joined row's first `width` columns, as a serde
+    /// for the rows a join stores or repartitions.
+    fn joined_serde(&self, width: usize, topic: &str) -> RowSerde {
+        let types: Vec<(String, SqlType)> = std::iter::once(&self.source)
+            .chain(self.joins.iter().map(|j| &j.right))
+            .flat_map(|source| input_scope(source, "").columns)
+            .take(width)
+            .enumerate()
+            .map(|(i, c)| (format!("C{i}_{}", c.name), c.sql_type))
+            .collect();
+        RowSerde(RowFormat::value(Format::Json, types, topic, self.log.clone()))
+    }
+
     /// Which columns of the query's input scope (the source's widened
-    /// row, then the joined source's) its expressions read; `None` when it
-    /// cannot tell (a `PARTITION BY` shifts the columns its projection sees).
+    /// row, then each joined source's) its expressions read; `None` when
+    /// it cannot tell (a `PARTITION BY` shifts the columns its projection
+    /// sees).
     fn columns_read(&self) -> Option<Vec<bool>> {
-        let width = |source: &SourceDef| input_scope(source, "").columns.len();
-        let left_width = width(&self.source);
-        let mut read = vec![false; left_width + self.join.as_ref().map_or(0, |join| width(&join.right))];
+        let (offsets, total) = self.offsets();
+        let mut read = vec![false; total];
         self.filter.iter().for_each(|filter| filter.mark_columns(&mut read));
         match &self.shape {
             Shape::Project { rekey: Some(_), .. } => return None,
@@ -743,9 +813,9 @@ impl Plan {
                 aggregation.aggregates.iter().for_each(|a| a.mark_columns(&mut read));
             }
         }
-        if let Some(join) = &self.join {
-            join.left_key.mark_columns(&mut read[..left_width]);
-            join.right_key.mark_columns(&mut read[left_width..]);
+        for (join, offset) in self.joins.iter().zip(&offsets[1..]) {
+            join.left_key.mark_columns(&mut read[..*offset]);
+            join.right_key.mark_columns(&mut read[*offset..]);
         }
         Some(read)
     }
@@ -796,10 +866,11 @@ impl Plan {
             return;
         }
         let read = self.columns_read();
-        let left_width = input_scope(&self.source, "").columns.len();
-        let mut stream = self.source_stream(builder, &self.source, read.as_deref().map(|r| &r[..left_width]));
-        if let Some(join) = &self.join {
-            stream = self.joined(builder, stream, join, read.as_deref().map(|r| &r[left_width..]));
+        let (offsets, _) = self.offsets();
+        let side_read = |side: usize| read.as_deref().map(|r| &r[offsets[side]..offsets.get(side + 1).copied().unwrap_or(r.len())]);
+        let mut stream = self.source_stream(builder, &self.source, side_read(0));
+        for (step, join) in self.joins.iter().enumerate() {
+            stream = self.joined(builder, stream, step, join, offsets[step + 1], side_read(step + 1));
         }
         if let Some(filter) = &self.filter {
             let (filter, log) = (filter.clone(), log.clone());
@@ -850,10 +921,11 @@ impl Plan {
     /// left's rows (a foreign-key join, INNER or LEFT), keeping the left's
     /// key. A joined row is the left side's columns, then the right's
     /// (NULL for a side without a row).
-    fn joined_tables(&self, builder: &StreamsBuilder, left: KTable<Key, Row>, join: &JoinPlan) -> KTable<Key, Row> {
-        let (left_width, right_width) = (input_scope(&self.source, "").columns.len(), input_scope(&join.right, "").columns.len());
+    fn joined_tables(&self, builder: &StreamsBuilder, left: KTable<Key, Row>, step: usize, join: &JoinPlan, left_width: usize) -> KTable<Key, Row> {
+        let right_width = input_scope(&join.right, "").columns.len();
         let right = self.source_table(builder, &join.right);
-        if on_primary_key(&self.source, &join.left_key) {
+        // Only the first join may take its key from the left's rows.
+        if step > 0 || on_primary_key(&self.source, &join.left_key) {
             return match join.kind {
                 JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| joined_row(Some(l), left_width, r, right_width)),
                 JoinKind::Right => right.left_join(&left, move |r: &Row, l: Option<&Row>| joined_row(l, left_width, Some(r), right_width)),
@@ -871,13 +943,22 @@ impl Plan {
         }
     }
 
-    /// The left stream joined with the right source: each side re-keyed by
+    /// The left stream (the source, joined with the sources of the `step`
+    /// joins before) joined with the right source: each side re-keyed by
     /// its join expression (repartitioned by runnel-streams when the key
-    /// changed), the joined row being the left row then the right (NULLs
-    /// for a side without a partner).
-    fn joined(&self, builder: &StreamsBuilder, left: KStream<Key, Row>, join: &JoinPlan, right_read: Option<&[bool]>) -> KStream<Key, Row> {
+    /// changed), the joined row being the left row (`left_width` columns)
+    /// then the right (NULLs for a side without a partner).
+    fn joined(
+        &self,
+        builder: &StreamsBuilder,
+        left: KStream<Key, Row>,
+        step: usize,
+        join: &JoinPlan,
+        left_width: usize,
+        right_read: Option<&[bool]>,
+    ) -> KStream<Key, Row> {
         let log = self.log.clone();
-        let (left_width, right_width) = (input_scope(&self.source, "").columns.len(), input_scope(&join.right, "").columns.len());
+        let right_width = input_scope(&join.right, "").columns.len();
         // A table is joined by its own key bytes, so the stream is
         // repartitioned in the table's key format: equal keys land in the
         // same partition on both sides.
@@ -887,10 +968,11 @@ impl Plan {
                 KeySerde(RowFormat::key(Format::Json, vec![("KEY".to_string(), join.left_key.sql_type.clone())], &self.source.topic, log.clone()))
             }
         };
-        let side_serdes = |source: &SourceDef| {
-            let types: Vec<(String, SqlType)> = input_scope(source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
-            RowSerde(RowFormat::value(Format::Json, types, &source.topic, log.clone()))
+        let right_serde = || {
+            let types: Vec<(String, SqlType)> = input_scope(&join.right, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
+            RowSerde(RowFormat::value(Format::Json, types, &join.right.topic, log.clone()))
         };
+        let left_serde = || self.joined_serde(left_width, &self.source.topic);
         let rekeyed = |stream: KStream<Key, Row>, key: &Compiled| {
             let (key, log) = (key.clone(), log.clone());
             stream.select_key(move |_, row| Key(evaluate(std::slice::from_ref(&key), row, &log)))
@@ -898,19 +980,20 @@ impl Plan {
         // A stream joined on its own key, written in the format the other
         // side's key is in, is partitioned as the other side already (as
         // Kafka requires of co-partitioned topics): it is not repartitioned,
-        // as ksqlDB does not repartition it.
+        // as ksqlDB does not repartition it. A join's result is keyed anew.
         let on_own_key = |source: &SourceDef, key: &Compiled, format: Format| on_primary_key(source, key) && source.key_format == format;
-        let left_in_place = match join.right.kind {
-            SourceKind::Table => on_own_key(&self.source, &join.left_key, join.right.key_format),
-            SourceKind::Stream => {
-                on_own_key(&self.source, &join.left_key, join.right.key_format) && on_own_key(&join.right, &join.right_key, self.source.key_format)
-            }
-        };
+        let left_in_place = step == 0
+            && match join.right.kind {
+                SourceKind::Table => on_own_key(&self.source, &join.left_key, join.right.key_format),
+                SourceKind::Stream => {
+                    on_own_key(&self.source, &join.left_key, join.right.key_format) && on_own_key(&join.right, &join.right_key, self.source.key_format)
+                }
+            };
         let left = if left_in_place { left } else { rekeyed(left, &join.left_key) };
         match join.right.kind {
             SourceKind::Table => {
                 let table = self.source_table(builder, &join.right);
-                let joined = Joined::with(key_serde, side_serdes(&self.source));
+                let joined = Joined::with(key_serde, left_serde());
                 match join.kind {
                     JoinKind::Left => left.left_join_table(&table, move |l: &Row, r: Option<&Row>| joined_row(Some(l), left_width, r, right_width), joined),
                     _ => left.join_table(&table, move |l: &Row, r: &Row| joined_row(Some(l), left_width, Some(r), right_width), joined),
@@ -922,10 +1005,10 @@ impl Plan {
                 let within = join.within.unwrap_or(Within { before_ms: 0, after_ms: 0, grace_ms: None });
                 let windows = JoinWindows { before_ms: within.before_ms, after_ms: within.after_ms, grace_ms: within.grace_ms.unwrap_or(DEFAULT_GRACE_MS) };
                 if join.kind == JoinKind::Right {
-                    let serdes = StreamJoined::with(key_serde, side_serdes(&join.right), side_serdes(&self.source));
+                    let serdes = StreamJoined::with(key_serde, right_serde(), left_serde());
                     return right.left_join(&left, move |r: &Row, l: Option<&Row>| joined_row(l, left_width, Some(r), right_width), windows, serdes);
                 }
-                let serdes = StreamJoined::with(key_serde, side_serdes(&self.source), side_serdes(&join.right));
+                let serdes = StreamJoined::with(key_serde, left_serde(), right_serde());
                 match join.kind {
                     JoinKind::Left => left.left_join(&right, move |l: &Row, r: Option<&Row>| joined_row(Some(l), left_width, r, right_width), windows, serdes),
                     JoinKind::Full => {
@@ -944,8 +1027,9 @@ impl Plan {
     fn build_on_table(&self, builder: &StreamsBuilder, sink: &SinkSpec, out: &Output<'_>, key_format: RowFormat, value_format: RowFormat) {
         let log = self.log.clone();
         let mut table = self.source_table(builder, &self.source);
-        if let Some(join) = &self.join {
-            table = self.joined_tables(builder, table, join);
+        let (offsets, _) = self.offsets();
+        for (step, join) in self.joins.iter().enumerate() {
+            table = self.joined_tables(builder, table, step, join, offsets[step + 1]);
         }
         if let Some(filter) = &self.filter {
             let (filter, log) = (filter.clone(), log.clone());
