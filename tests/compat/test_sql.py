@@ -296,6 +296,23 @@ def test_avro_rides_in_avro_and_json_schema_tables_out(sql):
     assert {value["VENDORID"] for _, value in written} == {r["VendorID"] for r in card}
 
 
+def test_header_columns_read_what_the_producer_sent(sql):
+    """Headers a confluent-kafka producer sets reach HEADERS and
+    HEADER('key') columns; BYTES come back base64-encoded, as from ksqlDB."""
+    import base64
+    producer = Producer({"bootstrap.servers": sql.bootstrap})
+    producer.produce("rides_traced", key="a", value=json.dumps({"fare": 1.5}), headers=[("trace", b"t-1"), ("app", b"web")])
+    producer.produce("rides_traced", key="b", value=json.dumps({"fare": 2.5}), headers=[("app", b"cli")])
+    assert producer.flush(30) == 0
+    ksql(sql.sql, "CREATE STREAM rides_traced (id STRING KEY, fare DOUBLE, trace BYTES HEADER('trace'), "
+                  "hs ARRAY<STRUCT<key STRING, value BYTES>> HEADERS) WITH (KAFKA_TOPIC='rides_traced', VALUE_FORMAT='JSON');")
+    pulled = push_rows(sql.sql, "/query-stream", {"sql": "SELECT id, FROM_BYTES(trace, 'utf8') AS trace, ARRAY_LENGTH(hs) AS n, hs[1]->value AS first "
+                                                          "FROM rides_traced EMIT CHANGES LIMIT 2;", "properties": EARLIEST})
+    header, *rows = [json.loads(line) for line in pulled.text.splitlines()]
+    assert header["columnNames"] == ["ID", "TRACE", "N", "FIRST"]
+    assert sorted(rows) == [["a", "t-1", 2, base64.b64encode(b"t-1").decode()], ["b", None, 1, base64.b64encode(b"cli").decode()]]
+
+
 def test_inserts_stream_acknowledges_each_row(sql):
     ksql(sql.sql, "CREATE STREAM tips (driver VARCHAR KEY, tip DOUBLE) WITH (KAFKA_TOPIC='tips', PARTITIONS=2, VALUE_FORMAT='JSON');")
     lines = [{"target": "TIPS"}, {"DRIVER": "ann", "TIP": 2.5}, {"driver": "bob", "tip": 1}, {"TIP": "not a number"}]

@@ -25,6 +25,22 @@ pub struct Column {
     pub sql_type: SqlType,
 }
 
+/// A column filled from its record's headers rather than its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeaderColumn {
+    /// The column.
+    pub column: Column,
+    /// `None` for a `HEADERS` column (every header, as an array of
+    /// `KEY`/`VALUE` structs); `Some(key)` for `HEADER('key')` (the last
+    /// header with that key, as `BYTES`).
+    pub key: Option<String>,
+}
+
+/// The type a `HEADERS` column must have.
+pub fn headers_type() -> SqlType {
+    SqlType::Array(Box::new(SqlType::Struct(vec![("KEY".into(), SqlType::String), ("VALUE".into(), SqlType::Bytes)])))
+}
+
 /// How a windowed source's keys carry their window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyWindow {
@@ -51,6 +67,9 @@ pub struct SourceDef {
     pub key: Vec<Column>,
     /// Value columns, in order.
     pub value: Vec<Column>,
+    /// Columns from the records' headers, in order (after the value
+    /// columns in a query's rows).
+    pub headers: Vec<HeaderColumn>,
     /// The keys' format.
     pub key_format: Format,
     /// The values' format.
@@ -195,7 +214,7 @@ impl SourceDef {
         registry: Option<&Arc<dyn SchemaRegistry>>,
     ) -> Result<SourceDef, SqlError> {
         let mut seen: Vec<&str> = Vec::new();
-        let (mut key, mut value) = (Vec::new(), Vec::new());
+        let (mut key, mut value, mut headers) = (Vec::new(), Vec::new(), Vec::new());
         for column in columns {
             if seen.contains(&column.name.as_str()) {
                 return Err(SqlError::invalid(format!("Duplicate column names: {}", column.name)));
@@ -214,8 +233,23 @@ impl SourceDef {
                     return Err(SqlError::invalid(format!("Column `{}` is a 'PRIMARY KEY' column: please use 'KEY' for streams.", column.name)))
                 }
                 (ColumnRole::Value, _) => value.push(entry),
-                (ColumnRole::Headers | ColumnRole::Header(_), _) => {
-                    return Err(SqlError::invalid(format!("Header columns (`{}`) are not available yet.", column.name)));
+                (ColumnRole::Headers | ColumnRole::Header(_), SourceKind::Table) => {
+                    return Err(SqlError::invalid(format!("Header columns (`{}`) are available on streams only.", column.name)));
+                }
+                (ColumnRole::Headers, _) => {
+                    if entry.sql_type != headers_type() {
+                        return Err(SqlError::invalid(format!("Invalid type for HEADERS column: expected {}, got {}", headers_type(), entry.sql_type)));
+                    }
+                    if headers.iter().any(|h: &HeaderColumn| h.key.is_none()) {
+                        return Err(SqlError::invalid("Schema already contains a HEADERS column."));
+                    }
+                    headers.push(HeaderColumn { column: entry, key: None });
+                }
+                (ColumnRole::Header(header), _) => {
+                    if entry.sql_type != SqlType::Bytes {
+                        return Err(SqlError::invalid(format!("Invalid type for HEADER('{header}') column: expected BYTES, got {}", entry.sql_type)));
+                    }
+                    headers.push(HeaderColumn { column: entry, key: Some(header.clone()) });
                 }
             }
         }
@@ -228,6 +262,7 @@ impl SourceDef {
             topic,
             key,
             value,
+            headers,
             key_format: Format::Kafka,
             value_format: Format::Json,
             timestamp: None,
@@ -250,7 +285,7 @@ impl SourceDef {
         if kind == SourceKind::Table && source.key.is_empty() {
             return Err(SqlError::invalid("Tables require a PRIMARY KEY. Please define the PRIMARY KEY."));
         }
-        if source.key.is_empty() && source.value.is_empty() {
+        if source.key.is_empty() && source.value.is_empty() && source.headers.is_empty() {
             return Err(SqlError::invalid("The statement does not define any columns."));
         }
         source.check()?;

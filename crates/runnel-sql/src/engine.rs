@@ -208,6 +208,7 @@ impl Engine {
                     partitions: from.partitions,
                     window: planned.output.window,
                     read_only: false,
+                    headers: Vec::new(),
                     key_schema: None,
                     value_schema: None,
                 };
@@ -332,6 +333,9 @@ impl Engine {
             if name == "ROWTIME" {
                 timestamp = evaluated.as_i64().ok_or_else(|| SqlError::invalid("ROWTIME takes a BIGINT"))?;
                 continue;
+            }
+            if sink.headers.iter().any(|h| &h.column.name == name) {
+                return Err(SqlError::invalid(format!("Cannot insert into HEADER columns: {name}")));
             }
             let (slot, column) = match (sink.key.iter().position(|c| &c.name == name), sink.value.iter().position(|c| &c.name == name)) {
                 (Some(i), _) => (&mut key[i], &sink.key[i]),

@@ -214,11 +214,12 @@ pub(crate) fn item_names(items: &[(Expr, Option<String>)], scope: &Scope) -> Vec
         .collect()
 }
 
-/// The query's input scope: key columns, value columns, then the pseudo
-/// columns `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`.
+/// The query's input scope: key columns, value columns, header columns,
+/// then the pseudo columns `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`.
 fn input_scope(source: &SourceDef, alias: &str) -> Scope {
     let qualified = |name: &str, ty: &SqlType| ColumnRef { source: Some(alias.to_string()), name: name.to_string(), sql_type: ty.clone() };
-    let mut columns: Vec<ColumnRef> = source.key.iter().chain(&source.value).map(|c| qualified(&c.name, &c.sql_type)).collect();
+    let mut columns: Vec<ColumnRef> =
+        source.key.iter().chain(&source.value).chain(source.headers.iter().map(|h| &h.column)).map(|c| qualified(&c.name, &c.sql_type)).collect();
     columns.push(qualified("ROWTIME", &SqlType::Bigint));
     columns.push(qualified("ROWPARTITION", &SqlType::Int));
     columns.push(qualified("ROWOFFSET", &SqlType::Bigint));
@@ -293,7 +294,7 @@ pub fn plan(catalog: &Catalog, query: &Query, persistent: bool, log: Arc<Process
                         return Err(SqlError::invalid(format!("'{qualifier}' is not a source of the query.")));
                     }
                 }
-                for column in source.key.iter().chain(&source.value) {
+                for column in source.key.iter().chain(&source.value).chain(source.headers.iter().map(|h| &h.column)) {
                     items.push((Expr::Column { source: Some(alias.clone()), name: column.name.clone() }, None));
                 }
             }
@@ -444,7 +445,7 @@ fn plan_join(catalog: &Catalog, query: &Query, join: &Join, persistent: bool, lo
                     if matches!(item, SelectItem::AllOf(q) if q != alias && q != &source.name) {
                         continue;
                     }
-                    for column in source.key.iter().chain(&source.value) {
+                    for column in source.key.iter().chain(&source.value).chain(source.headers.iter().map(|h| &h.column)) {
                         items.push((Expr::Column { source: Some(alias.clone()), name: column.name.clone() }, Some(format!("{alias}_{}", column.name))));
                     }
                 }
@@ -685,24 +686,54 @@ fn plan_aggregation(
     Ok((Shape::Aggregate(Box::new(Aggregation { group, by_source_key, aggregates, window, having, values, emit_final })), output))
 }
 
-/// The row expressions see: the key columns, the value columns, then
-/// `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`.
-fn widen(key: &Key, value: &Row, pseudo: [Value; 3]) -> Row {
-    let mut row = Vec::with_capacity(key.0.len() + value.len() + pseudo.len());
+/// The row expressions see: the key columns, the value columns, the
+/// header columns, then `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`.
+fn widen(key: &Key, value: &Row, headers: Vec<Value>, pseudo: [Value; 3]) -> Row {
+    let mut row = Vec::with_capacity(key.0.len() + value.len() + headers.len() + pseudo.len());
     row.extend(key.0.iter().cloned());
     row.extend(value.iter().cloned());
+    row.extend(headers);
     row.extend(pseudo);
     row
 }
 
-/// Widens each record, with its timestamp as `ROWTIME` and where it was
-/// read as `ROWPARTITION` and `ROWOFFSET`.
-struct Widen;
+/// Widens each record: its header columns from its headers, its
+/// timestamp as `ROWTIME`, and where it was read as `ROWPARTITION` and
+/// `ROWOFFSET`.
+struct Widen {
+    /// Each header column's key (`None`: every header).
+    headers: Arc<[Option<String>]>,
+}
+
+impl Widen {
+    /// The header columns' values: every header as `KEY`/`VALUE`
+    /// structs, or the last value of one key.
+    fn header_values(&self, ctx: &ProcessorContext<'_, Key, Row>) -> Vec<Value> {
+        if self.headers.is_empty() {
+            return Vec::new();
+        }
+        let headers = ctx.headers();
+        let bytes = |value: &Option<Vec<u8>>| value.clone().map_or(Value::Null, Value::Bytes);
+        self.headers
+            .iter()
+            .map(|wanted| match wanted {
+                None => Value::Array(
+                    headers
+                        .iter()
+                        .map(|(key, value)| Value::Struct(vec![("KEY".into(), Value::String(key.clone())), ("VALUE".into(), bytes(value))]))
+                        .collect(),
+                ),
+                Some(wanted) => headers.iter().rev().find(|(key, _)| key == wanted).map_or(Value::Null, |(_, value)| bytes(value)),
+            })
+            .collect()
+    }
+}
 
 impl Processor<Key, Row, Key, Row> for Widen {
     fn process(&mut self, key: &Key, value: &Row, ctx: &mut ProcessorContext<'_, Key, Row>) {
         let (partition, offset) = ctx.record_metadata().map_or((Value::Null, Value::Null), |r| (Value::Int(r.partition), Value::Bigint(r.offset)));
-        let row = widen(key, value, [Value::Bigint(ctx.timestamp()), partition, offset]);
+        let headers = self.header_values(ctx);
+        let row = widen(key, value, headers, [Value::Bigint(ctx.timestamp()), partition, offset]);
         // Run with `process_values`, the record keeps the key it came with
         // whatever key it is forwarded under: an empty one costs no copy.
         ctx.forward(Key::default(), row);
@@ -836,7 +867,8 @@ impl Plan {
             Some(extract) => builder.stream_with_timestamps(&source.topic, key_serde, value_serde, extract),
             None => builder.stream(&source.topic, key_serde, value_serde),
         };
-        stream.process_values(|| Widen, &[])
+        let headers: Arc<[Option<String>]> = source.headers.iter().map(|h| h.key.clone()).collect();
+        stream.process_values(move || Widen { headers: headers.clone() }, &[])
     }
 
     /// Adds the query's nodes to `builder`, writing to `sink`.
@@ -913,7 +945,9 @@ impl Plan {
         // The widened rows' serde: a foreign-key join writes them.
         let types: Vec<(String, SqlType)> = input_scope(source, "").columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
         let widened = RowSerde(RowFormat::value(Format::Json, types, &source.topic, self.log.clone()));
-        builder.table(&source.topic, key_serde, value_serde).map_values_with_serde(|key, row| widen(key, row, [Value::Null, Value::Null, Value::Null]), widened)
+        builder
+            .table(&source.topic, key_serde, value_serde)
+            .map_values_with_serde(|key, row| widen(key, row, Vec::new(), [Value::Null, Value::Null, Value::Null]), widened)
     }
 
     /// The left table joined with the right one: on both primary keys

@@ -73,8 +73,11 @@ pub struct TopologyTestDriver {
     offsets: HashMap<String, i64>,
 }
 
+/// A record's headers: a key may repeat, a value may be null.
+type Headers = Vec<(String, Option<Vec<u8>>)>;
+
 /// A record on its way into the topology.
-type Pending = VecDeque<(String, Option<Vec<u8>>, Option<Vec<u8>>, i64)>;
+type Pending = VecDeque<(String, Option<Vec<u8>>, Option<Vec<u8>>, i64, Headers)>;
 
 impl TopologyTestDriver {
     /// A driver running `topology` as one task, its wall clock at 0.
@@ -125,7 +128,12 @@ impl TopologyTestDriver {
     /// fail on such records ([`OnUndecodable::LogAndFail`]), as Kafka
     /// Streams' test driver throws.
     pub fn pipe_bytes(&mut self, topic: &str, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: i64) {
-        self.drain(VecDeque::from([(topic.to_string(), key, value, timestamp)]));
+        self.pipe_bytes_with_headers(topic, key, value, Vec::new(), timestamp);
+    }
+
+    /// [`TopologyTestDriver::pipe_bytes`], for a record with headers.
+    pub fn pipe_bytes_with_headers(&mut self, topic: &str, key: Option<Vec<u8>>, value: Option<Vec<u8>>, headers: Headers, timestamp: i64) {
+        self.drain(VecDeque::from([(topic.to_string(), key, value, timestamp, headers)]));
     }
 
     /// Moves the wall clock forward by `ms`, running the wall-clock
@@ -143,7 +151,7 @@ impl TopologyTestDriver {
     /// Processes records until none is left, including those the
     /// topology writes to topics it reads.
     fn drain(&mut self, mut pending: Pending) {
-        while let Some((topic, key, value, timestamp)) = pending.pop_front() {
+        while let Some((topic, key, value, timestamp, headers)) = pending.pop_front() {
             if let Some(global) = self.topology.global(&topic) {
                 if (global.apply)(&mut self.globals, key.as_deref(), value.as_deref(), timestamp).is_err() {
                     self.task.skipped += 1;
@@ -154,7 +162,11 @@ impl TopologyTestDriver {
             let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.on_undecodable };
             let offset = self.offsets.entry(topic.clone()).or_insert(0);
             *offset += 1;
-            let input = Input { topic: &topic, partition: 0, offset: *offset - 1, key: key.as_deref(), value: value.as_deref(), timestamp };
+            let headers = headers.iter().fold(rdkafka::message::OwnedHeaders::new_with_capacity(headers.len()), |all, (name, value)| {
+                all.insert(rdkafka::message::Header { key: name, value: value.as_deref() })
+            });
+            let input =
+                Input { topic: &topic, partition: 0, offset: *offset - 1, key: key.as_deref(), value: value.as_deref(), timestamp, headers: Some(&headers) };
             if let Err(undecodable) = self.task.process(&scope, &input, &mut emitted) {
                 panic!("{undecodable}");
             }
@@ -169,7 +181,8 @@ impl TopologyTestDriver {
             match out {
                 Emitted::Record { topic, key, value, timestamp, headers } => {
                     if self.topology.reads(&topic) {
-                        pending.push_back((topic.to_string(), key.clone(), value.clone(), timestamp));
+                        let read_back = headers.iter().map(|(name, value)| (name.clone(), Some(value.clone()))).collect();
+                        pending.push_back((topic.to_string(), key.clone(), value.clone(), timestamp, read_back));
                     }
                     self.written.entry(topic.to_string()).or_default().push_back(Written { key, value, timestamp, headers });
                 }

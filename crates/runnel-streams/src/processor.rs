@@ -110,6 +110,26 @@ pub struct RecordMetadata {
     pub offset: i64,
 }
 
+/// A record's headers, read only when a processor asks for them.
+pub(crate) trait ReadHeaders {
+    /// The headers, in order: a key may repeat, a value may be null.
+    fn read(&self) -> Vec<(String, Option<Vec<u8>>)>;
+}
+
+impl<H: rdkafka::message::Headers> ReadHeaders for H {
+    fn read(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.iter().map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec))).collect()
+    }
+}
+
+/// The input record being processed: where it was read, and its headers
+/// (neither in a punctuation).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RecordContext<'r> {
+    pub metadata: Option<RecordMetadata>,
+    pub headers: Option<&'r dyn ReadHeaders>,
+}
+
 /// What a processor may do: forward records, and use its stores.
 pub struct ProcessorContext<'a, KO, VO> {
     node: &'a mut NodeContext<'a>,
@@ -128,7 +148,14 @@ impl<'a, KO: Data, VO: Data> ProcessorContext<'a, KO, VO> {
     /// Where the record being processed was read; `None` in a
     /// punctuation.
     pub fn record_metadata(&self) -> Option<RecordMetadata> {
-        self.node.record
+        self.node.record.metadata
+    }
+
+    /// The headers of the record being processed (Kafka Streams'
+    /// `headers()`), in order: a key may repeat, a value may be null.
+    /// Empty in a punctuation.
+    pub fn headers(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.node.record.headers.map(ReadHeaders::read).unwrap_or_default()
     }
 
     /// Sends a record downstream with the current timestamp.

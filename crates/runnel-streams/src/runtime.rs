@@ -714,7 +714,8 @@ impl Worker {
         let timestamp = message.timestamp().to_millis().unwrap_or(0);
         let mut emitted = std::mem::take(&mut self.emitted);
         let scope = Scope { topology: &self.topology, globals: &self.globals, on_undecodable: &self.config.on_undecodable };
-        let input = Input { topic: logical, partition, offset: message.offset(), key: message.key(), value: message.payload(), timestamp };
+        let headers = message.headers().map(|h| h as &dyn crate::processor::ReadHeaders);
+        let input = Input { topic: logical, partition, offset: message.offset(), key: message.key(), value: message.payload(), timestamp, headers };
         task.process(&scope, &input, &mut emitted)?;
         if let Some((store, message)) = task.stores.failure() {
             return Err(StreamsError::StoreRead { store: self.topology.stores[store].name.to_string(), message });

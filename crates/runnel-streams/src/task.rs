@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::processor::{PunctuationType, Punctuations, RecordMetadata};
+use crate::processor::{PunctuationType, Punctuations, ReadHeaders, RecordContext, RecordMetadata};
 use crate::serde::SerdeError;
 use crate::store::{StoreChange, Stores};
 use crate::topology::{Item, Node, NodeContext, NodeKind, Topology};
@@ -36,6 +36,7 @@ pub(crate) struct Input<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub timestamp: i64,
+    pub headers: Option<&'a dyn ReadHeaders>,
 }
 
 /// What happens to an input record that cannot be deserialized (Kafka
@@ -91,8 +92,6 @@ pub(crate) struct Task {
     stream_time: Option<i64>,
     pub dropped_late: u64,
     pub skipped: u64,
-    /// Where the input record being processed was read.
-    record: Option<RecordMetadata>,
 }
 
 impl Task {
@@ -109,7 +108,7 @@ impl Task {
             .collect();
         let stores = topology.new_stores();
         let punctuations = Punctuations::new(&nodes, wall_clock);
-        Task { nodes, stores, punctuations, stream_time: None, dropped_late: 0, skipped: 0, record: None }
+        Task { nodes, stores, punctuations, stream_time: None, dropped_late: 0, skipped: 0 }
     }
 
     /// Processes one record through every source that reads its topic.
@@ -140,11 +139,10 @@ impl Task {
                         }
                     }
                     let item = Item { key, value, timestamp };
-                    self.record = Some(RecordMetadata { partition: input.partition, offset: input.offset });
+                    let record = RecordContext { metadata: Some(RecordMetadata { partition: input.partition, offset: input.offset }), headers: input.headers };
                     for &child in &topology.nodes[source].children {
-                        self.run(scope, child, item.clone(), emitted);
+                        self.run(scope, child, item.clone(), emitted, record);
                     }
-                    self.record = None;
                 }
                 Err(error) => {
                     let undecodable = Undecodable { topic: input.topic.to_string(), partition: input.partition, offset: input.offset, error };
@@ -167,12 +165,12 @@ impl Task {
     /// Runs the punctuations of `kind` due at `now`.
     pub fn punctuate(&mut self, scope: &Scope<'_>, kind: PunctuationType, now: i64, emitted: &mut Vec<Emitted>) {
         for (node, which) in self.punctuations.due(kind, now) {
-            self.run_node(scope, node, emitted, |processor, ctx| processor.punctuate(which, now, ctx));
+            self.run_node(scope, node, emitted, RecordContext::default(), |processor, ctx| processor.punctuate(which, now, ctx));
         }
     }
 
     /// Processes `item` at `node` and, depth first, everything it forwards.
-    fn run(&mut self, scope: &Scope<'_>, node: usize, item: Item, emitted: &mut Vec<Emitted>) {
+    fn run(&mut self, scope: &Scope<'_>, node: usize, item: Item, emitted: &mut Vec<Emitted>, record: RecordContext<'_>) {
         let def = &scope.topology.nodes[node];
         match &def.kind {
             NodeKind::Sink { topic, encode } => {
@@ -180,12 +178,19 @@ impl Task {
                 emitted.push(Emitted::Record { topic: topic.clone(), key, value, timestamp: item.timestamp, headers: Vec::new() });
             }
             NodeKind::Source { .. } => {}
-            NodeKind::Processor { .. } => self.run_node(scope, node, emitted, |processor, ctx| processor.process(item, ctx)),
+            NodeKind::Processor { .. } => self.run_node(scope, node, emitted, record, |processor, ctx| processor.process(item, ctx)),
         }
     }
 
     /// Runs `f` on processor `node` and, depth first, what it forwards.
-    fn run_node(&mut self, scope: &Scope<'_>, node: usize, emitted: &mut Vec<Emitted>, f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>)) {
+    fn run_node(
+        &mut self,
+        scope: &Scope<'_>,
+        node: usize,
+        emitted: &mut Vec<Emitted>,
+        record: RecordContext<'_>,
+        f: impl FnOnce(&mut dyn Node, &mut NodeContext<'_>),
+    ) {
         let topology = scope.topology;
         let Some(mut processor) = self.nodes[node].take() else { return };
         let (mut forwarded, mut changes) = (Vec::new(), Vec::new());
@@ -195,14 +200,14 @@ impl Task {
             globals: scope.globals,
             changes: &mut changes,
             dropped_late: &mut self.dropped_late,
-            record: self.record,
+            record,
         };
         f(processor.as_mut(), &mut ctx);
         self.nodes[node] = Some(processor);
         emitted.extend(changes.into_iter().map(|change| Emitted::Change { store: topology.stores[change.store].name.clone(), change }));
         for out in forwarded {
             for &child in &topology.nodes[node].children {
-                self.run(scope, child, out.clone(), emitted);
+                self.run(scope, child, out.clone(), emitted, record);
             }
         }
     }

@@ -53,9 +53,8 @@ pub(crate) struct NodeContext<'a> {
     pub changes: &'a mut Vec<StoreChange>,
     /// Records dropped for arriving after their window closed.
     pub dropped_late: &'a mut u64,
-    /// Where the input record being processed was read (none in a
-    /// punctuation).
-    pub record: Option<crate::processor::RecordMetadata>,
+    /// The input record being processed (none in a punctuation).
+    pub record: crate::processor::RecordContext<'a>,
 }
 
 /// One running processor node.

@@ -148,6 +148,10 @@ pub fn variables_list(statement: &str, variables: &std::collections::BTreeMap<St
 pub fn source_description(source: &SourceDef, queries: &[PersistentQuery], partitions: Option<i32>, extended: bool) -> Value {
     let mut fields: Vec<Value> = source.key.iter().map(|c| json!({"name": c.name, "schema": schema(&c.sql_type), "type": "KEY"})).collect();
     fields.extend(source.value.iter().map(|c| json!({"name": c.name, "schema": schema(&c.sql_type)})));
+    fields.extend(source.headers.iter().map(|h| match &h.key {
+        None => json!({"name": h.column.name, "schema": schema(&h.column.sql_type), "type": "HEADER"}),
+        Some(key) => json!({"name": h.column.name, "schema": schema(&h.column.sql_type), "type": "HEADER", "headerKey": key}),
+    }));
     let reading: Vec<Value> = queries.iter().filter(|q| q.plan.source_names().contains(&source.name)).map(|q| query_entry(q, &q.sink.topic)).collect();
     let writing: Vec<Value> = queries.iter().filter(|q| q.sink_name == source.name).map(|q| query_entry(q, &q.sink.topic)).collect();
     json!({

@@ -10,7 +10,9 @@
 //! === name
 //! statements...;
 //! --- input
-//! topic timestamp key value      (`-` for a null key or value)
+//! topic timestamp key value      (`-` for a null key or value; a value may
+//!                                 end with ` ## k=v; k=v; k` headers, `k`
+//!                                 alone having a null value)
 //! --- output
 //! TOPIC timestamp key value      (windowed keys print as key@start or key@start-end)
 //! --- error
@@ -203,9 +205,20 @@ fn run(case: &Case) -> Result<Vec<String>, String> {
     let by_topic = |topic: &str| engine.catalog().all().find(|s| s.topic == topic).cloned();
     for input in &case.inputs {
         let mut parts = input.splitn(4, ' ');
-        let (topic, timestamp, key, value) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or("-"));
+        let (topic, timestamp, key, rest) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or("-"));
+        let (value, headers) = rest.split_once(" ## ").unwrap_or((rest, ""));
+        let headers = headers
+            .split(';')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(|h| match h.split_once('=') {
+                Some((name, value)) => (name.to_string(), Some(value.as_bytes().to_vec())),
+                None => (h.to_string(), None),
+            })
+            .collect();
         let source = by_topic(topic);
-        driver.pipe_bytes(topic, key_bytes(source.as_ref(), key), value_bytes(source.as_ref(), value), timestamp.parse().expect("a timestamp"));
+        let (key, value) = (key_bytes(source.as_ref(), key), value_bytes(source.as_ref(), value));
+        driver.pipe_bytes_with_headers(topic, key, value, headers, timestamp.parse().expect("a timestamp"));
     }
     let mut topics: Vec<String> = Vec::new();
     for line in &case.outputs {
@@ -231,6 +244,7 @@ fn run(case: &Case) -> Result<Vec<String>, String> {
                 topic: "select".into(),
                 key: Vec::new(),
                 value: Vec::new(),
+                headers: Vec::new(),
                 key_format: Format::Json,
                 value_format: Format::Json,
                 timestamp: None,
