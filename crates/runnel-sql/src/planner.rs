@@ -688,10 +688,10 @@ fn plan_aggregation(
 
 /// The row expressions see: the key columns, the value columns, the
 /// header columns, then `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`.
-fn widen(key: &Key, value: &Row, headers: Vec<Value>, pseudo: [Value; 3]) -> Row {
+fn widen(key: &Key, value: impl ExactSizeIterator<Item = Value>, headers: Vec<Value>, pseudo: [Value; 3]) -> Row {
     let mut row = Vec::with_capacity(key.0.len() + value.len() + headers.len() + pseudo.len());
     row.extend(key.0.iter().cloned());
-    row.extend(value.iter().cloned());
+    row.extend(value);
     row.extend(headers);
     row.extend(pseudo);
     row
@@ -729,13 +729,25 @@ impl Widen {
     }
 }
 
+impl Widen {
+    /// The pseudo columns' values: `ROWTIME`, `ROWPARTITION`, `ROWOFFSET`.
+    fn pseudo(ctx: &ProcessorContext<'_, Key, Row>) -> [Value; 3] {
+        let (partition, offset) = ctx.record_metadata().map_or((Value::Null, Value::Null), |r| (Value::Int(r.partition), Value::Bigint(r.offset)));
+        [Value::Bigint(ctx.timestamp()), partition, offset]
+    }
+}
+
 impl Processor<Key, Row, Key, Row> for Widen {
     fn process(&mut self, key: &Key, value: &Row, ctx: &mut ProcessorContext<'_, Key, Row>) {
-        let (partition, offset) = ctx.record_metadata().map_or((Value::Null, Value::Null), |r| (Value::Int(r.partition), Value::Bigint(r.offset)));
-        let headers = self.header_values(ctx);
-        let row = widen(key, value, headers, [Value::Bigint(ctx.timestamp()), partition, offset]);
+        let row = widen(key, value.iter().cloned(), self.header_values(ctx), Widen::pseudo(ctx));
         // Run with `process_values`, the record keeps the key it came with
         // whatever key it is forwarded under: an empty one costs no copy.
+        ctx.forward(Key::default(), row);
+    }
+
+    /// The value's columns are moved into the wider row, not copied.
+    fn process_owned(&mut self, key: &Key, value: Row, ctx: &mut ProcessorContext<'_, Key, Row>) {
+        let row = widen(key, value.into_iter(), self.header_values(ctx), Widen::pseudo(ctx));
         ctx.forward(Key::default(), row);
     }
 }
@@ -757,6 +769,36 @@ fn joined_row(left: Option<&Row>, left_width: usize, right: Option<&Row>, right_
 fn evaluate(expressions: &[Compiled], row: &[Value], log: &ProcessingLog) -> Vec<Value> {
     let mut ctx = Eval::default();
     let out = expressions.iter().map(|e| e.eval(row, &mut ctx)).collect();
+    for error in ctx.errors {
+        log.record(error);
+    }
+    out
+}
+
+/// For each expression, the column it moves out of the row it is
+/// evaluated on: one selected as it is and read by no other expression.
+fn movable_columns(expressions: &[Compiled], width: usize) -> Vec<Option<usize>> {
+    let mut readers = vec![0usize; width];
+    for expression in expressions {
+        let mut read = vec![false; width];
+        expression.mark_columns(&mut read);
+        readers.iter_mut().zip(read).for_each(|(count, read)| *count += usize::from(read));
+    }
+    expressions.iter().map(|e| e.as_column().filter(|c| readers.get(*c) == Some(&1))).collect()
+}
+
+/// [`evaluate`] on a row it may take apart: the columns `moves` names are
+/// moved out rather than copied.
+fn evaluate_owned(expressions: &[Compiled], moves: &[Option<usize>], mut row: Row, log: &ProcessingLog) -> Vec<Value> {
+    let mut ctx = Eval::default();
+    let out = expressions
+        .iter()
+        .zip(moves)
+        .map(|(expression, moved)| match moved {
+            Some(column) => std::mem::replace(&mut row[*column], Value::Null),
+            None => expression.eval(&row, &mut ctx),
+        })
+        .collect();
     for error in ctx.errors {
         log.record(error);
     }
@@ -928,7 +970,8 @@ impl Plan {
                 let keeps_key = key.is_empty() || (rekey.is_none() && key.iter().map(Compiled::as_column).eq(source_key));
                 let (key, values, log) = (key.clone(), values.clone(), log.clone());
                 let projected = if keeps_key {
-                    stream.map_values(move |row| evaluate(&values, row, &log))
+                    let moves = movable_columns(&values, self.offsets().1);
+                    stream.map_values_owned(move |row| evaluate_owned(&values, &moves, row, &log))
                 } else {
                     stream.map(move |_, row| (Key(evaluate(&key, row, &log)), evaluate(&values, row, &log)))
                 };
@@ -947,7 +990,7 @@ impl Plan {
         let widened = RowSerde(RowFormat::value(Format::Json, types, &source.topic, self.log.clone()));
         builder
             .table(&source.topic, key_serde, value_serde)
-            .map_values_with_serde(|key, row| widen(key, row, Vec::new(), [Value::Null, Value::Null, Value::Null]), widened)
+            .map_values_with_serde(|key, row| widen(key, row.iter().cloned(), Vec::new(), [Value::Null, Value::Null, Value::Null]), widened)
     }
 
     /// The left table joined with the right one: on both primary keys

@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use crate::aggregate::KGroupedStream;
 use crate::serde::Serde;
-use crate::topology::{encoder, item, pass_through, repartition_through, typed, Data, FnNode, Graph, Grouped, Item, MakeNode, NodeKind, SharedSerde};
+use crate::topology::{
+    encoder, item, owned, pass_through, repartition_through, typed, Data, FnNode, Graph, Grouped, Item, MakeNode, NodeKind, SharedSerde, Value,
+};
 
 /// A record stream, as Kafka Streams' `KStream<K, V>`.
 pub struct KStream<K, V> {
@@ -62,13 +64,21 @@ impl<K: Data, V: Data> KStream<K, V> {
         self.with_node(node, key_serde)
     }
 
-    /// Keeps the records for which `predicate` holds.
+    /// Keeps the records for which `predicate` holds. A kept record is
+    /// passed on as it came, so a value it alone held stays unshared.
     pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> KStream<K, V> {
-        self.then("KSTREAM-FILTER-", self.key_serde.clone(), Tombstones::Forward, move |record, k, v, out| {
-            if predicate(k, v) {
-                out.push(record.clone());
-            }
-        })
+        let predicate = Arc::new(predicate);
+        let make: MakeNode = Arc::new(move || {
+            let predicate = predicate.clone();
+            Box::new(FnNode(move |item: Item, out: &mut Vec<Item>| {
+                let keep = item.value.as_ref().is_none_or(|value| predicate(typed::<K>(&item.key), typed::<V>(value)));
+                if keep {
+                    out.push(item);
+                }
+            }))
+        });
+        let node = self.graph.borrow_mut().add_processor("KSTREAM-FILTER-", make, Vec::new(), &[self.node]);
+        self.with_node(node, self.key_serde.clone())
     }
 
     /// Drops the records for which `predicate` holds.
@@ -79,6 +89,23 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// A new value for each record, same key.
     pub fn map_values<V2: Data>(&self, f: impl Fn(&V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
         self.then("KSTREAM-MAPVALUES-", self.key_serde.clone(), Tombstones::Forward, move |record, _, v, out| out.push(record.with_value(f(v))))
+    }
+
+    /// A new value for each record, made from the value itself: a value
+    /// no other node holds is moved into `f` rather than copied (a
+    /// Rust-only variant of `mapValues`, for values costly to copy).
+    pub fn map_values_owned<V2: Data>(&self, f: impl Fn(V) -> V2 + Send + Sync + 'static) -> KStream<K, V2> {
+        let f = Arc::new(f);
+        let make: MakeNode = Arc::new(move || {
+            let f = f.clone();
+            Box::new(FnNode(move |item: Item, out: &mut Vec<Item>| {
+                let Item { key, value, timestamp } = item;
+                let value = value.map(|value| -> Value { Arc::new(f(owned::<V>(value))) });
+                out.push(Item { key, value, timestamp });
+            }))
+        });
+        let node = self.graph.borrow_mut().add_processor("KSTREAM-MAPVALUES-", make, Vec::new(), &[self.node]);
+        self.with_node(node, self.key_serde.clone())
     }
 
     /// A new value for each record from its key and value, same key

@@ -89,6 +89,12 @@ pub trait Processor<K, V, KO, VO>: Send + 'static {
     /// Handles one record (tombstones are not passed).
     fn process(&mut self, key: &K, value: &V, ctx: &mut ProcessorContext<'_, KO, VO>);
 
+    /// Processes a record whose value no other node holds, so it can be
+    /// moved rather than copied; by default, as [`Processor::process`].
+    fn process_owned(&mut self, key: &K, value: V, ctx: &mut ProcessorContext<'_, KO, VO>) {
+        self.process(key, &value, ctx);
+    }
+
     /// The punctuations to schedule; [`Processor::punctuate`] is called
     /// with the index of the one that is due.
     fn punctuations(&self) -> Vec<Punctuation> {
@@ -247,9 +253,14 @@ where
     VO: Data,
 {
     fn process(&mut self, item: Item, ctx: &mut NodeContext<'_>) {
-        let Some(value) = &item.value else { return };
-        let (key, value) = (typed::<K>(&item.key), typed::<V>(value));
-        with_context(ctx, &self.stores, item.timestamp, |pctx| self.processor.process(key, value, pctx));
+        let Item { key, value, timestamp } = item;
+        let Some(value) = value else { return };
+        let key = typed::<K>(&key);
+        match value.downcast::<V>().map(Arc::try_unwrap) {
+            Ok(Ok(value)) => with_context(ctx, &self.stores, timestamp, |pctx| self.processor.process_owned(key, value, pctx)),
+            Ok(Err(shared)) => with_context(ctx, &self.stores, timestamp, |pctx| self.processor.process(key, &shared, pctx)),
+            Err(_) => unreachable!("the DSL's types guarantee each node gets the types it was built for"),
+        }
     }
 
     fn punctuations(&self) -> Vec<Punctuation> {

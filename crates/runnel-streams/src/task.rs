@@ -140,9 +140,7 @@ impl Task {
                     }
                     let item = Item { key, value, timestamp };
                     let record = RecordContext { metadata: Some(RecordMetadata { partition: input.partition, offset: input.offset }), headers: input.headers };
-                    for &child in &topology.nodes[source].children {
-                        self.run(scope, child, item.clone(), emitted, record);
-                    }
+                    self.run_children(scope, source, item, emitted, record);
                 }
                 Err(error) => {
                     let undecodable = Undecodable { topic: input.topic.to_string(), partition: input.partition, offset: input.offset, error };
@@ -167,6 +165,17 @@ impl Task {
         for (node, which) in self.punctuations.due(kind, now) {
             self.run_node(scope, node, emitted, RecordContext::default(), |processor, ctx| processor.punctuate(which, now, ctx));
         }
+    }
+
+    /// Processes `item` at each child of `node`, in turn. The last child
+    /// gets the item itself, so a value no other node holds reaches it
+    /// unshared and can be moved rather than copied.
+    fn run_children(&mut self, scope: &Scope<'_>, node: usize, item: Item, emitted: &mut Vec<Emitted>, record: RecordContext<'_>) {
+        let Some((&last, rest)) = scope.topology.nodes[node].children.split_last() else { return };
+        for &child in rest {
+            self.run(scope, child, item.clone(), emitted, record);
+        }
+        self.run(scope, last, item, emitted, record);
     }
 
     /// Processes `item` at `node` and, depth first, everything it forwards.
@@ -206,9 +215,7 @@ impl Task {
         self.nodes[node] = Some(processor);
         emitted.extend(changes.into_iter().map(|change| Emitted::Change { store: topology.stores[change.store].name.clone(), change }));
         for out in forwarded {
-            for &child in &topology.nodes[node].children {
-                self.run(scope, child, out.clone(), emitted, record);
-            }
+            self.run_children(scope, node, out, emitted, record);
         }
     }
 

@@ -449,6 +449,12 @@ impl Default for StreamsBuilder {
 pub trait Data: Clone + Send + Sync + 'static {}
 impl<T: Clone + Send + Sync + 'static> Data for T {}
 
+/// The value itself if no one else holds it, else a copy of it.
+pub(crate) fn owned<T: Data>(value: Value) -> T {
+    let value = value.downcast::<T>().unwrap_or_else(|_| panic!("a value of the wrong type reached a node: the DSL's types guarantee it cannot"));
+    Arc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone())
+}
+
 pub(crate) fn typed<T: 'static>(value: &Value) -> &T {
     value.downcast_ref::<T>().expect("the DSL's types guarantee each node gets the types it was built for")
 }

@@ -29,6 +29,44 @@ fn stateless_operators_transform_filter_split_and_merge() {
 }
 
 #[test]
+fn owned_mapping_moves_a_value_held_once_and_copies_a_shared_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    /// A value that counts its copies.
+    struct Counted(String, Arc<AtomicUsize>);
+    impl Clone for Counted {
+        fn clone(&self) -> Counted {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            Counted(self.0.clone(), self.1.clone())
+        }
+    }
+    // Runs "cab" through an owned mapping, with a second reader of the
+    // same values or not; returns the copies made.
+    let copies_made = |second_reader: bool| {
+        let copies = Arc::new(AtomicUsize::new(0));
+        let builder = StreamsBuilder::new();
+        let counted = {
+            let copies = copies.clone();
+            builder.stream("in", StringSerde, StringSerde).map_values(move |v| Counted(v.clone(), copies.clone()))
+        };
+        counted.filter(|_, v| !v.0.is_empty()).map_values_owned(|v: Counted| v.0 + "!").to("alone", StringSerde, StringSerde);
+        if second_reader {
+            counted.map_values(|v| v.0.to_uppercase()).to("shared", StringSerde, StringSerde);
+        }
+        let mut driver = TopologyTestDriver::new(builder.build());
+        let input = driver.input_topic("in", StringSerde, StringSerde);
+        driver.pipe(&input, &"k".to_string(), &"cab".to_string(), 1);
+        assert_eq!(values(&mut driver, "alone"), [("k".to_string(), "cab!".to_string())]);
+        if second_reader {
+            assert_eq!(values(&mut driver, "shared"), [("k".to_string(), "CAB".to_string())]);
+        }
+        copies.load(Ordering::Relaxed)
+    };
+    assert_eq!(copies_made(false), 0, "one reader: the value is moved through the filter into the mapping");
+    assert_eq!(copies_made(true), 1, "two readers: the first one's value is copied");
+}
+
+#[test]
 fn undecodable_input_is_skipped_and_counted() {
     let builder = StreamsBuilder::new();
     builder.stream("in", StringSerde, I64Serde).to("out", StringSerde, I64Serde);
