@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 use crate::error::SqlError;
 use crate::functions::{base64_encode, write_json, write_json_string};
 use crate::row::{Key, ProcessingLog, Row};
-use crate::schema::BoundSchema;
+use crate::schema::{BoundSchema, LocalProtobuf};
 use crate::time;
 use crate::types::SqlType;
 use crate::value::{Decimal, Value};
@@ -42,6 +42,9 @@ pub enum Format {
     Protobuf,
     /// JSON, its JSON Schema in a Schema Registry.
     JsonSr,
+    /// Protobuf without a registry: the message ksqlDB would register for
+    /// the columns, without a schema id.
+    ProtobufNoSr,
 }
 
 impl Format {
@@ -55,7 +58,7 @@ impl Format {
             "AVRO" => Ok(Format::Avro),
             "PROTOBUF" => Ok(Format::Protobuf),
             "JSON_SR" => Ok(Format::JsonSr),
-            "PROTOBUF_NOSR" => Err(SqlError::invalid("The format PROTOBUF_NOSR is not available yet: use PROTOBUF, with the registry.")),
+            "PROTOBUF_NOSR" => Ok(Format::ProtobufNoSr),
             _ => Err(SqlError::invalid(format!("Unknown format: {name}"))),
         }
     }
@@ -70,6 +73,7 @@ impl Format {
             Format::Avro => "AVRO",
             Format::Protobuf => "PROTOBUF",
             Format::JsonSr => "JSON_SR",
+            Format::ProtobufNoSr => "PROTOBUF_NOSR",
         }
     }
 
@@ -101,6 +105,7 @@ impl Format {
                 None => Ok(()),
             },
             Format::None if !columns.is_empty() => Err(SqlError::invalid(format!("The NONE format cannot have {what} columns."))),
+            Format::ProtobufNoSr => LocalProtobuf::new(columns).map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -126,6 +131,14 @@ pub struct RowFormat {
     json_keys: Arc<Vec<String>>,
     /// The registry schema of AVRO, PROTOBUF and JSON_SR rows.
     schema: Option<Arc<BoundSchema>>,
+    /// The message of PROTOBUF_NOSR rows (`None` for other formats, or
+    /// columns Protobuf cannot carry, which statements refuse first).
+    local_protobuf: Option<Arc<LocalProtobuf>>,
+}
+
+/// The message of PROTOBUF_NOSR rows of `columns`.
+fn local_protobuf(format: Format, columns: &[(String, SqlType)]) -> Option<Arc<LocalProtobuf>> {
+    (format == Format::ProtobufNoSr).then(|| LocalProtobuf::new(columns).ok().map(Arc::new)).flatten()
 }
 
 /// `"NAME":` for each column.
@@ -149,6 +162,7 @@ impl RowFormat {
         RowFormat {
             format,
             json_keys: json_keys(&columns),
+            local_protobuf: local_protobuf(format, &columns),
             columns: Arc::new(columns),
             unwrap_single: true,
             log,
@@ -163,6 +177,7 @@ impl RowFormat {
         RowFormat {
             format,
             json_keys: json_keys(&columns),
+            local_protobuf: local_protobuf(format, &columns),
             columns: Arc::new(columns),
             unwrap_single: false,
             log,
@@ -188,7 +203,7 @@ impl RowFormat {
     /// Whether a lone column is written bare rather than in a record;
     /// Protobuf has no bare values.
     fn single(&self) -> bool {
-        self.unwrap_single && self.columns.len() == 1 && self.format != Format::Protobuf
+        self.unwrap_single && self.columns.len() == 1 && !matches!(self.format, Format::Protobuf | Format::ProtobufNoSr)
     }
 
     fn problem(&self, column: &str, message: impl std::fmt::Display) {
@@ -233,6 +248,10 @@ impl RowFormat {
                     out.extend_from_slice(text.as_bytes());
                 });
                 Some(written?)
+            }
+            Format::ProtobufNoSr => {
+                let message = self.local_protobuf.as_ref().ok_or_else(|| format!("topic {}: these columns have no Protobuf message", self.topic))?;
+                Some(message.write(row, &self.columns)?)
             }
         })
     }
@@ -279,9 +298,12 @@ impl RowFormat {
             }
             Format::Json => self.read_json_bytes(bytes).map(Some),
             Format::JsonSr => self.read_json_bytes(split_wire(bytes)?.1).map(Some),
-            Format::Avro | Format::Protobuf => {
-                let schema = self.schema.as_ref().ok_or_else(|| SerdeError::Schema(format!("topic {}: no schema registry to read with", self.topic)))?;
-                let columns = schema.read(bytes, &self.columns, self.single())?;
+            Format::Avro | Format::Protobuf | Format::ProtobufNoSr => {
+                let columns = match (&self.local_protobuf, &self.schema) {
+                    (Some(message), _) => message.read(bytes, &self.columns)?,
+                    (None, Some(schema)) => schema.read(bytes, &self.columns, self.single())?,
+                    (None, None) => return Err(SerdeError::Schema(format!("topic {}: no schema to read with", self.topic))),
+                };
                 Ok(Some(
                     self.columns
                         .iter()
@@ -806,7 +828,9 @@ mod tests {
         assert!(Format::Kafka.check(&two, "key").is_err());
         assert!(Format::Kafka.check(&[("A".into(), SqlType::Boolean)], "key").is_err());
         assert!(Format::Delimited.check(&[("A".into(), SqlType::Array(Box::new(SqlType::Int)))], "value").is_err());
-        assert!(Format::parse("PROTOBUF_NOSR").is_err() && Format::parse("XML").is_err());
+        assert!(Format::parse("XML").is_err());
+        assert_eq!(Format::parse("protobuf_nosr").unwrap(), Format::ProtobufNoSr);
+        assert!(Format::ProtobufNoSr.check(&[("A".into(), SqlType::Time)], "value").is_err());
         assert_eq!(Format::parse("avro").unwrap(), Format::Avro);
         assert_eq!(Format::parse("json").unwrap(), Format::Json);
     }

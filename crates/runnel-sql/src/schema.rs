@@ -219,19 +219,7 @@ impl BoundSchema {
             }
             Compiled::Protobuf(pool) => {
                 let (indexes, body) = take_message_indexes(body)?;
-                let descriptor = protobuf_message(pool, &indexes)?;
-                let message =
-                    DynamicMessage::decode(descriptor.clone(), body).map_err(|e| SerdeError::Schema(format!("not a {} message: {e}", descriptor.name())))?;
-                Ok(columns
-                    .iter()
-                    .map(|(name, ty)| match descriptor.fields().find(|f| f.name().eq_ignore_ascii_case(name)) {
-                        Some(field) if field.kind().as_message().is_some() && !field.is_list() && !field.is_map() && !message.has_field(&field) => {
-                            Ok(Value::Null)
-                        }
-                        Some(field) => from_proto(&message.get_field(&field), &field.kind(), ty),
-                        None => Ok(Value::Null),
-                    })
-                    .collect())
+                read_protobuf(&protobuf_message(pool, &indexes)?, body, columns)
             }
             Compiled::Json => Err(SerdeError::Schema(format!("schema {id} is a JSON Schema, not a schema of this format"))),
         }
@@ -270,11 +258,9 @@ impl BoundSchema {
                 Ok(wire(id, &body))
             }
             Compiled::Protobuf(pool) => {
-                let descriptor = protobuf_message(pool, &[0]).map_err(|e| e.to_string())?;
-                let message = to_proto_message(columns.iter().map(|(name, _)| name.as_str()).zip(row), &descriptor)?;
                 let mut out = wire(id, &[]);
                 put_message_indexes(&mut out, &[0]);
-                message.encode(&mut out).map_err(|e| e.to_string())?;
+                write_protobuf(&protobuf_message(pool, &[0]).map_err(|e| e.to_string())?, row, columns, &mut out)?;
                 Ok(out)
             }
             Compiled::Json => {
@@ -283,6 +269,52 @@ impl BoundSchema {
                 Ok(out)
             }
         }
+    }
+}
+
+/// A Protobuf message's fields read into the columns of the same names.
+fn read_protobuf(descriptor: &MessageDescriptor, body: &[u8], columns: &[(String, SqlType)]) -> Result<Vec<Result<Value, String>>, SerdeError> {
+    let message = DynamicMessage::decode(descriptor.clone(), body).map_err(|e| SerdeError::Schema(format!("not a {} message: {e}", descriptor.name())))?;
+    Ok(columns
+        .iter()
+        .map(|(name, ty)| match descriptor.fields().find(|f| f.name().eq_ignore_ascii_case(name)) {
+            Some(field) if field.kind().as_message().is_some() && !field.is_list() && !field.is_map() && !message.has_field(&field) => Ok(Value::Null),
+            Some(field) => from_proto(&message.get_field(&field), &field.kind(), ty),
+            None => Ok(Value::Null),
+        })
+        .collect())
+}
+
+/// Appends a row's columns as a message of `descriptor`.
+fn write_protobuf(descriptor: &MessageDescriptor, row: &[Value], columns: &[(String, SqlType)], out: &mut Vec<u8>) -> Result<(), String> {
+    let message = to_proto_message(columns.iter().map(|(name, _)| name.as_str()).zip(row), descriptor)?;
+    message.encode(out).map_err(|e| e.to_string())
+}
+
+/// Rows as Protobuf messages without a registry (ksqlDB's
+/// `PROTOBUF_NOSR`): the message is the one ksqlDB would register for the
+/// columns, its fields numbered in the columns' order, and the bytes are
+/// the message alone, with no schema id.
+#[derive(Debug, Clone)]
+pub struct LocalProtobuf(MessageDescriptor);
+
+impl LocalProtobuf {
+    /// The message of `columns`; fails for types Protobuf cannot carry.
+    pub fn new(columns: &[(String, SqlType)]) -> Result<LocalProtobuf, SqlError> {
+        let pool = compile_protobuf(&proto_schema(columns)?, &[]).map_err(|e| SqlError::invalid(e.to_string()))?;
+        Ok(LocalProtobuf(protobuf_message(&pool, &[0]).map_err(|e| SqlError::invalid(e.to_string()))?))
+    }
+
+    /// A message's columns, each read or the reason it could not be.
+    pub fn read(&self, bytes: &[u8], columns: &[(String, SqlType)]) -> Result<Vec<Result<Value, String>>, SerdeError> {
+        read_protobuf(&self.0, bytes, columns)
+    }
+
+    /// A row's message.
+    pub fn write(&self, row: &[Value], columns: &[(String, SqlType)]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        write_protobuf(&self.0, row, columns, &mut out)?;
+        Ok(out)
     }
 }
 
@@ -991,6 +1023,13 @@ mod tests {
         let read: Vec<Value> = schema.read(&bytes, &columns, false).unwrap().into_iter().map(Result::unwrap).collect();
         assert_eq!(read, row);
         assert!(schema_for(Format::Protobuf, &[("D".into(), SqlType::Decimal { precision: 4, scale: 2 })], false).is_err());
+
+        let local = LocalProtobuf::new(&columns).unwrap();
+        let bytes = local.write(&row, &columns).unwrap();
+        assert_eq!(bytes[0], 0x08, "no header: field 1 (VENDORID), a varint, comes first");
+        let read: Vec<Value> = local.read(&bytes, &columns).unwrap().into_iter().map(Result::unwrap).collect();
+        assert_eq!(read, row);
+        assert!(LocalProtobuf::new(&[("D".into(), SqlType::Date)]).is_err());
     }
 
     #[test]

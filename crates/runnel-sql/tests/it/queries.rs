@@ -139,13 +139,19 @@ fn key_text(source: Option<&SourceDef>, bytes: Option<&[u8]>) -> String {
     format!("{shown}{window}")
 }
 
+/// Whether values in `format` are given and shown as JSON of their
+/// columns: the registry formats and PROTOBUF_NOSR.
+fn written_as_rows(format: Format) -> bool {
+    format.uses_registry() || format == Format::ProtobufNoSr
+}
+
 /// A value given as JSON, in the source's registry format.
 fn value_bytes(source: Option<&SourceDef>, value: &str) -> Option<Vec<u8>> {
     if value == "-" {
         return None;
     }
     match source {
-        Some(source) if source.value_format.uses_registry() => {
+        Some(source) if written_as_rows(source.value_format) => {
             let json: serde_json::Value = serde_json::from_str(value).expect("a JSON value");
             let row: Vec<Value> =
                 source.value.iter().map(|c| json.get(&c.name).map_or(Value::Null, |v| json_to_value(v, &c.sql_type).expect("a column value"))).collect();
@@ -159,7 +165,7 @@ fn value_bytes(source: Option<&SourceDef>, value: &str) -> Option<Vec<u8>> {
 fn value_text(source: Option<&SourceDef>, bytes: Option<&[u8]>) -> String {
     let Some(bytes) = bytes else { return "-".into() };
     match source {
-        Some(source) if source.value_format.uses_registry() => match source.value_row_format(ProcessingLog::shared()).read(Some(bytes)) {
+        Some(source) if written_as_rows(source.value_format) => match source.value_row_format(ProcessingLog::shared()).read(Some(bytes)) {
             Ok(row) => {
                 let json = RowFormat::value(Format::Json, source.value_columns(), &source.topic, ProcessingLog::shared());
                 String::from_utf8(json.write(&row.expect("a row")).expect("JSON")).expect("UTF-8")
