@@ -159,27 +159,21 @@ fn json_keys(columns: &[(String, SqlType)]) -> Arc<Vec<String>> {
 impl RowFormat {
     /// The format of a key of `columns` on `topic`.
     pub fn key(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
-        RowFormat {
-            format,
-            json_keys: json_keys(&columns),
-            local_protobuf: local_protobuf(format, &columns),
-            columns: Arc::new(columns),
-            unwrap_single: true,
-            log,
-            topic: topic.into(),
-            read: None,
-            schema: None,
-        }
+        RowFormat::new(format, columns, topic, log, true)
     }
 
     /// The format of a value of `columns` on `topic`.
     pub fn value(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>) -> RowFormat {
+        RowFormat::new(format, columns, topic, log, false)
+    }
+
+    fn new(format: Format, columns: Vec<(String, SqlType)>, topic: &str, log: Arc<ProcessingLog>, unwrap_single: bool) -> RowFormat {
         RowFormat {
             format,
             json_keys: json_keys(&columns),
             local_protobuf: local_protobuf(format, &columns),
             columns: Arc::new(columns),
-            unwrap_single: false,
+            unwrap_single,
             log,
             topic: topic.into(),
             read: None,
